@@ -1,0 +1,96 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hermod_core::ports::PortError;
+use serde::Serialize;
+
+/// Every error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    IdempotencyMismatch(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage unavailable")]
+    Unavailable(#[source] PortError),
+    #[error("internal error")]
+    Internal(#[source] PortError),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Conflict(m) => ApiError::Conflict(m),
+            e @ PortError::Unavailable(_) => ApiError::Unavailable(e),
+            e => ApiError::Internal(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, field) = match self {
+            ApiError::Invalid { code, field, .. } => (*code, field.as_deref()),
+            ApiError::Unauthorized => ("unauthorized", None),
+            ApiError::NotFound(_) => ("not_found", None),
+            ApiError::IdempotencyMismatch(_) => ("idempotency_key_reused", Some("Idempotency-Key")),
+            ApiError::Conflict(_) => ("conflict", None),
+            ApiError::Unavailable(_) => ("unavailable", None),
+            ApiError::Internal(_) => ("internal", None),
+        };
+        if let ApiError::Internal(e) | ApiError::Unavailable(e) = self {
+            tracing::error!(error = %e, source = ?std::error::Error::source(e), "request failed");
+        }
+        HttpResponse::build(self.status_code()).json(Body {
+            error: Detail {
+                code,
+                message: self.to_string(),
+                field,
+            },
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! HTTP API v1 (actix-web): messages, health, metrics, OpenAPI.
+//!
+//! Handlers see only the `Store` trait. Errors are `{"error": {code, message, field?}}`
+//! with the right 4xx; unknown JSON fields are refused with the field named.
+
+mod auth;
+mod error;
+mod messages;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use hermod_core::ports::Store;
+use hermod_crypto::ApiKeys;
+
+pub use error::ApiError;
+
+/// Shared state of the HTTP workers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: ApiKeys,
+    /// Renders `/metrics` in the Prometheus text format.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+/// Mounts every route. Use inside `App::new().configure(...)`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PayloadConfig::new(8 * 1024 * 1024))
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics))
+            .route("/openapi.json", web::get().to(openapi::serve))
+            .service(
+                web::scope("/v1")
+                    .route("/messages", web::post().to(messages::create))
+                    .route("/messages", web::get().to(messages::list))
+                    .route("/messages/batch", web::post().to(messages::create_batch))
+                    .route("/messages/{id}", web::get().to(messages::get)),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body((state.metrics)())
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound("no such route".into()))
+}

@@ -1,0 +1,596 @@
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hermod_core::model::*;
+use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Tenant;
+use crate::{ApiError, AppState};
+
+/// `POST /v1/messages` body.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// Recipient in E.164, e.g. `+447911123456`.
+    pub to: String,
+    /// Sender: an alphanumeric id (≤ 11) or a number.
+    pub from: Option<String>,
+    pub text: String,
+    /// Ordered channels to try; default `["sms"]`.
+    pub channels: Option<Vec<String>>,
+    /// Seconds the message stays worth delivering (1 to 604800).
+    pub ttl: Option<i64>,
+    /// Your own JSON object, returned as given (≤ 4 KiB).
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// Where to POST status events (http or https).
+    pub callback_url: Option<String>,
+}
+
+/// `POST /v1/messages/batch` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBatch {
+    /// Up to 1,000 messages.
+    pub messages: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub channel: String,
+    pub status: String,
+    pub provider_ids: Vec<String>,
+    pub raw_status: Option<String>,
+    #[schema(value_type = Object)]
+    pub error: Option<serde_json::Value>,
+    pub parts: i32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub attempt: Option<i32>,
+    pub channel: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Option<serde_json::Value>,
+    pub at: String,
+}
+
+/// The message resource.
+#[derive(Serialize, ToSchema)]
+pub struct MessageResource {
+    pub id: String,
+    pub status: String,
+    pub to: String,
+    pub from: Option<String>,
+    pub text: String,
+    pub channels: Vec<String>,
+    pub ttl: Option<i64>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    pub callback_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventView>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    pub data: Vec<MessageResource>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
+    MessageResource {
+        id: m.id.to_string(),
+        status: m.status.as_str().to_owned(),
+        to: m.to.clone(),
+        from: m.from.clone(),
+        text: m.text.clone(),
+        channels: m.channels.clone(),
+        ttl: m.ttl_secs,
+        metadata: m.metadata.clone(),
+        callback_url: m.callback_url.clone(),
+        created_at: rfc3339(m.created_at),
+        updated_at: rfc3339(m.updated_at),
+        attempts: view.map(|v| {
+            v.attempts
+                .iter()
+                .map(|a| AttemptView {
+                    attempt: a.attempt_no,
+                    channel: a.channel.clone(),
+                    status: a.status.as_str().to_owned(),
+                    provider_ids: a.provider_ids.clone(),
+                    raw_status: a.raw_status.clone(),
+                    error: a.error.as_ref().and_then(|e| serde_json::to_value(e).ok()),
+                    parts: a.parts,
+                    created_at: rfc3339(a.created_at),
+                    updated_at: rfc3339(a.updated_at),
+                })
+                .collect()
+        }),
+        events: view.map(|v| {
+            v.events
+                .iter()
+                .map(|e| EventView {
+                    seq: e.seq,
+                    kind: e.kind.clone(),
+                    status: e.status.as_str().to_owned(),
+                    attempt: e.attempt_no,
+                    channel: e.channel.clone(),
+                    detail: e.detail.clone(),
+                    at: rfc3339(e.at),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Parses JSON naming the offending field on error (unknown fields included).
+fn parse<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        // serde names an unknown field only in its message: `unknown field `x``.
+        let unknown = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next());
+        // The path already ends with an unknown field's name.
+        let field = match (unknown, path.as_str()) {
+            (Some(u), "." | "") => u.to_owned(),
+            (_, p) => p.to_owned(),
+        };
+        let field = format!("{prefix}{field}")
+            .trim_start_matches('.')
+            .to_owned();
+        let code = if unknown.is_some() {
+            "unknown_field"
+        } else {
+            "invalid_field"
+        };
+        ApiError::Invalid {
+            code,
+            message: msg,
+            field: Some(field),
+        }
+    })
+}
+
+fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Invalid {
+        code: "invalid_json",
+        message: format!("request body is not valid JSON: {e}"),
+        field: None,
+    })
+}
+
+/// Validates one message; `prefix` names its place in a batch (`messages[3].`).
+fn validate(
+    req: SendMessage,
+    tenant: &TenantId,
+    prefix: &str,
+    now: i64,
+) -> Result<NewMessage, ApiError> {
+    let f = |name: &str| format!("{prefix}{name}");
+    let to =
+        Msisdn::parse(req.to.trim()).map_err(|e| ApiError::field(f("to"), format!("to {e}")))?;
+    if req.text.is_empty() {
+        return Err(ApiError::field(f("text"), "text must not be empty"));
+    }
+    if req.text.chars().count() > 1600 {
+        return Err(ApiError::field(
+            f("text"),
+            "text must be at most 1600 characters",
+        ));
+    }
+    if let Some(from) = &req.from {
+        let ok = if let Some(d) = from.strip_prefix('+') {
+            (3..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+        } else if from.bytes().all(|b| b.is_ascii_digit()) {
+            (3..=15).contains(&from.len())
+        } else {
+            (1..=11).contains(&from.len())
+                && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        };
+        if !ok {
+            return Err(ApiError::field(
+                f("from"),
+                "from must be up to 11 letters/digits, or a number of 3 to 15 digits",
+            ));
+        }
+    }
+    let channels = match &req.channels {
+        None => vec![ChannelKind::Sms],
+        Some(list) if list.is_empty() => {
+            return Err(ApiError::field(f("channels"), "channels must not be empty"));
+        }
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, c) in list.iter().enumerate() {
+                let k = ChannelKind::parse(c).ok_or_else(|| {
+                    ApiError::field(
+                        f(&format!("channels[{i}]")),
+                        format!("unsupported channel '{c}' (supported: sms)"),
+                    )
+                })?;
+                out.push(k);
+            }
+            out
+        }
+    };
+    if let Some(ttl) = req.ttl {
+        if !(1..=604_800).contains(&ttl) {
+            return Err(ApiError::field(
+                f("ttl"),
+                "ttl must be between 1 and 604800 seconds",
+            ));
+        }
+    }
+    if let Some(m) = &req.metadata {
+        if !m.is_object() {
+            return Err(ApiError::field(
+                f("metadata"),
+                "metadata must be a JSON object",
+            ));
+        }
+        if m.to_string().len() > 4096 {
+            return Err(ApiError::field(
+                f("metadata"),
+                "metadata must be at most 4 KiB",
+            ));
+        }
+    }
+    if let Some(u) = &req.callback_url {
+        let ok = url_ok(u);
+        if !ok {
+            return Err(ApiError::field(
+                f("callback_url"),
+                "callback_url must be an http(s) URL",
+            ));
+        }
+    }
+    Ok(NewMessage {
+        id: MessageId::generate(),
+        tenant_id: tenant.clone(),
+        to,
+        from: req.from,
+        text: req.text,
+        channels,
+        ttl_secs: req.ttl,
+        metadata: req.metadata,
+        callback_url: req.callback_url,
+        created_at: now,
+    })
+}
+
+fn url_ok(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty() && !r.starts_with('/') && u.len() <= 2048 && !u.contains(char::is_whitespace)
+    })
+}
+
+fn accepted_view(m: &NewMessage) -> Message {
+    Message {
+        id: m.id.clone(),
+        tenant_id: m.tenant_id.clone(),
+        to: m.to.as_str().to_owned(),
+        from: m.from.clone(),
+        text: m.text.clone(),
+        channels: m.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+        ttl_secs: m.ttl_secs,
+        metadata: m.metadata.clone(),
+        callback_url: m.callback_url.clone(),
+        status: Status::Accepted,
+        created_at: m.created_at,
+        updated_at: m.created_at,
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(h) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let k = h
+        .to_str()
+        .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+    if k.is_empty() || k.len() > 255 {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(k.to_owned()))
+}
+
+fn replay(rec: &IdempotencyRecord, hash: &str) -> Result<HttpResponse, ApiError> {
+    if rec.request_hash != hash {
+        return Err(ApiError::IdempotencyMismatch(
+            "this Idempotency-Key was used with a different request body".into(),
+        ));
+    }
+    let status = actix_web::http::StatusCode::from_u16(rec.status_code)
+        .unwrap_or(actix_web::http::StatusCode::ACCEPTED);
+    Ok(HttpResponse::build(status)
+        .insert_header(("Idempotent-Replayed", "true"))
+        .content_type("application/json")
+        .body(rec.body.clone()))
+}
+
+/// Stores messages with their response under the idempotency key, or replays.
+async fn store_and_answer(
+    state: &AppState,
+    tenant: &TenantId,
+    key: Option<String>,
+    hash: String,
+    msgs: Vec<NewMessage>,
+    status: u16,
+    body: String,
+) -> Result<HttpResponse, ApiError> {
+    let rec = key.map(|key| IdempotencyRecord {
+        key,
+        request_hash: hash.clone(),
+        status_code: status,
+        body: body.clone(),
+    });
+    let outcome = match state.store.accept(tenant, &msgs, rec.as_ref()).await {
+        Err(hermod_core::ports::PortError::Conflict(_)) if rec.is_some() => {
+            // A concurrent request with the same key won the race.
+            let key = rec.as_ref().map(|r| r.key.as_str()).unwrap_or_default();
+            match state.store.idempotency(tenant, key).await? {
+                Some(prior) => AcceptOutcome::Replay(prior),
+                None => return Err(ApiError::Conflict("retry the request".into())),
+            }
+        }
+        other => other?,
+    };
+    match outcome {
+        AcceptOutcome::Replay(prior) => replay(&prior, &hash),
+        AcceptOutcome::Accepted => {
+            metrics::counter!("hermod_messages_total", "stage" => "api", "status" => "accepted")
+                .increment(msgs.len() as u64);
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::ACCEPTED);
+            Ok(HttpResponse::build(status)
+                .content_type("application/json")
+                .body(body))
+        }
+    }
+}
+
+async fn check_prior(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &Option<String>,
+    hash: &str,
+) -> Result<Option<HttpResponse>, ApiError> {
+    if let Some(k) = key {
+        if let Some(prior) = state.store.idempotency(tenant, k).await? {
+            return replay(&prior, hash).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
+    serde_json::to_string(v)
+        .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
+}
+
+#[utoipa::path(post, path = "/v1/messages", request_body = SendMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays return the first response")),
+    responses((status = 202, body = MessageResource), (status = 400), (status = 401), (status = 422)))]
+pub(crate) async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let value = json_body(&body)?;
+    let hash = hermod_crypto::sha256_hex(value.to_string().as_bytes());
+    let key = idempotency_key(&req)?;
+    if let Some(r) = check_prior(&state, &tenant.0, &key, &hash).await? {
+        return Ok(r);
+    }
+    let parsed: SendMessage = parse(value, "")?;
+    let msg = validate(parsed, &tenant.0, "", now_ms())?;
+    let body = to_json(&resource(&accepted_view(&msg), None))?;
+    store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
+}
+
+#[derive(Serialize)]
+struct BatchItem {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<MessageResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/v1/messages/batch", request_body = SendBatch,
+    responses((status = 202, description = "per-item results; valid items stored in one transaction"), (status = 400)))]
+pub(crate) async fn create_batch(
+    req: HttpRequest,
+    body: web::Bytes,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let value = json_body(&body)?;
+    let hash = hermod_crypto::sha256_hex(value.to_string().as_bytes());
+    let key = idempotency_key(&req)?;
+    if let Some(r) = check_prior(&state, &tenant.0, &key, &hash).await? {
+        return Ok(r);
+    }
+    let batch: SendBatch = parse(value, "")?;
+    if batch.messages.is_empty() || batch.messages.len() > 1000 {
+        return Err(ApiError::field(
+            "messages",
+            "messages must hold 1 to 1000 items",
+        ));
+    }
+    let now = now_ms();
+    let mut msgs = Vec::new();
+    let mut items = Vec::new();
+    for (i, v) in batch.messages.into_iter().enumerate() {
+        let prefix = format!("messages[{i}].");
+        let res =
+            parse::<SendMessage>(v, &prefix).and_then(|m| validate(m, &tenant.0, &prefix, now));
+        match res {
+            Ok(m) => {
+                items.push(BatchItem {
+                    index: i,
+                    message: Some(resource(&accepted_view(&m), None)),
+                    error: None,
+                });
+                msgs.push(m);
+            }
+            Err(e) => {
+                let detail = match &e {
+                    ApiError::Invalid {
+                        code,
+                        message,
+                        field,
+                    } => serde_json::json!({"code": code, "message": message, "field": field}),
+                    other => serde_json::json!({"code": "invalid", "message": other.to_string()}),
+                };
+                items.push(BatchItem {
+                    index: i,
+                    message: None,
+                    error: Some(detail),
+                });
+            }
+        }
+    }
+    let accepted = msgs.len();
+    let status = if accepted == 0 { 400 } else { 202 };
+    let body = to_json(&serde_json::json!({
+        "accepted": accepted,
+        "rejected": items.len() - accepted,
+        "results": items,
+    }))?;
+    if accepted == 0 {
+        return Ok(HttpResponse::BadRequest()
+            .content_type("application/json")
+            .body(body));
+    }
+    store_and_answer(&state, &tenant.0, key, hash, msgs, status, body).await
+}
+
+#[utoipa::path(get, path = "/v1/messages/{id}",
+    responses((status = 200, body = MessageResource), (status = 404)))]
+pub(crate) async fn get(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = MessageId::parse(&path).ok_or_else(|| ApiError::NotFound("no such message".into()))?;
+    // Another tenant's message is indistinguishable from a missing one.
+    let view = state
+        .store
+        .get_message(&tenant.0, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
+    Ok(HttpResponse::Ok().json(resource(&view.message, Some(&view))))
+}
+
+#[utoipa::path(get, path = "/v1/messages",
+    params(("status" = Option<String>, Query), ("to" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339 time or epoch ms"),
+           ("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = MessageList), (status = 400)))]
+pub(crate) async fn list(
+    query: web::Query<HashMap<String, String>>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut f = ListFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "status" => {
+                f.status =
+                    Some(Status::parse(v).ok_or_else(|| {
+                        ApiError::field("status", format!("unknown status '{v}'"))
+                    })?)
+            }
+            "to" => {
+                f.to = Some(
+                    Msisdn::parse(v)
+                        .map_err(|e| ApiError::field("to", format!("to {e}")))?
+                        .as_str()
+                        .to_owned(),
+                )
+            }
+            "since" => {
+                f.since = Some(parse_since(v).ok_or_else(|| {
+                    ApiError::field("since", "since must be RFC 3339 or epoch milliseconds")
+                })?)
+            }
+            "limit" => {
+                f.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
+            }
+            "cursor" => {
+                f.cursor = Some(
+                    MessageId::parse(v)
+                        .ok_or_else(|| ApiError::field("cursor", "invalid cursor"))?,
+                )
+            }
+            other => {
+                return Err(ApiError::Invalid {
+                    code: "unknown_field",
+                    message: format!("unknown query parameter '{other}'"),
+                    field: Some(other.to_owned()),
+                });
+            }
+        }
+    }
+    let rows = state.store.list_messages(&tenant.0, &f).await?;
+    let next_cursor = if i64::try_from(rows.len()).unwrap_or(0) == f.limit {
+        rows.last().map(|m| m.id.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(MessageList {
+        data: rows.iter().map(|m| resource(m, None)).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_since(v: &str) -> Option<i64> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Some(ms);
+    }
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}

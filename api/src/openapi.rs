@@ -1,0 +1,41 @@
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use crate::messages::{self, *};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hermod API", description = "One API for SMS, RCS and app messages."),
+    paths(messages::create, messages::create_batch, messages::get, messages::list),
+    components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView)),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        doc.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+pub(crate) async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The document, for `hermod openapi` and tests.
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}

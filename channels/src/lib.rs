@@ -1,0 +1,6 @@
+//! Channel adapters. Each channel has the same shape: settings, client, encoding,
+//! receipts. Simulators of the providers live in `sim` and follow the public specs,
+//! not our client code.
+
+pub mod sim;
+pub mod smpp;

@@ -1,0 +1,3 @@
+//! Protocol-faithful provider simulators for tests, benchmarks and `hermod demo`.
+
+pub mod smsc;

@@ -1,0 +1,519 @@
+//! An SMPP 3.4 SMSC simulator (server side, written against the spec with rusmpp's
+//! codec, not against our client).
+//!
+//! It answers bind_transmitter/receiver/transceiver (checking credentials when set),
+//! submit_sm with a message id, enquire_link, unbind and unknown commands
+//! (generic_nack). When a submit asks for a receipt it sends a deliver_sm receipt after
+//! a delay, with `receipted_message_id`, `message_state`, `user_message_reference` and
+//! the Appendix B text. Receipts wait for a receiver bind of the same system_id, and
+//! are kept until that ESME answers deliver_sm_resp OK — as an SMSC does across ESME
+//! restarts. It can throttle a share of submits, answer UNDELIV for a prefix, and drop
+//! every connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rusmpp::pdus::{
+    BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DeliverSm, SubmitSm, SubmitSmResp,
+};
+use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, TlvValue};
+use rusmpp::tokio_codec::CommandCodec;
+use rusmpp::types::{COctetString, OctetString};
+use rusmpp::values::{DataCoding, EsmClass, MessageState, Npi, Ton, UserMessageReference};
+use rusmpp::{Command, CommandStatus, Pdu};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+/// How the simulator behaves.
+#[derive(Clone, Debug)]
+pub struct SmscConfig {
+    /// `None` accepts any system_id/password.
+    pub credentials: Option<(String, String)>,
+    pub dlr_delay: Duration,
+    /// Share (0.0–1.0) of submit_sm answered ESME_RTHROTTLED.
+    pub throttle_share: f64,
+    /// Destinations starting with this get `stat:UNDELIV`.
+    pub undeliverable_prefix: Option<String>,
+    /// Receipts in flight per receiver bind.
+    pub dlr_window: usize,
+}
+
+impl Default for SmscConfig {
+    fn default() -> Self {
+        Self {
+            credentials: None,
+            dlr_delay: Duration::from_millis(50),
+            throttle_share: 0.0,
+            undeliverable_prefix: None,
+            dlr_window: 64,
+        }
+    }
+}
+
+/// One accepted submit_sm, as the SMSC saw it.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    pub system_id: String,
+    pub message_id: String,
+    pub source: String,
+    pub destination: String,
+    pub data_coding: u8,
+    pub esm_class: u8,
+    pub short_message: Vec<u8>,
+    pub user_ref: Option<u16>,
+}
+
+#[derive(Default)]
+struct State {
+    submitted: Mutex<Vec<Submitted>>,
+    /// Receipts waiting per system_id.
+    pending: Mutex<HashMap<String, VecDeque<DeliverSm>>>,
+    pending_notify: Notify,
+    throttled: AtomicU64,
+    next_id: AtomicU64,
+    throttle_permille: AtomicU32,
+}
+
+/// A running simulator. Dropping it does not stop it; call [`Smsc::stop`].
+#[derive(Clone)]
+pub struct Smsc {
+    addr: SocketAddr,
+    cfg: Arc<SmscConfig>,
+    state: Arc<State>,
+    stop: CancellationToken,
+    drop_all: Arc<Mutex<CancellationToken>>,
+}
+
+impl Smsc {
+    pub async fn start(listen: SocketAddr, cfg: SmscConfig) -> std::io::Result<Smsc> {
+        let listener = TcpListener::bind(listen).await?;
+        let state = Arc::new(State::default());
+        state.throttle_permille.store(
+            (cfg.throttle_share.clamp(0.0, 1.0) * 1000.0) as u32,
+            Ordering::Relaxed,
+        );
+        let smsc = Smsc {
+            addr: listener.local_addr()?,
+            cfg: Arc::new(cfg),
+            state,
+            stop: CancellationToken::new(),
+            drop_all: Arc::new(Mutex::new(CancellationToken::new())),
+        };
+        let s = smsc.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = s.stop.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                if let Ok((sock, _)) = accepted {
+                    let _ = sock.set_nodelay(true);
+                    let s2 = s.clone();
+                    tokio::spawn(async move { s2.session(sock).await });
+                }
+            }
+        });
+        Ok(smsc)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `smpp://user:pass@addr` for Hermod's settings.
+    pub fn url(&self, system_id: &str, password: &str) -> String {
+        format!("smpp://{system_id}:{password}@{}", self.addr)
+    }
+
+    pub fn submitted(&self) -> Vec<Submitted> {
+        self.state
+            .submitted
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn submit_count(&self) -> usize {
+        self.state.submitted.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    pub fn throttled_count(&self) -> u64 {
+        self.state.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Receipts not yet acknowledged by any ESME.
+    pub fn pending_receipts(&self) -> usize {
+        self.state
+            .pending
+            .lock()
+            .map(|m| m.values().map(VecDeque::len).sum())
+            .unwrap_or(0)
+    }
+
+    pub fn set_throttle_share(&self, share: f64) {
+        self.state
+            .throttle_permille
+            .store((share.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed);
+    }
+
+    /// Closes every open connection (the ESME must reconnect).
+    pub fn drop_connections(&self) {
+        if let Ok(mut t) = self.drop_all.lock() {
+            t.cancel();
+            *t = CancellationToken::new();
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+        self.drop_connections();
+    }
+
+    fn push_receipt(&self, system_id: &str, dlr: DeliverSm, front: bool) {
+        if let Ok(mut p) = self.state.pending.lock() {
+            let q = p.entry(system_id.to_owned()).or_default();
+            if front {
+                q.push_front(dlr)
+            } else {
+                q.push_back(dlr)
+            }
+        }
+        self.state.pending_notify.notify_waiters();
+    }
+
+    fn pop_receipt(&self, system_id: &str) -> Option<DeliverSm> {
+        self.state
+            .pending
+            .lock()
+            .ok()?
+            .get_mut(system_id)?
+            .pop_front()
+    }
+
+    async fn session(self, sock: TcpStream) {
+        let dropped = match self.drop_all.lock() {
+            Ok(t) => t.clone(),
+            Err(_) => return,
+        };
+        let (mut sink, mut stream) = Framed::new(sock, CommandCodec::new()).split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Command>();
+        let writer = tokio::spawn(async move {
+            while let Some(cmd) = out_rx.recv().await {
+                if sink.send(cmd).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let session_end = CancellationToken::new();
+        let waiting: Arc<Mutex<HashMap<u32, oneshot::Sender<CommandStatus>>>> = Arc::default();
+        let seq = Arc::new(AtomicU32::new(1));
+        let mut bound: Option<(String, bool)> = None; // (system_id, may submit)
+        loop {
+            let next = tokio::select! {
+                _ = dropped.cancelled() => break,
+                n = stream.next() => n,
+            };
+            let Some(Ok(cmd)) = next else { break };
+            let s = cmd.sequence_number();
+            let reply = |status: CommandStatus, pdu: Pdu| {
+                let _ = out_tx.send(Command::new(status, s, pdu));
+            };
+            match cmd.pdu() {
+                Some(
+                    p @ (Pdu::BindTransmitter(_) | Pdu::BindReceiver(_) | Pdu::BindTransceiver(_)),
+                ) => {
+                    let (sid, pw, tx, rx) = match p {
+                        Pdu::BindTransmitter(b) => {
+                            (b.system_id.as_str(), b.password.as_str(), true, false)
+                        }
+                        Pdu::BindReceiver(b) => {
+                            (b.system_id.as_str(), b.password.as_str(), false, true)
+                        }
+                        Pdu::BindTransceiver(b) => {
+                            (b.system_id.as_str(), b.password.as_str(), true, true)
+                        }
+                        _ => continue,
+                    };
+                    let sid = sid.to_owned();
+                    let ok = self
+                        .cfg
+                        .credentials
+                        .as_ref()
+                        .is_none_or(|(u, w)| u == &sid && w == pw);
+                    let status = if bound.is_some() {
+                        CommandStatus::EsmeRalybnd
+                    } else if ok {
+                        CommandStatus::EsmeRok
+                    } else {
+                        CommandStatus::EsmeRbindfail
+                    };
+                    let me: COctetString<1, 16> = COctetString::from_str_lossy("hermod-sim");
+                    let pdu = match p {
+                        Pdu::BindTransmitter(_) => Pdu::BindTransmitterResp(
+                            BindTransmitterResp::builder().system_id(me).build(),
+                        ),
+                        Pdu::BindReceiver(_) => {
+                            Pdu::BindReceiverResp(BindReceiverResp::builder().system_id(me).build())
+                        }
+                        _ => Pdu::BindTransceiverResp(
+                            BindTransceiverResp::builder().system_id(me).build(),
+                        ),
+                    };
+                    reply(status, pdu);
+                    if status == CommandStatus::EsmeRok {
+                        bound = Some((sid.clone(), tx));
+                        if rx {
+                            tokio::spawn(self.clone().pump(
+                                sid,
+                                out_tx.clone(),
+                                waiting.clone(),
+                                seq.clone(),
+                                session_end.clone(),
+                            ));
+                        }
+                    }
+                }
+                Some(Pdu::SubmitSm(sm)) => match &bound {
+                    Some((sid, true)) => {
+                        let sid = sid.clone();
+                        self.on_submit(&sid, sm, s, &out_tx);
+                    }
+                    _ => reply(CommandStatus::EsmeRinvbndsts, Pdu::GenericNack),
+                },
+                Some(Pdu::DeliverSmResp(_)) => {
+                    if let Some(w) = waiting.lock().ok().and_then(|mut m| m.remove(&s)) {
+                        let _ = w.send(cmd.status());
+                    }
+                }
+                Some(Pdu::EnquireLink) => reply(CommandStatus::EsmeRok, Pdu::EnquireLinkResp),
+                Some(Pdu::Unbind) => {
+                    reply(CommandStatus::EsmeRok, Pdu::UnbindResp);
+                    break;
+                }
+                Some(Pdu::EnquireLinkResp) | Some(Pdu::GenericNack) | Some(Pdu::UnbindResp) => {}
+                _ => reply(CommandStatus::EsmeRinvcmdid, Pdu::GenericNack),
+            }
+        }
+        session_end.cancel();
+        // Receipts sent on this connection but not acknowledged go back to the queue.
+        if let Ok(mut m) = waiting.lock() {
+            for (_, w) in m.drain() {
+                let _ = w.send(CommandStatus::EsmeRsyserr);
+            }
+        }
+        drop(out_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    }
+
+    fn on_submit(
+        &self,
+        system_id: &str,
+        sm: &SubmitSm,
+        seq: u32,
+        out: &mpsc::UnboundedSender<Command>,
+    ) {
+        let permille = self.state.throttle_permille.load(Ordering::Relaxed);
+        if permille > 0 && rand::random_range(0..1000) < permille {
+            self.state.throttled.fetch_add(1, Ordering::Relaxed);
+            let _ = out.send(Command::new(
+                CommandStatus::EsmeRthrottled,
+                seq,
+                Pdu::GenericNack,
+            ));
+            return;
+        }
+        let dest = sm.destination_addr.as_str().to_owned();
+        if dest.is_empty() {
+            let _ = out.send(Command::new(
+                CommandStatus::EsmeRinvdstadr,
+                seq,
+                SubmitSmResp::builder().build(),
+            ));
+            return;
+        }
+        let n = self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let message_id = format!("{n:010X}");
+        let user_ref = sm.tlvs().iter().find_map(|t| match t.value() {
+            Some(TlvValue::UserMessageReference(u)) => Some(u.value),
+            _ => None,
+        });
+        let short: Vec<u8> = sm.short_message().as_ref().to_vec();
+        let rec = Submitted {
+            system_id: system_id.to_owned(),
+            message_id: message_id.clone(),
+            source: sm.source_addr.as_str().to_owned(),
+            destination: dest.clone(),
+            data_coding: u8::from(sm.data_coding),
+            esm_class: u8::from(sm.esm_class),
+            short_message: short.clone(),
+            user_ref,
+        };
+        if let Ok(mut v) = self.state.submitted.lock() {
+            v.push(rec);
+        }
+        let resp = SubmitSmResp::builder()
+            .message_id(COctetString::from_str_lossy(&message_id))
+            .build();
+        let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, resp));
+        if u8::from(sm.registered_delivery) & 0x03 == 0 {
+            return;
+        }
+        let undeliv = self
+            .cfg
+            .undeliverable_prefix
+            .as_ref()
+            .is_some_and(|p| dest.starts_with(p.as_str()));
+        let dlr = receipt(&message_id, sm, &short, user_ref, undeliv);
+        let me = self.clone();
+        let sid = system_id.to_owned();
+        let delay = self.cfg.dlr_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.push_receipt(&sid, dlr, false);
+        });
+    }
+
+    /// Sends waiting receipts to one receiver bind, `dlr_window` at a time.
+    async fn pump(
+        self,
+        system_id: String,
+        out: mpsc::UnboundedSender<Command>,
+        waiting: Arc<Mutex<HashMap<u32, oneshot::Sender<CommandStatus>>>>,
+        seq: Arc<AtomicU32>,
+        end: CancellationToken,
+    ) {
+        let window = Arc::new(tokio::sync::Semaphore::new(self.cfg.dlr_window.max(1)));
+        loop {
+            let Ok(permit) = window.clone().acquire_owned().await else {
+                return;
+            };
+            let dlr = loop {
+                let notified = self.state.pending_notify.notified();
+                if let Some(d) = self.pop_receipt(&system_id) {
+                    break d;
+                }
+                tokio::select! {
+                    _ = end.cancelled() => return,
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            };
+            let s = seq.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut m) = waiting.lock() {
+                m.insert(s, tx);
+            }
+            if out
+                .send(Command::new(CommandStatus::EsmeRok, s, dlr.clone()))
+                .is_err()
+            {
+                self.push_receipt(&system_id, dlr, true);
+                return;
+            }
+            let me = self.clone();
+            let sid = system_id.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let ok = matches!(
+                    tokio::time::timeout(Duration::from_secs(30), rx).await,
+                    Ok(Ok(CommandStatus::EsmeRok))
+                );
+                if !ok {
+                    me.push_receipt(&sid, dlr, true);
+                }
+            });
+        }
+    }
+}
+
+fn yymmddhhmm() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        t.year() % 100,
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+fn receipt(
+    id: &str,
+    sm: &SubmitSm,
+    short: &[u8],
+    user_ref: Option<u16>,
+    undeliv: bool,
+) -> DeliverSm {
+    let (stat, state, err) = if undeliv {
+        ("UNDELIV", MessageState::Undeliverable, "001")
+    } else {
+        ("DELIVRD", MessageState::Delivered, "000")
+    };
+    // Appendix B: the first 20 characters of the original text (when it is text).
+    let body = if u8::from(sm.esm_class) & 0x40 != 0 && short.len() > 6 {
+        &short[6..]
+    } else {
+        short
+    };
+    let text: String = if u8::from(sm.data_coding) == 0 {
+        body.iter()
+            .take(20)
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect()
+    } else {
+        String::new()
+    };
+    let now = yymmddhhmm();
+    let msg = format!(
+        "id:{id} sub:001 dlvrd:{} submit date:{now} done date:{now} stat:{stat} err:{err} text:{text}",
+        if undeliv { "000" } else { "001" }
+    );
+    let mut tlvs = vec![
+        MessageDeliveryRequestTlvValue::ReceiptedMessageId(COctetString::from_str_lossy(id)),
+        MessageDeliveryRequestTlvValue::MessageState(state),
+    ];
+    if let Some(u) = user_ref {
+        tlvs.push(MessageDeliveryRequestTlvValue::UserMessageReference(
+            UserMessageReference::new(u),
+        ));
+    }
+    DeliverSm::builder()
+        .source_addr_ton(sm.dest_addr_ton)
+        .source_addr_npi(sm.dest_addr_npi)
+        .source_addr(sm.destination_addr.clone())
+        .dest_addr_ton(Ton::from(u8::from(sm.source_addr_ton)))
+        .dest_addr_npi(Npi::from(u8::from(sm.source_addr_npi)))
+        .destination_addr(sm.source_addr.clone())
+        .esm_class(EsmClass::from(0x04u8))
+        .data_coding(DataCoding::from(0u8))
+        .short_message(
+            OctetString::from_vec(msg.into_bytes()).unwrap_or_else(|_| OctetString::empty()),
+        )
+        .tlvs(tlvs)
+        .build()
+}
+
+/// `COctetString::from_str` that cannot fail for our short ASCII values.
+trait Lossy {
+    fn from_str_lossy(s: &str) -> Self;
+}
+
+impl<const MIN: usize, const MAX: usize> Lossy for COctetString<MIN, MAX> {
+    fn from_str_lossy(s: &str) -> Self {
+        use std::str::FromStr;
+        COctetString::from_str(s).unwrap_or_else(|_| COctetString::empty())
+    }
+}

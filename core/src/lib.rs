@@ -1,0 +1,20 @@
+//! Hermod domain: identifiers, phone numbers, the unified status model, jobs and the
+//! traits (`Store`, `Queue`, `Channel`) that the pipeline is generic over. No I/O here.
+
+pub mod ids;
+pub mod model;
+pub mod msisdn;
+pub mod ports;
+pub mod status;
+
+pub use ids::{AttemptId, MessageId, TenantId};
+pub use msisdn::Msisdn;
+pub use status::Status;
+
+/// Milliseconds since the Unix epoch; the one clock format stored everywhere.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,212 @@
+//! Plain data carried between the API, the store, the queue and the workers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AttemptId, MessageId, Msisdn, Status, TenantId};
+
+/// The channels a message can take. Only SMS exists so far; the RCS and app channels
+/// add variants here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Sms,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Sms => "sms",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        match s {
+            "sms" => Some(ChannelKind::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// A message the API has validated and is about to store.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub to: Msisdn,
+    pub from: Option<String>,
+    pub text: String,
+    pub channels: Vec<ChannelKind>,
+    pub ttl_secs: Option<i64>,
+    pub metadata: Option<serde_json::Value>,
+    pub callback_url: Option<String>,
+    pub created_at: i64,
+}
+
+/// A stored message as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub to: String,
+    pub from: Option<String>,
+    pub text: String,
+    pub channels: Vec<String>,
+    pub ttl_secs: Option<i64>,
+    pub metadata: Option<serde_json::Value>,
+    pub callback_url: Option<String>,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One try on one channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub message_id: MessageId,
+    pub attempt_no: i32,
+    pub channel: String,
+    pub status: Status,
+    pub provider_ids: Vec<String>,
+    pub raw_status: Option<String>,
+    pub error: Option<AttemptError>,
+    pub parts: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptError {
+    pub code: String,
+    pub permanent: bool,
+}
+
+/// One append-only timeline row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub seq: i64,
+    pub message_id: MessageId,
+    pub kind: String,
+    pub status: Status,
+    pub attempt_no: Option<i32>,
+    pub channel: Option<String>,
+    pub detail: Option<serde_json::Value>,
+    pub at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageView {
+    pub message: Message,
+    pub attempts: Vec<Attempt>,
+    pub events: Vec<Event>,
+}
+
+/// `GET /v1/messages` filters. `cursor` is the last id of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub to: Option<String>,
+    pub since: Option<i64>,
+    pub limit: i64,
+    pub cursor: Option<MessageId>,
+}
+
+/// What the API stored for an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub request_hash: String,
+    pub status_code: u16,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AcceptOutcome {
+    Accepted,
+    /// The key was used before: here is what was answered then.
+    Replay(IdempotencyRecord),
+}
+
+/// Work an attempt needs from the channel.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub attempt_id: AttemptId,
+    pub message_id: MessageId,
+    pub to: Msisdn,
+    pub from: Option<String>,
+    pub text: String,
+    /// Our reference, sent as SMPP `user_message_reference` and echoed in receipts, so a
+    /// submit whose response was lost in a crash can be recognised in its receipt.
+    pub user_ref: u16,
+}
+
+/// What `claim_attempts` found for an attempt.
+#[derive(Clone, Debug)]
+pub enum Claim {
+    /// Moved `queued → sending` now: submit it.
+    Claimed(Outgoing),
+    /// Already `sending`: a submit may have reached the provider before a crash.
+    InDoubt { outgoing: Outgoing, since: i64 },
+    /// Already past sending (or gone): nothing to do but acknowledge the job.
+    Done(AttemptId),
+}
+
+/// The outcome of one submit, recorded by the store in a batch.
+#[derive(Clone, Debug)]
+pub enum SendOutcome {
+    Sent {
+        provider_ids: Vec<String>,
+        raw_status: String,
+    },
+    Failed {
+        code: String,
+        permanent: bool,
+    },
+    /// A transient failure: the attempt goes back to `queued` for a retry.
+    Retry {
+        code: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SendResult {
+    pub attempt_id: AttemptId,
+    pub outcome: SendOutcome,
+}
+
+/// A delivery receipt from any channel, already mapped to the unified status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receipt {
+    pub channel: ChannelKind,
+    pub provider_id: String,
+    pub status: Status,
+    pub raw_status: String,
+    pub error_code: Option<String>,
+    pub user_ref: Option<u16>,
+    /// The recipient (digits, no `+`), when the receipt names it.
+    pub recipient: Option<String>,
+}
+
+/// Jobs are a tagged, versioned enum so that a rolling deploy can read old jobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Job {
+    #[serde(rename = "dispatch.v1")]
+    DispatchV1 { message_id: String },
+    #[serde(rename = "send.v1")]
+    SendV1 { attempt_id: String },
+}
+
+/// A job handed to a consumer; `tag` acknowledges it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub tag: i64,
+    pub job: Job,
+    /// How many times it was handed out, this time included.
+    pub deliveries: i32,
+}
+
+/// Queue names, one per stage.
+pub mod queues {
+    pub const DISPATCH: &str = "dispatch";
+    pub const SMS: &str = "channel.sms";
+}

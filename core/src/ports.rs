@@ -1,0 +1,121 @@
+//! The traits the pipeline is generic over. Adapters (store, queue, channels) implement
+//! them; `api` and `workers` only ever see these.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::*;
+use crate::{AttemptId, MessageId, Status, TenantId};
+
+/// Errors from a backend. `Conflict` is a uniqueness clash the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("backend unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("backend error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Durable state: tenants, keys, messages, attempts, the event timeline.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates the tenant if needed and stores an API key hash for it.
+    async fn create_api_key(
+        &self,
+        tenant_name: &str,
+        key_id: &str,
+        hash: &str,
+    ) -> PortResult<TenantId>;
+    /// `(tenant, stored hash)` for a key id that is not revoked.
+    async fn api_key(&self, key_id: &str) -> PortResult<Option<(TenantId, String)>>;
+
+    /// Stores messages, their `accepted` events and their dispatch jobs in one
+    /// transaction, with the idempotency record when given.
+    async fn accept(
+        &self,
+        tenant: &TenantId,
+        messages: &[NewMessage],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> PortResult<AcceptOutcome>;
+    async fn idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>>;
+
+    async fn get_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> PortResult<Option<MessageView>>;
+    async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+    ) -> PortResult<Vec<Message>>;
+    /// Messages per status, for metrics.
+    async fn status_counts(&self) -> PortResult<Vec<(Status, i64)>>;
+
+    /// Creates (or finds) the first attempt of each message on its channel and moves
+    /// the message to `queued`. Idempotent: a redelivered dispatch job finds the attempt.
+    async fn plan_attempts(
+        &self,
+        messages: &[MessageId],
+    ) -> PortResult<Vec<(AttemptId, ChannelKind)>>;
+    /// Moves attempts `queued → sending` and reports what each one needs.
+    async fn claim_attempts(&self, attempts: &[AttemptId]) -> PortResult<Vec<Claim>>;
+    /// Records submit outcomes (and any receipts that arrived before them).
+    async fn record_sends(&self, results: &[SendResult]) -> PortResult<()>;
+    /// Applies receipts; ones for unknown provider ids are kept until their submit
+    /// is recorded.
+    async fn apply_receipts(&self, receipts: &[Receipt]) -> PortResult<()>;
+    /// Applies kept receipts whose provider id has since become known.
+    async fn adopt_orphans(&self) -> PortResult<usize>;
+    /// For an in-doubt attempt: adopts receipts that carry its `user_ref` and recipient.
+    /// Returns true when the attempt was resolved that way.
+    async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool>;
+}
+
+/// A durable work queue with at-least-once delivery.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn publish(&self, queue: &str, jobs: &[Job]) -> PortResult<()>;
+    /// Up to `max` jobs; waits up to `wait` for the first one.
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<Delivery>>;
+    async fn ack(&self, queue: &str, tags: &[i64]) -> PortResult<()>;
+    /// Hands the job out again after `delay`.
+    async fn retry(&self, queue: &str, tag: i64, delay: Duration) -> PortResult<()>;
+    async fn depth(&self, queue: &str) -> PortResult<i64>;
+}
+
+/// Why a send failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    #[error("transient send failure {code}")]
+    Transient {
+        code: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("permanent send failure {code}")]
+    Permanent { code: String },
+}
+
+/// A channel that can carry a message to a recipient.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+    /// Submits and returns the provider ids (one per part) and the raw provider status.
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
+}
+
+/// Where channels hand receipts. Returns once the receipt is durably recorded (true)
+/// or could not be (false: the provider should redeliver it).
+#[async_trait]
+pub trait ReceiptSink: Send + Sync {
+    async fn deliver(&self, receipt: Receipt) -> bool;
+}

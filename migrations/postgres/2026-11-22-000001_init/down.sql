@@ -1,0 +1,11 @@
+DROP TRIGGER events_no_change ON events;
+DROP FUNCTION events_append_only();
+DROP TABLE jobs;
+DROP TABLE orphan_receipts;
+DROP TABLE idempotency_keys;
+DROP TABLE events;
+DROP TABLE attempt_parts;
+DROP TABLE attempts;
+DROP TABLE messages;
+DROP TABLE api_keys;
+DROP TABLE tenants;

@@ -1,0 +1,9 @@
+DROP TABLE jobs;
+DROP TABLE orphan_receipts;
+DROP TABLE idempotency_keys;
+DROP TABLE events;
+DROP TABLE attempt_parts;
+DROP TABLE attempts;
+DROP TABLE messages;
+DROP TABLE api_keys;
+DROP TABLE tenants;

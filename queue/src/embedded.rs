@@ -1,0 +1,188 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text};
+use diesel_async::RunQueryDsl;
+use hermod_core::model::{Delivery, Job};
+use hermod_core::now_ms;
+use hermod_core::ports::{PortError, PortResult, Queue};
+use hermod_store::rows::NewJobRow;
+use hermod_store::schema::jobs;
+use hermod_store::{Db, with_conn, write_tx};
+use tokio::sync::Notify;
+
+/// The durable queue in the store's database.
+pub struct SqlQueue {
+    db: Db,
+    lease: Duration,
+    idle_poll: Duration,
+    notify: Notify,
+}
+
+#[derive(QueryableByName)]
+struct Leased {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    payload: String,
+    #[diesel(sql_type = Integer)]
+    deliveries: i32,
+}
+
+const LEASE_SQLITE: &str = "UPDATE jobs SET locked_until = ?, deliveries = deliveries + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND available_at <= ? AND locked_until <= ? \
+     ORDER BY id LIMIT ?) RETURNING id, payload, deliveries";
+const LEASE_PG: &str = "UPDATE jobs SET locked_until = $1, deliveries = deliveries + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND available_at <= $3 AND locked_until <= $4 \
+     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, payload, deliveries";
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
+    PortError::Backend(Box::new(e))
+}
+
+impl SqlQueue {
+    /// `lease`: how long a handed-out job stays invisible before it is handed out again.
+    pub fn new(db: Db, lease: Duration) -> Self {
+        Self {
+            db,
+            lease,
+            idle_poll: Duration::from_millis(20),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Makes every leased job visible again. Only safe when this process is the sole
+    /// consumer (the embedded mode): call it at startup, after a crash.
+    pub async fn release_all_leases(&self) -> PortResult<usize> {
+        write_tx!(&self.db, |c| {
+            diesel::update(jobs::table.filter(jobs::locked_until.gt(0)))
+                .set(jobs::locked_until.eq(0))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)
+    }
+
+    async fn lease_batch(&self, queue: &str, max: usize) -> PortResult<Vec<Delivery>> {
+        let now = now_ms();
+        let until = now + i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let limit = i64::try_from(max).unwrap_or(1000);
+        let sql = if self.db.is_postgres() {
+            LEASE_PG
+        } else {
+            LEASE_SQLITE
+        };
+        let mut rows: Vec<Leased> = write_tx!(&self.db, |c| {
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(until)
+                .bind::<Text, _>(queue)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(limit)
+                .load::<Leased>(c)
+                .await
+        })
+        .map_err(backend)?;
+        rows.sort_by_key(|r| r.id);
+        let mut out = Vec::with_capacity(rows.len());
+        let mut poison = Vec::new();
+        for r in rows {
+            match serde_json::from_str::<Job>(&r.payload) {
+                Ok(job) => out.push(Delivery {
+                    tag: r.id,
+                    job,
+                    deliveries: r.deliveries,
+                }),
+                Err(e) => {
+                    tracing::error!(job = r.id, error = %e, "unreadable job dropped");
+                    poison.push(r.id);
+                }
+            }
+        }
+        if !poison.is_empty() {
+            self.ack(queue, &poison).await?;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Queue for SqlQueue {
+    async fn publish(&self, queue: &str, batch: &[Job]) -> PortResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut payloads = Vec::with_capacity(batch.len());
+        for j in batch {
+            payloads.push(serde_json::to_string(j).map_err(backend)?);
+        }
+        let rows = payloads
+            .into_iter()
+            .map(|payload| NewJobRow {
+                queue: queue.to_owned(),
+                payload,
+                available_at: now,
+                locked_until: 0,
+                deliveries: 0,
+                created_at: now,
+            })
+            .collect();
+        self.db.insert_jobs(rows).await.map_err(backend)?;
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<Delivery>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let got = self.lease_batch(queue, max).await?;
+            if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(got);
+            }
+            // Woken by a publish in this process, or polls: the API writes first jobs
+            // in its own transaction.
+            let nap = self
+                .idle_poll
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let _ = tokio::time::timeout(nap, self.notify.notified()).await;
+        }
+    }
+
+    async fn ack(&self, _queue: &str, tags: &[i64]) -> PortResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        write_tx!(&self.db, |c| {
+            diesel::delete(jobs::table.filter(jobs::id.eq_any(tags)))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn retry(&self, _queue: &str, tag: i64, delay: Duration) -> PortResult<()> {
+        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0);
+        write_tx!(&self.db, |c| {
+            diesel::update(jobs::table.find(tag))
+                .set((jobs::available_at.eq(at), jobs::locked_until.eq(0i64)))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn depth(&self, queue: &str) -> PortResult<i64> {
+        with_conn!(&self.db, |c| {
+            jobs::table
+                .filter(jobs::queue.eq(queue))
+                .count()
+                .get_result::<i64>(c)
+                .await
+                .map_err(backend)
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! `hermod bench`: the embedded server and the SMSC simulator in one process, N
+//! messages through the HTTP API with C concurrent clients; prints figures.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::{app, settings::Settings};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Messages per request: 1 uses POST /v1/messages, more uses the batch endpoint.
+    #[arg(long, default_value_t = 1)]
+    per_request: usize,
+    #[arg(long, default_value_t = 20)]
+    dlr_delay_ms: u64,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("hermod-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let smsc = Smsc::start(
+        "127.0.0.1:0".parse()?,
+        SmscConfig {
+            dlr_delay: Duration::from_millis(a.dlr_delay_ms),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut s = Settings::load(None)?;
+    s.data_dir = dir.clone();
+    s.smpp.url = smsc.url("bench", "bench");
+    s.smpp.window = 64;
+    let key = app::create_key(&s, "bench").await?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(app::serve(s.clone(), listener, cancel.clone()));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
+    let auth = format!("Bearer {key}");
+    let requests = a.messages.div_ceil(a.per_request.max(1));
+    let started = Instant::now();
+    let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(requests)));
+    futures::stream::iter(0..requests)
+        .for_each_concurrent(a.concurrency, |i| {
+            let (client, auth, base, lat) =
+                (client.clone(), auth.clone(), base.clone(), lat.clone());
+            let per = a.per_request;
+            async move {
+                let t = Instant::now();
+                let to = |j: usize| format!("+44790{:07}", (i * per + j) % 10_000_000);
+                let res = if per <= 1 {
+                    client
+                        .post(format!("{base}/v1/messages"))
+                        .header("authorization", auth)
+                        .json(&serde_json::json!({"to": to(0), "text": format!("bench {i}")}))
+                        .send()
+                        .await
+                } else {
+                    let msgs: Vec<_> = (0..per)
+                        .map(|j| serde_json::json!({"to": to(j), "text": format!("bench {i}/{j}")}))
+                        .collect();
+                    client
+                        .post(format!("{base}/v1/messages/batch"))
+                        .header("authorization", auth)
+                        .json(&serde_json::json!({"messages": msgs}))
+                        .send()
+                        .await
+                };
+                match res {
+                    Ok(r) if r.status().as_u16() == 202 => {}
+                    Ok(r) => eprintln!("unexpected status {}", r.status()),
+                    Err(e) => eprintln!("request failed: {e}"),
+                }
+                if let Ok(mut l) = lat.lock() {
+                    l.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        })
+        .await;
+    let accept_secs = started.elapsed().as_secs_f64();
+    let total = requests * a.per_request.max(1);
+    // Wait until every message is delivered.
+    let (_, store) = app::open_store(&s).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut submits_done = None;
+    loop {
+        let counts = hermod_core::ports::Store::status_counts(&*store).await?;
+        let delivered: i64 = counts
+            .iter()
+            .filter(|(st, _)| *st == hermod_core::Status::Delivered)
+            .map(|(_, n)| n)
+            .sum();
+        if submits_done.is_none() && smsc.submit_count() >= total {
+            submits_done = Some(started.elapsed().as_secs_f64());
+        }
+        if delivered as usize >= total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done_secs = started.elapsed().as_secs_f64();
+    // accept → delivered from the timelines of a sample of messages.
+    let list: serde_json::Value = client
+        .get(format!("{base}/v1/messages?limit=1000"))
+        .header("authorization", &auth)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut e2e = Vec::new();
+    for m in list["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .take(500)
+    {
+        let id = m["id"].as_str().unwrap_or_default();
+        let v: serde_json::Value = client
+            .get(format!("{base}/v1/messages/{id}"))
+            .header("authorization", &auth)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let at = |kind: &str| {
+            v["events"]
+                .as_array()
+                .and_then(|evs| evs.iter().find(|e| e["type"] == kind))
+                .and_then(|e| e["at"].as_str())
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+        };
+        if let (Some(a0), Some(d)) = (at("message.accepted"), at("message.delivered")) {
+            e2e.push((d - a0).as_seconds_f64() * 1000.0);
+        }
+    }
+    let mut lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    println!(
+        "hermod bench: {total} messages, {} concurrent clients, {} per request, SMSC receipt delay {} ms",
+        a.concurrency, a.per_request, a.dlr_delay_ms
+    );
+    println!(
+        "  accepted:            {:>9.0} msg/s  ({accept_secs:.2} s)",
+        total as f64 / accept_secs
+    );
+    if let Some(sd) = submits_done {
+        println!(
+            "  SMSC submits:        {:>9.0} msg/s  ({sd:.2} s)",
+            total as f64 / sd
+        );
+    }
+    println!(
+        "  delivered (DLR):     {:>9.0} msg/s  ({done_secs:.2} s end to end)",
+        total as f64 / done_secs
+    );
+    println!(
+        "  API latency:         p50 {:.2} ms, p99 {:.2} ms",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+    println!(
+        "  accept→delivered:    p50 {:.0} ms, p99 {:.0} ms (sample of {})",
+        pct(&mut e2e, 0.5),
+        pct(&mut e2e, 0.99),
+        e2e.len()
+    );
+    println!(
+        "  peak RSS:            {:.0} MiB (server, simulator and load generator in one process)",
+        peak_rss_mib()
+    );
+    cancel.cancel();
+    let _ = server.await;
+    smsc.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

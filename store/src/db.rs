@@ -1,0 +1,177 @@
+//! Pools, connection setup and migrations for both backends.
+
+use std::sync::Arc;
+
+use diesel::{Connection as _, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures::FutureExt;
+
+pub(crate) type Lite = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+     PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("could not build the connection pool")]
+    Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("could not connect to the database")]
+    Connect(#[source] diesel::ConnectionError),
+    #[error("migrations failed")]
+    Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database task failed")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// A database handle: one of two pools. Cheap to clone.
+#[derive(Clone)]
+pub enum Db {
+    Pg(Pool<AsyncPgConnection>),
+    Lite {
+        pool: Pool<Lite>,
+        /// SQLite allows one writer; this gate keeps our writers in line instead of
+        /// letting them spin on `SQLITE_BUSY`.
+        write: Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Db {
+    /// Opens a pool for a `postgres://` URL or a SQLite file path (or `sqlite://path`).
+    pub async fn open(url: &str, max_conns: usize) -> Result<Db, DbError> {
+        if is_postgres_url(url) {
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(mgr)
+                .max_size(max_conns)
+                .build()
+                .map_err(|e| DbError::Pool(Box::new(e)))?;
+            // Fail fast on a wrong URL instead of on the first request.
+            drop(pool.get().await.map_err(|e| DbError::Pool(Box::new(e)))?);
+            Ok(Db::Pg(pool))
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+            let mut cfg = ManagerConfig::<Lite>::default();
+            cfg.custom_setup = Box::new(|url| {
+                let url = url.to_owned();
+                async move {
+                    let mut c = Lite::establish(&url).await?;
+                    c.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(c)
+                }
+                .boxed()
+            });
+            let mgr = AsyncDieselConnectionManager::<Lite>::new_with_config(path, cfg);
+            let pool = Pool::builder(mgr)
+                .max_size(max_conns.clamp(1, 8))
+                .build()
+                .map_err(|e| DbError::Pool(Box::new(e)))?;
+            drop(pool.get().await.map_err(|e| DbError::Pool(Box::new(e)))?);
+            Ok(Db::Lite {
+                pool,
+                write: Arc::new(tokio::sync::Mutex::new(())),
+            })
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// Applies pending migrations for the backend `url` names.
+    pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
+        if is_postgres_url(url) {
+            let conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(DbError::Connect)?;
+            let url = url.to_owned();
+            // The harness blocks; keep it off the async workers.
+            tokio::task::spawn_blocking(move || {
+                let _ = url;
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect())
+                    .map_err(DbError::Migrate)
+            })
+            .await
+            .map_err(DbError::Join)?
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
+                diesel::connection::SimpleConnection::batch_execute(&mut c, SQLITE_PRAGMAS)
+                    .map_err(|e| DbError::Migrate(Box::new(e)))?;
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect())
+                    .map_err(DbError::Migrate)
+            })
+            .await
+            .map_err(DbError::Join)?
+        }
+    }
+
+    /// Reverts every migration (used by the migration round-trip test).
+    pub async fn revert_all(url: &str) -> Result<(), DbError> {
+        if is_postgres_url(url) {
+            let conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(DbError::Connect)?;
+            tokio::task::spawn_blocking(move || {
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .revert_all_migrations(PG_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(DbError::Migrate)
+            })
+            .await
+            .map_err(DbError::Join)?
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut c = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
+                c.revert_all_migrations(SQLITE_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(DbError::Migrate)
+            })
+            .await
+            .map_err(DbError::Join)?
+        }
+    }
+}
+
+impl Db {
+    /// Appends jobs to the queue table in one transaction (one batch insert).
+    pub async fn insert_jobs(
+        &self,
+        rows: Vec<crate::rows::NewJobRow>,
+    ) -> diesel::QueryResult<usize> {
+        use crate::batch::BatchInsert as _;
+        match self {
+            Db::Pg(pool) => {
+                let mut c = pool.get().await.map_err(pool_err)?;
+                c.insert_jobs(rows).await
+            }
+            Db::Lite { pool, write } => {
+                let _gate = write.lock().await;
+                let mut c = pool.get().await.map_err(pool_err)?;
+                c.insert_jobs(rows).await
+            }
+        }
+    }
+}
+
+fn pool_err<E: std::fmt::Display>(e: E) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(e.to_string().into())
+}

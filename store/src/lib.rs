@@ -1,0 +1,65 @@
+//! Diesel models and queries for SQLite (embedded) and PostgreSQL (distributed).
+//!
+//! One code path for both: [`Db`] is an enum of two pools and the `with_conn!` /
+//! `write_tx!` macros type-check each query body once per backend. SQLite writes go
+//! through one in-process gate, so a single node never sees `SQLITE_BUSY`; reads run
+//! in parallel thanks to WAL.
+
+mod batch;
+mod db;
+mod pipeline;
+pub mod rows;
+pub mod schema;
+mod store;
+
+pub use db::{Db, DbError, is_postgres_url};
+pub use store::SqlStore;
+
+use hermod_core::ports::PortError;
+
+pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
+    PortError::Backend(Box::new(e))
+}
+
+/// Runs `$body` with `$c` bound to a pooled connection of either backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Pg(pool) => {
+                let mut $c = pool.get().await.map_err($crate::unavailable)?;
+                let $c = &mut *$c;
+                $body
+            }
+            $crate::Db::Lite { pool, .. } => {
+                let mut $c = pool.get().await.map_err($crate::unavailable)?;
+                let $c = &mut *$c;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in one write transaction; on SQLite behind the writer gate.
+#[macro_export]
+macro_rules! write_tx {
+    ($db:expr, |$c:ident| $body:expr) => {{
+        use diesel_async::AsyncConnection as _;
+        match $db {
+            $crate::Db::Pg(pool) => {
+                let mut conn = pool.get().await.map_err($crate::unavailable)?;
+                conn.transaction(async |$c| $body).await
+            }
+            $crate::Db::Lite { pool, write } => {
+                let _gate = write.lock().await;
+                let mut conn = pool.get().await.map_err($crate::unavailable)?;
+                conn.transaction(async |$c| $body).await
+            }
+        }
+    }};
+}
+
+#[doc(hidden)]
+pub fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
+    PortError::Unavailable(Box::new(e))
+}

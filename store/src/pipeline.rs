@@ -1,0 +1,615 @@
+//! The pipeline's writes: planning attempts, claiming them, recording submit outcomes
+//! and receipts. Each call is one transaction over a batch, and each is idempotent so a
+//! redelivered job does no harm. Statuses only move forward (`Status::can_advance_to`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::RunQueryDsl;
+use hermod_core::model::*;
+use hermod_core::ports::PortResult;
+use hermod_core::{AttemptId, MessageId, Msisdn, Status, now_ms};
+
+use crate::batch::BatchInsert as _;
+use crate::rows::*;
+use crate::schema::*;
+use crate::store::{event_row, parse_status};
+use crate::{Db, backend, write_tx};
+
+/// Provider ids as stored: trimmed and lower-case, so `0A1B` and `0a1b` meet.
+pub fn normalize_provider_id(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}
+
+fn user_ref() -> i32 {
+    let b = uuid::Uuid::now_v7();
+    let bytes = b.as_bytes();
+    i32::from(u16::from_be_bytes([bytes[14], bytes[15]]))
+}
+
+fn channel_of(s: &str) -> ChannelKind {
+    ChannelKind::parse(s).unwrap_or(ChannelKind::Sms)
+}
+
+/// Groups ids by the values they are set to, so each group is one UPDATE.
+fn group<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<V>> {
+    let mut m: BTreeMap<K, Vec<V>> = BTreeMap::new();
+    for (k, v) in items {
+        m.entry(k).or_default().push(v);
+    }
+    m
+}
+
+fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
+    Some(Outgoing {
+        attempt_id: AttemptId::from_trusted(a.id.clone()),
+        message_id: MessageId::from_trusted(m.id.clone()),
+        to: Msisdn::parse(&m.to_number).ok()?,
+        from: m.from_addr.clone(),
+        text: m.body.clone(),
+        user_ref: u16::try_from(a.user_ref).unwrap_or(0),
+    })
+}
+
+/// Applies receipts inside an open transaction `$c`; evaluates to the receipts whose
+/// provider id is unknown. A macro so that the body is checked once per backend.
+macro_rules! apply_in_tx {
+    ($c:ident, $receipts:expr, $now:expr) => {{
+        let receipts: &[Receipt] = $receipts;
+        let now: i64 = $now;
+        let pids: Vec<String> = receipts.iter().map(|r| r.provider_id.clone()).collect();
+        let parts: Vec<PartRow> = attempt_parts::table
+            .filter(attempt_parts::provider_id.eq_any(&pids))
+            .select(PartRow::as_select())
+            .load($c)
+            .await?;
+        let mut by_pid: HashMap<String, PartRow> =
+            parts.into_iter().map(|p| (p.provider_id.clone(), p)).collect();
+        let mut unknown = Vec::new();
+        let mut touched: HashSet<String> = HashSet::new();
+        let mut part_updates = Vec::new();
+        for r in receipts {
+            match by_pid.get_mut(&r.provider_id) {
+                None => unknown.push(r.clone()),
+                Some(p) => {
+                    if parse_status(&p.status).can_advance_to(r.status) {
+                        p.status = r.status.as_str().to_owned();
+                        p.raw_status = Some(r.raw_status.clone());
+                        p.error_code = r.error_code.clone();
+                        touched.insert(p.attempt_id.clone());
+                        part_updates.push((
+                            (p.status.clone(), p.raw_status.clone(), p.error_code.clone()),
+                            p.provider_id.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        for ((st, raw, err), ids) in group(part_updates) {
+            diesel::update(attempt_parts::table.filter(attempt_parts::provider_id.eq_any(&ids)))
+                .set((
+                    attempt_parts::status.eq(st),
+                    attempt_parts::raw_status.eq(raw),
+                    attempt_parts::error_code.eq(err),
+                    attempt_parts::updated_at.eq(now),
+                ))
+                .execute($c)
+                .await?;
+        }
+        if !touched.is_empty() {
+            let touched: Vec<String> = touched.into_iter().collect();
+            let atts: Vec<(AttemptRow, MessageRow)> = attempts::table
+                .inner_join(messages::table)
+                .filter(attempts::id.eq_any(&touched))
+                .select((AttemptRow::as_select(), MessageRow::as_select()))
+                .load($c)
+                .await?;
+            let all_parts: Vec<PartRow> = attempt_parts::table
+                .filter(attempt_parts::attempt_id.eq_any(&touched))
+                .select(PartRow::as_select())
+                .load($c)
+                .await?;
+            let mut att_updates = Vec::new();
+            let mut msg_updates = Vec::new();
+            let mut evs = Vec::new();
+            for (a, m) in atts {
+                let mine: Vec<&PartRow> = all_parts.iter().filter(|p| p.attempt_id == a.id).collect();
+                let statuses: Vec<Status> = mine.iter().map(|p| parse_status(&p.status)).collect();
+                let folded = Status::fold_parts(&statuses, usize::try_from(a.parts).unwrap_or(1));
+                if !parse_status(&a.status).can_advance_to(folded) {
+                    continue;
+                }
+                // The raw status and error of the part that decided the outcome.
+                let decider = mine
+                    .iter()
+                    .find(|p| parse_status(&p.status) == folded)
+                    .or(mine.iter().next());
+                let raw = decider.and_then(|p| p.raw_status.clone());
+                // `err:000` on a delivered part is no error.
+                let err = decider.and_then(|p| p.error_code.clone()).filter(|_| folded.is_failure());
+                att_updates.push(((folded.as_str(), raw.clone(), err.clone()), a.id.clone()));
+                if parse_status(&m.status).can_advance_to(folded) {
+                    msg_updates.push((folded.as_str(), m.id.clone()));
+                    evs.push(event_row(
+                        &m.id,
+                        &m.tenant_id,
+                        folded,
+                        Some((a.attempt_no, &a.channel)),
+                        Some(serde_json::json!({"raw_status": raw, "error_code": err})),
+                        now,
+                    ));
+                }
+            }
+            for ((st, raw, err), ids) in group(att_updates) {
+                let permanent = err.as_ref().map(|_| folded_is_permanent(st));
+                diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
+                    .set((
+                        attempts::status.eq(st),
+                        attempts::raw_status.eq(raw),
+                        attempts::error_code.eq(err),
+                        attempts::error_permanent.eq(permanent),
+                        attempts::updated_at.eq(now),
+                    ))
+                    .execute($c)
+                    .await?;
+            }
+            for (st, ids) in group(msg_updates) {
+                diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
+                    .set((messages::status.eq(st), messages::updated_at.eq(now)))
+                    .execute($c)
+                    .await?;
+            }
+            $c.insert_events(evs).await?;
+        }
+        Ok::<Vec<Receipt>, DieselError>(unknown)
+    }};
+}
+
+/// A receipt error on a failed part is a final answer from the network.
+fn folded_is_permanent(status: &str) -> bool {
+    Status::parse(status).is_some_and(Status::is_failure)
+}
+
+fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
+    Receipt {
+        channel: ChannelKind::Sms,
+        provider_id: o.provider_id.clone(),
+        status: parse_status(&o.status),
+        raw_status: o.raw_status.clone(),
+        error_code: o.error_code.clone(),
+        user_ref: o.user_ref.and_then(|u| u16::try_from(u).ok()),
+        recipient: o.recipient.clone(),
+    }
+}
+
+pub async fn plan_attempts(
+    db: &Db,
+    ids: &[MessageId],
+) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let msgs: Vec<MessageRow> = messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select(MessageRow::as_select())
+            .load(c)
+            .await?;
+        let existing: Vec<AttemptRow> = attempts::table
+            .filter(attempts::message_id.eq_any(&ids))
+            .select(AttemptRow::as_select())
+            .load(c)
+            .await?;
+        let existing: HashMap<&str, &AttemptRow> = existing
+            .iter()
+            .map(|a| (a.message_id.as_str(), a))
+            .collect();
+        let mut out = Vec::new();
+        let mut new_atts = Vec::new();
+        let mut evs = Vec::new();
+        let mut queued = Vec::new();
+        for m in &msgs {
+            if let Some(a) = existing.get(m.id.as_str()) {
+                // A redelivered dispatch job: the send job may not have been published.
+                if a.status == Status::Queued.as_str() {
+                    out.push((
+                        AttemptId::from_trusted(a.id.clone()),
+                        channel_of(&a.channel),
+                    ));
+                }
+                continue;
+            }
+            let status = parse_status(&m.status);
+            if status.is_final() {
+                continue;
+            }
+            let channels: Vec<String> = serde_json::from_str(&m.channels).unwrap_or_default();
+            let channel = channels
+                .iter()
+                .next()
+                .map(|c| channel_of(c))
+                .unwrap_or(ChannelKind::Sms);
+            let id = AttemptId::generate();
+            new_atts.push(AttemptRow {
+                id: id.to_string(),
+                message_id: m.id.clone(),
+                attempt_no: 1,
+                channel: channel.as_str().to_owned(),
+                status: Status::Queued.as_str().to_owned(),
+                user_ref: user_ref(),
+                raw_status: None,
+                error_code: None,
+                error_permanent: None,
+                parts: 1,
+                sending_since: None,
+                created_at: now,
+                updated_at: now,
+            });
+            if status.can_advance_to(Status::Queued) {
+                queued.push(m.id.clone());
+                evs.push(event_row(
+                    &m.id,
+                    &m.tenant_id,
+                    Status::Queued,
+                    Some((1, channel.as_str())),
+                    None,
+                    now,
+                ));
+            }
+            out.push((id, channel));
+        }
+        c.insert_attempts(new_atts).await?;
+        c.insert_events(evs).await?;
+        if !queued.is_empty() {
+            diesel::update(messages::table.filter(messages::id.eq_any(&queued)))
+                .set((
+                    messages::status.eq(Status::Queued.as_str()),
+                    messages::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, DieselError>(out)
+    })
+    .map_err(backend)
+}
+
+pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>> {
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
+            .inner_join(messages::table)
+            .filter(attempts::id.eq_any(&ids))
+            .select((AttemptRow::as_select(), MessageRow::as_select()))
+            .load(c)
+            .await?;
+        let mut out = Vec::new();
+        let mut claimed = Vec::new();
+        let mut msg_sending = Vec::new();
+        let mut evs = Vec::new();
+        let mut found = HashSet::new();
+        for (a, m) in &rows {
+            found.insert(a.id.clone());
+            let st = parse_status(&a.status);
+            match (st, outgoing(a, m)) {
+                (Status::Queued, Some(o)) => {
+                    claimed.push(a.id.clone());
+                    if parse_status(&m.status).can_advance_to(Status::Sending) {
+                        msg_sending.push(m.id.clone());
+                        evs.push(event_row(
+                            &m.id,
+                            &m.tenant_id,
+                            Status::Sending,
+                            Some((a.attempt_no, &a.channel)),
+                            None,
+                            now,
+                        ));
+                    }
+                    out.push(Claim::Claimed(o));
+                }
+                (Status::Sending, Some(o)) => out.push(Claim::InDoubt {
+                    outgoing: o,
+                    since: a.sending_since.unwrap_or(a.updated_at),
+                }),
+                _ => out.push(Claim::Done(AttemptId::from_trusted(a.id.clone()))),
+            }
+        }
+        for id in &ids {
+            if !found.contains(id) {
+                out.push(Claim::Done(AttemptId::from_trusted(id.clone())));
+            }
+        }
+        if !claimed.is_empty() {
+            diesel::update(
+                attempts::table
+                    .filter(attempts::id.eq_any(&claimed))
+                    .filter(attempts::status.eq(Status::Queued.as_str())),
+            )
+            .set((
+                attempts::status.eq(Status::Sending.as_str()),
+                attempts::sending_since.eq(now),
+                attempts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+        }
+        if !msg_sending.is_empty() {
+            diesel::update(messages::table.filter(messages::id.eq_any(&msg_sending)))
+                .set((
+                    messages::status.eq(Status::Sending.as_str()),
+                    messages::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+        }
+        c.insert_events(evs).await?;
+        Ok::<_, DieselError>(out)
+    })
+    .map_err(backend)
+}
+
+pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
+    let ids: Vec<String> = results.iter().map(|r| r.attempt_id.to_string()).collect();
+    let now = now_ms();
+    let mut new_pids = Vec::new();
+    write_tx!(db, |c| {
+        let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
+            .inner_join(messages::table)
+            .filter(attempts::id.eq_any(&ids))
+            .select((AttemptRow::as_select(), MessageRow::as_select()))
+            .load(c)
+            .await?;
+        let rows: HashMap<String, (AttemptRow, MessageRow)> = rows
+            .into_iter()
+            .map(|(a, m)| (a.id.clone(), (a, m)))
+            .collect();
+        let mut parts = Vec::new();
+        let mut att_sent = Vec::new();
+        let mut att_failed = Vec::new();
+        let mut att_retry = Vec::new();
+        let mut msg_updates = Vec::new();
+        let mut evs = Vec::new();
+        for r in results {
+            let Some((a, m)) = rows.get(r.attempt_id.as_str()) else {
+                continue;
+            };
+            let cur = parse_status(&a.status);
+            let (next, detail) = match &r.outcome {
+                SendOutcome::Sent {
+                    provider_ids,
+                    raw_status,
+                } => {
+                    for (i, pid) in provider_ids.iter().enumerate() {
+                        let pid = normalize_provider_id(pid);
+                        new_pids.push(pid.clone());
+                        parts.push(PartRow {
+                            provider_id: pid,
+                            attempt_id: a.id.clone(),
+                            part_no: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                            status: Status::Sent.as_str().to_owned(),
+                            raw_status: Some(raw_status.clone()),
+                            error_code: None,
+                            updated_at: now,
+                        });
+                    }
+                    if !cur.can_advance_to(Status::Sent) {
+                        continue;
+                    }
+                    let n = i32::try_from(provider_ids.len()).unwrap_or(1);
+                    att_sent.push(((raw_status.clone(), n), a.id.clone()));
+                    (
+                        Status::Sent,
+                        serde_json::json!({"provider_ids": provider_ids, "raw_status": raw_status}),
+                    )
+                }
+                SendOutcome::Failed { code, permanent } => {
+                    if !cur.can_advance_to(Status::Failed) {
+                        continue;
+                    }
+                    att_failed.push(((code.clone(), *permanent), a.id.clone()));
+                    (
+                        Status::Failed,
+                        serde_json::json!({"error_code": code, "permanent": permanent}),
+                    )
+                }
+                SendOutcome::Retry { .. } => {
+                    att_retry.push(a.id.clone());
+                    continue;
+                }
+            };
+            if parse_status(&m.status).can_advance_to(next) {
+                msg_updates.push((next.as_str(), m.id.clone()));
+                evs.push(event_row(
+                    &m.id,
+                    &m.tenant_id,
+                    next,
+                    Some((a.attempt_no, &a.channel)),
+                    Some(detail),
+                    now,
+                ));
+            }
+        }
+        c.insert_parts(parts).await?;
+        for ((raw, n), ids) in group(att_sent) {
+            diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
+                .set((
+                    attempts::status.eq(Status::Sent.as_str()),
+                    attempts::raw_status.eq(raw),
+                    attempts::parts.eq(n),
+                    attempts::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+        }
+        for ((code, permanent), ids) in group(att_failed) {
+            diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
+                .set((
+                    attempts::status.eq(Status::Failed.as_str()),
+                    attempts::raw_status.eq(code.clone()),
+                    attempts::error_code.eq(code),
+                    attempts::error_permanent.eq(permanent),
+                    attempts::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+        }
+        if !att_retry.is_empty() {
+            diesel::update(
+                attempts::table
+                    .filter(attempts::id.eq_any(&att_retry))
+                    .filter(attempts::status.eq(Status::Sending.as_str())),
+            )
+            .set((
+                attempts::status.eq(Status::Queued.as_str()),
+                attempts::sending_since.eq(None::<i64>),
+                attempts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+        }
+        for (st, ids) in group(msg_updates) {
+            diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
+                .set((messages::status.eq(st), messages::updated_at.eq(now)))
+                .execute(c)
+                .await?;
+        }
+        c.insert_events(evs).await?;
+        // Receipts that overtook their submit response.
+        if !new_pids.is_empty() {
+            let orphans: Vec<OrphanRow> = orphan_receipts::table
+                .filter(orphan_receipts::provider_id.eq_any(&new_pids))
+                .select(OrphanRow::as_select())
+                .load(c)
+                .await?;
+            if !orphans.is_empty() {
+                let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
+                apply_in_tx!(c, &receipts, now)?;
+                let done: Vec<&String> = orphans.iter().map(|o| &o.provider_id).collect();
+                diesel::delete(
+                    orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(done)),
+                )
+                .execute(c)
+                .await?;
+            }
+        }
+        Ok::<_, DieselError>(())
+    })
+    .map_err(backend)
+}
+
+pub async fn apply_receipts(db: &Db, receipts: &[Receipt]) -> PortResult<()> {
+    let now = now_ms();
+    let receipts: Vec<Receipt> = receipts
+        .iter()
+        .map(|r| Receipt {
+            provider_id: normalize_provider_id(&r.provider_id),
+            ..r.clone()
+        })
+        .collect();
+    write_tx!(db, |c| {
+        let unknown = apply_in_tx!(c, &receipts, now)?;
+        let orphans: Vec<OrphanRow> = unknown
+            .iter()
+            .map(|r| OrphanRow {
+                provider_id: r.provider_id.clone(),
+                status: r.status.as_str().to_owned(),
+                raw_status: r.raw_status.clone(),
+                error_code: r.error_code.clone(),
+                user_ref: r.user_ref.map(i32::from),
+                recipient: r.recipient.clone(),
+                received_at: now,
+            })
+            .collect();
+        c.insert_orphans(orphans).await?;
+        Ok::<_, DieselError>(())
+    })
+    .map_err(backend)
+}
+
+pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let orphans: Vec<OrphanRow> = orphan_receipts::table
+            .order(orphan_receipts::received_at.asc())
+            .limit(1000)
+            .select(OrphanRow::as_select())
+            .load(c)
+            .await?;
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
+        let unknown = apply_in_tx!(c, &receipts, now)?;
+        let unknown: HashSet<&str> = unknown.iter().map(|r| r.provider_id.as_str()).collect();
+        let known: Vec<&String> = orphans
+            .iter()
+            .map(|o| &o.provider_id)
+            .filter(|p| !unknown.contains(p.as_str()))
+            .collect();
+        if !known.is_empty() {
+            diesel::delete(
+                orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(&known)),
+            )
+            .execute(c)
+            .await?;
+        }
+        Ok::<_, DieselError>(known.len())
+    })
+    .map_err(backend)
+}
+
+pub async fn resolve_in_doubt(db: &Db, o: &Outgoing) -> PortResult<bool> {
+    let now = now_ms();
+    let aid = o.attempt_id.to_string();
+    let uref = i32::from(o.user_ref);
+    let recipient = o.to.digits().to_owned();
+    write_tx!(db, |c| {
+        let orphans: Vec<OrphanRow> = orphan_receipts::table
+            .filter(orphan_receipts::user_ref.eq(uref))
+            .filter(orphan_receipts::recipient.eq(&recipient))
+            .order(orphan_receipts::provider_id.asc())
+            .select(OrphanRow::as_select())
+            .load(c)
+            .await?;
+        if orphans.is_empty() {
+            return Ok(false);
+        }
+        let parts: Vec<PartRow> = orphans
+            .iter()
+            .enumerate()
+            .map(|(i, orph)| PartRow {
+                provider_id: orph.provider_id.clone(),
+                attempt_id: aid.clone(),
+                part_no: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                status: Status::Sent.as_str().to_owned(),
+                raw_status: None,
+                error_code: None,
+                updated_at: now,
+            })
+            .collect();
+        let n = i32::try_from(parts.len()).unwrap_or(1);
+        c.insert_parts(parts).await?;
+        diesel::update(
+            attempts::table
+                .filter(attempts::id.eq(&aid))
+                .filter(attempts::status.eq(Status::Sending.as_str())),
+        )
+        .set((
+            attempts::status.eq(Status::Sent.as_str()),
+            attempts::parts.eq(n),
+            attempts::raw_status.eq("recovered_from_receipt"),
+            attempts::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await?;
+        let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
+        apply_in_tx!(c, &receipts, now)?;
+        let done: Vec<&String> = orphans.iter().map(|x| &x.provider_id).collect();
+        diesel::delete(orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(done)))
+            .execute(c)
+            .await?;
+        Ok::<_, DieselError>(true)
+    })
+    .map_err(backend)
+}

@@ -1,0 +1,118 @@
+//! Row types: what diesel reads and writes.
+
+use diesel::prelude::*;
+
+use crate::schema::*;
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = messages)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct MessageRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub to_number: String,
+    pub from_addr: Option<String>,
+    pub body: String,
+    pub channels: String,
+    pub ttl_secs: Option<i64>,
+    pub metadata: Option<String>,
+    pub callback_url: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = attempts)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct AttemptRow {
+    pub id: String,
+    pub message_id: String,
+    pub attempt_no: i32,
+    pub channel: String,
+    pub status: String,
+    pub user_ref: i32,
+    pub raw_status: Option<String>,
+    pub error_code: Option<String>,
+    pub error_permanent: Option<bool>,
+    pub parts: i32,
+    pub sending_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = attempt_parts)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct PartRow {
+    pub provider_id: String,
+    pub attempt_id: String,
+    pub part_no: i32,
+    pub status: String,
+    pub raw_status: Option<String>,
+    pub error_code: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = events)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewEventRow {
+    pub message_id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempt_no: Option<i32>,
+    pub channel: Option<String>,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub seq: i64,
+    pub message_id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempt_no: Option<i32>,
+    pub channel: Option<String>,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = idempotency_keys)]
+pub struct IdempotencyRow {
+    pub tenant_id: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status_code: i32,
+    pub body: String,
+    pub created_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = orphan_receipts)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct OrphanRow {
+    pub provider_id: String,
+    pub status: String,
+    pub raw_status: String,
+    pub error_code: Option<String>,
+    pub user_ref: Option<i32>,
+    pub recipient: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = jobs)]
+pub struct NewJobRow {
+    pub queue: String,
+    pub payload: String,
+    pub available_at: i64,
+    pub locked_until: i64,
+    pub deliveries: i32,
+    pub created_at: i64,
+}

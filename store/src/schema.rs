@@ -1,0 +1,128 @@
+//! One `table!` set for both backends: portable types only (Text ids, BigInt epoch ms).
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        hash -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        tenant_id -> Text,
+        to_number -> Text,
+        from_addr -> Nullable<Text>,
+        body -> Text,
+        channels -> Text,
+        ttl_secs -> Nullable<BigInt>,
+        metadata -> Nullable<Text>,
+        callback_url -> Nullable<Text>,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    attempts (id) {
+        id -> Text,
+        message_id -> Text,
+        attempt_no -> Integer,
+        channel -> Text,
+        status -> Text,
+        user_ref -> Integer,
+        raw_status -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_permanent -> Nullable<Bool>,
+        parts -> Integer,
+        sending_since -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    attempt_parts (provider_id) {
+        provider_id -> Text,
+        attempt_id -> Text,
+        part_no -> Integer,
+        status -> Text,
+        raw_status -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (seq) {
+        seq -> BigInt,
+        message_id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        status -> Text,
+        attempt_no -> Nullable<Integer>,
+        channel -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (tenant_id, key) {
+        tenant_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Integer,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    orphan_receipts (provider_id) {
+        provider_id -> Text,
+        status -> Text,
+        raw_status -> Text,
+        error_code -> Nullable<Text>,
+        user_ref -> Nullable<Integer>,
+        recipient -> Nullable<Text>,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        queue -> Text,
+        payload -> Text,
+        available_at -> BigInt,
+        locked_until -> BigInt,
+        deliveries -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(attempts -> messages (message_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    messages,
+    attempts,
+    attempt_parts,
+    events,
+    idempotency_keys,
+    orphan_receipts,
+    jobs,
+);

@@ -1,0 +1,400 @@
+//! `Store` for both backends: tenants, keys, accepting and reading messages.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::RunQueryDsl;
+use hermod_core::model::*;
+use hermod_core::ports::{PortError, PortResult, Store};
+use hermod_core::{AttemptId, MessageId, Status, TenantId, now_ms};
+
+use crate::batch::BatchInsert as _;
+use crate::rows::*;
+use crate::schema::*;
+use crate::{Db, backend, with_conn, write_tx};
+
+/// The diesel-backed [`Store`].
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) db: Db,
+}
+
+impl SqlStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+pub(crate) fn event_row(
+    message_id: &str,
+    tenant_id: &str,
+    status: Status,
+    attempt: Option<(i32, &str)>,
+    detail: Option<serde_json::Value>,
+    at: i64,
+) -> NewEventRow {
+    NewEventRow {
+        message_id: message_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        kind: format!("message.{}", status.as_str()),
+        status: status.as_str().to_owned(),
+        attempt_no: attempt.map(|a| a.0),
+        channel: attempt.map(|a| a.1.to_owned()),
+        detail: detail.map(|d| d.to_string()),
+        at,
+    }
+}
+
+pub(crate) fn parse_status(s: &str) -> Status {
+    // Only our own code writes statuses; an unknown one can only come from a newer
+    // version, and treating it as failed keeps it from being resent.
+    Status::parse(s).unwrap_or(Status::Failed)
+}
+
+fn to_message(r: MessageRow) -> Message {
+    Message {
+        id: MessageId::from_trusted(r.id),
+        tenant_id: TenantId::from_trusted(r.tenant_id),
+        to: r.to_number,
+        from: r.from_addr,
+        text: r.body,
+        channels: serde_json::from_str(&r.channels).unwrap_or_default(),
+        ttl_secs: r.ttl_secs,
+        metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        callback_url: r.callback_url,
+        status: parse_status(&r.status),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn to_idem(r: IdempotencyRow) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: r.key,
+        request_hash: r.request_hash,
+        status_code: u16::try_from(r.status_code).unwrap_or(500),
+        body: r.body,
+    }
+}
+
+fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_api_key(
+        &self,
+        tenant_name: &str,
+        key_id: &str,
+        hash: &str,
+    ) -> PortResult<TenantId> {
+        let now = now_ms();
+        let tenant = write_tx!(&self.db, |c| {
+            let existing: Option<String> = tenants::table
+                .filter(tenants::name.eq(tenant_name))
+                .select(tenants::id)
+                .first(c)
+                .await
+                .optional()?;
+            let tenant_id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = TenantId::generate().to_string();
+                    diesel::insert_into(tenants::table)
+                        .values((
+                            tenants::id.eq(&id),
+                            tenants::name.eq(tenant_name),
+                            tenants::created_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                    id
+                }
+            };
+            diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::id.eq(key_id),
+                    api_keys::tenant_id.eq(&tenant_id),
+                    api_keys::hash.eq(hash),
+                    api_keys::created_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+            Ok::<_, DieselError>(tenant_id)
+        })
+        .map_err(backend)?;
+        Ok(TenantId::from_trusted(tenant))
+    }
+
+    async fn api_key(&self, key_id: &str) -> PortResult<Option<(TenantId, String)>> {
+        let row: Option<(String, String)> = with_conn!(&self.db, |c| {
+            api_keys::table
+                .filter(api_keys::id.eq(key_id))
+                .filter(api_keys::revoked_at.is_null())
+                .select((api_keys::tenant_id, api_keys::hash))
+                .first(c)
+                .await
+                .optional()
+                .map_err(backend)?
+        });
+        Ok(row.map(|(t, h)| (TenantId::from_trusted(t), h)))
+    }
+
+    async fn accept(
+        &self,
+        tenant: &TenantId,
+        msgs: &[NewMessage],
+        idem: Option<&IdempotencyRecord>,
+    ) -> PortResult<AcceptOutcome> {
+        let now = now_ms();
+        let mut rows = Vec::with_capacity(msgs.len());
+        let mut evs = Vec::with_capacity(msgs.len());
+        let mut jobs_rows = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            rows.push(MessageRow {
+                id: m.id.to_string(),
+                tenant_id: tenant.to_string(),
+                to_number: m.to.as_str().to_owned(),
+                from_addr: m.from.clone(),
+                body: m.text.clone(),
+                channels: serde_json::to_string(&m.channels).map_err(backend)?,
+                ttl_secs: m.ttl_secs,
+                metadata: m.metadata.as_ref().map(|v| v.to_string()),
+                callback_url: m.callback_url.clone(),
+                status: Status::Accepted.as_str().to_owned(),
+                created_at: m.created_at,
+                updated_at: m.created_at,
+            });
+            evs.push(event_row(
+                m.id.as_str(),
+                tenant.as_str(),
+                Status::Accepted,
+                None,
+                None,
+                m.created_at,
+            ));
+            let job = Job::DispatchV1 {
+                message_id: m.id.to_string(),
+            };
+            jobs_rows.push(NewJobRow {
+                queue: queues::DISPATCH.to_owned(),
+                payload: serde_json::to_string(&job).map_err(backend)?,
+                available_at: now,
+                locked_until: 0,
+                deliveries: 0,
+                created_at: now,
+            });
+        }
+        let idem_row = idem.map(|r| IdempotencyRow {
+            tenant_id: tenant.to_string(),
+            key: r.key.clone(),
+            request_hash: r.request_hash.clone(),
+            status_code: i32::from(r.status_code),
+            body: r.body.clone(),
+            created_at: now,
+        });
+        let res = write_tx!(&self.db, |c| {
+            if let Some(ir) = &idem_row {
+                let prior: Option<IdempotencyRow> = idempotency_keys::table
+                    .filter(idempotency_keys::tenant_id.eq(&ir.tenant_id))
+                    .filter(idempotency_keys::key.eq(&ir.key))
+                    .select(IdempotencyRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()?;
+                if let Some(p) = prior {
+                    return Ok(AcceptOutcome::Replay(to_idem(p)));
+                }
+                diesel::insert_into(idempotency_keys::table)
+                    .values(ir)
+                    .execute(c)
+                    .await?;
+            }
+            c.insert_messages(rows).await?;
+            c.insert_events(evs).await?;
+            c.insert_jobs(jobs_rows).await?;
+            Ok::<_, DieselError>(AcceptOutcome::Accepted)
+        });
+        match res {
+            Ok(o) => Ok(o),
+            Err(e) if is_unique_violation(&e) => Err(PortError::Conflict(
+                "a message id or idempotency key is already stored".into(),
+            )),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> PortResult<Option<IdempotencyRecord>> {
+        let row: Option<IdempotencyRow> = with_conn!(&self.db, |c| {
+            idempotency_keys::table
+                .filter(idempotency_keys::tenant_id.eq(tenant.as_str()))
+                .filter(idempotency_keys::key.eq(key))
+                .select(IdempotencyRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(backend)?
+        });
+        Ok(row.map(to_idem))
+    }
+
+    async fn get_message(
+        &self,
+        tenant: &TenantId,
+        id: &MessageId,
+    ) -> PortResult<Option<MessageView>> {
+        let found: Option<(MessageRow, Vec<AttemptRow>, Vec<PartRow>, Vec<EventRow>)> =
+            with_conn!(&self.db, |c| {
+                let m: Option<MessageRow> = messages::table
+                    .filter(messages::id.eq(id.as_str()))
+                    .filter(messages::tenant_id.eq(tenant.as_str()))
+                    .select(MessageRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()
+                    .map_err(backend)?;
+                match m {
+                    None => None,
+                    Some(m) => {
+                        let atts: Vec<AttemptRow> = attempts::table
+                            .filter(attempts::message_id.eq(id.as_str()))
+                            .order(attempts::attempt_no.asc())
+                            .select(AttemptRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(backend)?;
+                        let ids: Vec<&str> = atts.iter().map(|a| a.id.as_str()).collect();
+                        let parts: Vec<PartRow> = attempt_parts::table
+                            .filter(attempt_parts::attempt_id.eq_any(&ids))
+                            .order(attempt_parts::part_no.asc())
+                            .select(PartRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(backend)?;
+                        let evs: Vec<EventRow> = events::table
+                            .filter(events::message_id.eq(id.as_str()))
+                            .order(events::seq.asc())
+                            .select(EventRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(backend)?;
+                        Some((m, atts, parts, evs))
+                    }
+                }
+            });
+        let Some((m, atts, parts, evs)) = found else {
+            return Ok(None);
+        };
+        let attempts = atts
+            .into_iter()
+            .map(|a| Attempt {
+                provider_ids: parts
+                    .iter()
+                    .filter(|p| p.attempt_id == a.id)
+                    .map(|p| p.provider_id.clone())
+                    .collect(),
+                id: AttemptId::from_trusted(a.id),
+                message_id: MessageId::from_trusted(a.message_id),
+                attempt_no: a.attempt_no,
+                channel: a.channel,
+                status: parse_status(&a.status),
+                raw_status: a.raw_status,
+                error: a.error_code.map(|code| AttemptError {
+                    code,
+                    permanent: a.error_permanent.unwrap_or(false),
+                }),
+                parts: a.parts,
+                created_at: a.created_at,
+                updated_at: a.updated_at,
+            })
+            .collect();
+        let events = evs
+            .into_iter()
+            .map(|e| Event {
+                seq: e.seq,
+                message_id: MessageId::from_trusted(e.message_id),
+                kind: e.kind,
+                status: parse_status(&e.status),
+                attempt_no: e.attempt_no,
+                channel: e.channel,
+                detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+                at: e.at,
+            })
+            .collect();
+        Ok(Some(MessageView {
+            message: to_message(m),
+            attempts,
+            events,
+        }))
+    }
+
+    async fn list_messages(&self, tenant: &TenantId, f: &ListFilter) -> PortResult<Vec<Message>> {
+        let rows: Vec<MessageRow> = with_conn!(&self.db, |c| {
+            let mut q = messages::table
+                .filter(messages::tenant_id.eq(tenant.as_str()))
+                .select(MessageRow::as_select())
+                .order(messages::id.desc())
+                .limit(f.limit)
+                .into_boxed();
+            if let Some(s) = f.status {
+                q = q.filter(messages::status.eq(s.as_str()));
+            }
+            if let Some(to) = &f.to {
+                q = q.filter(messages::to_number.eq(to.clone()));
+            }
+            if let Some(since) = f.since {
+                q = q.filter(messages::created_at.ge(since));
+            }
+            if let Some(cursor) = &f.cursor {
+                q = q.filter(messages::id.lt(cursor.to_string()));
+            }
+            q.load(c).await.map_err(backend)?
+        });
+        Ok(rows.into_iter().map(to_message).collect())
+    }
+
+    async fn status_counts(&self) -> PortResult<Vec<(Status, i64)>> {
+        let rows: Vec<(String, i64)> = with_conn!(&self.db, |c| {
+            messages::table
+                .group_by(messages::status)
+                .select((messages::status, diesel::dsl::count_star()))
+                .load(c)
+                .await
+                .map_err(backend)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (parse_status(&s), n))
+            .collect())
+    }
+
+    async fn plan_attempts(&self, ids: &[MessageId]) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
+        crate::pipeline::plan_attempts(&self.db, ids).await
+    }
+    async fn claim_attempts(&self, ids: &[AttemptId]) -> PortResult<Vec<Claim>> {
+        crate::pipeline::claim_attempts(&self.db, ids).await
+    }
+    async fn record_sends(&self, results: &[SendResult]) -> PortResult<()> {
+        crate::pipeline::record_sends(&self.db, results).await
+    }
+    async fn apply_receipts(&self, receipts: &[Receipt]) -> PortResult<()> {
+        crate::pipeline::apply_receipts(&self.db, receipts).await
+    }
+    async fn adopt_orphans(&self) -> PortResult<usize> {
+        crate::pipeline::adopt_orphans(&self.db).await
+    }
+    async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool> {
+        crate::pipeline::resolve_in_doubt(&self.db, outgoing).await
+    }
+}

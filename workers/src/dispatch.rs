@@ -1,0 +1,52 @@
+use std::time::Duration;
+
+use hermod_core::MessageId;
+use hermod_core::model::{Job, queues};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Pipeline, pause};
+
+/// Plans the first attempt of each accepted message and hands it to its channel queue.
+pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        if let Err(e) = step(&p).await {
+            tracing::error!(error = %e, "dispatch step failed");
+            pause(&cancel, Duration::from_millis(500)).await;
+        }
+    }
+}
+
+async fn step(p: &Pipeline) -> Result<(), hermod_core::ports::PortError> {
+    let batch = p
+        .queue
+        .receive(
+            queues::DISPATCH,
+            p.settings.batch,
+            Duration::from_millis(500),
+        )
+        .await?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(batch.len());
+    for d in &batch {
+        if let Job::DispatchV1 { message_id } = &d.job {
+            if let Some(id) = MessageId::parse(message_id) {
+                ids.push(id);
+            }
+        }
+    }
+    let planned = p.store.plan_attempts(&ids).await?;
+    let jobs: Vec<Job> = planned
+        .iter()
+        .map(|(attempt, _channel)| Job::SendV1 {
+            attempt_id: attempt.to_string(),
+        })
+        .collect();
+    p.queue.publish(queues::SMS, &jobs).await?;
+    let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
+    p.queue.ack(queues::DISPATCH, &tags).await?;
+    metrics::counter!("hermod_messages_total", "stage" => "dispatch", "status" => "queued")
+        .increment(jobs.len() as u64);
+    Ok(())
+}

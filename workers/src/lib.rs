@@ -1,0 +1,109 @@
+//! The pipeline stages, generic over the traits in `hermod_core::ports`:
+//! dispatch (plan an attempt per message), the SMS sender (claim, submit, record),
+//! receipts (batched into the store before they are acknowledged), and a sampler that
+//! publishes queue depth and status gauges.
+
+mod dispatch;
+mod receipts;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermod_core::model::queues;
+use hermod_core::ports::{Channel, Queue, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use receipts::ReceiptBatcher;
+
+/// Tuning for the stages.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// Jobs taken per batch.
+    pub batch: usize,
+    /// Concurrent sender loops (each holds up to `batch` submits in flight).
+    pub senders: usize,
+    /// How long an in-doubt submit waits for its receipt before it is sent again.
+    pub in_doubt_grace: Duration,
+    /// Deliveries of a send job before the attempt fails.
+    pub max_send_deliveries: i32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            batch: 128,
+            senders: 4,
+            in_doubt_grace: Duration::from_secs(30),
+            max_send_deliveries: 50,
+        }
+    }
+}
+
+/// Everything a stage needs.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub sms: Arc<dyn Channel>,
+    pub settings: WorkerSettings,
+}
+
+impl Pipeline {
+    /// Starts every stage; they stop when `cancel` fires.
+    pub fn spawn(&self, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(dispatch::run(self.clone(), cancel.clone()))];
+        for _ in 0..self.settings.senders.max(1) {
+            tasks.push(tokio::spawn(send::run(self.clone(), cancel.clone())));
+        }
+        tasks.push(tokio::spawn(receipts::adopt_loop(
+            self.store.clone(),
+            cancel.clone(),
+        )));
+        tasks.push(tokio::spawn(sample(self.clone(), cancel)));
+        tasks
+    }
+}
+
+/// Backoff for the n-th delivery: 1 s, 2 s, 4 s ... capped at 5 minutes.
+pub fn backoff(deliveries: i32) -> Duration {
+    let exp = u32::try_from(deliveries.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(1u64 << exp.min(8)).min(Duration::from_secs(300))
+}
+
+async fn pause(cancel: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}
+
+async fn sample(p: Pipeline, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        for q in [queues::DISPATCH, queues::SMS] {
+            if let Ok(n) = p.queue.depth(q).await {
+                metrics::gauge!("hermod_queue_depth", "queue" => q).set(n as f64);
+            }
+        }
+        if let Ok(counts) = p.store.status_counts().await {
+            for (status, n) in counts {
+                metrics::gauge!("hermod_messages", "status" => status.as_str()).set(n as f64);
+            }
+        }
+        pause(&cancel, Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(40), Duration::from_secs(256));
+    }
+}

@@ -1,0 +1,152 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hermod_core::model::{Claim, Job, Outgoing, SendOutcome, SendResult, queues};
+use hermod_core::ports::{PortError, SendError};
+use hermod_core::{AttemptId, now_ms};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Pipeline, backoff, pause};
+
+/// Claims send jobs, submits them (up to a batch in flight), records the outcomes in
+/// one transaction and only then acknowledges the jobs.
+pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        if let Err(e) = step(&p).await {
+            tracing::error!(error = %e, "send step failed");
+            pause(&cancel, Duration::from_millis(500)).await;
+        }
+    }
+}
+
+enum Next {
+    Ack,
+    Retry(Duration),
+}
+
+async fn step(p: &Pipeline) -> Result<(), PortError> {
+    let batch = p
+        .queue
+        .receive(queues::SMS, p.settings.batch, Duration::from_millis(500))
+        .await?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
+    let mut ids = Vec::new();
+    for d in &batch {
+        if let Job::SendV1 { attempt_id } = &d.job {
+            if let Some(id) = AttemptId::parse(attempt_id) {
+                ids.push(id);
+                tags.insert(attempt_id.clone(), (d.tag, d.deliveries));
+                continue;
+            }
+        }
+        p.queue.ack(queues::SMS, &[d.tag]).await?;
+    }
+    let claims = p.store.claim_attempts(&ids).await?;
+    let mut to_send: Vec<Outgoing> = Vec::new();
+    let mut next: Vec<(i64, Next)> = Vec::new();
+    let tag_of = |id: &AttemptId| tags.get(id.as_str()).copied().unwrap_or((0, 1));
+    for c in claims {
+        match c {
+            Claim::Claimed(o) => to_send.push(o),
+            Claim::Done(id) => next.push((tag_of(&id).0, Next::Ack)),
+            Claim::InDoubt { outgoing, since } => {
+                // A submit may have reached the SMSC before a crash: its receipt carries
+                // our user_message_reference. Resend only when none came in time.
+                let (tag, _) = tag_of(&outgoing.attempt_id);
+                if p.store.resolve_in_doubt(&outgoing).await? {
+                    tracing::info!(attempt = %outgoing.attempt_id, "in-doubt submit resolved by its receipt");
+                    next.push((tag, Next::Ack));
+                } else if now_ms() - since
+                    < i64::try_from(p.settings.in_doubt_grace.as_millis()).unwrap_or(0)
+                {
+                    next.push((tag, Next::Retry(Duration::from_secs(1))));
+                } else {
+                    tracing::warn!(attempt = %outgoing.attempt_id, "in-doubt submit had no receipt; sending again");
+                    to_send.push(outgoing);
+                }
+            }
+        }
+    }
+    let concurrency = to_send.len().max(1);
+    let sms = p.sms.clone();
+    let outcomes: Vec<(Outgoing, Result<(Vec<String>, String), SendError>)> =
+        futures::stream::iter(to_send)
+            .map(|o| {
+                let sms = sms.clone();
+                async move {
+                    let r = sms.send(&o).await;
+                    (o, r)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (o, r) in outcomes {
+        let (tag, deliveries) = tag_of(&o.attempt_id);
+        let (outcome, n) = match r {
+            Ok((provider_ids, raw_status)) => {
+                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "sent")
+                    .increment(1);
+                (
+                    SendOutcome::Sent {
+                        provider_ids,
+                        raw_status,
+                    },
+                    Next::Ack,
+                )
+            }
+            Err(SendError::Permanent { code }) => {
+                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "failed")
+                    .increment(1);
+                (
+                    SendOutcome::Failed {
+                        code,
+                        permanent: true,
+                    },
+                    Next::Ack,
+                )
+            }
+            Err(SendError::Transient { code, retry_after }) => {
+                if deliveries >= p.settings.max_send_deliveries {
+                    metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "failed").increment(1);
+                    (
+                        SendOutcome::Failed {
+                            code,
+                            permanent: false,
+                        },
+                        Next::Ack,
+                    )
+                } else {
+                    metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "retry").increment(1);
+                    let wait = retry_after.unwrap_or_else(|| backoff(deliveries));
+                    (SendOutcome::Retry { code }, Next::Retry(wait))
+                }
+            }
+        };
+        results.push(SendResult {
+            attempt_id: o.attempt_id.clone(),
+            outcome,
+        });
+        next.push((tag, n));
+    }
+    if !results.is_empty() {
+        p.store.record_sends(&results).await?;
+    }
+    let acks: Vec<i64> = next
+        .iter()
+        .filter(|(_, n)| matches!(n, Next::Ack))
+        .map(|(t, _)| *t)
+        .collect();
+    p.queue.ack(queues::SMS, &acks).await?;
+    for (tag, n) in next {
+        if let Next::Retry(d) = n {
+            p.queue.retry(queues::SMS, tag, d).await?;
+        }
+    }
+    Ok(())
+}
