@@ -76,12 +76,16 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(p));
         }
-        let env = Env::prefixed("HERMOD_")
-            .split("__")
-            .map(|k| match k.as_str() {
-                "smpp_url" => "smpp.url".into(),
-                other => other.to_owned().into(),
-            });
+        // HERMOD_LOG and HERMOD_CONFIG are read by the logger and the CLI.
+        let env = Env::raw().filter_map(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            let k = k.strip_prefix("hermod_")?;
+            match k {
+                "log" | "config" => None,
+                "smpp_url" => Some("smpp.url".to_owned().into()),
+                other => Some(other.replace("__", ".").into()),
+            }
+        });
         Ok(fig.merge(env).extract()?)
     }
 

@@ -1,1 +1,7 @@
-fn main() {}
+//! End-to-end tests: the store on SQLite and on the real PostgreSQL, the HTTP API of
+//! the real `hermod` binary against the SMSC simulator, and a SIGKILL in mid-run.
+
+mod api;
+mod crash;
+mod store;
+mod support;

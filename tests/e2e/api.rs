@@ -1,0 +1,316 @@
+//! The HTTP API of the real binary, against the SMSC simulator.
+
+use std::time::Duration;
+
+use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use serde_json::{Value, json};
+
+use crate::support::{Server, create_key, eventually, free_port};
+
+async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, key: &str, path: &str, body: &str, idem: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(k) = idem {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
+    let smsc = Smsc::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SmscConfig {
+            credentials: Some(("hermod".into(), "pw".into())),
+            undeliverable_prefix: Some("4479000".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme");
+    let other = create_key(dir.path(), "globex");
+    let server = Server::start(dir.path(), &smsc.url("hermod", "pw"), free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+
+    // Auth.
+    let (s, v) = post(
+        &base,
+        "hmk_0000000000000000_nope",
+        "/v1/messages",
+        "{}",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    // Validation names the field.
+    let (s, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"07911","text":"x"}"#,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("to")));
+    let (s, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"+447911123456","text":"x","colour":"red"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (400, Some("unknown_field"), Some("colour"))
+    );
+    let (s, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"+447911123456","text":""}"#,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("text")));
+    let (s, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"+447911123456","text":"x","channels":["fax"]}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("channels[0]"))
+    );
+    let (s, v) = post(&base, &key, "/v1/messages", "not json", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+
+    // A message to delivered, with a multipart text (one DLR per part folded into one).
+    let long = format!("{} €", "Your order has shipped. ".repeat(8));
+    let body =
+        json!({"to": "+447911123456", "text": long, "metadata": {"order": "A-1"}}).to_string();
+    let (s, v) = post(&base, &key, "/v1/messages", &body, Some("order-A-1")).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["status"], "accepted");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/messages/{id}");
+    eventually("delivered", Duration::from_secs(20), || async {
+        get(&base, &key, &path).await.1["status"] == "delivered"
+    })
+    .await;
+    let (_, v) = get(&base, &key, &path).await;
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message.accepted",
+            "message.queued",
+            "message.sending",
+            "message.sent",
+            "message.delivered"
+        ]
+    );
+    assert_eq!(v["attempts"][0]["parts"], 2);
+    assert_eq!(
+        v["attempts"][0]["provider_ids"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(v["attempts"][0]["raw_status"], "DELIVRD");
+    assert_eq!(v["metadata"]["order"], "A-1");
+    // What the SMSC saw: two UDH parts, GSM with the euro escape kept whole.
+    let parts: Vec<_> = smsc
+        .submitted()
+        .into_iter()
+        .filter(|s| s.destination == "447911123456")
+        .collect();
+    assert_eq!(parts.len(), 2);
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.esm_class & 0x40 != 0 && p.short_message[..3] == [0x05, 0x00, 0x03])
+    );
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.data_coding == 0 && p.user_ref.is_some())
+    );
+
+    // Idempotency: a replay returns the original; another body with the key is 422.
+    let (s, v) = post(&base, &key, "/v1/messages", &body, Some("order-A-1")).await;
+    assert_eq!((s, v["id"].as_str()), (202, Some(id.as_str())));
+    let (s, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"+447911123456","text":"other"}"#,
+        Some("order-A-1"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+
+    // Tenant isolation: the other tenant cannot see it.
+    assert_eq!(get(&base, &other, &path).await.0, 404);
+
+    // An UNDELIV receipt fails the message, with the raw status kept.
+    let (_, v) = post(
+        &base,
+        &key,
+        "/v1/messages",
+        r#"{"to":"+447900012345","text":"hi"}"#,
+        None,
+    )
+    .await;
+    let path2 = format!("/v1/messages/{}", v["id"].as_str().unwrap());
+    eventually("failed", Duration::from_secs(20), || async {
+        get(&base, &key, &path2).await.1["status"] == "failed"
+    })
+    .await;
+    let (_, v) = get(&base, &key, &path2).await;
+    assert_eq!(v["attempts"][0]["raw_status"], "UNDELIV");
+    assert_eq!(v["attempts"][0]["error"]["permanent"], true);
+
+    // Batch: per-item errors, valid ones stored.
+    let batch = json!({"messages": [
+        {"to": "+447911000001", "text": "a"},
+        {"to": "bad", "text": "b"},
+        {"to": "+447911000003", "text": "c", "oops": true}
+    ]})
+    .to_string();
+    let (s, v) = post(&base, &key, "/v1/messages/batch", &batch, None).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(v["results"][1]["error"]["field"], "messages[1].to");
+    assert_eq!(v["results"][2]["error"]["field"], "messages[2].oops");
+
+    // Listing: filters and cursor.
+    let (s, v) = get(&base, &key, "/v1/messages?limit=2").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let cursor = v["next_cursor"].as_str().unwrap().to_owned();
+    let (_, v2) = get(
+        &base,
+        &key,
+        &format!("/v1/messages?limit=2&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(v2["data"].as_array().unwrap().len(), 1);
+    let (_, v) = get(&base, &key, "/v1/messages?to=%2B447900012345").await;
+    assert_eq!(v["data"][0]["status"], "failed");
+    let (s, v) = get(&base, &key, "/v1/messages?colour=red").await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("colour")));
+    assert_eq!(
+        get(&base, &other, "/v1/messages").await.1["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Observability.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hermod_messages_total{stage=\"api\",status=\"accepted\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hermod_smpp_submit_seconds_bucket"),
+        "{metrics}"
+    );
+    let doc: Value = reqwest::get(format!("{base}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/v1/messages"]["post"].is_object());
+    smsc.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_dropped_connections_delay_but_never_lose() {
+    let smsc = Smsc::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SmscConfig {
+            throttle_share: 0.3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start(dir.path(), &smsc.url("hermod", "x"), free_port());
+    server.wait_healthy().await;
+    let msgs: Vec<Value> = (0..40)
+        .map(|i| json!({"to": format!("+4479111{i:05}"), "text": format!("t{i}")}))
+        .collect();
+    let (s, _) = post(
+        &server.base,
+        &key,
+        "/v1/messages/batch",
+        &json!({"messages": msgs}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202);
+    smsc.drop_connections();
+    let base = server.base.clone();
+    eventually("all 40 delivered", Duration::from_secs(60), || async {
+        get(&base, &key, "/v1/messages?status=delivered&limit=100")
+            .await
+            .1["data"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 40
+    })
+    .await;
+    assert!(
+        smsc.throttled_count() > 0,
+        "the simulator throttled some submits"
+    );
+    smsc.stop();
+}

@@ -1,0 +1,136 @@
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+/// A fresh PostgreSQL database for one test, or `None` (with a loud message) when the
+/// server is absent outside CI. In CI (`CI=true`) an absent server fails the test.
+pub async fn pg_database(tag: &str) -> Option<String> {
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = match AsyncPgConnection::establish(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required in CI but unreachable at {admin}: {e}");
+            }
+            eprintln!("\n!!! SKIPPED {tag}: PostgreSQL unreachable at {admin}: {e} !!!\n");
+            return None;
+        }
+    };
+    let name = format!("hermod_test_{}_{}", tag, uuid_like());
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .ok()?;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin.clone());
+    Some(format!("{base}/{name}"))
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}_{}", std::process::id(), t.as_nanos() % 1_000_000_000)
+}
+
+pub fn free_port() -> u16 {
+    hermod_crypto::install_tls_provider();
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `hermod serve` child process on an embedded data directory.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(data: &Path, smpp_url: &str, port: u16) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .arg("serve")
+            .env("HERMOD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HERMOD_DATA_DIR", data)
+            .env("HERMOD_SMPP_URL", smpp_url)
+            .env("HERMOD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn hermod serve");
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("hermod did not become healthy");
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn create_key(data: &Path, tenant: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["keys", "create", "--tenant", tenant])
+        .env("HERMOD_DATA_DIR", data)
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .expect("run hermod keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("API key: "))
+        .expect("an API key line")
+        .trim()
+        .to_owned()
+}
+
+/// Polls `check` until it is true or the time runs out (no fixed sleeps in tests).
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
