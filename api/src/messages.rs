@@ -242,8 +242,10 @@ fn validate(
             out
         }
     };
-    if let Some(ttl) = req.ttl {
-        if !(1..=604_800).contains(&ttl) {
+    if let Some(ttl) = req.ttl
+        && !(1..=604_800).contains(&ttl)
+    {
+        {
             return Err(ApiError::field(
                 f("ttl"),
                 "ttl must be between 1 and 604800 seconds",
@@ -390,8 +392,10 @@ async fn check_prior(
     key: &Option<String>,
     hash: &str,
 ) -> Result<Option<HttpResponse>, ApiError> {
-    if let Some(k) = key {
-        if let Some(prior) = state.store.idempotency(tenant, k).await? {
+    if let Some(k) = key
+        && let Some(prior) = state.store.idempotency(tenant, k).await?
+    {
+        {
             return replay(&prior, hash).map(Some);
         }
     }

@@ -124,7 +124,7 @@ macro_rules! apply_in_tx {
                 let decider = mine
                     .iter()
                     .find(|p| parse_status(&p.status) == folded)
-                    .or(mine.iter().next());
+                    .or(<[&PartRow]>::first(&mine));
                 let raw = decider.and_then(|p| p.raw_status.clone());
                 // `err:000` on a delivered part is no error.
                 let err = decider.and_then(|p| p.error_code.clone()).filter(|_| folded.is_failure());
@@ -224,9 +224,7 @@ pub async fn plan_attempts(
                 continue;
             }
             let channels: Vec<String> = serde_json::from_str(&m.channels).unwrap_or_default();
-            let channel = channels
-                .iter()
-                .next()
+            let channel = <[String]>::first(&channels)
                 .map(|c| channel_of(c))
                 .unwrap_or(ChannelKind::Sms);
             let id = AttemptId::generate();

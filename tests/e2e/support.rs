@@ -75,8 +75,10 @@ impl Server {
     pub async fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
-                if r.status().is_success() {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await
+                && r.status().is_success()
+            {
+                {
                     return;
                 }
             }

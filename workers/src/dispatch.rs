@@ -30,8 +30,10 @@ async fn step(p: &Pipeline) -> Result<(), hermod_core::ports::PortError> {
     }
     let mut ids = Vec::with_capacity(batch.len());
     for d in &batch {
-        if let Job::DispatchV1 { message_id } = &d.job {
-            if let Some(id) = MessageId::parse(message_id) {
+        if let Job::DispatchV1 { message_id } = &d.job
+            && let Some(id) = MessageId::parse(message_id)
+        {
+            {
                 ids.push(id);
             }
         }

@@ -20,6 +20,8 @@ pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
     }
 }
 
+type SendReply = Result<(Vec<String>, String), SendError>;
+
 enum Next {
     Ack,
     Retry(Duration),
@@ -36,8 +38,10 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
     let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
     let mut ids = Vec::new();
     for d in &batch {
-        if let Job::SendV1 { attempt_id } = &d.job {
-            if let Some(id) = AttemptId::parse(attempt_id) {
+        if let Job::SendV1 { attempt_id } = &d.job
+            && let Some(id) = AttemptId::parse(attempt_id)
+        {
+            {
                 ids.push(id);
                 tags.insert(attempt_id.clone(), (d.tag, d.deliveries));
                 continue;
@@ -73,18 +77,17 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
     }
     let concurrency = to_send.len().max(1);
     let sms = p.sms.clone();
-    let outcomes: Vec<(Outgoing, Result<(Vec<String>, String), SendError>)> =
-        futures::stream::iter(to_send)
-            .map(|o| {
-                let sms = sms.clone();
-                async move {
-                    let r = sms.send(&o).await;
-                    (o, r)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    let outcomes: Vec<(Outgoing, SendReply)> = futures::stream::iter(to_send)
+        .map(|o| {
+            let sms = sms.clone();
+            async move {
+                let r = sms.send(&o).await;
+                (o, r)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let mut results = Vec::with_capacity(outcomes.len());
     for (o, r) in outcomes {
         let (tag, deliveries) = tag_of(&o.attempt_id);

@@ -75,8 +75,11 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -125,8 +128,10 @@ impl SmppChannel {
         let mut rx = self.client.clone();
         let wait = tokio::time::timeout(self.settings.response_timeout, async {
             loop {
-                if let Some(c) = rx.borrow_and_update().clone() {
-                    if c.is_active() {
+                if let Some(c) = rx.borrow_and_update().clone()
+                    && c.is_active()
+                {
+                    {
                         return Some(c);
                     }
                 }
@@ -228,7 +233,13 @@ impl Channel for SmppChannel {
                 })?;
             metrics::gauge!("hermod_smpp_inflight").increment(1.0);
             let started = std::time::Instant::now();
-            let res = client.submit_sm(sm).await;
+            // Our own deadline too: a request in flight when the connection drops may
+            // never be answered or failed by the client library.
+            let deadline = self.settings.response_timeout + Duration::from_secs(1);
+            let res = match tokio::time::timeout(deadline, client.submit_sm(sm)).await {
+                Ok(r) => r,
+                Err(_) => Err(rusmppc::error::Error::ConnectionClosed),
+            };
             metrics::gauge!("hermod_smpp_inflight").decrement(1.0);
             metrics::histogram!("hermod_smpp_submit_seconds")
                 .record(started.elapsed().as_secs_f64());

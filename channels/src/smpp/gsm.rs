@@ -30,8 +30,10 @@ const EXTENSION: [(u8, char); 10] = [
 
 /// Septets for one character: one byte, or the escape pair.
 fn septets(c: char) -> Option<([u8; 2], usize)> {
-    if c != '\u{1b}' {
-        if let Some(i) = BASIC.iter().position(|&b| b == c) {
+    if c != '\u{1b}'
+        && let Some(i) = BASIC.iter().position(|&b| b == c)
+    {
+        {
             return Some(([i as u8, 0], 1));
         }
     }
