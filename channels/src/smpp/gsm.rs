@@ -244,7 +244,7 @@ mod tests {
     fn agrees_with_rusmpp_extra_encoder() {
         // An independent GSM 03.38 implementation.
         use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
-        let text = "Hello @£$¥ èéùìò ÇØøÅå Δ_ΦΓΛΩΠΨΣΘΞ ÆæßÉ !\"#¤%&'()*+,-./ 0123456789:;<=>? ¡ÄÖÑܧ ¿äöñüà €{}[]~|^\\";
+        let text = "Hello @£$¥ èéùìò ÇØøÅå Δ_ΦΓΛΩΠΨΣΘΞ ÆæßÉ !\"#¤%&'()*+,-./ 0123456789:;<=>? ¡ÄÖÑÜ§ ¿äöñüà €{}[]~|^\\";
         let theirs = Gsm7BitUnpacked::new().encode_to_vec(text).unwrap();
         assert_eq!(encode_gsm7(text).unwrap(), theirs);
     }
