@@ -271,7 +271,6 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "KNOWN FAILURE (issue 2 open): after the SMSC drops the bind, sends stall; run with --ignored"]
 async fn throttling_and_dropped_connections_delay_but_never_lose() {
     let smsc = Smsc::start(
         "127.0.0.1:0".parse().unwrap(),

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::support::{Server, create_key, eventually, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "KNOWN FAILURE (issue 2 open): after restart not every message reaches delivered; run with --ignored"]
 async fn kill_9_loses_nothing_and_sends_nothing_twice() {
     let smsc = Smsc::start(
         "127.0.0.1:0".parse().unwrap(),

@@ -61,8 +61,16 @@ impl Server {
             .env("HERMOD_LISTEN", format!("127.0.0.1:{port}"))
             .env("HERMOD_DATA_DIR", data)
             .env("HERMOD_SMPP_URL", smpp_url)
-            .env("HERMOD_LOG", "warn")
-            .stdout(Stdio::null())
+            // TEST_HERMOD_LOG=debug shows the server's logs (they go to stdout).
+            .env(
+                "HERMOD_LOG",
+                std::env::var("TEST_HERMOD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(if std::env::var_os("TEST_HERMOD_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn hermod serve");
@@ -104,7 +112,10 @@ pub fn create_key(data: &Path, tenant: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
         .args(["keys", "create", "--tenant", tenant])
         .env("HERMOD_DATA_DIR", data)
-        .env("HERMOD_LOG", "warn")
+        .env(
+            "HERMOD_LOG",
+            std::env::var("TEST_HERMOD_LOG").unwrap_or("warn".into()),
+        )
         .output()
         .expect("run hermod keys create");
     assert!(

@@ -115,6 +115,7 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
                 )
             }
             Err(SendError::Transient { code, retry_after }) => {
+                tracing::debug!(attempt = %o.attempt_id, %code, deliveries, "transient send failure");
                 if deliveries >= p.settings.max_send_deliveries {
                     metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "failed").increment(1);
                     (

@@ -300,13 +300,15 @@ async fn bind(
     settings: &SmppSettings,
     target: &Target,
 ) -> Result<(Client, impl futures::Stream<Item = Event> + Unpin + 'static), rusmppc::error::Error> {
-    let (client, events) = ConnectionBuilder::new()
+    let (client, events, connection) = ConnectionBuilder::new()
         .enquire_link_interval(settings.enquire_link)
         .enquire_link_response_timeout(settings.response_timeout)
         .response_timeout(settings.response_timeout)
         .disable_interface_version_check()
+        .no_spawn()
         .connect(&target.connect_url)
         .await?;
+    tokio::spawn(drive(connection));
     client
         .bind_transceiver(
             BindTransceiver::builder()
@@ -321,6 +323,25 @@ async fn bind(
         )
         .await?;
     Ok((client, events))
+}
+
+/// Drives rusmppc's connection future, polling it again on a short tick.
+///
+/// rusmppc 0.4 handles at most 5 client requests and 5 writes per poll and then
+/// returns `Pending` without re-arming a waker for the rest, so a burst of submits
+/// with no incoming traffic after it would wait for the next enquire_link (seen as
+/// submits stalling for tens of seconds). The tick bounds that wait to 2 ms.
+async fn drive(connection: impl std::future::Future<Output = ()>) {
+    let mut connection = std::pin::pin!(connection);
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut connection => return,
+            _ = tick.tick() => {}
+        }
+    }
 }
 
 fn cstr<const MIN: usize, const MAX: usize>(s: &str) -> COctetString<MIN, MAX> {
