@@ -4,22 +4,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use hermod_channels::sim::smsc::SmscConfig;
 use serde_json::{Value, json};
 
-use crate::support::{Server, create_key, eventually, free_port};
+use crate::support::{Server, create_key, eventually, free_port, start_smsc};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_loses_nothing_and_sends_nothing_twice() {
-    let smsc = Smsc::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SmscConfig {
-            dlr_delay: Duration::from_millis(20),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let smsc = start_smsc(SmscConfig {
+        dlr_delay: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "acme");
     let url = smsc.url("hermod", "x");

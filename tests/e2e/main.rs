@@ -3,5 +3,6 @@
 
 mod api;
 mod crash;
+mod demo;
 mod store;
 mod support;

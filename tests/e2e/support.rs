@@ -4,6 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use hermod_channels::sim::smsc::{Smsc, SmscConfig};
 
 /// A fresh PostgreSQL database for one test, or `None` (with a loud message) when the
 /// server is absent outside CI. In CI (`CI=true`) an absent server fails the test.
@@ -37,6 +38,22 @@ fn uuid_like() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{}_{}", std::process::id(), t.as_nanos() % 1_000_000_000)
+}
+
+/// The timeline of a message that goes the whole way.
+pub const HAPPY_PATH: [&str; 5] = [
+    "message.accepted",
+    "message.queued",
+    "message.sending",
+    "message.sent",
+    "message.delivered",
+];
+
+/// The SMSC simulator on an ephemeral loopback port.
+pub async fn start_smsc(cfg: SmscConfig) -> Smsc {
+    Smsc::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap()
 }
 
 pub fn free_port() -> u16 {

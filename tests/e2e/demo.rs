@@ -1,0 +1,82 @@
+//! `hermod demo`: prints the key and address, carries a message to delivered with its
+//! built-in simulator, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{eventually, free_port};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["demo", "--listen", &addr, "--data"])
+        .arg(dir.path())
+        .env("HERMOD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut key, mut listening) = (None, false);
+    while key.is_none() || !listening {
+        let line = lines.next().expect("demo output").unwrap();
+        if let Some(k) = line.strip_prefix("API key: ") {
+            key = Some(k.trim().to_owned());
+        }
+        listening |= line == format!("Listening on http://{addr}");
+    }
+    let key = key.unwrap();
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    eventually(
+        "the demo API to answer",
+        Duration::from_secs(20),
+        || async { client.get(format!("{base}/healthz")).send().await.is_ok() },
+    );
+    sent.await;
+    let v: Value = client
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"to": "+447911123456", "text": "Hello from Hermod"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/v1/messages/{}", v["id"].as_str().unwrap());
+    eventually("delivered", Duration::from_secs(20), || async {
+        let v: Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["status"] == "delivered"
+    })
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "demo exited with {status}");
+}
