@@ -103,6 +103,11 @@ pub enum SendError {
     },
     #[error("permanent send failure {code}")]
     Permanent { code: String },
+    /// The request may have reached the provider but no answer came (timeout, lost
+    /// connection): sending again could deliver twice. The attempt stays `sending`
+    /// until a receipt resolves it or the in-doubt grace period ends.
+    #[error("send outcome unknown {code}")]
+    InDoubt { code: String },
 }
 
 /// A channel that can carry a message to a recipient.

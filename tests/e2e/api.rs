@@ -298,5 +298,47 @@ async fn throttling_and_dropped_connections_delay_but_never_lose() {
         smsc.throttled_count() > 0,
         "the simulator throttled some submits"
     );
+    assert_exactly_once(&smsc, 40);
     smsc.stop();
+}
+
+/// The SMSC accepts submits but the responses are lost with the connection: those
+/// submits are in doubt, resolved by their receipts, and never sent a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_submit_responses_are_resolved_not_resent() {
+    let smsc = start_smsc(SmscConfig::default()).await;
+    smsc.lose_next_responses(3);
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start(dir.path(), &smsc.url("hermod", "x"), free_port());
+    server.wait_healthy().await;
+    let msgs: Vec<Value> = (0..10)
+        .map(|i| json!({"to": format!("+4479333{i:05}"), "text": format!("lost {i}")}))
+        .collect();
+    let body = json!({"messages": msgs}).to_string();
+    let (s, _) = post(&server.base, &key, "/v1/messages/batch", &body, None).await;
+    assert_eq!(s, 202);
+    let base = server.base.clone();
+    eventually("all 10 delivered", Duration::from_secs(60), || async {
+        get(&base, &key, "/v1/messages?status=delivered&limit=100")
+            .await
+            .1["data"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 10
+    })
+    .await;
+    assert_exactly_once(&smsc, 10);
+    smsc.stop();
+}
+
+/// Every destination reached the SMSC once and only once.
+fn assert_exactly_once(smsc: &hermod_channels::sim::smsc::Smsc, n: usize) {
+    let mut per_dest = std::collections::HashMap::<String, usize>::new();
+    for s in smsc.submitted() {
+        *per_dest.entry(s.destination).or_default() += 1;
+    }
+    assert_eq!(per_dest.len(), n, "every message reached the SMSC");
+    let dups: Vec<_> = per_dest.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dups.is_empty(), "submitted more than once: {dups:?}");
 }

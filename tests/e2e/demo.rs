@@ -36,8 +36,8 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         "the demo API to answer",
         Duration::from_secs(20),
         || async { client.get(format!("{base}/healthz")).send().await.is_ok() },
-    );
-    sent.await;
+    )
+    .await;
     let v: Value = client
         .post(format!("{base}/v1/messages"))
         .bearer_auth(&key)

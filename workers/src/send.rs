@@ -114,6 +114,15 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
                     Next::Ack,
                 )
             }
+            Err(SendError::InDoubt { code }) => {
+                // Nothing to record: the attempt stays `sending`, and the job comes back
+                // as in doubt, to be resolved by a receipt or resent after the grace.
+                tracing::debug!(attempt = %o.attempt_id, %code, "send outcome unknown");
+                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "in_doubt")
+                    .increment(1);
+                next.push((tag, Next::Retry(Duration::from_secs(1))));
+                continue;
+            }
             Err(SendError::Transient { code, retry_after }) => {
                 tracing::debug!(attempt = %o.attempt_id, %code, deliveries, "transient send failure");
                 if deliveries >= p.settings.max_send_deliveries {

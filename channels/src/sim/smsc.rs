@@ -56,6 +56,13 @@ impl Default for SmscConfig {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Sent,
+    /// Accepted, but the connection is to be closed without a response.
+    Lost,
+}
+
 /// One accepted submit_sm, as the SMSC saw it.
 #[derive(Clone, Debug)]
 pub struct Submitted {
@@ -78,6 +85,8 @@ struct State {
     throttled: AtomicU64,
     next_id: AtomicU64,
     throttle_permille: AtomicU32,
+    /// Submits to accept and then drop the connection without answering.
+    lose_responses: AtomicU32,
 }
 
 /// A running simulator. Dropping it does not stop it; call [`Smsc::stop`].
@@ -160,6 +169,12 @@ impl Smsc {
         self.state
             .throttle_permille
             .store((share.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed);
+    }
+
+    /// Accepts the next `n` submits (they are recorded and get receipts) but closes the
+    /// connection instead of answering each: the response is lost in transit.
+    pub fn lose_next_responses(&self, n: u32) {
+        self.state.lose_responses.store(n, Ordering::Relaxed);
     }
 
     /// Closes every open connection (the ESME must reconnect).
@@ -282,7 +297,9 @@ impl Smsc {
                 Some(Pdu::SubmitSm(sm)) => match &bound {
                     Some((sid, true)) => {
                         let sid = sid.clone();
-                        self.on_submit(&sid, sm, s, &out_tx);
+                        if self.on_submit(&sid, sm, s, &out_tx) == Answer::Lost {
+                            break;
+                        }
                     }
                     _ => reply(CommandStatus::EsmeRinvbndsts, Pdu::GenericNack),
                 },
@@ -317,7 +334,7 @@ impl Smsc {
         sm: &SubmitSm,
         seq: u32,
         out: &mpsc::UnboundedSender<Command>,
-    ) {
+    ) -> Answer {
         let permille = self.state.throttle_permille.load(Ordering::Relaxed);
         if permille > 0 && rand::random_range(0..1000) < permille {
             self.state.throttled.fetch_add(1, Ordering::Relaxed);
@@ -326,7 +343,7 @@ impl Smsc {
                 seq,
                 Pdu::GenericNack,
             ));
-            return;
+            return Answer::Sent;
         }
         let dest = sm.destination_addr.as_str().to_owned();
         if dest.is_empty() {
@@ -335,7 +352,7 @@ impl Smsc {
                 seq,
                 SubmitSmResp::builder().build(),
             ));
-            return;
+            return Answer::Sent;
         }
         let n = self.state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let message_id = format!("{n:010X}");
@@ -357,12 +374,20 @@ impl Smsc {
         if let Ok(mut v) = self.state.submitted.lock() {
             v.push(rec);
         }
-        let resp = SubmitSmResp::builder()
-            .message_id(COctetString::from_str_lossy(&message_id))
-            .build();
-        let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, resp));
+        let lose = self
+            .state
+            .lose_responses
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !lose {
+            let resp = SubmitSmResp::builder()
+                .message_id(COctetString::from_str_lossy(&message_id))
+                .build();
+            let _ = out.send(Command::new(CommandStatus::EsmeRok, seq, resp));
+        }
+        let answer = if lose { Answer::Lost } else { Answer::Sent };
         if u8::from(sm.registered_delivery) & 0x03 == 0 {
-            return;
+            return answer;
         }
         let undeliv = self
             .cfg
@@ -377,6 +402,7 @@ impl Smsc {
             tokio::time::sleep(delay).await;
             me.push_receipt(&sid, dlr, false);
         });
+        answer
     }
 
     /// Sends waiting receipts to one receiver bind, `dlr_window` at a time.

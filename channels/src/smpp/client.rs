@@ -249,10 +249,10 @@ impl Channel for SmppChannel {
                     return Err(status::classify(u32::from(response.status())));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "submit_sm failed");
-                    return Err(SendError::Transient {
-                        code: "smpp:io".into(),
-                        retry_after: None,
+                    // Written but unanswered: the SMSC may have accepted it.
+                    tracing::warn!(error = %e, attempt = %msg.attempt_id, "submit_sm unanswered");
+                    return Err(SendError::InDoubt {
+                        code: "smpp:no_response".into(),
                     });
                 }
             }
