@@ -142,7 +142,8 @@ macro_rules! apply_in_tx {
                 }
             }
             for ((st, raw, err), ids) in group(att_updates) {
-                let permanent = err.as_ref().map(|_| folded_is_permanent(st));
+                // `err` is only kept for failures, and a receipt's failure is final.
+                let permanent = err.as_ref().map(|_| true);
                 diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
                     .set((
                         attempts::status.eq(st),
@@ -164,11 +165,6 @@ macro_rules! apply_in_tx {
         }
         Ok::<Vec<Receipt>, DieselError>(unknown)
     }};
-}
-
-/// A receipt error on a failed part is a final answer from the network.
-fn folded_is_permanent(status: &str) -> bool {
-    Status::parse(status).is_some_and(Status::is_failure)
 }
 
 fn orphan_to_receipt(o: &OrphanRow) -> Receipt {

@@ -317,15 +317,17 @@ impl Smsc {
                 _ => reply(CommandStatus::EsmeRinvcmdid, Pdu::GenericNack),
             }
         }
+        // Receipts sent on this connection but not acknowledged go back to the queue
+        // (their waiters watch this token).
         session_end.cancel();
-        // Receipts sent on this connection but not acknowledged go back to the queue.
-        if let Ok(mut m) = waiting.lock() {
-            for (_, w) in m.drain() {
-                let _ = w.send(CommandStatus::EsmeRsyserr);
-            }
-        }
         drop(out_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 
     fn on_submit(
@@ -416,8 +418,12 @@ impl Smsc {
     ) {
         let window = Arc::new(tokio::sync::Semaphore::new(self.cfg.dlr_window.max(1)));
         loop {
-            let Ok(permit) = window.clone().acquire_owned().await else {
-                return;
+            let permit = tokio::select! {
+                _ = end.cancelled() => return,
+                p = window.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
             let dlr = loop {
                 let notified = self.state.pending_notify.notified();
@@ -444,12 +450,21 @@ impl Smsc {
             }
             let me = self.clone();
             let sid = system_id.clone();
+            let end = end.clone();
+            let waiting = waiting.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let ok = matches!(
-                    tokio::time::timeout(Duration::from_secs(30), rx).await,
-                    Ok(Ok(CommandStatus::EsmeRok))
-                );
+                // Acknowledged OK, or back to the queue: on an error status, after 30 s
+                // without an answer, or when the session ends first.
+                let ok = tokio::select! {
+                    biased;
+                    r = rx => matches!(r, Ok(CommandStatus::EsmeRok)),
+                    _ = end.cancelled() => false,
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => false,
+                };
+                if let Ok(mut m) = waiting.lock() {
+                    m.remove(&s);
+                }
                 if !ok {
                     me.push_receipt(&sid, dlr, true);
                 }

@@ -62,33 +62,16 @@ fn parse_url(raw: &str) -> Result<Target, String> {
     }
     let host = u.host_str().ok_or("SMPP URL has no host")?;
     let port = u.port().unwrap_or(2775);
-    let decode = percent_decode;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     Ok(Target {
         connect_url: format!("{}://{host}:{port}", u.scheme()),
         system_id: decode(u.username()),
         password: decode(u.password().unwrap_or("")),
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The SMS channel: one transceiver bind kept alive by a supervisor task.
@@ -195,8 +178,8 @@ impl SmppChannel {
     }
 }
 
-/// Source TON/NPI: alphanumeric → 5/0, `+digits` → 1/1, short code → 3/0... kept simple:
-/// digits without `+` are national (0/1).
+/// Source TON/NPI: `+digits` → international (1/1), other digits → unknown/ISDN (0/1),
+/// anything else → alphanumeric (5/0). Per-connector overrides come with issue 3.
 fn source_addr(s: &str) -> (Ton, Npi, String) {
     if let Some(d) = s.strip_prefix('+') {
         (Ton::International, Npi::Isdn, d.to_owned())
@@ -427,9 +410,10 @@ pub(crate) fn receipt_from(d: &DeliverSm) -> Option<Receipt> {
     let text = dlr::parse_text(&String::from_utf8_lossy(d.short_message().as_ref()));
     let id = id.or(text.id)?;
     let (status, raw) = match (state, &text.stat) {
+        // The raw status comes from the same field as the decision.
         (Some(s), _) => {
             let (st, raw) = dlr::message_state_to_status(s);
-            (st, text.stat.clone().unwrap_or_else(|| raw.to_owned()))
+            (st, raw.to_owned())
         }
         (None, Some(stat)) => (dlr::stat_to_status(stat), stat.clone()),
         (None, None) => return None,
@@ -443,4 +427,81 @@ pub(crate) fn receipt_from(d: &DeliverSm) -> Option<Receipt> {
         user_ref,
         recipient: Some(d.source_addr.as_str().to_owned()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smpp_url_carries_credentials() {
+        let t = parse_url("smpps://acme%40eu:p%3Ass@smsc.example:3550").unwrap();
+        assert_eq!(t.connect_url, "smpps://smsc.example:3550");
+        assert_eq!(
+            (t.system_id.as_str(), t.password.as_str()),
+            ("acme@eu", "p:ss")
+        );
+        assert_eq!(
+            parse_url("smpp://u:p@h").unwrap().connect_url,
+            "smpp://h:2775"
+        );
+        assert!(parse_url("http://u:p@h").is_err());
+    }
+
+    fn dlr(text: &str, tlvs: Vec<rusmpp::tlvs::MessageDeliveryRequestTlvValue>) -> DeliverSm {
+        DeliverSm::builder()
+            .source_addr(COctetString::from_str("447911123456").unwrap())
+            .esm_class(EsmClass::from(0x04u8))
+            .short_message(OctetString::from_vec(text.as_bytes().to_vec()).unwrap())
+            .tlvs(tlvs)
+            .build()
+    }
+
+    #[test]
+    fn receipt_from_text_only() {
+        let r = receipt_from(&dlr(
+            "id:7F3A sub:001 dlvrd:000 submit date:2311221200 done date:2311221205 stat:UNDELIV err:012 text:hi",
+            vec![],
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.provider_id.as_str(), r.status, r.raw_status.as_str()),
+            ("7F3A", hermod_core::Status::Failed, "UNDELIV")
+        );
+        assert_eq!(r.error_code.as_deref(), Some("012"));
+        assert_eq!(r.recipient.as_deref(), Some("447911123456"));
+    }
+
+    #[test]
+    fn receipt_tlvs_win_over_text() {
+        use rusmpp::tlvs::MessageDeliveryRequestTlvValue as V;
+        let r = receipt_from(&dlr(
+            "id:WRONG stat:ENROUTE",
+            vec![
+                V::ReceiptedMessageId(COctetString::from_str("abc").unwrap()),
+                V::MessageState(rusmpp::values::MessageState::Delivered),
+                V::UserMessageReference(UserMessageReference::new(77)),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.provider_id.as_str(), r.status, r.user_ref),
+            ("abc", hermod_core::Status::Delivered, Some(77))
+        );
+    }
+
+    #[test]
+    fn ordinary_deliver_sm_is_not_a_receipt() {
+        let mut d = dlr("id:1 stat:DELIVRD", vec![]);
+        d.esm_class = EsmClass::from(0u8);
+        assert!(receipt_from(&d).is_none());
+    }
+
+    #[test]
+    fn source_address_types() {
+        assert_eq!(source_addr("+4479").0, Ton::International);
+        assert_eq!(source_addr("+4479").2, "4479");
+        assert_eq!(source_addr("12345").0, Ton::Unknown);
+        assert_eq!(source_addr("Hermod").0, Ton::Alphanumeric);
+    }
 }
