@@ -88,8 +88,8 @@ pub trait Queue: Send + Sync {
     /// Up to `max` jobs; waits up to `wait` for the first one.
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<Delivery>>;
     async fn ack(&self, queue: &str, tags: &[i64]) -> PortResult<()>;
-    /// Hands the job out again after `delay`.
-    async fn retry(&self, queue: &str, tag: i64, delay: Duration) -> PortResult<()>;
+    /// Hands each job out again after its delay.
+    async fn retry(&self, queue: &str, jobs: &[(i64, Duration)]) -> PortResult<()>;
     async fn depth(&self, queue: &str) -> PortResult<i64>;
 }
 

@@ -68,6 +68,22 @@ impl SqlQueue {
         let now = now_ms();
         let until = now + i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 2);
         let limit = i64::try_from(max).unwrap_or(1000);
+        // Most polls of an idle queue find nothing: look with a plain read first and
+        // take a write transaction (the SQLite writer gate) only when there is work.
+        let ready: Option<i64> = with_conn!(&self.db, |c| {
+            jobs::table
+                .filter(jobs::queue.eq(queue))
+                .filter(jobs::available_at.le(now))
+                .filter(jobs::locked_until.le(now))
+                .select(jobs::id)
+                .first(c)
+                .await
+                .optional()
+                .map_err(backend)?
+        });
+        if ready.is_none() {
+            return Ok(Vec::new());
+        }
         let sql = if self.db.is_postgres() {
             LEASE_PG
         } else {
@@ -163,13 +179,25 @@ impl Queue for SqlQueue {
         Ok(())
     }
 
-    async fn retry(&self, _queue: &str, tag: i64, delay: Duration) -> PortResult<()> {
-        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0);
+    async fn retry(&self, _queue: &str, retries: &[(i64, Duration)]) -> PortResult<()> {
+        if retries.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        // One UPDATE per distinct delay (a batch usually shares one or two).
+        let mut by_at: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (tag, delay) in retries {
+            let at = now + i64::try_from(delay.as_millis()).unwrap_or(0);
+            by_at.entry(at).or_default().push(*tag);
+        }
         write_tx!(&self.db, |c| {
-            diesel::update(jobs::table.find(tag))
-                .set((jobs::available_at.eq(at), jobs::locked_until.eq(0i64)))
-                .execute(c)
-                .await
+            for (at, tags) in &by_at {
+                diesel::update(jobs::table.filter(jobs::id.eq_any(tags)))
+                    .set((jobs::available_at.eq(*at), jobs::locked_until.eq(0i64)))
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<_, diesel::result::Error>(())
         })
         .map_err(backend)?;
         Ok(())

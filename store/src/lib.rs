@@ -2,8 +2,8 @@
 //!
 //! One code path for both: [`Db`] is an enum of two pools and the `with_conn!` /
 //! `write_tx!` macros type-check each query body once per backend. SQLite writes go
-//! through one in-process gate, so a single node never sees `SQLITE_BUSY`; reads run
-//! in parallel thanks to WAL.
+//! through one in-process gate, so a single node never sees `SQLITE_BUSY`, and each
+//! write transaction runs as one blocking section; reads run in parallel thanks to WAL.
 
 mod batch;
 mod db;
@@ -12,7 +12,7 @@ pub mod rows;
 pub mod schema;
 mod store;
 
-pub use db::{Db, DbError, is_postgres_url};
+pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
 pub use store::SqlStore;
 
 use hermod_core::ports::PortError;
@@ -53,7 +53,9 @@ macro_rules! write_tx {
             $crate::Db::Lite { pool, write } => {
                 let _gate = write.lock().await;
                 let mut conn = pool.get().await.map_err($crate::unavailable)?;
-                conn.transaction(async |$c| $body).await
+                // Every statement completes inline, so the whole transaction runs here
+                // in one blocking section.
+                $crate::complete_inline(conn.transaction(async |$c| $body))
             }
         }
     }};

@@ -156,10 +156,12 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
         .map(|(t, _)| *t)
         .collect();
     p.queue.ack(queues::SMS, &acks).await?;
-    for (tag, n) in next {
-        if let Next::Retry(d) = n {
-            p.queue.retry(queues::SMS, tag, d).await?;
-        }
-    }
-    Ok(())
+    let retries: Vec<(i64, Duration)> = next
+        .iter()
+        .filter_map(|(t, n)| match n {
+            Next::Retry(d) => Some((*t, *d)),
+            Next::Ack => None,
+        })
+        .collect();
+    p.queue.retry(queues::SMS, &retries).await
 }

@@ -106,7 +106,9 @@ CREATE TABLE jobs (
     deliveries INTEGER NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX jobs_ready ON jobs (queue, available_at, id);
+-- Leases take the oldest ready jobs: walking (queue, id) stops after LIMIT rows;
+-- leased or delayed rows are skipped by the filter.
+CREATE INDEX jobs_queue ON jobs (queue, id);
 CREATE FUNCTION events_append_only() RETURNS trigger AS $$
 BEGIN RAISE EXCEPTION 'events are append-only'; END;
 $$ LANGUAGE plpgsql;

@@ -110,4 +110,6 @@ CREATE TABLE jobs (
     deliveries INTEGER NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX jobs_ready ON jobs (queue, available_at, id);
+-- Leases take the oldest ready jobs: walking (queue, id) stops after LIMIT rows;
+-- leased or delayed rows are skipped by the filter.
+CREATE INDEX jobs_queue ON jobs (queue, id);
