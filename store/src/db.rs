@@ -45,7 +45,9 @@ pub fn complete_inline<F: std::future::Future>(fut: F) -> F::Output {
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+// busy_timeout first: it must already apply when journal_mode takes its lock (a
+// connection closing elsewhere in the process checkpoints the WAL at that moment).
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
      PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
      PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;";
 
