@@ -5,6 +5,7 @@
 //! through one in-process gate, so a single node never sees `SQLITE_BUSY`, and each
 //! write transaction runs as one blocking section; reads run in parallel thanks to WAL.
 
+mod accept;
 mod batch;
 mod db;
 mod pipeline;

@@ -5,10 +5,9 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
 use hermod_core::model::*;
-use hermod_core::ports::{PortError, PortResult, Store};
+use hermod_core::ports::{PortResult, Store};
 use hermod_core::{AttemptId, MessageId, Status, TenantId, now_ms};
 
-use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
 use crate::{Db, backend, with_conn, write_tx};
@@ -17,11 +16,16 @@ use crate::{Db, backend, with_conn, write_tx};
 #[derive(Clone)]
 pub struct SqlStore {
     pub(crate) db: Db,
+    accepts: crate::accept::Committer,
 }
 
 impl SqlStore {
+    /// Call inside a tokio runtime: it starts the group-commit task for accepts.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            accepts: crate::accept::Committer::start(db.clone()),
+            db,
+        }
     }
     pub fn db(&self) -> &Db {
         &self.db
@@ -71,7 +75,7 @@ fn to_message(r: MessageRow) -> Message {
     }
 }
 
-fn to_idem(r: IdempotencyRow) -> IdempotencyRecord {
+pub(crate) fn to_idem(r: IdempotencyRow) -> IdempotencyRecord {
     IdempotencyRecord {
         key: r.key,
         request_hash: r.request_hash,
@@ -80,7 +84,7 @@ fn to_idem(r: IdempotencyRow) -> IdempotencyRecord {
     }
 }
 
-fn is_unique_violation(e: &DieselError) -> bool {
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
     matches!(
         e,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
@@ -153,82 +157,7 @@ impl Store for SqlStore {
         msgs: &[NewMessage],
         idem: Option<&IdempotencyRecord>,
     ) -> PortResult<AcceptOutcome> {
-        let now = now_ms();
-        let mut rows = Vec::with_capacity(msgs.len());
-        let mut evs = Vec::with_capacity(msgs.len());
-        let mut jobs_rows = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            rows.push(MessageRow {
-                id: m.id.to_string(),
-                tenant_id: tenant.to_string(),
-                to_number: m.to.as_str().to_owned(),
-                from_addr: m.from.clone(),
-                body: m.text.clone(),
-                channels: serde_json::to_string(&m.channels).map_err(backend)?,
-                ttl_secs: m.ttl_secs,
-                metadata: m.metadata.as_ref().map(|v| v.to_string()),
-                callback_url: m.callback_url.clone(),
-                status: Status::Accepted.as_str().to_owned(),
-                created_at: m.created_at,
-                updated_at: m.created_at,
-            });
-            evs.push(event_row(
-                m.id.as_str(),
-                tenant.as_str(),
-                Status::Accepted,
-                None,
-                None,
-                m.created_at,
-            ));
-            let job = Job::DispatchV1 {
-                message_id: m.id.to_string(),
-            };
-            jobs_rows.push(NewJobRow {
-                queue: queues::DISPATCH.to_owned(),
-                payload: serde_json::to_string(&job).map_err(backend)?,
-                available_at: now,
-                locked_until: 0,
-                deliveries: 0,
-                created_at: now,
-            });
-        }
-        let idem_row = idem.map(|r| IdempotencyRow {
-            tenant_id: tenant.to_string(),
-            key: r.key.clone(),
-            request_hash: r.request_hash.clone(),
-            status_code: i32::from(r.status_code),
-            body: r.body.clone(),
-            created_at: now,
-        });
-        let res = write_tx!(&self.db, |c| {
-            if let Some(ir) = &idem_row {
-                let prior: Option<IdempotencyRow> = idempotency_keys::table
-                    .filter(idempotency_keys::tenant_id.eq(&ir.tenant_id))
-                    .filter(idempotency_keys::key.eq(&ir.key))
-                    .select(IdempotencyRow::as_select())
-                    .first(c)
-                    .await
-                    .optional()?;
-                if let Some(p) = prior {
-                    return Ok(AcceptOutcome::Replay(to_idem(p)));
-                }
-                diesel::insert_into(idempotency_keys::table)
-                    .values(ir)
-                    .execute(c)
-                    .await?;
-            }
-            c.insert_messages(rows).await?;
-            c.insert_events(evs).await?;
-            c.insert_jobs(jobs_rows).await?;
-            Ok::<_, DieselError>(AcceptOutcome::Accepted)
-        });
-        match res {
-            Ok(o) => Ok(o),
-            Err(e) if is_unique_violation(&e) => Err(PortError::Conflict(
-                "a message id or idempotency key is already stored".into(),
-            )),
-            Err(e) => Err(backend(e)),
-        }
+        crate::accept::submit(&self.accepts, tenant, msgs, idem).await
     }
 
     async fn idempotency(

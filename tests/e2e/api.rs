@@ -173,6 +173,23 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
         (422, Some("idempotency_key_reused"))
     );
 
+    // Concurrent requests with one key (committed together or not) create one message.
+    let same = r#"{"to":"+447911999999","text":"only once"}"#;
+    let replies = futures::future::join_all(
+        (0..16).map(|_| post(&base, &key, "/v1/messages", same, Some("burst-1"))),
+    )
+    .await;
+    let ids: std::collections::HashSet<_> = replies
+        .iter()
+        .map(|(s, v)| {
+            assert_eq!(*s, 202, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one message for one key: {ids:?}");
+    let (_, v) = get(&base, &key, "/v1/messages?to=%2B447911999999").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+
     // Tenant isolation: the other tenant cannot see it.
     assert_eq!(get(&base, &other, &path).await.0, 404);
 
@@ -221,7 +238,9 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
         &format!("/v1/messages?limit=2&cursor={cursor}"),
     )
     .await;
-    assert_eq!(v2["data"].as_array().unwrap().len(), 1);
+    // Four messages in all: two per page, newest first, no overlap.
+    assert_eq!(v2["data"].as_array().unwrap().len(), 2);
+    assert_ne!(v2["data"][0]["id"], v["data"][1]["id"]);
     let (_, v) = get(&base, &key, "/v1/messages?to=%2B447900012345").await;
     assert_eq!(v["data"][0]["status"], "failed");
     let (s, v) = get(&base, &key, "/v1/messages?colour=red").await;

@@ -1,0 +1,205 @@
+//! Group commit for accepted messages. Every `accept` goes to one committer task,
+//! which takes whatever requests are waiting and stores them in one transaction, so
+//! many concurrent single-message requests cost one commit instead of one each. If
+//! that transaction fails, each request is retried alone, so one bad request cannot
+//! fail the others.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::RunQueryDsl;
+use hermod_core::model::*;
+use hermod_core::ports::{PortError, PortResult};
+use hermod_core::{Status, TenantId, now_ms};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::BatchInsert as _;
+use crate::rows::*;
+use crate::schema::*;
+use crate::store::{event_row, is_unique_violation, to_idem};
+use crate::{Db, backend, write_tx};
+
+/// Requests taken into one transaction at most.
+const MAX_REQUESTS: usize = 256;
+
+struct Request {
+    tenant: TenantId,
+    msgs: Vec<NewMessage>,
+    idem: Option<IdempotencyRecord>,
+    done: oneshot::Sender<PortResult<AcceptOutcome>>,
+}
+
+/// Handle to the committer task; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Committer {
+    pub(crate) fn start(db: Db) -> Self {
+        let (tx, rx) = mpsc::channel(MAX_REQUESTS * 4);
+        tokio::spawn(run(db, rx));
+        Self { tx }
+    }
+}
+
+pub(crate) async fn submit(
+    c: &Committer,
+    tenant: &TenantId,
+    msgs: &[NewMessage],
+    idem: Option<&IdempotencyRecord>,
+) -> PortResult<AcceptOutcome> {
+    let (done, rx) = oneshot::channel();
+    let req = Request {
+        tenant: tenant.clone(),
+        msgs: msgs.to_vec(),
+        idem: idem.cloned(),
+        done,
+    };
+    let gone = || PortError::Unavailable("the accept committer stopped".into());
+    c.tx.send(req).await.map_err(|_| gone())?;
+    rx.await.map_err(|_| gone())?
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        match commit(&db, &batch).await {
+            Ok(outcomes) => {
+                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = req.done.send(Ok(outcome));
+                }
+            }
+            Err(_) if batch.len() > 1 => {
+                for req in batch {
+                    let res = commit(&db, std::slice::from_ref(&req)).await;
+                    let _ = req.done.send(res.map(|mut v| v.remove(0)));
+                }
+            }
+            Err(e) => {
+                if let Some(req) = batch.pop() {
+                    let _ = req.done.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+fn port_error(e: DieselError) -> PortError {
+    if is_unique_violation(&e) {
+        PortError::Conflict("a message id or idempotency key is already stored".into())
+    } else {
+        backend(e)
+    }
+}
+
+/// Stores the requests in one transaction: messages, `accepted` events, dispatch jobs
+/// and idempotency records; a key seen before (stored, or earlier in this batch)
+/// answers `Replay` and stores nothing.
+async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
+    let now = now_ms();
+    let mut per_req = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let (mut rows, mut evs, mut jobs_rows) = (Vec::new(), Vec::new(), Vec::new());
+        for m in &req.msgs {
+            rows.push(MessageRow {
+                id: m.id.to_string(),
+                tenant_id: req.tenant.to_string(),
+                to_number: m.to.as_str().to_owned(),
+                from_addr: m.from.clone(),
+                body: m.text.clone(),
+                channels: serde_json::to_string(&m.channels).map_err(backend)?,
+                ttl_secs: m.ttl_secs,
+                metadata: m.metadata.as_ref().map(|v| v.to_string()),
+                callback_url: m.callback_url.clone(),
+                status: Status::Accepted.as_str().to_owned(),
+                created_at: m.created_at,
+                updated_at: m.created_at,
+            });
+            evs.push(event_row(
+                m.id.as_str(),
+                req.tenant.as_str(),
+                Status::Accepted,
+                None,
+                None,
+                m.created_at,
+            ));
+            let job = Job::DispatchV1 {
+                message_id: m.id.to_string(),
+            };
+            jobs_rows.push(NewJobRow {
+                queue: queues::DISPATCH.to_owned(),
+                payload: serde_json::to_string(&job).map_err(backend)?,
+                available_at: now,
+                locked_until: 0,
+                deliveries: 0,
+                created_at: now,
+            });
+        }
+        per_req.push((rows, evs, jobs_rows));
+    }
+    write_tx!(db, |c| {
+        let mut outcomes = Vec::with_capacity(reqs.len());
+        let mut seen: HashMap<(&str, &str), &IdempotencyRecord> = HashMap::new();
+        // Which requests' rows to keep: a replayed one stores nothing.
+        let mut keep = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let Some(ir) = &req.idem else {
+                outcomes.push(AcceptOutcome::Accepted);
+                keep.push(true);
+                continue;
+            };
+            if let Some(first) = seen.get(&(req.tenant.as_str(), ir.key.as_str())) {
+                outcomes.push(AcceptOutcome::Replay((*first).clone()));
+                keep.push(false);
+                continue;
+            }
+            let prior: Option<IdempotencyRow> = idempotency_keys::table
+                .filter(idempotency_keys::tenant_id.eq(req.tenant.as_str()))
+                .filter(idempotency_keys::key.eq(&ir.key))
+                .select(IdempotencyRow::as_select())
+                .first(c)
+                .await
+                .optional()?;
+            if let Some(p) = prior {
+                outcomes.push(AcceptOutcome::Replay(to_idem(p)));
+                keep.push(false);
+                continue;
+            }
+            diesel::insert_into(idempotency_keys::table)
+                .values(IdempotencyRow {
+                    tenant_id: req.tenant.to_string(),
+                    key: ir.key.clone(),
+                    request_hash: ir.request_hash.clone(),
+                    status_code: i32::from(ir.status_code),
+                    body: ir.body.clone(),
+                    created_at: now,
+                })
+                .execute(c)
+                .await?;
+            seen.insert((req.tenant.as_str(), ir.key.as_str()), ir);
+            outcomes.push(AcceptOutcome::Accepted);
+            keep.push(true);
+        }
+        let (mut rows, mut evs, mut jobs_rows) = (Vec::new(), Vec::new(), Vec::new());
+        for ((r, e, j), k) in per_req.into_iter().zip(&keep) {
+            if *k {
+                rows.extend(r);
+                evs.extend(e);
+                jobs_rows.extend(j);
+            }
+        }
+        c.insert_messages(rows).await?;
+        c.insert_events(evs).await?;
+        c.insert_jobs(jobs_rows).await?;
+        Ok::<_, DieselError>(outcomes)
+    })
+    .map_err(port_error)
+}
