@@ -2,6 +2,7 @@
 //! traits (`Store`, `Queue`, `Channel`) that the pipeline is generic over. No I/O here.
 
 pub mod ids;
+pub mod inbound;
 pub mod model;
 pub mod msisdn;
 pub mod ports;

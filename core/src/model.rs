@@ -137,6 +137,9 @@ pub struct Outgoing {
     /// Our reference, sent as SMPP `user_message_reference` and echoed in receipts, so a
     /// submit whose response was lost in a crash can be recognised in its receipt.
     pub user_ref: u16,
+    /// Unix ms after which the message must not be sent (its `ttl`); SMPP carries the
+    /// rest as the validity period.
+    pub expires_at: Option<i64>,
 }
 
 /// What `claim_attempts` found for an attempt.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::inbound::*;
 use crate::model::*;
 use crate::{AttemptId, MessageId, Status, TenantId};
 
@@ -116,6 +117,13 @@ pub trait Channel: Send + Sync {
     fn kind(&self) -> ChannelKind;
     /// Submits and returns the provider ids (one per part) and the raw provider status.
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
+}
+
+/// Where channels hand inbound (MO) parts. Returns once the part is durably recorded
+/// (true) or could not be (false: the provider should redeliver it).
+#[async_trait]
+pub trait InboundSink: Send + Sync {
+    async fn receive(&self, part: InboundPart) -> bool;
 }
 
 /// Where channels hand receipts. Returns once the receipt is durably recorded (true)

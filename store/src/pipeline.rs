@@ -17,9 +17,16 @@ use crate::schema::*;
 use crate::store::{event_row, parse_status};
 use crate::{Db, backend, write_tx};
 
-/// Provider ids as stored: trimmed and lower-case, so `0A1B` and `0a1b` meet.
+/// Provider ids as stored: trimmed, lower-case and without leading zeros, so `0A1B`,
+/// `0a1b` and `a1b` meet.
 pub fn normalize_provider_id(id: &str) -> String {
-    id.trim().to_ascii_lowercase()
+    let id = id.trim().to_ascii_lowercase();
+    let stripped = id.trim_start_matches('0');
+    if stripped.is_empty() && !id.is_empty() {
+        "0".to_owned()
+    } else {
+        stripped.to_owned()
+    }
 }
 
 fn user_ref() -> i32 {
@@ -49,6 +56,7 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
         from: m.from_addr.clone(),
         text: m.body.clone(),
         user_ref: u16::try_from(a.user_ref).unwrap_or(0),
+        expires_at: m.ttl_secs.map(|t| m.created_at + t.saturating_mul(1000)),
     })
 }
 

@@ -7,8 +7,10 @@
 //! a delay, with `receipted_message_id`, `message_state`, `user_message_reference` and
 //! the Appendix B text. Receipts wait for a receiver bind of the same system_id, and
 //! are kept until that ESME answers deliver_sm_resp OK — as an SMSC does across ESME
-//! restarts. It can throttle a share of submits, answer UNDELIV for a prefix, and drop
-//! every connection.
+//! restarts. It can throttle a share of submits, answer UNDELIV for a prefix, drop
+//! every connection, refuse binds (an SMSC that is down), speak TLS, write receipts in
+//! the variants real SMSCs use, and inject inbound (MO) messages — single or
+//! concatenated by UDH or SAR TLVs — towards a bound ESME.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, MessageState, Npi, Ton, UserMessageReference};
 use rusmpp::{Command, CommandStatus, Pdu};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +44,24 @@ pub struct SmscConfig {
     pub undeliverable_prefix: Option<String>,
     /// Receipts in flight per receiver bind.
     pub dlr_window: usize,
+    /// Serve `smpps`: TLS with this server configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub receipt_style: ReceiptStyle,
+}
+
+/// How receipts are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReceiptStyle {
+    /// TLVs (`receipted_message_id`, `message_state`, `user_message_reference`) and
+    /// the Appendix B text.
+    #[default]
+    Standard,
+    /// Only the Appendix B text, esm_class 0x04.
+    TextOnly,
+    /// Text only, the id in decimal (submit_sm_resp ids are hex).
+    DecimalIds,
+    /// Lower-case keys, `=` separators, 12-digit dates, 4-digit err, no TLVs.
+    Loose,
 }
 
 impl Default for SmscConfig {
@@ -52,6 +72,8 @@ impl Default for SmscConfig {
             throttle_share: 0.0,
             undeliverable_prefix: None,
             dlr_window: 64,
+            tls: None,
+            receipt_style: ReceiptStyle::Standard,
         }
     }
 }
@@ -87,6 +109,10 @@ struct State {
     throttle_permille: AtomicU32,
     /// Submits to accept and then drop the connection without answering.
     lose_responses: AtomicU32,
+    /// Refuse binds (answer ESME_RBINDFAIL) while set.
+    refuse_binds: std::sync::atomic::AtomicBool,
+    binds: AtomicU64,
+    mo_ref: AtomicU32,
 }
 
 /// A running simulator. Dropping it does not stop it; call [`Smsc::stop`].
@@ -124,7 +150,20 @@ impl Smsc {
                 if let Ok((sock, _)) = accepted {
                     let _ = sock.set_nodelay(true);
                     let s2 = s.clone();
-                    tokio::spawn(async move { s2.session(sock).await });
+                    match s.cfg.tls.clone() {
+                        None => {
+                            tokio::spawn(async move { s2.session(sock).await });
+                        }
+                        Some(tls) => {
+                            tokio::spawn(async move {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                                match acceptor.accept(sock).await {
+                                    Ok(stream) => s2.session(stream).await,
+                                    Err(e) => tracing::debug!(error = %e, "SMSC simulator: TLS handshake failed"),
+                                }
+                            });
+                        }
+                    }
                 }
             }
         });
@@ -135,9 +174,58 @@ impl Smsc {
         self.addr
     }
 
-    /// `smpp://user:pass@addr` for Hermod's settings.
+    /// `smpp://user:pass@addr` (`smpps://` with TLS) for Hermod's settings.
     pub fn url(&self, system_id: &str, password: &str) -> String {
-        format!("smpp://{system_id}:{password}@{}", self.addr)
+        let scheme = if self.cfg.tls.is_some() { "smpps" } else { "smpp" };
+        format!("{scheme}://{system_id}:{password}@{}", self.addr)
+    }
+
+    /// Successful binds so far.
+    pub fn bind_count(&self) -> u64 {
+        self.state.binds.load(Ordering::Relaxed)
+    }
+
+    /// While set, binds are refused with ESME_RBINDFAIL (the SMSC is "down").
+    pub fn refuse_binds(&self, refuse: bool) {
+        self.state.refuse_binds.store(refuse, Ordering::Relaxed);
+    }
+
+    /// Sends an inbound (MO) message towards the ESME bound as `system_id`: one
+    /// deliver_sm, or several concatenated by UDH (`sar` false) or SAR TLVs (`sar`
+    /// true). GSM 03.38 when the text fits, UCS-2 otherwise. Returns the part count.
+    pub fn inject_mo(&self, system_id: &str, from: &str, to: &str, text: &str, sar: bool) -> usize {
+        let seg = crate::smpp::gsm::segment(text);
+        let total = seg.parts.len();
+        let reference = (self.state.mo_ref.fetch_add(1, Ordering::Relaxed) % 65_535 + 1) as u16;
+        for (i, part) in seg.parts.iter().enumerate() {
+            let mut tlvs = Vec::new();
+            let (esm, sm) = if total == 1 {
+                (0u8, part.clone())
+            } else if sar {
+                tlvs.push(MessageDeliveryRequestTlvValue::SarMsgRefNum(reference));
+                tlvs.push(MessageDeliveryRequestTlvValue::SarTotalSegments(total as u8));
+                tlvs.push(MessageDeliveryRequestTlvValue::SarSegmentSeqnum((i + 1) as u8));
+                (0u8, part.clone())
+            } else {
+                let mut p = crate::smpp::gsm::udh(reference as u8, total as u8, (i + 1) as u8).to_vec();
+                p.extend_from_slice(part);
+                (0x40u8, p)
+            };
+            let d = DeliverSm::builder()
+                .source_addr_ton(Ton::International)
+                .source_addr_npi(Npi::Isdn)
+                .source_addr(COctetString::from_str_lossy(from.trim_start_matches('+')))
+                .dest_addr_ton(Ton::International)
+                .dest_addr_npi(Npi::Isdn)
+                .destination_addr(COctetString::from_str_lossy(to.trim_start_matches('+')))
+                .esm_class(EsmClass::from(esm))
+                .data_coding(DataCoding::from(seg.coding.data_coding()))
+                .short_message(OctetString::from_vec(sm).unwrap_or_else(|_| OctetString::empty()))
+                .tlvs(tlvs)
+                .build();
+            self.push_receipt(system_id, d, false);
+        }
+        total
     }
 
     pub fn submitted(&self) -> Vec<Submitted> {
@@ -211,7 +299,10 @@ impl Smsc {
             .pop_front()
     }
 
-    async fn session(self, sock: TcpStream) {
+    async fn session<S>(self, sock: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let dropped = match self.drop_all.lock() {
             Ok(t) => t.clone(),
             Err(_) => return,
@@ -263,6 +354,8 @@ impl Smsc {
                         .is_none_or(|(u, w)| u == &sid && w == pw);
                     let status = if bound.is_some() {
                         CommandStatus::EsmeRalybnd
+                    } else if self.state.refuse_binds.load(Ordering::Relaxed) {
+                        CommandStatus::EsmeRbindfail
                     } else if ok {
                         CommandStatus::EsmeRok
                     } else {
@@ -282,6 +375,7 @@ impl Smsc {
                     };
                     reply(status, pdu);
                     if status == CommandStatus::EsmeRok {
+                        self.state.binds.fetch_add(1, Ordering::Relaxed);
                         bound = Some((sid.clone(), tx));
                         if rx {
                             tokio::spawn(self.clone().pump(
@@ -396,7 +490,15 @@ impl Smsc {
             .undeliverable_prefix
             .as_ref()
             .is_some_and(|p| dest.starts_with(p.as_str()));
-        let dlr = receipt(&message_id, sm, &short, user_ref, undeliv);
+        let dlr = receipt(
+            self.cfg.receipt_style,
+            n,
+            &message_id,
+            sm,
+            &short,
+            user_ref,
+            undeliv,
+        );
         let me = self.clone();
         let sid = system_id.to_owned();
         let delay = self.cfg.dlr_delay;
@@ -486,6 +588,8 @@ fn yymmddhhmm() -> String {
 }
 
 fn receipt(
+    style: ReceiptStyle,
+    n: u64,
     id: &str,
     sm: &SubmitSm,
     short: &[u8],
@@ -518,15 +622,28 @@ fn receipt(
         String::new()
     };
     let now = yymmddhhmm();
-    let msg = format!(
-        "id:{id} sub:001 dlvrd:{} submit date:{now} done date:{now} stat:{stat} err:{err} text:{text}",
-        if undeliv { "000" } else { "001" }
-    );
-    let mut tlvs = vec![
-        MessageDeliveryRequestTlvValue::ReceiptedMessageId(COctetString::from_str_lossy(id)),
-        MessageDeliveryRequestTlvValue::MessageState(state),
-    ];
-    if let Some(u) = user_ref {
+    let dlvrd = if undeliv { "000" } else { "001" };
+    let msg = match style {
+        ReceiptStyle::Standard | ReceiptStyle::TextOnly => format!(
+            "id:{id} sub:001 dlvrd:{dlvrd} submit date:{now} done date:{now} stat:{stat} err:{err} text:{text}"
+        ),
+        ReceiptStyle::DecimalIds => format!(
+            "id:{n} sub:001 dlvrd:{dlvrd} submit date:{now} done date:{now} stat:{stat} err:{err} text:{text}"
+        ),
+        ReceiptStyle::Loose => format!(
+            "id={} sub=001 dlvrd={dlvrd} submit_date={now}00 done_date={now}00 stat={} err=0{err} Text={text}",
+            id.to_ascii_lowercase(),
+            stat.to_ascii_lowercase()
+        ),
+    };
+    let mut tlvs = Vec::new();
+    if style == ReceiptStyle::Standard {
+        tlvs.push(MessageDeliveryRequestTlvValue::ReceiptedMessageId(
+            COctetString::from_str_lossy(id),
+        ));
+        tlvs.push(MessageDeliveryRequestTlvValue::MessageState(state));
+    }
+    if let (ReceiptStyle::Standard, Some(u)) = (style, user_ref) {
         tlvs.push(MessageDeliveryRequestTlvValue::UserMessageReference(
             UserMessageReference::new(u),
         ));

@@ -76,6 +76,8 @@ pub fn decode_gsm7(bytes: &[u8]) -> String {
 pub enum Coding {
     /// GSM 03.38, unpacked; SMPP data_coding 0x00 (SMSC default alphabet).
     Gsm7,
+    /// ISO-8859-1; data_coding 0x03.
+    Latin1,
     /// UCS-2 (UTF-16BE); data_coding 0x08.
     Ucs2,
 }
@@ -84,8 +86,64 @@ impl Coding {
     pub fn data_coding(self) -> u8 {
         match self {
             Coding::Gsm7 => 0x00,
+            Coding::Latin1 => 0x03,
             Coding::Ucs2 => 0x08,
         }
+    }
+}
+
+/// A connector's preferred alphabet; UCS-2 is the fallback for text it cannot carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preferred {
+    #[default]
+    Gsm,
+    Latin1,
+    Ucs2,
+}
+
+/// Splits `text` in the preferred alphabet, falling back to UCS-2.
+pub fn segment_as(text: &str, pref: Preferred) -> Segments {
+    match pref {
+        Preferred::Gsm => segment(text),
+        Preferred::Latin1 => match latin1_units(text) {
+            Some(units) => Segments {
+                coding: Coding::Latin1,
+                parts: pack(units, 140, 134, 1),
+            },
+            None => ucs2(text),
+        },
+        Preferred::Ucs2 => ucs2(text),
+    }
+}
+
+fn latin1_units(text: &str) -> Option<Vec<Vec<u8>>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok().map(|b| vec![b]))
+        .collect()
+}
+
+fn ucs2(text: &str) -> Segments {
+    Segments {
+        coding: Coding::Ucs2,
+        parts: pack(ucs2_units(text), 70, 67, 2),
+    }
+}
+
+/// Decodes a short message by its SMPP data_coding (GSM unpacked septets, IA5,
+/// Latin-1, UCS-2); unknown codings are read as Latin-1.
+pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
+    match data_coding {
+        0x00 => decode_gsm7(bytes),
+        0x01 => bytes.iter().map(|&b| char::from(b & 0x7F)).collect(),
+        0x08 | 0x18 => {
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
     }
 }
 
@@ -102,12 +160,9 @@ pub fn segment(text: &str) -> Segments {
     match gsm_units(text) {
         Some(units) => Segments {
             coding: Coding::Gsm7,
-            parts: pack(units, 160, 153),
+            parts: pack(units, 160, 153, 1),
         },
-        None => Segments {
-            coding: Coding::Ucs2,
-            parts: pack(ucs2_units(text), 70, 67),
-        },
+        None => ucs2(text),
     }
 }
 
@@ -130,11 +185,10 @@ fn ucs2_units(text: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// `single`/`multi` are limits in septets (GSM) or UTF-16 units (UCS-2): a unit's
-/// weight is its length in bytes for GSM and half of it for UCS-2.
-fn pack(units: Vec<Vec<u8>>, single: usize, multi: usize) -> Vec<Vec<u8>> {
-    let ucs2 = single == 70;
-    let weight = |u: &Vec<u8>| if ucs2 { u.len() / 2 } else { u.len() };
+/// `single`/`multi` are limits in characters of the coding (septets, octets, UTF-16
+/// units): a unit weighs its length in bytes divided by `width`.
+fn pack(units: Vec<Vec<u8>>, single: usize, multi: usize, width: usize) -> Vec<Vec<u8>> {
+    let weight = |u: &Vec<u8>| u.len() / width;
     let total: usize = units.iter().map(weight).sum();
     if total <= single {
         return vec![units.concat()];
@@ -247,5 +301,26 @@ mod tests {
         let text = "Hello @£$¥ èéùìò ÇØøÅå Δ_ΦΓΛΩΠΨΣΘΞ ÆæßÉ !\"#¤%&'()*+,-./ 0123456789:;<=>? ¡ÄÖÑÜ§ ¿äöñüà €{}[]~|^\\";
         let theirs = Gsm7BitUnpacked::new().encode_to_vec(text).unwrap();
         assert_eq!(encode_gsm7(text).unwrap(), theirs);
+    }
+
+    #[test]
+    fn latin1_preference_and_fallback() {
+        let s = segment_as("Grüße, ça va?", Preferred::Latin1);
+        assert_eq!(s.coding, Coding::Latin1);
+        assert_eq!(s.parts[0], "Grüße, ça va?".chars().map(|c| c as u8).collect::<Vec<_>>());
+        let long = "é".repeat(141);
+        let s = segment_as(&long, Preferred::Latin1);
+        assert_eq!(s.parts.iter().map(Vec::len).collect::<Vec<_>>(), vec![134, 7]);
+        assert_eq!(segment_as("€ ok", Preferred::Latin1).coding, Coding::Ucs2);
+        assert_eq!(segment_as("plain", Preferred::Ucs2).coding, Coding::Ucs2);
+        assert_eq!(segment_as("plain", Preferred::Gsm).coding, Coding::Gsm7);
+    }
+
+    #[test]
+    fn decodes_every_coding() {
+        assert_eq!(decode(0x00, &encode_gsm7("Hi @€").unwrap()), "Hi @€");
+        assert_eq!(decode(0x01, b"STOP"), "STOP");
+        assert_eq!(decode(0x03, &[0x47, 0xFC]), "Gü");
+        assert_eq!(decode(0x08, &[0x00, 0x53, 0xD8, 0x3D, 0xDE, 0x00]), "S😀");
     }
 }

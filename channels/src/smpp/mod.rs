@@ -1,10 +1,21 @@
-//! SMS over SMPP 3.4 with rusmpp: an ESME client with a window of outstanding
-//! submits, enquire_link keep-alive, reconnect with backoff, GSM 03.38 / UCS-2,
-//! UDH concatenation, and delivery receipts mapped to the unified status.
+//! SMS over SMPP 3.4 with rusmpp: connectors (each any number of transceiver or
+//! transmitter + receiver binds, TLS, a window, a token bucket), prefix routes with
+//! failover, GSM 03.38 / Latin-1 / UCS-2 with UDH concatenation, tolerant delivery
+//! receipts, and inbound messages.
 
-mod client;
+mod bind;
+mod bucket;
+pub mod config;
+mod connector;
 pub mod dlr;
 pub mod gsm;
+pub mod mo;
+mod router;
 pub mod status;
+pub mod tls;
 
-pub use client::{SmppChannel, SmppSettings};
+pub use bind::{BindStatus, Mode, Sinks};
+pub use bucket::TokenBucket;
+pub use config::{BindMode, ConnectorConfig, RouteConfig, Secret};
+pub use connector::{ConnectorStatus, relative_validity, source_addr};
+pub use router::SmsRouter;

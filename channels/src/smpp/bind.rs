@@ -1,0 +1,388 @@
+//! One SMPP session (transceiver, transmitter or receiver) kept up by a supervisor:
+//! bind, serve incoming PDUs, reconnect with backoff. Receipts and inbound messages
+//! are acknowledged to the SMSC only once the sinks have stored them.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hermod_core::now_ms;
+use hermod_core::ports::{InboundSink, ReceiptSink};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp};
+use rusmpp::types::COctetString;
+use rusmpp::values::{InterfaceVersion, Npi, Ton};
+use rusmpp::{CommandStatus, Pdu};
+use rusmppc::{Client, ConnectionBuilder, Event};
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::config::ConnectorConfig;
+use super::{dlr, mo};
+
+/// What a session may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+impl Mode {
+    pub fn transmits(self) -> bool {
+        self != Mode::Receiver
+    }
+    pub fn receives(self) -> bool {
+        self != Mode::Transmitter
+    }
+}
+
+/// Where sessions hand what they receive.
+#[derive(Clone)]
+pub struct Sinks {
+    pub receipts: Arc<dyn ReceiptSink>,
+    pub inbound: Arc<dyn InboundSink>,
+}
+
+/// A bind as `GET /v1/connectors` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BindStatus {
+    pub id: String,
+    pub mode: Mode,
+    /// `connecting`, `bound`, `down` or `stopped`.
+    pub state: &'static str,
+    /// Unix ms of the last state change.
+    pub since: i64,
+    pub last_error: Option<String>,
+    pub in_flight: u32,
+    pub sent_total: u64,
+    pub sent_per_sec: f64,
+}
+
+struct Health {
+    state: &'static str,
+    since: i64,
+    last_error: Option<String>,
+}
+
+/// A session and its counters.
+pub struct Bind {
+    pub id: String,
+    pub mode: Mode,
+    client: watch::Receiver<Option<Client>>,
+    pub window: Arc<Semaphore>,
+    pub in_flight: AtomicU32,
+    pub sent: AtomicU64,
+    /// f64 bits of the last measured submits/s.
+    rate: AtomicU64,
+    health: Mutex<Health>,
+}
+
+impl Bind {
+    /// Starts the supervisor of one session.
+    pub fn start(
+        id: String,
+        mode: Mode,
+        cfg: Arc<ConnectorConfig>,
+        tls: Option<rustls::ClientConfig>,
+        sinks: Sinks,
+        cancel: CancellationToken,
+    ) -> Arc<Bind> {
+        let (tx, rx) = watch::channel(None);
+        let bind = Arc::new(Bind {
+            id,
+            mode,
+            client: rx,
+            window: Arc::new(Semaphore::new(cfg.window.max(1))),
+            in_flight: AtomicU32::new(0),
+            sent: AtomicU64::new(0),
+            rate: AtomicU64::new(0),
+            health: Mutex::new(Health {
+                state: "connecting",
+                since: now_ms(),
+                last_error: None,
+            }),
+        });
+        tokio::spawn(supervise(bind.clone(), cfg, tls, tx, sinks, cancel));
+        bind
+    }
+
+    fn set_state(&self, state: &'static str, error: Option<String>) {
+        if let Ok(mut h) = self.health.lock() {
+            if h.state != state {
+                h.state = state;
+                h.since = now_ms();
+            }
+            if error.is_some() {
+                h.last_error = error;
+            }
+        }
+    }
+
+    /// True while bound and able to submit.
+    pub fn is_bound(&self) -> bool {
+        self.client.borrow().as_ref().is_some_and(Client::is_active)
+    }
+
+    /// The bound client, if any, right now.
+    pub fn client(&self) -> Option<Client> {
+        self.client.borrow().clone().filter(Client::is_active)
+    }
+
+    /// Waits up to `timeout` for the session to be bound.
+    pub async fn wait_bound(&self, timeout: Duration) -> Option<Client> {
+        let mut rx = self.client.clone();
+        let wait = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(c) = rx.borrow_and_update().clone().filter(Client::is_active) {
+                    return Some(c);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        });
+        wait.await.ok().flatten()
+    }
+
+    /// Records a submit error seen on this bind.
+    pub fn note_error(&self, e: &str) {
+        if let Ok(mut h) = self.health.lock() {
+            h.last_error = Some(e.to_owned());
+        }
+    }
+
+    /// Updates `sent_per_sec` from the counter; called once per `interval`.
+    pub fn sample_rate(&self, last: &mut u64, interval: Duration) {
+        let now = self.sent.load(Ordering::Relaxed);
+        let rate = (now.saturating_sub(*last)) as f64 / interval.as_secs_f64();
+        *last = now;
+        self.rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn status(&self) -> BindStatus {
+        let (state, since, last_error) = match self.health.lock() {
+            Ok(h) => (h.state, h.since, h.last_error.clone()),
+            Err(_) => ("down", 0, None),
+        };
+        BindStatus {
+            id: self.id.clone(),
+            mode: self.mode,
+            state,
+            since,
+            last_error,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            sent_total: self.sent.load(Ordering::Relaxed),
+            sent_per_sec: (f64::from_bits(self.rate.load(Ordering::Relaxed)) * 10.0).round()
+                / 10.0,
+        }
+    }
+}
+
+async fn supervise(
+    me: Arc<Bind>,
+    cfg: Arc<ConnectorConfig>,
+    tls: Option<rustls::ClientConfig>,
+    tx: watch::Sender<Option<Client>>,
+    sinks: Sinks,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let reconnect_max = Duration::from_secs(cfg.reconnect_max_secs.max(1));
+    while !cancel.is_cancelled() {
+        me.set_state("connecting", None);
+        match bind(&cfg, me.mode, tls.clone()).await {
+            Ok((client, events)) => {
+                tracing::info!(bind = %me.id, url = %cfg.connect_url(), "SMPP bound");
+                me.set_state("bound", None);
+                metrics::gauge!("hermod_smpp_bound", "bind" => me.id.clone()).set(1.0);
+                backoff = Duration::from_millis(200);
+                let _ = tx.send(Some(client.clone()));
+                serve(&me, &cfg, &client, events, &sinks, &cancel).await;
+                let _ = tx.send(None);
+                metrics::gauge!("hermod_smpp_bound", "bind" => me.id.clone()).set(0.0);
+                if cancel.is_cancelled() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), client.unbind()).await;
+                    let _ = client.close().await;
+                    break;
+                }
+                tracing::warn!(bind = %me.id, "SMPP connection lost; reconnecting");
+                me.set_state("down", Some("connection lost".into()));
+            }
+            Err(e) => {
+                tracing::warn!(bind = %me.id, error = %e, "SMPP bind failed");
+                me.set_state("down", Some(format!("bind failed: {e}")));
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(reconnect_max);
+    }
+    me.set_state("stopped", None);
+}
+
+async fn bind(
+    cfg: &ConnectorConfig,
+    mode: Mode,
+    tls: Option<rustls::ClientConfig>,
+) -> Result<(Client, impl futures::Stream<Item = Event> + Unpin + 'static), rusmppc::error::Error> {
+    let mut builder = ConnectionBuilder::new()
+        .enquire_link_interval(cfg.enquire_link())
+        .enquire_link_response_timeout(cfg.response_timeout())
+        .response_timeout(cfg.response_timeout())
+        .disable_interface_version_check();
+    if let Some(tls) = tls {
+        builder = builder.rustls_config(tls);
+    }
+    let (client, events, connection) = builder.no_spawn().connect(cfg.connect_url()).await?;
+    tokio::spawn(drive(connection));
+    let (sid, pw, st) = (
+        cstr(&cfg.system_id),
+        cstr(&cfg.password.0),
+        cstr(&cfg.system_type),
+    );
+    let bound = match mode {
+        Mode::Transceiver => {
+            client
+                .bind_transceiver(
+                    BindTransceiver::builder()
+                        .system_id(sid)
+                        .password(pw)
+                        .system_type(st)
+                        .interface_version(InterfaceVersion::Smpp3_4)
+                        .addr_ton(Ton::Unknown)
+                        .addr_npi(Npi::Unknown)
+                        .address_range(COctetString::empty())
+                        .build(),
+                )
+                .await
+                .map(drop)
+        }
+        Mode::Transmitter => {
+            client
+                .bind_transmitter(
+                    BindTransmitter::builder()
+                        .system_id(sid)
+                        .password(pw)
+                        .system_type(st)
+                        .interface_version(InterfaceVersion::Smpp3_4)
+                        .addr_ton(Ton::Unknown)
+                        .addr_npi(Npi::Unknown)
+                        .address_range(COctetString::empty())
+                        .build(),
+                )
+                .await
+                .map(drop)
+        }
+        Mode::Receiver => {
+            client
+                .bind_receiver(
+                    BindReceiver::builder()
+                        .system_id(sid)
+                        .password(pw)
+                        .system_type(st)
+                        .interface_version(InterfaceVersion::Smpp3_4)
+                        .addr_ton(Ton::Unknown)
+                        .addr_npi(Npi::Unknown)
+                        .address_range(COctetString::empty())
+                        .build(),
+                )
+                .await
+                .map(drop)
+        }
+    };
+    if let Err(e) = bound {
+        let _ = client.close().await;
+        return Err(e);
+    }
+    Ok((client, events))
+}
+
+/// Drives rusmppc's connection future, polling it again on a short tick.
+///
+/// rusmppc 0.4 handles at most 5 client requests and 5 writes per poll and then
+/// returns `Pending` without re-arming a waker for the rest, so a burst of submits
+/// with no incoming traffic after it would wait for the next enquire_link (seen as
+/// submits stalling for tens of seconds). The tick bounds that wait to 2 ms.
+async fn drive(connection: impl std::future::Future<Output = ()>) {
+    let mut connection = std::pin::pin!(connection);
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut connection => return,
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+fn cstr<const MIN: usize, const MAX: usize>(s: &str) -> COctetString<MIN, MAX> {
+    COctetString::from_str(s).unwrap_or_else(|_| COctetString::empty())
+}
+
+async fn serve(
+    me: &Bind,
+    cfg: &ConnectorConfig,
+    client: &Client,
+    mut events: impl futures::Stream<Item = Event> + Unpin,
+    sinks: &Sinks,
+    cancel: &CancellationToken,
+) {
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => return,
+            ev = events.next() => ev,
+        };
+        let Some(ev) = ev else { return };
+        let cmd = match ev {
+            Event::Incoming(cmd) => cmd,
+            Event::Error(e) => {
+                tracing::warn!(bind = %me.id, error = %e, "SMPP connection error");
+                me.note_error(&e.to_string());
+                continue;
+            }
+        };
+        let seq = cmd.sequence_number();
+        match cmd.pdu() {
+            Some(Pdu::DeliverSm(d)) => {
+                let c = client.clone();
+                // Acknowledge only once stored: a crash before that makes the SMSC
+                // deliver it again.
+                let stored = match dlr::receipt_from(d, cfg.receipt_ids) {
+                    Some(r) => {
+                        let sink = sinks.receipts.clone();
+                        tokio::spawn(async move { sink.deliver(r).await })
+                    }
+                    None => {
+                        let part = mo::part_from(d, &cfg.name);
+                        let sink = sinks.inbound.clone();
+                        tokio::spawn(async move { sink.receive(part).await })
+                    }
+                };
+                tokio::spawn(async move {
+                    let ok = stored.await.unwrap_or(false);
+                    let status = if ok {
+                        CommandStatus::EsmeRok
+                    } else {
+                        CommandStatus::EsmeRxTAppn
+                    };
+                    let _ = c
+                        .status(status)
+                        .deliver_sm_resp(seq, DeliverSmResp::default())
+                        .await;
+                });
+            }
+            Some(Pdu::Unbind) => {
+                let _ = client.unbind_resp(seq).await;
+                return;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Connector and route configuration, as it appears in `hermod.toml`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::dlr::ReceiptIds;
+use super::gsm::Preferred;
+
+/// A secret that never prints.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Transceiver binds, or a transmitter and a receiver per bind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMode {
+    #[default]
+    Transceiver,
+    TransmitterReceiver,
+}
+
+/// One SMSC account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorConfig {
+    pub name: String,
+    /// Shorthand for host, port, tls, system_id and password:
+    /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
+    pub url: Option<Secret>,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// PEM roots the SMSC's certificate must chain to; the webpki roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain and key, when the SMSC asks for one.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub system_id: String,
+    pub password: Secret,
+    pub system_type: String,
+    pub bind_mode: BindMode,
+    /// Transmitting binds (each with its own receiver in `transmitter_receiver` mode).
+    pub binds: usize,
+    /// Outstanding submit_sm per bind.
+    pub window: usize,
+    /// Submits per second over all binds (each part costs one); 0 = unlimited.
+    pub tps: f64,
+    /// Tokens that may be spent at once; `tps` when unset.
+    pub burst: Option<f64>,
+    pub data_coding: Preferred,
+    /// Source TON/NPI; automatic when unset (alphanumeric 5/0, `+number` 1/1,
+    /// other digits 0/1).
+    pub source_ton: Option<u8>,
+    pub source_npi: Option<u8>,
+    /// Sender when a message names none.
+    pub default_source: Option<String>,
+    pub enquire_link_secs: u64,
+    pub response_timeout_secs: u64,
+    pub reconnect_max_secs: u64,
+    pub receipt_ids: ReceiptIds,
+    /// Consecutive failed submits (errors other than throttling) that take the
+    /// connector out of routing for `failure_cooldown_secs`.
+    pub failure_threshold: u32,
+    pub failure_cooldown_secs: u64,
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            url: None,
+            host: "127.0.0.1".into(),
+            port: 2775,
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            system_id: String::new(),
+            password: Secret::default(),
+            system_type: String::new(),
+            bind_mode: BindMode::Transceiver,
+            binds: 1,
+            window: 32,
+            tps: 0.0,
+            burst: None,
+            data_coding: Preferred::Gsm,
+            source_ton: None,
+            source_npi: None,
+            default_source: None,
+            enquire_link_secs: 30,
+            response_timeout_secs: 10,
+            reconnect_max_secs: 30,
+            receipt_ids: ReceiptIds::Same,
+            failure_threshold: 5,
+            failure_cooldown_secs: 30,
+        }
+    }
+}
+
+impl ConnectorConfig {
+    /// Applies `url` (if any) over the separate fields and checks the result.
+    pub fn resolved(&self) -> Result<ConnectorConfig, String> {
+        let mut c = self.clone();
+        if let Some(Secret(raw)) = &self.url {
+            let u = url::Url::parse(raw)
+                .map_err(|e| format!("connector {}: invalid url: {e}", self.name))?;
+            c.tls = match u.scheme() {
+                "smpp" => false,
+                "smpps" | "ssmpp" => true,
+                _ => {
+                    return Err(format!(
+                        "connector {}: url scheme must be smpp:// or smpps://",
+                        self.name
+                    ));
+                }
+            };
+            c.host = u
+                .host_str()
+                .ok_or_else(|| format!("connector {}: url has no host", self.name))?
+                .to_owned();
+            c.port = u.port().unwrap_or(2775);
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            if !u.username().is_empty() {
+                c.system_id = decode(u.username());
+            }
+            if let Some(p) = u.password() {
+                c.password = Secret(decode(p));
+            }
+        }
+        if c.name.is_empty() {
+            return Err("connector: name must not be empty".into());
+        }
+        if c.host.is_empty() {
+            return Err(format!("connector {}: host must not be empty", c.name));
+        }
+        if c.binds == 0 || c.binds > 64 {
+            return Err(format!("connector {}: binds must be 1..=64", c.name));
+        }
+        if c.window == 0 {
+            return Err(format!("connector {}: window must be at least 1", c.name));
+        }
+        if !(c.tps >= 0.0) {
+            return Err(format!("connector {}: tps must be >= 0", c.name));
+        }
+        if c.client_cert_file.is_some() != c.client_key_file.is_some() {
+            return Err(format!(
+                "connector {}: client_cert_file and client_key_file go together",
+                c.name
+            ));
+        }
+        Ok(c)
+    }
+
+    /// `smpp://host:port` or `smpps://host:port`, without credentials.
+    pub fn connect_url(&self) -> String {
+        let scheme = if self.tls { "smpps" } else { "smpp" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
+    pub fn enquire_link(&self) -> Duration {
+        Duration::from_secs(self.enquire_link_secs.max(1))
+    }
+
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_secs(self.response_timeout_secs.max(1))
+    }
+}
+
+/// Destinations starting with `prefix` (digits, no `+`; empty = any) may go through
+/// `connector`. Among matching routes the lowest `priority` tier is tried first, then
+/// the longest prefix, then the lowest `cost`; an unhealthy connector is skipped while
+/// another matching one is healthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default)]
+    pub prefix: String,
+    pub connector: String,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub cost: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_carries_credentials_and_tls() {
+        let c = ConnectorConfig {
+            url: Some(Secret("smpps://acme%40eu:p%3Ass@smsc.example:3550".into())),
+            ..Default::default()
+        }
+        .resolved()
+        .unwrap();
+        assert_eq!(c.connect_url(), "smpps://smsc.example:3550");
+        assert_eq!((c.system_id.as_str(), c.password.0.as_str()), ("acme@eu", "p:ss"));
+        assert!(c.tls);
+        let c = ConnectorConfig {
+            url: Some(Secret("smpp://u:p@h".into())),
+            ..Default::default()
+        };
+        assert_eq!(c.resolved().unwrap().connect_url(), "smpp://h:2775");
+        let bad = ConnectorConfig {
+            url: Some(Secret("http://u:p@h".into())),
+            ..Default::default()
+        };
+        assert!(bad.resolved().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = ConnectorConfig {
+            password: Secret("hunter2".into()),
+            url: Some(Secret("smpp://u:hunter2@h".into())),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for c in [
+            ConnectorConfig { binds: 0, ..Default::default() },
+            ConnectorConfig { window: 0, ..Default::default() },
+            ConnectorConfig { tps: -1.0, ..Default::default() },
+            ConnectorConfig { name: String::new(), ..Default::default() },
+            ConnectorConfig { client_cert_file: Some("c.pem".into()), ..Default::default() },
+        ] {
+            assert!(c.resolved().is_err(), "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! A connector: one SMSC account with its binds, window, token bucket and health.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hermod_core::model::Outgoing;
+use hermod_core::now_ms;
+use hermod_core::ports::SendError;
+use rusmpp::pdus::SubmitSm;
+use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
+use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
+use rusmpp::values::{DataCoding, EsmClass, Npi, RegisteredDelivery, Ton, UserMessageReference};
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::bind::{Bind, BindStatus, Mode, Sinks};
+use super::bucket::TokenBucket;
+use super::config::{BindMode, ConnectorConfig};
+use super::{gsm, status, tls};
+
+/// A connector as `GET /v1/connectors` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// Bound for sending and not taken out of routing by failures.
+    pub healthy: bool,
+    /// Unix ms until which repeated failures keep it out of routing.
+    pub failing_until: Option<i64>,
+    pub tps_limit: Option<f64>,
+    /// The current (throttle-adjusted) rate limit.
+    pub tps_current: Option<f64>,
+    pub binds: Vec<BindStatus>,
+}
+
+pub struct Connector {
+    pub cfg: Arc<ConnectorConfig>,
+    binds: Vec<Arc<Bind>>,
+    bucket: TokenBucket,
+    next_bind: AtomicUsize,
+    reference: AtomicU8,
+    failures: AtomicU32,
+    failing_until: Mutex<Option<(Instant, i64)>>,
+}
+
+impl Connector {
+    /// Resolves the configuration and starts every bind.
+    pub fn start(
+        cfg: &ConnectorConfig,
+        sinks: Sinks,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Connector>, String> {
+        let cfg = Arc::new(cfg.resolved()?);
+        let tls = if cfg.tls {
+            Some(tls::client_config(&cfg).map_err(|e| format!("connector {}: {e}", cfg.name))?)
+        } else {
+            None
+        };
+        let mut binds = Vec::new();
+        for i in 1..=cfg.binds {
+            let modes: &[(Mode, &str)] = match cfg.bind_mode {
+                BindMode::Transceiver => &[(Mode::Transceiver, "trx")],
+                BindMode::TransmitterReceiver => {
+                    &[(Mode::Transmitter, "tx"), (Mode::Receiver, "rx")]
+                }
+            };
+            for (mode, tag) in modes {
+                binds.push(Bind::start(
+                    format!("{}#{i}/{tag}", cfg.name),
+                    *mode,
+                    cfg.clone(),
+                    tls.clone(),
+                    sinks.clone(),
+                    cancel.clone(),
+                ));
+            }
+        }
+        let c = Arc::new(Connector {
+            bucket: TokenBucket::new(cfg.tps, cfg.burst),
+            cfg,
+            binds,
+            next_bind: AtomicUsize::new(0),
+            reference: AtomicU8::new(1),
+            failures: AtomicU32::new(0),
+            failing_until: Mutex::new(None),
+        });
+        tokio::spawn(sample_rates(c.clone(), cancel));
+        Ok(c)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Some transmitting bind is up.
+    pub fn is_bound(&self) -> bool {
+        self.binds
+            .iter()
+            .any(|b| b.mode.transmits() && b.is_bound())
+    }
+
+    fn failing(&self) -> Option<i64> {
+        let mut f = self.failing_until.lock().ok()?;
+        match *f {
+            Some((until, ms)) if Instant::now() < until => Some(ms),
+            Some(_) => {
+                *f = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Bound and not taken out of routing by repeated failures.
+    pub fn is_healthy(&self) -> bool {
+        self.is_bound() && self.failing().is_none()
+    }
+
+    fn record(&self, r: &Result<(Vec<String>, String), SendError>) {
+        match r {
+            Ok(_) | Err(SendError::Permanent { .. }) => {
+                self.failures.store(0, Ordering::Relaxed);
+            }
+            Err(SendError::Transient { code, .. }) if status::is_throttle(code) => {}
+            Err(SendError::Transient { .. } | SendError::InDoubt { .. }) => {
+                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= self.cfg.failure_threshold.max(1) {
+                    let cool = Duration::from_secs(self.cfg.failure_cooldown_secs);
+                    if let Ok(mut f) = self.failing_until.lock()
+                        && f.is_none()
+                    {
+                        tracing::warn!(connector = %self.cfg.name, failures = n, "connector keeps failing; routing around it");
+                        let ms = now_ms() + i64::try_from(cool.as_millis()).unwrap_or(0);
+                        *f = Some((Instant::now() + cool, ms));
+                    }
+                    self.failures.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> ConnectorStatus {
+        ConnectorStatus {
+            name: self.cfg.name.clone(),
+            host: self.cfg.host.clone(),
+            port: self.cfg.port,
+            tls: self.cfg.tls,
+            healthy: self.is_healthy(),
+            failing_until: self.failing(),
+            tps_limit: (self.cfg.tps > 0.0).then_some(self.cfg.tps),
+            tps_current: self.bucket.current_rate(),
+            binds: self.binds.iter().map(|b| b.status()).collect(),
+        }
+    }
+
+    /// A bound transmitting bind, round robin; waits up to the response timeout for one.
+    async fn pick_bind(&self) -> Option<(Arc<Bind>, rusmppc::Client)> {
+        let tx: Vec<&Arc<Bind>> = self.binds.iter().filter(|b| b.mode.transmits()).collect();
+        if tx.is_empty() {
+            return None;
+        }
+        let start = self.next_bind.fetch_add(1, Ordering::Relaxed);
+        for i in 0..tx.len() {
+            let b = tx[(start + i) % tx.len()];
+            if let Some(c) = b.client() {
+                return Some((b.clone(), c));
+            }
+        }
+        let b = tx[start % tx.len()];
+        let c = b.wait_bound(self.cfg.response_timeout()).await?;
+        Some((b.clone(), c))
+    }
+
+    pub(crate) fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, SendError> {
+        let bad = |what: &str| SendError::Permanent {
+            code: format!("invalid_{what}"),
+        };
+        let source = msg
+            .from
+            .clone()
+            .or_else(|| self.cfg.default_source.clone())
+            .unwrap_or_default();
+        let (mut ston, mut snpi, saddr) = source_addr(&source);
+        if let Some(t) = self.cfg.source_ton {
+            ston = Ton::from(t);
+        }
+        if let Some(n) = self.cfg.source_npi {
+            snpi = Npi::from(n);
+        }
+        let saddr = COctetString::from_str(&saddr).map_err(|_| bad("from"))?;
+        let daddr = COctetString::from_str(msg.to.digits()).map_err(|_| bad("to"))?;
+        let validity = match msg.expires_at {
+            Some(at) => {
+                let left = (at - now_ms()) / 1000;
+                if left <= 0 {
+                    return Err(SendError::Permanent {
+                        code: "ttl_expired".into(),
+                    });
+                }
+                relative_validity(left)
+            }
+            None => EmptyOrFullCOctetString::empty(),
+        };
+        let seg = gsm::segment_as(&msg.text, self.cfg.data_coding);
+        let total = seg.parts.len();
+        if total > 255 {
+            return Err(bad("text_length"));
+        }
+        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(total);
+        for (i, part) in seg.parts.iter().enumerate() {
+            let (esm, payload) = if total == 1 {
+                (0u8, part.clone())
+            } else {
+                let mut p = gsm::udh(reference, total as u8, (i + 1) as u8).to_vec();
+                p.extend_from_slice(part);
+                (0x40u8, p)
+            };
+            let sm = SubmitSm::builder()
+                .source_addr_ton(ston)
+                .source_addr_npi(snpi)
+                .source_addr(saddr.clone())
+                .dest_addr_ton(Ton::International)
+                .dest_addr_npi(Npi::Isdn)
+                .destination_addr(daddr.clone())
+                // EsmClass::default() is 0x08 in rusmpp 0.4: build it from the byte.
+                .esm_class(EsmClass::from(esm))
+                // Final receipt only (success or failure).
+                .registered_delivery(RegisteredDelivery::from(0x01u8))
+                .validity_period(validity.clone())
+                .data_coding(DataCoding::from(seg.coding.data_coding()))
+                .short_message(OctetString::from_vec(payload).map_err(|_| bad("text_length"))?)
+                .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
+                    UserMessageReference::new(msg.user_ref),
+                ))
+                .build();
+            out.push(sm);
+        }
+        Ok(out)
+    }
+
+    /// Submits every part; the token bucket is charged one token per part first.
+    pub async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+        let r = self.send_inner(msg).await;
+        self.record(&r);
+        r
+    }
+
+    async fn send_inner(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+        let pdus = self.build(msg)?;
+        self.bucket
+            .acquire(u32::try_from(pdus.len()).unwrap_or(u32::MAX))
+            .await;
+        let mut ids = Vec::with_capacity(pdus.len());
+        for sm in pdus {
+            let Some((bind, client)) = self.pick_bind().await else {
+                return Err(if ids.is_empty() {
+                    not_bound()
+                } else {
+                    // Earlier parts went out: the message is half-sent.
+                    SendError::InDoubt {
+                        code: "smpp:not_bound".into(),
+                    }
+                });
+            };
+            let _permit = bind
+                .window
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| not_bound())?;
+            bind.in_flight.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
+            // Our own deadline too: a request in flight when the connection drops may
+            // never be answered or failed by the client library.
+            let deadline = self.cfg.response_timeout() + Duration::from_secs(1);
+            let res = match tokio::time::timeout(deadline, client.submit_sm(sm)).await {
+                Ok(r) => r,
+                Err(_) => Err(rusmppc::error::Error::ConnectionClosed),
+            };
+            bind.in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics::histogram!("hermod_smpp_submit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match res {
+                Ok(resp) => {
+                    bind.sent.fetch_add(1, Ordering::Relaxed);
+                    ids.push(resp.message_id().as_str().to_owned());
+                }
+                Err(rusmppc::error::Error::UnexpectedResponse { response }) => {
+                    let code = u32::from(response.status());
+                    let err = status::classify(code);
+                    bind.note_error(&format!("command_status 0x{code:08X}"));
+                    if status::is_throttle_status(code) {
+                        self.bucket.throttled();
+                    }
+                    if !ids.is_empty() {
+                        // Earlier parts were accepted; resending all would repeat them.
+                        tracing::warn!(attempt = %msg.attempt_id, "a later part of a multipart message was refused");
+                    }
+                    return Err(err);
+                }
+                Err(e) => {
+                    // Written but unanswered: the SMSC may have accepted it.
+                    bind.note_error(&e.to_string());
+                    tracing::warn!(error = %e, attempt = %msg.attempt_id, bind = %bind.id, "submit_sm unanswered");
+                    return Err(SendError::InDoubt {
+                        code: "smpp:no_response".into(),
+                    });
+                }
+            }
+        }
+        Ok((ids, "ESME_ROK".into()))
+    }
+}
+
+fn not_bound() -> SendError {
+    SendError::Transient {
+        code: status::NOT_BOUND.into(),
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
+async fn sample_rates(c: Arc<Connector>, cancel: CancellationToken) {
+    let interval = Duration::from_secs(1);
+    let mut last = vec![0u64; c.binds.len()];
+    while !cancel.is_cancelled() {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        for (b, l) in c.binds.iter().zip(last.iter_mut()) {
+            b.sample_rate(l, interval);
+        }
+    }
+}
+
+/// SMPP relative validity `YYMMDDhhmmss000R` for a time to live in seconds (capped at
+/// 99 days).
+pub fn relative_validity(secs: i64) -> EmptyOrFullCOctetString<17> {
+    let s = secs.clamp(1, 99 * 86_400);
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    EmptyOrFullCOctetString::from_str(&format!("0000{d:02}{h:02}{m:02}{sec:02}000R"))
+        .unwrap_or_else(|_| EmptyOrFullCOctetString::empty())
+}
+
+/// Source TON/NPI: `+digits` → international (1/1), other digits → unknown/ISDN (0/1),
+/// anything else → alphanumeric (5/0).
+pub fn source_addr(s: &str) -> (Ton, Npi, String) {
+    if let Some(d) = s.strip_prefix('+') {
+        (Ton::International, Npi::Isdn, d.to_owned())
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        (Ton::Unknown, Npi::Isdn, s.to_owned())
+    } else if s.is_empty() {
+        (Ton::Unknown, Npi::Unknown, String::new())
+    } else {
+        (Ton::Alphanumeric, Npi::Unknown, s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_address_types() {
+        assert_eq!(source_addr("+4479").0, Ton::International);
+        assert_eq!(source_addr("+4479").1, Npi::Isdn);
+        assert_eq!(source_addr("+4479").2, "4479");
+        assert_eq!(source_addr("12345").0, Ton::Unknown);
+        assert_eq!(source_addr("Hermod").0, Ton::Alphanumeric);
+        assert_eq!(source_addr("Hermod").1, Npi::Unknown);
+    }
+
+    #[test]
+    fn validity_is_relative() {
+        let v = relative_validity(90_061);
+        assert_eq!(v.as_str(), "000001010101000R");
+        assert_eq!(relative_validity(3600).as_str(), "000000010000000R");
+    }
+}

@@ -1,0 +1,252 @@
+//! The SMS channel: connectors chosen per destination by prefix routes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use hermod_core::model::{ChannelKind, Outgoing};
+use hermod_core::ports::{Channel, SendError};
+use tokio_util::sync::CancellationToken;
+
+use super::bind::Sinks;
+use super::config::{ConnectorConfig, RouteConfig};
+use super::connector::{Connector, ConnectorStatus};
+use super::status;
+
+/// Routes checked against the connectors, in preference order per lookup.
+#[derive(Clone, Debug, Default)]
+struct Table {
+    routes: Vec<RouteConfig>,
+}
+
+impl Table {
+    fn new(routes: Vec<RouteConfig>, names: &[String]) -> Result<Table, String> {
+        for r in &routes {
+            if !names.iter().any(|n| n == &r.connector) {
+                return Err(format!("route {:?}: unknown connector {:?}", r.prefix, r.connector));
+            }
+            let p = r.prefix.trim_start_matches('+');
+            if !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("route {:?}: prefix must be digits", r.prefix));
+            }
+            if !(r.cost >= 0.0) {
+                return Err(format!("route {:?}: cost must be >= 0", r.prefix));
+            }
+        }
+        let routes = routes
+            .into_iter()
+            .map(|mut r| {
+                r.prefix = r.prefix.trim_start_matches('+').to_owned();
+                r
+            })
+            .collect();
+        Ok(Table { routes })
+    }
+
+    /// Connector names for a destination, best first, without repeats.
+    fn lookup(&self, digits: &str) -> Vec<String> {
+        let mut m: Vec<&RouteConfig> = self
+            .routes
+            .iter()
+            .filter(|r| digits.starts_with(&r.prefix))
+            .collect();
+        m.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then(b.prefix.len().cmp(&a.prefix.len()))
+                .then(a.cost.total_cmp(&b.cost))
+        });
+        let mut out: Vec<String> = Vec::new();
+        for r in m {
+            if !out.contains(&r.connector) {
+                out.push(r.connector.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Every connector, and the routes between them (hot-reloadable).
+pub struct SmsRouter {
+    connectors: Vec<Arc<Connector>>,
+    by_name: HashMap<String, Arc<Connector>>,
+    table: RwLock<Arc<Table>>,
+}
+
+impl SmsRouter {
+    /// Starts every connector's binds. With no routes, every connector serves every
+    /// destination in the order configured.
+    pub fn start(
+        connectors: &[ConnectorConfig],
+        routes: Vec<RouteConfig>,
+        sinks: Sinks,
+        cancel: CancellationToken,
+    ) -> Result<Arc<SmsRouter>, String> {
+        if connectors.is_empty() {
+            return Err("no SMPP connector configured".into());
+        }
+        let mut names: Vec<String> = Vec::new();
+        for c in connectors {
+            if names.contains(&c.name) {
+                return Err(format!("connector {:?} configured twice", c.name));
+            }
+            names.push(c.name.clone());
+        }
+        let table = Table::new(Self::default_routes(routes, &names), &names)?;
+        let mut list = Vec::new();
+        for c in connectors {
+            list.push(Connector::start(c, sinks.clone(), cancel.clone())?);
+        }
+        let by_name = list.iter().map(|c| (c.name().to_owned(), c.clone())).collect();
+        Ok(Arc::new(SmsRouter {
+            connectors: list,
+            by_name,
+            table: RwLock::new(Arc::new(table)),
+        }))
+    }
+
+    fn default_routes(routes: Vec<RouteConfig>, names: &[String]) -> Vec<RouteConfig> {
+        if !routes.is_empty() {
+            return routes;
+        }
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| RouteConfig {
+                prefix: String::new(),
+                connector: n.clone(),
+                priority: 0,
+                cost: i as f64,
+            })
+            .collect()
+    }
+
+    /// Replaces the routes; binds and messages in flight are untouched.
+    pub fn reload_routes(&self, routes: Vec<RouteConfig>) -> Result<usize, String> {
+        let names: Vec<String> = self.by_name.keys().cloned().collect();
+        let mut ordered: Vec<String> = self.connectors.iter().map(|c| c.name().to_owned()).collect();
+        ordered.retain(|n| names.contains(n));
+        let table = Table::new(Self::default_routes(routes, &ordered), &ordered)?;
+        let n = table.routes.len();
+        if let Ok(mut t) = self.table.write() {
+            *t = Arc::new(table);
+        }
+        tracing::info!(routes = n, "SMS routes reloaded");
+        Ok(n)
+    }
+
+    pub fn routes(&self) -> Vec<RouteConfig> {
+        self.table
+            .read()
+            .map(|t| t.routes.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Vec<ConnectorStatus> {
+        self.connectors.iter().map(|c| c.status()).collect()
+    }
+
+    /// True when every connector has a transmitting bind up.
+    pub fn all_bound(&self) -> bool {
+        self.connectors.iter().all(|c| c.is_bound())
+    }
+
+    /// Connectors for a destination: healthy ones first, in route order.
+    fn candidates(&self, digits: &str) -> Vec<Arc<Connector>> {
+        let table = self.table.read().map(|t| t.clone()).unwrap_or_default();
+        let all: Vec<Arc<Connector>> = table
+            .lookup(digits)
+            .iter()
+            .filter_map(|n| self.by_name.get(n).cloned())
+            .collect();
+        let (mut healthy, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.is_healthy());
+        healthy.extend(rest);
+        healthy
+    }
+}
+
+#[async_trait]
+impl Channel for SmsRouter {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+        let candidates = self.candidates(msg.to.digits());
+        if candidates.is_empty() {
+            return Err(SendError::Permanent {
+                code: "no_route".into(),
+            });
+        }
+        let mut last = None;
+        for c in candidates {
+            // Only "nothing was sent" moves on to the next connector at once: any other
+            // failure is retried later, when health may route it elsewhere.
+            match c.send(msg).await {
+                Err(SendError::Transient { code, retry_after }) if code == status::NOT_BOUND => {
+                    last = Some(SendError::Transient { code, retry_after });
+                }
+                other => {
+                    if other.is_ok() {
+                        metrics::counter!("hermod_sms_routed_total", "connector" => c.name().to_owned())
+                            .increment(1);
+                    }
+                    return other;
+                }
+            }
+        }
+        Err(last.unwrap_or(SendError::Transient {
+            code: status::NOT_BOUND.into(),
+            retry_after: None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(prefix: &str, connector: &str, priority: i32, cost: f64) -> RouteConfig {
+        RouteConfig {
+            prefix: prefix.into(),
+            connector: connector.into(),
+            priority,
+            cost,
+        }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["a".into(), "b".into(), "c".into()]
+    }
+
+    #[test]
+    fn cheapest_first_then_longest_prefix_within_a_tier() {
+        let t = Table::new(
+            vec![
+                r("44", "a", 0, 0.03),
+                r("44", "b", 0, 0.02),
+                r("4479", "c", 0, 0.05),
+                r("", "a", 1, 0.0),
+            ],
+            &names(),
+        )
+        .unwrap();
+        assert_eq!(t.lookup("447911123456"), vec!["c", "b", "a"]);
+        assert_eq!(t.lookup("447011123456"), vec!["b", "a"]);
+        assert_eq!(t.lookup("33612345678"), vec!["a"]);
+    }
+
+    #[test]
+    fn priority_tiers_come_before_cost() {
+        let t = Table::new(vec![r("+1", "a", 1, 0.0), r("1", "b", 0, 9.0)], &names()).unwrap();
+        assert_eq!(t.lookup("15551234567"), vec!["b", "a"]);
+        assert!(t.lookup("4479").is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_routes() {
+        assert!(Table::new(vec![r("44", "zzz", 0, 0.0)], &names()).is_err());
+        assert!(Table::new(vec![r("4x", "a", 0, 0.0)], &names()).is_err());
+        assert!(Table::new(vec![r("44", "a", 0, -1.0)], &names()).is_err());
+    }
+}
