@@ -1,17 +1,18 @@
 //! The composition root: the only place that picks concrete backends.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
-use hermod_api::AppState;
-use hermod_channels::smpp::SmppChannel;
+use hermod_api::{AppState, Operations};
+use hermod_channels::smpp::{Sinks, SmsRouter};
 use hermod_core::ports::Store;
 use hermod_crypto::ApiKeys;
 use hermod_queue::SqlQueue;
 use hermod_store::{Db, SqlStore};
-use hermod_workers::{Pipeline, ReceiptBatcher, WorkerSettings};
+use hermod_workers::{InboundHandler, Pipeline, ReceiptBatcher, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
@@ -31,13 +32,61 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Db, Arc<SqlStore
     Ok((db.clone(), Arc::new(SqlStore::new(db))))
 }
 
-/// Creates an API key for a tenant; prints nothing, returns the full key.
-pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<String> {
+/// Creates an API key for a tenant; prints nothing, returns the tenant id and the
+/// full key.
+pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<(String, String)> {
     let (_, store) = open_store(settings).await?;
-    let keys = ApiKeys::new(settings.api_key_pepper.as_bytes());
+    let keys = ApiKeys::new(settings.api_key_pepper.0.as_bytes());
     let k = keys.generate()?;
-    store.create_api_key(tenant, &k.key_id, &k.hash).await?;
-    Ok(k.full)
+    let id = store.create_api_key(tenant, &k.key_id, &k.hash).await?;
+    Ok((id.to_string(), k.full))
+}
+
+/// `GET /v1/connectors` and reloads, backed by the SMS router.
+struct Ops {
+    router: Arc<SmsRouter>,
+    config: Option<PathBuf>,
+}
+
+impl Ops {
+    fn reload_routes(&self) -> Result<serde_json::Value, String> {
+        let s = Settings::load(self.config.as_deref()).map_err(|e| format!("{e:#}"))?;
+        let n = self.router.reload_routes(s.smpp.routes)?;
+        Ok(
+            serde_json::json!({ "routes": n, "applied": self.router.routes().iter().map(|r| serde_json::json!({
+            "prefix": r.prefix, "connector": r.connector, "priority": r.priority, "cost": r.cost
+        })).collect::<Vec<_>>() }),
+        )
+    }
+}
+
+impl Operations for Ops {
+    fn connectors(&self) -> serde_json::Value {
+        serde_json::to_value(self.router.status()).unwrap_or_default()
+    }
+    fn reload(&self) -> Result<serde_json::Value, String> {
+        self.reload_routes()
+    }
+}
+
+/// SIGHUP re-reads the configuration and applies the routes.
+fn reload_on_sighup(ops: Arc<Ops>, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = hup.recv() => if r.is_none() { return },
+            }
+            match ops.reload_routes() {
+                Ok(v) => tracing::info!(routes = %v["routes"], "SIGHUP: configuration reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; routes unchanged"),
+            }
+        }
+    });
 }
 
 fn metrics_renderer() -> Arc<dyn Fn() -> String + Send + Sync> {
@@ -70,6 +119,7 @@ fn metrics_renderer() -> Arc<dyn Fn() -> String + Send + Sync> {
 /// Runs the API and every worker until `cancel` fires.
 pub async fn serve(
     settings: Settings,
+    config: Option<PathBuf>,
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -82,25 +132,41 @@ pub async fn serve(
             tracing::info!(jobs = n, "released jobs leased before a restart");
         }
     }
-    let sink = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
-    let sms = SmppChannel::start(settings.smpp_settings(), sink, cancel.clone())
-        .map_err(anyhow::Error::msg)?;
+    let sinks = Sinks {
+        receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
+        inbound: InboundHandler::new(store.clone(), settings.smpp.help_reply.clone()),
+    };
+    let router = SmsRouter::start(
+        &settings.connectors(),
+        settings.smpp.routes.clone(),
+        sinks,
+        cancel.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let ops = Arc::new(Ops {
+        router: router.clone(),
+        config,
+    });
+    reload_on_sighup(ops.clone(), cancel.clone());
     let pipeline = Pipeline {
         store: store.clone(),
         queue,
-        sms,
+        sms: router,
         settings: WorkerSettings {
             batch: settings.workers.batch,
             senders: settings.workers.senders,
-            in_doubt_grace: Duration::from_secs(settings.workers.in_doubt_grace_secs),
+            in_doubt_grace: settings.in_doubt_grace(),
             ..WorkerSettings::default()
         },
     };
     let tasks = pipeline.spawn(cancel.clone());
     let state = AppState {
         store,
-        keys: ApiKeys::new(settings.api_key_pepper.as_bytes()),
+        keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
         metrics: metrics_renderer(),
+        limits: Arc::new(settings.rate_limits()),
+        ops: Some(ops),
+        admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
     };
     let server =
         HttpServer::new(move || App::new().configure(hermod_api::configure(state.clone())))

@@ -22,6 +22,12 @@ pub struct BenchArgs {
     per_request: usize,
     #[arg(long, default_value_t = 20)]
     dlr_delay_ms: u64,
+    /// Transceiver binds to the simulator.
+    #[arg(long, default_value_t = 1)]
+    binds: usize,
+    /// Outstanding submit_sm per bind.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -61,13 +67,18 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let mut s = Settings::load(None)?;
     s.data_dir = dir.clone();
-    s.smpp.url = smsc.url("bench", "bench");
-    s.smpp.window = 64;
-    let key = app::create_key(&s, "bench").await?;
+    s.smpp.connectors = vec![hermod_channels::smpp::ConnectorConfig {
+        name: "bench".into(),
+        url: Some(hermod_channels::smpp::Secret(smsc.url("bench", "bench"))),
+        binds: a.binds,
+        window: a.window,
+        ..Default::default()
+    }];
+    let (_, key) = app::create_key(&s, "bench").await?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
     let cancel = CancellationToken::new();
-    let server = tokio::spawn(app::serve(s.clone(), listener, cancel.clone()));
+    let server = tokio::spawn(app::serve(s.clone(), None, listener, cancel.clone()));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
@@ -175,8 +186,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     let mut lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
     println!(
-        "hermod bench: {total} messages, {} concurrent clients, {} per request, SMSC receipt delay {} ms",
-        a.concurrency, a.per_request, a.dlr_delay_ms
+        "hermod bench: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, SMSC receipt delay {} ms",
+        a.concurrency, a.per_request, a.binds, a.window, a.dlr_delay_ms
     );
     println!(
         "  accepted:            {:>9.0} msg/s  ({accept_secs:.2} s)",

@@ -3,6 +3,7 @@
 mod app;
 mod bench;
 mod settings;
+mod sim_admin;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -54,6 +55,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SimCmd,
     },
+    /// Shows the SMPP connectors and their binds of a running server.
+    Connectors {
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Base URL of the server; default from `listen` in the configuration.
+        #[arg(long)]
+        url: Option<String>,
+        /// An API key (or the admin token) to authenticate with; default the
+        /// configured admin token.
+        #[arg(long, env = "HERMOD_TOKEN")]
+        token: Option<String>,
+        /// Print the JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Throughput and latency benchmark of the embedded mode with the SMSC simulator.
     Bench(bench::BenchArgs),
     /// Prints the OpenAPI document.
@@ -90,7 +106,59 @@ enum SimCmd {
         /// Destinations with this prefix get stat:UNDELIV.
         #[arg(long)]
         undeliverable_prefix: Option<String>,
+        /// Serve smpps: PEM certificate chain and key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// standard (TLVs + text), text-only, decimal-ids or loose.
+        #[arg(long, default_value = "standard")]
+        receipt_style: String,
+        /// HTTP admin endpoint: `POST /mo` injects an inbound message.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
     },
+}
+
+/// `hermod connectors` as a table.
+fn connectors_table(v: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<14} {:<8} {:<20} {:<11} {:<20} {:>9} {:>8}  {}\n",
+        "CONNECTOR", "HEALTHY", "BIND", "STATE", "SINCE", "IN-FLIGHT", "SENT/S", "LAST ERROR"
+    );
+    let empty = Vec::new();
+    for c in v["data"].as_array().unwrap_or(&empty) {
+        for b in c["binds"].as_array().unwrap_or(&empty) {
+            let since = b["since"]
+                .as_i64()
+                .and_then(|ms| {
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+                })
+                .and_then(|t| {
+                    t.format(&time::macros::format_description!(
+                        "[year]-[month]-[day] [hour]:[minute]:[second]"
+                    ))
+                    .ok()
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<14} {:<8} {:<20} {:<11} {:<20} {:>9} {:>8.1}  {}\n",
+                c["name"].as_str().unwrap_or(""),
+                if c["healthy"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                b["id"].as_str().unwrap_or(""),
+                b["state"].as_str().unwrap_or(""),
+                since,
+                b["in_flight"].as_u64().unwrap_or(0),
+                b["sent_per_sec"].as_f64().unwrap_or(0.0),
+                b["last_error"].as_str().unwrap_or("-"),
+            ));
+        }
+    }
+    out
 }
 
 fn init_tracing() {
@@ -129,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
             let s = Settings::load(config.as_deref())?;
             let listener = TcpListener::bind(&s.listen)?;
             tracing::info!(addr = %listener.local_addr()?, db = if s.database_url.is_some() { "configured" } else { "embedded" }, "listening");
-            app::serve(s, listener, shutdown_token()).await?;
+            app::serve(s, config, listener, shutdown_token()).await?;
         }
         Cmd::Demo { listen, data } => {
             let smsc = Smsc::start(
@@ -143,8 +211,8 @@ async fn main() -> anyhow::Result<()> {
             let mut s = Settings::load(None)?;
             s.listen = listen;
             s.data_dir = data;
-            s.smpp.url = smsc.url("hermod", "demo");
-            let key = app::create_key(&s, "demo").await?;
+            s.smpp.url = hermod_channels::smpp::Secret(smsc.url("hermod", "demo"));
+            let (_, key) = app::create_key(&s, "demo").await?;
             let listener = TcpListener::bind(&s.listen)?;
             let addr = listener.local_addr()?;
             println!(
@@ -157,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
                 "Try:\n  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+447911123456\",\"text\":\"Hello from Hermod\"}}'"
             );
             println!("  curl -s http://{addr}/v1/messages/<id> -H 'Authorization: Bearer {key}'");
-            app::serve(s, listener, shutdown_token()).await?;
+            app::serve(s, None, listener, shutdown_token()).await?;
             smsc.stop();
         }
         Cmd::Migrate { config } => {
@@ -172,7 +240,8 @@ async fn main() -> anyhow::Result<()> {
             cmd: KeysCmd::Create { tenant, config },
         } => {
             let s = Settings::load(config.as_deref())?;
-            let key = app::create_key(&s, &tenant).await?;
+            let (id, key) = app::create_key(&s, &tenant).await?;
+            println!("Tenant: {id}");
             println!("API key: {key}");
         }
         Cmd::Sim {
@@ -184,19 +253,62 @@ async fn main() -> anyhow::Result<()> {
                     dlr_delay_ms,
                     throttle,
                     undeliverable_prefix,
+                    tls_cert,
+                    tls_key,
+                    receipt_style,
+                    admin,
                 },
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(c), Some(k)) => Some(std::sync::Arc::new(
+                    hermod_channels::sim::smsc::server_tls(&c, &k, None)
+                        .map_err(anyhow::Error::msg)?,
+                )),
+                _ => None,
+            };
             let cfg = SmscConfig {
                 credentials: system_id.map(|u| (u, password.unwrap_or_default())),
                 dlr_delay: Duration::from_millis(dlr_delay_ms),
                 throttle_share: throttle,
                 undeliverable_prefix,
+                tls,
+                receipt_style: receipt_style.parse().map_err(anyhow::Error::msg)?,
                 ..Default::default()
             };
             let smsc = Smsc::start(listen, cfg).await?;
             println!("SMSC simulator listening on {}", smsc.addr());
-            shutdown_token().cancelled().await;
+            let cancel = shutdown_token();
+            if let Some(addr) = admin {
+                let admin = sim_admin::start(smsc.clone(), addr)?;
+                println!("SMSC simulator admin on http://{admin} (POST /mo)");
+            }
+            cancel.cancelled().await;
             smsc.stop();
+        }
+        Cmd::Connectors {
+            config,
+            url,
+            token,
+            json,
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            let base = url.unwrap_or_else(|| format!("http://{}", s.listen));
+            let token = token
+                .or_else(|| s.admin_token.as_ref().map(|t| t.0.clone()))
+                .ok_or_else(|| anyhow::anyhow!("pass --token (an API key or the admin token)"))?;
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(format!("{}/v1/connectors", base.trim_end_matches('/')))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", connectors_table(&v));
+            }
         }
         Cmd::Bench(args) => bench::run(args).await?,
         Cmd::Openapi => println!("{}", hermod_api::openapi::document()),

@@ -1,8 +1,11 @@
 //! Typed settings: defaults, then `--config FILE` (TOML), then `HERMOD_*` variables
 //! (`HERMOD_SMPP_URL`, `HERMOD_DATABASE_URL`, nested keys with `__`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use hermod_channels::smpp::{ConnectorConfig, RouteConfig, Secret};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -18,21 +21,55 @@ pub struct Settings {
     /// `postgres://...`, or a SQLite file; default `<data_dir>/hermod.db`.
     pub database_url: Option<String>,
     /// Server-side secret mixed into API-key hashes.
-    pub api_key_pepper: String,
+    pub api_key_pepper: Secret,
+    /// Bearer token of the admin endpoints (`POST /v1/admin/reload`); unset = off.
+    pub admin_token: Option<Secret>,
+    pub api: Api,
     pub smpp: Smpp,
     pub workers: Workers,
+}
+
+/// Per-tenant limits on message creation (`0` = unlimited).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Messages per second per tenant; 0 = no limit.
+    pub rate_limit_per_sec: f64,
+    /// Messages a tenant may send at once; `rate_limit_per_sec` when 0.
+    pub rate_limit_burst: f64,
+    /// Overrides by tenant id (`ten_...`).
+    pub tenant_limits: HashMap<String, TenantLimit>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimit {
+    pub per_sec: f64,
+    #[serde(default)]
+    pub burst: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smpp {
+    /// The single connector used when `connectors` is empty:
     /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
-    pub url: String,
+    pub url: Secret,
     pub system_type: String,
     pub window: usize,
     pub enquire_link_secs: u64,
     pub response_timeout_secs: u64,
+    /// Sender when a message names none (and a connector sets none).
     pub default_source: Option<String>,
+    /// Reply to an inbound HELP; unset = no reply.
+    pub help_reply: Option<String>,
+    /// Any number of SMSC connectors (`[[smpp.connectors]]`).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
+    /// Prefix routes (`[[smpp.routes]]`), hot-reloadable with SIGHUP or
+    /// `POST /v1/admin/reload`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,14 +86,22 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./hermod-data"),
             database_url: None,
-            api_key_pepper: String::new(),
+            api_key_pepper: Secret::default(),
+            admin_token: None,
+            api: Api::default(),
             smpp: Smpp {
-                url: "smpp://hermod:secret@127.0.0.1:2775".into(),
+                url: Secret("smpp://hermod:secret@127.0.0.1:2775".into()),
                 system_type: String::new(),
                 window: 32,
                 enquire_link_secs: 30,
                 response_timeout_secs: 10,
                 default_source: Some("Hermod".into()),
+                help_reply: Some(
+                    "Reply STOP to stop messages from this sender, START to receive them again."
+                        .into(),
+                ),
+                connectors: Vec::new(),
+                routes: Vec::new(),
             },
             workers: Workers {
                 batch: 128,
@@ -98,15 +143,52 @@ impl Settings {
         })
     }
 
-    pub fn smpp_settings(&self) -> hermod_channels::smpp::SmppSettings {
-        hermod_channels::smpp::SmppSettings {
-            url: self.smpp.url.clone(),
-            system_type: self.smpp.system_type.clone(),
-            window: self.smpp.window,
-            enquire_link: Duration::from_secs(self.smpp.enquire_link_secs.max(1)),
-            response_timeout: Duration::from_secs(self.smpp.response_timeout_secs.max(1)),
-            reconnect_max: Duration::from_secs(30),
-            default_source: self.smpp.default_source.clone(),
+    /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`.
+    pub fn connectors(&self) -> Vec<ConnectorConfig> {
+        if self.smpp.connectors.is_empty() {
+            return vec![ConnectorConfig {
+                name: "default".into(),
+                url: Some(self.smpp.url.clone()),
+                system_type: self.smpp.system_type.clone(),
+                window: self.smpp.window,
+                enquire_link_secs: self.smpp.enquire_link_secs,
+                response_timeout_secs: self.smpp.response_timeout_secs,
+                default_source: self.smpp.default_source.clone(),
+                ..ConnectorConfig::default()
+            }];
         }
+        self.smpp
+            .connectors
+            .iter()
+            .map(|c| ConnectorConfig {
+                default_source: c
+                    .default_source
+                    .clone()
+                    .or_else(|| self.smpp.default_source.clone()),
+                ..c.clone()
+            })
+            .collect()
+    }
+
+    pub fn rate_limits(&self) -> hermod_api::RateLimits {
+        use hermod_api::Rate;
+        let rate = |per_sec: f64, burst: f64| {
+            (per_sec > 0.0).then_some(Rate {
+                per_sec,
+                burst: if burst > 0.0 { burst } else { per_sec },
+            })
+        };
+        hermod_api::RateLimits::new(
+            rate(self.api.rate_limit_per_sec, self.api.rate_limit_burst),
+            self.api
+                .tenant_limits
+                .iter()
+                .map(|(t, l)| (t.clone(), rate(l.per_sec, l.burst)))
+                .collect(),
+        )
+    }
+
+    pub fn in_doubt_grace(&self) -> Duration {
+        Duration::from_secs(self.workers.in_doubt_grace_secs)
     }
 }

@@ -20,6 +20,10 @@ pub enum ApiError {
     IdempotencyMismatch(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("rate limit exceeded; retry after {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("storage unavailable")]
     Unavailable(#[source] PortError),
     #[error("internal error")]
@@ -67,6 +71,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,13 +85,21 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => ("not_found", None),
             ApiError::IdempotencyMismatch(_) => ("idempotency_key_reused", Some("Idempotency-Key")),
             ApiError::Conflict(_) => ("conflict", None),
+            ApiError::RateLimited(_) => ("rate_limited", None),
+            ApiError::Forbidden(_) => ("forbidden", None),
             ApiError::Unavailable(_) => ("unavailable", None),
             ApiError::Internal(_) => ("internal", None),
         };
         if let ApiError::Internal(e) | ApiError::Unavailable(e) = self {
             tracing::error!(error = %e, source = ?std::error::Error::source(e), "request failed");
         }
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::RateLimited(wait) = self {
+            // Whole seconds, rounded up (RFC 9110 §10.2.3).
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            resp.insert_header(("Retry-After", secs.to_string()));
+        }
+        resp.json(Body {
             error: Detail {
                 code,
                 message: self.to_string(),

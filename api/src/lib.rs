@@ -1,12 +1,16 @@
-//! HTTP API v1 (actix-web): messages, health, metrics, OpenAPI.
+//! HTTP API v1 (actix-web): messages, inbound SMS, opt-outs, connectors, health,
+//! metrics, OpenAPI.
 //!
 //! Handlers see only the `Store` trait. Errors are `{"error": {code, message, field?}}`
 //! with the right 4xx; unknown JSON fields are refused with the field named.
 
 mod auth;
 mod error;
+mod inbound;
+pub mod limits;
 mod messages;
 pub mod openapi;
+mod ops;
 
 use std::sync::Arc;
 
@@ -15,6 +19,8 @@ use hermod_core::ports::Store;
 use hermod_crypto::ApiKeys;
 
 pub use error::ApiError;
+pub use limits::{Rate, RateLimits};
+pub use ops::Operations;
 
 /// Shared state of the HTTP workers.
 #[derive(Clone)]
@@ -23,6 +29,12 @@ pub struct AppState {
     pub keys: ApiKeys,
     /// Renders `/metrics` in the Prometheus text format.
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Per-tenant limits on message creation.
+    pub limits: Arc<RateLimits>,
+    /// Connectors and reload, when this process runs the channels.
+    pub ops: Option<Arc<dyn Operations>>,
+    /// Bearer token of the admin endpoints; none = admin API off.
+    pub admin_token: Option<String>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -38,7 +50,17 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/messages", web::post().to(messages::create))
                     .route("/messages", web::get().to(messages::list))
                     .route("/messages/batch", web::post().to(messages::create_batch))
-                    .route("/messages/{id}", web::get().to(messages::get)),
+                    .route("/messages/{id}", web::get().to(messages::get))
+                    .route("/messages/{id}", web::delete().to(messages::cancel))
+                    .route("/inbound", web::get().to(inbound::list_inbound))
+                    .route("/opt-outs", web::get().to(inbound::list_opt_outs))
+                    .route("/opt-outs", web::post().to(inbound::add_opt_out))
+                    .route(
+                        "/opt-outs/{recipient}",
+                        web::delete().to(inbound::remove_opt_out),
+                    )
+                    .route("/connectors", web::get().to(ops::connectors))
+                    .route("/admin/reload", web::post().to(ops::reload)),
             )
             .default_service(web::to(not_found));
     }

@@ -27,6 +27,9 @@ pub struct SendMessage {
     pub metadata: Option<serde_json::Value>,
     /// Where to POST status events (http or https).
     pub callback_url: Option<String>,
+    /// Hold the message until this time (RFC 3339, at most 366 days ahead); cancel it
+    /// before then with `DELETE /v1/messages/{id}`.
+    pub send_at: Option<String>,
 }
 
 /// `POST /v1/messages/batch` body.
@@ -80,6 +83,11 @@ pub struct MessageResource {
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
+    /// Why it ended without being sent: `recipient_opted_out`, `canceled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventView>>,
@@ -114,6 +122,8 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
         callback_url: m.callback_url.clone(),
         created_at: rfc3339(m.created_at),
         updated_at: rfc3339(m.updated_at),
+        send_at: m.send_at.map(rfc3339),
+        reason: m.reason.clone(),
         attempts: view.map(|v| {
             v.attempts
                 .iter()
@@ -178,6 +188,11 @@ fn parse<T: serde::de::DeserializeOwned>(
             field: Some(field),
         }
     })
+}
+
+/// A JSON body parsed into `T`, errors naming the field.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    parse(json_body(body)?, "")
 }
 
 fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
@@ -266,6 +281,23 @@ fn validate(
             ));
         }
     }
+    let send_at = match &req.send_at {
+        None => None,
+        Some(v) => {
+            let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+                .ok_or_else(|| ApiError::field(f("send_at"), "send_at must be an RFC 3339 time"))?;
+            if t < now - 300_000 || t > now + 366 * 86_400_000 {
+                return Err(ApiError::field(
+                    f("send_at"),
+                    "send_at must be between now and 366 days ahead",
+                ));
+            }
+            // A time already here is simply "now".
+            (t > now).then_some(t)
+        }
+    };
     if let Some(u) = &req.callback_url {
         let ok = url_ok(u);
         if !ok {
@@ -286,6 +318,7 @@ fn validate(
         metadata: req.metadata,
         callback_url: req.callback_url,
         created_at: now,
+        send_at,
     })
 }
 
@@ -309,10 +342,27 @@ fn accepted_view(m: &NewMessage) -> Message {
         ttl_secs: m.ttl_secs,
         metadata: m.metadata.clone(),
         callback_url: m.callback_url.clone(),
-        status: Status::Accepted,
+        status: if m.send_at.is_some() {
+            Status::Scheduled
+        } else {
+            Status::Accepted
+        },
         created_at: m.created_at,
         updated_at: m.created_at,
+        send_at: m.send_at,
+        reason: None,
     }
+}
+
+/// Charges the tenant's rate limit `n` messages.
+fn rate_limit(state: &AppState, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
+    state
+        .limits
+        .check(tenant, u32::try_from(n).unwrap_or(u32::MAX))
+        .map_err(|wait| {
+            metrics::counter!("hermod_api_rate_limited_total").increment(1);
+            ApiError::RateLimited(wait)
+        })
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -424,6 +474,7 @@ pub(crate) async fn create(
     }
     let parsed: SendMessage = parse(value, "")?;
     let msg = validate(parsed, &tenant.0, "", now_ms())?;
+    rate_limit(&state, &tenant.0, 1)?;
     let body = to_json(&resource(&accepted_view(&msg), None))?;
     store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
 }
@@ -492,6 +543,9 @@ pub(crate) async fn create_batch(
         }
     }
     let accepted = msgs.len();
+    if accepted > 0 {
+        rate_limit(&state, &tenant.0, accepted)?;
+    }
     let status = if accepted == 0 { 400 } else { 202 };
     let body = to_json(&serde_json::json!({
         "accepted": accepted,
@@ -521,6 +575,31 @@ pub(crate) async fn get(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
     Ok(HttpResponse::Ok().json(resource(&view.message, Some(&view))))
+}
+
+#[utoipa::path(delete, path = "/v1/messages/{id}",
+    responses((status = 200, body = MessageResource, description = "canceled"), (status = 404), (status = 409, description = "already handed to a channel")))]
+pub(crate) async fn cancel(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = MessageId::parse(&path).ok_or_else(|| ApiError::NotFound("no such message".into()))?;
+    match state.store.cancel_message(&tenant.0, &id).await? {
+        CancelOutcome::NotFound => Err(ApiError::NotFound("no such message".into())),
+        CancelOutcome::TooLate(st) => Err(ApiError::Conflict(format!(
+            "the message is {} and can no longer be canceled",
+            st.as_str()
+        ))),
+        CancelOutcome::Canceled => {
+            let view = state
+                .store
+                .get_message(&tenant.0, &id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
+            Ok(HttpResponse::Ok().json(resource(&view.message, Some(&view))))
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/messages",

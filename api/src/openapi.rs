@@ -1,13 +1,18 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
+use crate::inbound::{self, *};
 use crate::messages::{self, *};
+use crate::ops;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hermod API", description = "One API for SMS, RCS and app messages."),
-    paths(messages::create, messages::create_batch, messages::get, messages::list),
-    components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView)),
+    paths(messages::create, messages::create_batch, messages::get, messages::list, messages::cancel,
+          inbound::list_inbound, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
+          ops::connectors, ops::reload),
+    components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
+                       InboundResource, InboundList, NewOptOut, OptOutResource)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

@@ -108,7 +108,16 @@ mod tests {
 
     #[test]
     fn keywords() {
-        for s in ["STOP", "stop", "  Stop \n", "UNSUBSCRIBE", "cancel", "End", "quit", "STOP."] {
+        for s in [
+            "STOP",
+            "stop",
+            "  Stop \n",
+            "UNSUBSCRIBE",
+            "cancel",
+            "End",
+            "quit",
+            "STOP.",
+        ] {
             assert_eq!(Keyword::parse(s), Some(Keyword::Stop), "{s:?}");
         }
         assert_eq!(Keyword::parse("STOPALL"), Some(Keyword::StopAll));

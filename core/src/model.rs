@@ -39,6 +39,8 @@ pub struct NewMessage {
     pub metadata: Option<serde_json::Value>,
     pub callback_url: Option<String>,
     pub created_at: i64,
+    /// Hold the message until then (Unix ms).
+    pub send_at: Option<i64>,
 }
 
 /// A stored message as the API shows it.
@@ -56,6 +58,9 @@ pub struct Message {
     pub status: Status,
     pub created_at: i64,
     pub updated_at: i64,
+    pub send_at: Option<i64>,
+    /// Why it ended without being sent (`recipient_opted_out`, `canceled`), if so.
+    pub reason: Option<String>,
 }
 
 /// One try on one channel.
@@ -124,6 +129,15 @@ pub enum AcceptOutcome {
     Accepted,
     /// The key was used before: here is what was answered then.
     Replay(IdempotencyRecord),
+}
+
+/// What `DELETE /v1/messages/{id}` found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CancelOutcome {
+    Canceled,
+    NotFound,
+    /// Already handed to a channel (or finished): the status it has.
+    TooLate(Status),
 }
 
 /// Work an attempt needs from the channel.

@@ -80,6 +80,40 @@ pub trait Store: Send + Sync {
     /// For an in-doubt attempt: adopts receipts that carry its `user_ref` and recipient.
     /// Returns true when the attempt was resolved that way.
     async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool>;
+
+    /// Cancels a message not yet handed to a channel.
+    async fn cancel_message(&self, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome>;
+
+    /// Stores an inbound part; returns the message it completes, if it does. A
+    /// STOP/START keyword updates the tenant's opt-outs in the same transaction.
+    async fn receive_inbound(&self, part: &InboundPart) -> PortResult<Option<InboundMessage>>;
+    /// A tenant's inbound messages, newest first, older than `cursor`.
+    async fn list_inbound(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> PortResult<Vec<InboundMessage>>;
+    async fn list_opt_outs(
+        &self,
+        tenant: &TenantId,
+        recipient: Option<&str>,
+    ) -> PortResult<Vec<OptOut>>;
+    /// Records an opt-out; true when new. `sender` `*` covers all senders.
+    async fn add_opt_out(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        sender: &str,
+        source: &str,
+    ) -> PortResult<bool>;
+    /// Removes one sender's opt-out, or all of the recipient's; returns how many.
+    async fn remove_opt_out(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        sender: Option<&str>,
+    ) -> PortResult<usize>;
 }
 
 /// A durable work queue with at-least-once delivery.

@@ -80,6 +80,17 @@ impl ApiKeys {
     }
 }
 
+/// Equality whose time does not depend on where the inputs differ: `b` is MACed under
+/// a one-off key and `a` verified against the tag by ring's constant-time check.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let rng = ring::rand::SystemRandom::new();
+    let Ok(key) = hmac::Key::generate(hmac::HMAC_SHA256, &rng) else {
+        return false;
+    };
+    let tag = hmac::sign(&key, b);
+    hmac::verify(&key, a, tag.as_ref()).is_ok()
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data).as_ref())
@@ -100,6 +111,14 @@ mod tests {
         assert!(!ApiKeys::new(b"other pepper").verify(secret, &k.hash));
         assert!(!k.hash.contains(secret));
         assert!(ApiKeys::split("Bearer nope").is_err());
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"token", b"tokem"));
+        assert!(!constant_time_eq(b"token", b"token2"));
+        assert!(!constant_time_eq(b"", b"x"));
     }
 
     #[test]

@@ -109,6 +109,7 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
     for req in reqs {
         let (mut rows, mut evs, mut jobs_rows) = (Vec::new(), Vec::new(), Vec::new());
         for m in &req.msgs {
+            let scheduled = m.send_at.is_some_and(|t| t > now);
             rows.push(MessageRow {
                 id: m.id.to_string(),
                 tenant_id: req.tenant.to_string(),
@@ -119,9 +120,17 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                 ttl_secs: m.ttl_secs,
                 metadata: m.metadata.as_ref().map(|v| v.to_string()),
                 callback_url: m.callback_url.clone(),
-                status: Status::Accepted.as_str().to_owned(),
+                status: if scheduled {
+                    Status::Scheduled
+                } else {
+                    Status::Accepted
+                }
+                .as_str()
+                .to_owned(),
                 created_at: m.created_at,
                 updated_at: m.created_at,
+                send_at: m.send_at,
+                reason: None,
             });
             evs.push(event_row(
                 m.id.as_str(),
@@ -131,13 +140,24 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                 None,
                 m.created_at,
             ));
+            if scheduled {
+                evs.push(event_row(
+                    m.id.as_str(),
+                    req.tenant.as_str(),
+                    Status::Scheduled,
+                    None,
+                    Some(serde_json::json!({ "send_at": m.send_at })),
+                    m.created_at,
+                ));
+            }
             let job = Job::DispatchV1 {
                 message_id: m.id.to_string(),
             };
             jobs_rows.push(NewJobRow {
                 queue: queues::DISPATCH.to_owned(),
                 payload: serde_json::to_string(&job).map_err(backend)?,
-                available_at: now,
+                // A scheduled message's dispatch job waits in the queue until its time.
+                available_at: m.send_at.map_or(now, |t| t.max(now)),
                 locked_until: 0,
                 deliveries: 0,
                 created_at: now,

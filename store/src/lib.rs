@@ -8,6 +8,7 @@
 mod accept;
 mod batch;
 mod db;
+mod inbound;
 mod pipeline;
 pub mod rows;
 pub mod schema;

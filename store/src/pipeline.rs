@@ -56,7 +56,9 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
         from: m.from_addr.clone(),
         text: m.body.clone(),
         user_ref: u16::try_from(a.user_ref).unwrap_or(0),
-        expires_at: m.ttl_secs.map(|t| m.created_at + t.saturating_mul(1000)),
+        expires_at: m
+            .ttl_secs
+            .map(|t| m.send_at.unwrap_or(m.created_at).max(m.created_at) + t.saturating_mul(1000)),
     })
 }
 
@@ -208,6 +210,13 @@ pub async fn plan_attempts(
             .iter()
             .map(|a| (a.message_id.as_str(), a))
             .collect();
+        let tos: Vec<&str> = msgs.iter().map(|m| m.to_number.as_str()).collect();
+        let outs: Vec<OptOutRow> = opt_outs::table
+            .filter(opt_outs::recipient.eq_any(&tos))
+            .select(OptOutRow::as_select())
+            .load(c)
+            .await?;
+        let mut rejected = Vec::new();
         let mut out = Vec::new();
         let mut new_atts = Vec::new();
         let mut evs = Vec::new();
@@ -225,6 +234,18 @@ pub async fn plan_attempts(
             }
             let status = parse_status(&m.status);
             if status.is_final() {
+                continue;
+            }
+            if crate::inbound::opted_out(&outs, m) {
+                rejected.push(m.id.clone());
+                evs.push(event_row(
+                    &m.id,
+                    &m.tenant_id,
+                    Status::Rejected,
+                    None,
+                    Some(serde_json::json!({ "reason": crate::inbound::OPTED_OUT })),
+                    now,
+                ));
                 continue;
             }
             let channels: Vec<String> = serde_json::from_str(&m.channels).unwrap_or_default();
@@ -262,6 +283,16 @@ pub async fn plan_attempts(
         }
         c.insert_attempts(new_atts).await?;
         c.insert_events(evs).await?;
+        if !rejected.is_empty() {
+            diesel::update(messages::table.filter(messages::id.eq_any(&rejected)))
+                .set((
+                    messages::status.eq(Status::Rejected.as_str()),
+                    messages::reason.eq(crate::inbound::OPTED_OUT),
+                    messages::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+        }
         if !queued.is_empty() {
             diesel::update(messages::table.filter(messages::id.eq_any(&queued)))
                 .set((
@@ -287,7 +318,7 @@ pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>
             .load(c)
             .await?;
         let mut out = Vec::new();
-        let mut claimed = Vec::new();
+        let mut candidates: Vec<(&AttemptRow, &MessageRow, Outgoing)> = Vec::new();
         let mut msg_sending = Vec::new();
         let mut evs = Vec::new();
         let mut found = HashSet::new();
@@ -295,21 +326,7 @@ pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>
             found.insert(a.id.clone());
             let st = parse_status(&a.status);
             match (st, outgoing(a, m)) {
-                (Status::Queued, Some(o)) => {
-                    claimed.push(a.id.clone());
-                    if parse_status(&m.status).can_advance_to(Status::Sending) {
-                        msg_sending.push(m.id.clone());
-                        evs.push(event_row(
-                            &m.id,
-                            &m.tenant_id,
-                            Status::Sending,
-                            Some((a.attempt_no, &a.channel)),
-                            None,
-                            now,
-                        ));
-                    }
-                    out.push(Claim::Claimed(o));
-                }
+                (Status::Queued, Some(o)) => candidates.push((a, m, o)),
                 (Status::Sending, Some(o)) => out.push(Claim::InDoubt {
                     outgoing: o,
                     since: a.sending_since.unwrap_or(a.updated_at),
@@ -322,10 +339,12 @@ pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>
                 out.push(Claim::Done(AttemptId::from_trusted(id.clone())));
             }
         }
-        if !claimed.is_empty() {
-            diesel::update(
+        if !candidates.is_empty() {
+            // Only rows still `queued` are claimed: a concurrent cancel may have won.
+            let want: Vec<&str> = candidates.iter().map(|(a, _, _)| a.id.as_str()).collect();
+            let got: HashSet<String> = diesel::update(
                 attempts::table
-                    .filter(attempts::id.eq_any(&claimed))
+                    .filter(attempts::id.eq_any(&want))
                     .filter(attempts::status.eq(Status::Queued.as_str())),
             )
             .set((
@@ -333,8 +352,29 @@ pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>
                 attempts::sending_since.eq(now),
                 attempts::updated_at.eq(now),
             ))
-            .execute(c)
-            .await?;
+            .returning(attempts::id)
+            .get_results::<String>(c)
+            .await?
+            .into_iter()
+            .collect();
+            for (a, m, o) in candidates {
+                if !got.contains(&a.id) {
+                    out.push(Claim::Done(AttemptId::from_trusted(a.id.clone())));
+                    continue;
+                }
+                if parse_status(&m.status).can_advance_to(Status::Sending) {
+                    msg_sending.push(m.id.clone());
+                    evs.push(event_row(
+                        &m.id,
+                        &m.tenant_id,
+                        Status::Sending,
+                        Some((a.attempt_no, &a.channel)),
+                        None,
+                        now,
+                    ));
+                }
+                out.push(Claim::Claimed(o));
+            }
         }
         if !msg_sending.is_empty() {
             diesel::update(messages::table.filter(messages::id.eq_any(&msg_sending)))

@@ -20,6 +20,8 @@ pub struct MessageRow {
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub send_at: Option<i64>,
+    pub reason: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -114,5 +116,43 @@ pub struct NewJobRow {
     pub available_at: i64,
     pub locked_until: i64,
     pub deliveries: i32,
+    pub created_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = inbound_messages)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct InboundRow {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub from_number: String,
+    pub to_addr: String,
+    pub body: String,
+    pub parts: i32,
+    pub connector: String,
+    pub keyword: Option<String>,
+    pub received_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = inbound_parts)]
+pub struct InboundPartRow {
+    pub from_number: String,
+    pub to_addr: String,
+    pub ref_num: i32,
+    pub total: i32,
+    pub seq: i32,
+    pub connector: String,
+    pub body: String,
+    pub received_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = opt_outs)]
+pub struct OptOutRow {
+    pub tenant_id: String,
+    pub recipient: String,
+    pub sender: String,
+    pub source: String,
     pub created_at: i64,
 }

@@ -32,6 +32,8 @@ diesel::table! {
         status -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        send_at -> Nullable<BigInt>,
+        reason -> Nullable<Text>,
     }
 }
 
@@ -114,6 +116,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    inbound_messages (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        from_number -> Text,
+        to_addr -> Text,
+        body -> Text,
+        parts -> Integer,
+        connector -> Text,
+        keyword -> Nullable<Text>,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    inbound_parts (from_number, to_addr, ref_num, total, seq) {
+        from_number -> Text,
+        to_addr -> Text,
+        ref_num -> Integer,
+        total -> Integer,
+        seq -> Integer,
+        connector -> Text,
+        body -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    opt_outs (tenant_id, recipient, sender) {
+        tenant_id -> Text,
+        recipient -> Text,
+        sender -> Text,
+        source -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -125,4 +164,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     orphan_receipts,
     jobs,
+    inbound_messages,
+    inbound_parts,
+    opt_outs,
 );

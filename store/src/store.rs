@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
+use hermod_core::inbound::{InboundMessage, InboundPart, OptOut};
 use hermod_core::model::*;
 use hermod_core::ports::{PortResult, Store};
 use hermod_core::{AttemptId, MessageId, Status, TenantId, now_ms};
@@ -72,6 +73,8 @@ fn to_message(r: MessageRow) -> Message {
         status: parse_status(&r.status),
         created_at: r.created_at,
         updated_at: r.updated_at,
+        send_at: r.send_at,
+        reason: r.reason,
     }
 }
 
@@ -325,5 +328,49 @@ impl Store for SqlStore {
     }
     async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool> {
         crate::pipeline::resolve_in_doubt(&self.db, outgoing).await
+    }
+
+    async fn cancel_message(&self, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome> {
+        crate::inbound::cancel(&self.db, tenant, id).await
+    }
+
+    async fn receive_inbound(&self, part: &InboundPart) -> PortResult<Option<InboundMessage>> {
+        crate::inbound::receive(&self.db, part).await
+    }
+
+    async fn list_inbound(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> PortResult<Vec<InboundMessage>> {
+        crate::inbound::list(&self.db, tenant, cursor, limit).await
+    }
+
+    async fn list_opt_outs(
+        &self,
+        tenant: &TenantId,
+        recipient: Option<&str>,
+    ) -> PortResult<Vec<OptOut>> {
+        crate::inbound::list_opt_outs(&self.db, tenant, recipient).await
+    }
+
+    async fn add_opt_out(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        sender: &str,
+        source: &str,
+    ) -> PortResult<bool> {
+        crate::inbound::add_opt_out(&self.db, tenant, recipient, sender, source).await
+    }
+
+    async fn remove_opt_out(
+        &self,
+        tenant: &TenantId,
+        recipient: &str,
+        sender: Option<&str>,
+    ) -> PortResult<usize> {
+        crate::inbound::remove_opt_out(&self.db, tenant, recipient, sender).await
     }
 }

@@ -24,6 +24,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         metadata: Some(serde_json::json!({"order": 42})),
         callback_url: None,
         created_at: now_ms(),
+        send_at: None,
     }
 }
 

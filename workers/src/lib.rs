@@ -4,6 +4,7 @@
 //! publishes queue depth (messages by stage and status are counters, not a table scan).
 
 mod dispatch;
+mod inbound;
 mod receipts;
 mod send;
 
@@ -15,6 +16,7 @@ use hermod_core::ports::{Channel, Queue, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use inbound::InboundHandler;
 pub use receipts::ReceiptBatcher;
 
 /// Tuning for the stages.

@@ -78,6 +78,54 @@ impl Default for SmscConfig {
     }
 }
 
+impl std::str::FromStr for ReceiptStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "standard" => Ok(ReceiptStyle::Standard),
+            "text-only" => Ok(ReceiptStyle::TextOnly),
+            "decimal-ids" => Ok(ReceiptStyle::DecimalIds),
+            "loose" => Ok(ReceiptStyle::Loose),
+            _ => Err(format!(
+                "unknown receipt style {s:?} (standard, text-only, decimal-ids, loose)"
+            )),
+        }
+    }
+}
+
+/// A TLS server configuration (ring provider) from PEM files; with `client_ca`, the
+/// client must present a certificate chaining to it.
+pub fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+) -> Result<rustls::ServerConfig, String> {
+    use crate::smpp::tls::{load_certs, load_key};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in load_certs(ca)? {
+                roots.add(c).map_err(|e| e.to_string())?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
+        .with_single_cert(load_certs(cert)?, load_key(key)?)
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Sent,
@@ -159,7 +207,9 @@ impl Smsc {
                                 let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                                 match acceptor.accept(sock).await {
                                     Ok(stream) => s2.session(stream).await,
-                                    Err(e) => tracing::debug!(error = %e, "SMSC simulator: TLS handshake failed"),
+                                    Err(e) => {
+                                        tracing::debug!(error = %e, "SMSC simulator: TLS handshake failed")
+                                    }
                                 }
                             });
                         }
@@ -176,7 +226,11 @@ impl Smsc {
 
     /// `smpp://user:pass@addr` (`smpps://` with TLS) for Hermod's settings.
     pub fn url(&self, system_id: &str, password: &str) -> String {
-        let scheme = if self.cfg.tls.is_some() { "smpps" } else { "smpp" };
+        let scheme = if self.cfg.tls.is_some() {
+            "smpps"
+        } else {
+            "smpp"
+        };
         format!("{scheme}://{system_id}:{password}@{}", self.addr)
     }
 
@@ -203,11 +257,16 @@ impl Smsc {
                 (0u8, part.clone())
             } else if sar {
                 tlvs.push(MessageDeliveryRequestTlvValue::SarMsgRefNum(reference));
-                tlvs.push(MessageDeliveryRequestTlvValue::SarTotalSegments(total as u8));
-                tlvs.push(MessageDeliveryRequestTlvValue::SarSegmentSeqnum((i + 1) as u8));
+                tlvs.push(MessageDeliveryRequestTlvValue::SarTotalSegments(
+                    total as u8,
+                ));
+                tlvs.push(MessageDeliveryRequestTlvValue::SarSegmentSeqnum(
+                    (i + 1) as u8,
+                ));
                 (0u8, part.clone())
             } else {
-                let mut p = crate::smpp::gsm::udh(reference as u8, total as u8, (i + 1) as u8).to_vec();
+                let mut p =
+                    crate::smpp::gsm::udh(reference as u8, total as u8, (i + 1) as u8).to_vec();
                 p.extend_from_slice(part);
                 (0x40u8, p)
             };

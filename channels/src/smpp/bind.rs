@@ -176,8 +176,7 @@ impl Bind {
             last_error,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             sent_total: self.sent.load(Ordering::Relaxed),
-            sent_per_sec: (f64::from_bits(self.rate.load(Ordering::Relaxed)) * 10.0).round()
-                / 10.0,
+            sent_per_sec: (f64::from_bits(self.rate.load(Ordering::Relaxed)) * 10.0).round() / 10.0,
         }
     }
 }
@@ -247,54 +246,48 @@ async fn bind(
         cstr(&cfg.system_type),
     );
     let bound = match mode {
-        Mode::Transceiver => {
-            client
-                .bind_transceiver(
-                    BindTransceiver::builder()
-                        .system_id(sid)
-                        .password(pw)
-                        .system_type(st)
-                        .interface_version(InterfaceVersion::Smpp3_4)
-                        .addr_ton(Ton::Unknown)
-                        .addr_npi(Npi::Unknown)
-                        .address_range(COctetString::empty())
-                        .build(),
-                )
-                .await
-                .map(drop)
-        }
-        Mode::Transmitter => {
-            client
-                .bind_transmitter(
-                    BindTransmitter::builder()
-                        .system_id(sid)
-                        .password(pw)
-                        .system_type(st)
-                        .interface_version(InterfaceVersion::Smpp3_4)
-                        .addr_ton(Ton::Unknown)
-                        .addr_npi(Npi::Unknown)
-                        .address_range(COctetString::empty())
-                        .build(),
-                )
-                .await
-                .map(drop)
-        }
-        Mode::Receiver => {
-            client
-                .bind_receiver(
-                    BindReceiver::builder()
-                        .system_id(sid)
-                        .password(pw)
-                        .system_type(st)
-                        .interface_version(InterfaceVersion::Smpp3_4)
-                        .addr_ton(Ton::Unknown)
-                        .addr_npi(Npi::Unknown)
-                        .address_range(COctetString::empty())
-                        .build(),
-                )
-                .await
-                .map(drop)
-        }
+        Mode::Transceiver => client
+            .bind_transceiver(
+                BindTransceiver::builder()
+                    .system_id(sid)
+                    .password(pw)
+                    .system_type(st)
+                    .interface_version(InterfaceVersion::Smpp3_4)
+                    .addr_ton(Ton::Unknown)
+                    .addr_npi(Npi::Unknown)
+                    .address_range(COctetString::empty())
+                    .build(),
+            )
+            .await
+            .map(drop),
+        Mode::Transmitter => client
+            .bind_transmitter(
+                BindTransmitter::builder()
+                    .system_id(sid)
+                    .password(pw)
+                    .system_type(st)
+                    .interface_version(InterfaceVersion::Smpp3_4)
+                    .addr_ton(Ton::Unknown)
+                    .addr_npi(Npi::Unknown)
+                    .address_range(COctetString::empty())
+                    .build(),
+            )
+            .await
+            .map(drop),
+        Mode::Receiver => client
+            .bind_receiver(
+                BindReceiver::builder()
+                    .system_id(sid)
+                    .password(pw)
+                    .system_type(st)
+                    .interface_version(InterfaceVersion::Smpp3_4)
+                    .addr_ton(Ton::Unknown)
+                    .addr_npi(Npi::Unknown)
+                    .address_range(COctetString::empty())
+                    .build(),
+            )
+            .await
+            .map(drop),
     };
     if let Err(e) = bound {
         let _ = client.close().await;

@@ -73,9 +73,8 @@ impl TokenBucket {
             }
             s.paused_until = None;
         }
-        let Some(limit) = s.limit else {
-            return None;
-        };
+        // Unlimited: nothing to take.
+        let limit = s.limit?;
         let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
         s.last = now;
         // Recover towards the configured rate while no throttling is seen.
@@ -93,7 +92,9 @@ impl TokenBucket {
             return None;
         }
         let missing = need - s.tokens;
-        Some(Duration::from_secs_f64((missing / s.rate.max(MIN_RATE)).max(0.001)))
+        Some(Duration::from_secs_f64(
+            (missing / s.rate.max(MIN_RATE)).max(0.001),
+        ))
     }
 
     /// The SMSC said "too fast".
@@ -145,7 +146,10 @@ mod tests {
         // The burst goes at once, the rest at 10/s.
         assert!(time_for(&b, 5, 1).await < Duration::from_millis(10));
         let t = time_for(&b, 10, 1).await;
-        assert!(t >= Duration::from_millis(950) && t <= Duration::from_millis(1100), "{t:?}");
+        assert!(
+            t >= Duration::from_millis(950) && t <= Duration::from_millis(1100),
+            "{t:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -154,10 +158,16 @@ mod tests {
         b.acquire(1).await;
         // Three single-part messages: 3 tokens at 10/s.
         let t1 = time_for(&b, 3, 1).await;
-        assert!(t1 >= Duration::from_millis(290) && t1 < Duration::from_millis(350), "{t1:?}");
+        assert!(
+            t1 >= Duration::from_millis(290) && t1 < Duration::from_millis(350),
+            "{t1:?}"
+        );
         // Three 2-part messages: the third may start once 5 of their 6 tokens are paid.
         let t2 = time_for(&b, 3, 2).await;
-        assert!(t2 >= Duration::from_millis(490) && t2 < Duration::from_millis(550), "{t2:?}");
+        assert!(
+            t2 >= Duration::from_millis(490) && t2 < Duration::from_millis(550),
+            "{t2:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -152,7 +152,7 @@ impl ConnectorConfig {
         if c.window == 0 {
             return Err(format!("connector {}: window must be at least 1", c.name));
         }
-        if !(c.tps >= 0.0) {
+        if c.tps.is_nan() || c.tps < 0.0 {
             return Err(format!("connector {}: tps must be >= 0", c.name));
         }
         if c.client_cert_file.is_some() != c.client_key_file.is_some() {
@@ -208,7 +208,10 @@ mod tests {
         .resolved()
         .unwrap();
         assert_eq!(c.connect_url(), "smpps://smsc.example:3550");
-        assert_eq!((c.system_id.as_str(), c.password.0.as_str()), ("acme@eu", "p:ss"));
+        assert_eq!(
+            (c.system_id.as_str(), c.password.0.as_str()),
+            ("acme@eu", "p:ss")
+        );
         assert!(c.tls);
         let c = ConnectorConfig {
             url: Some(Secret("smpp://u:p@h".into())),
@@ -235,11 +238,26 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         for c in [
-            ConnectorConfig { binds: 0, ..Default::default() },
-            ConnectorConfig { window: 0, ..Default::default() },
-            ConnectorConfig { tps: -1.0, ..Default::default() },
-            ConnectorConfig { name: String::new(), ..Default::default() },
-            ConnectorConfig { client_cert_file: Some("c.pem".into()), ..Default::default() },
+            ConnectorConfig {
+                binds: 0,
+                ..Default::default()
+            },
+            ConnectorConfig {
+                window: 0,
+                ..Default::default()
+            },
+            ConnectorConfig {
+                tps: -1.0,
+                ..Default::default()
+            },
+            ConnectorConfig {
+                name: String::new(),
+                ..Default::default()
+            },
+            ConnectorConfig {
+                client_cert_file: Some("c.pem".into()),
+                ..Default::default()
+            },
         ] {
             assert!(c.resolved().is_err(), "{c:?}");
         }

@@ -307,10 +307,16 @@ mod tests {
     fn latin1_preference_and_fallback() {
         let s = segment_as("Grüße, ça va?", Preferred::Latin1);
         assert_eq!(s.coding, Coding::Latin1);
-        assert_eq!(s.parts[0], "Grüße, ça va?".chars().map(|c| c as u8).collect::<Vec<_>>());
+        assert_eq!(
+            s.parts[0],
+            "Grüße, ça va?".chars().map(|c| c as u8).collect::<Vec<_>>()
+        );
         let long = "é".repeat(141);
         let s = segment_as(&long, Preferred::Latin1);
-        assert_eq!(s.parts.iter().map(Vec::len).collect::<Vec<_>>(), vec![134, 7]);
+        assert_eq!(
+            s.parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![134, 7]
+        );
         assert_eq!(segment_as("€ ok", Preferred::Latin1).coding, Coding::Ucs2);
         assert_eq!(segment_as("plain", Preferred::Ucs2).coding, Coding::Ucs2);
         assert_eq!(segment_as("plain", Preferred::Gsm).coding, Coding::Gsm7);

@@ -80,7 +80,11 @@ pub fn part_from(d: &DeliverSm, connector: &str) -> InboundPart {
     InboundPart {
         connector: connector.to_owned(),
         from: d.source_addr.as_str().trim_start_matches('+').to_owned(),
-        to: d.destination_addr.as_str().trim_start_matches('+').to_owned(),
+        to: d
+            .destination_addr
+            .as_str()
+            .trim_start_matches('+')
+            .to_owned(),
         concat,
         text: gsm::decode(u8::from(d.data_coding), body),
         received_at: now_ms(),
@@ -111,7 +115,10 @@ mod tests {
     fn plain_gsm() {
         let p = part_from(&mo(0, 0, gsm::encode_gsm7("STOP").unwrap(), vec![]), "c1");
         assert_eq!((p.text.as_str(), p.concat), ("STOP", None));
-        assert_eq!((p.from.as_str(), p.to.as_str()), ("447911123456", "447700900123"));
+        assert_eq!(
+            (p.from.as_str(), p.to.as_str()),
+            ("447911123456", "447700900123")
+        );
     }
 
     #[test]
@@ -119,12 +126,26 @@ mod tests {
         let mut sm = vec![0x05, 0x00, 0x03, 0x2A, 0x02, 0x01];
         sm.extend(gsm::encode_gsm7("Hello ").unwrap());
         let p = part_from(&mo(0x40, 0, sm, vec![]), "c1");
-        assert_eq!(p.concat, Some(Concat { reference: 42, total: 2, seq: 1 }));
+        assert_eq!(
+            p.concat,
+            Some(Concat {
+                reference: 42,
+                total: 2,
+                seq: 1
+            })
+        );
         assert_eq!(p.text, "Hello ");
         let mut sm = vec![0x06, 0x08, 0x04, 0x12, 0x34, 0x03, 0x03];
         sm.extend([0x00, 0x21]);
         let p = part_from(&mo(0x40, 8, sm, vec![]), "c1");
-        assert_eq!(p.concat, Some(Concat { reference: 0x1234, total: 3, seq: 3 }));
+        assert_eq!(
+            p.concat,
+            Some(Concat {
+                reference: 0x1234,
+                total: 3,
+                seq: 3
+            })
+        );
         assert_eq!(p.text, "!");
     }
 
@@ -136,7 +157,9 @@ mod tests {
                 3,
                 vec![],
                 vec![
-                    V::MessagePayload(MessagePayload::new(AnyOctetString::from_slice(&[0x47, 0xFC]))),
+                    V::MessagePayload(MessagePayload::new(AnyOctetString::from_slice(&[
+                        0x47, 0xFC,
+                    ]))),
                     V::SarMsgRefNum(7),
                     V::SarTotalSegments(2),
                     V::SarSegmentSeqnum(2),
@@ -144,7 +167,14 @@ mod tests {
             ),
             "c1",
         );
-        assert_eq!(p.concat, Some(Concat { reference: 7, total: 2, seq: 2 }));
+        assert_eq!(
+            p.concat,
+            Some(Concat {
+                reference: 7,
+                total: 2,
+                seq: 2
+            })
+        );
         assert_eq!(p.text, "Gü");
     }
 

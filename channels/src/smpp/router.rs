@@ -23,13 +23,16 @@ impl Table {
     fn new(routes: Vec<RouteConfig>, names: &[String]) -> Result<Table, String> {
         for r in &routes {
             if !names.iter().any(|n| n == &r.connector) {
-                return Err(format!("route {:?}: unknown connector {:?}", r.prefix, r.connector));
+                return Err(format!(
+                    "route {:?}: unknown connector {:?}",
+                    r.prefix, r.connector
+                ));
             }
             let p = r.prefix.trim_start_matches('+');
             if !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("route {:?}: prefix must be digits", r.prefix));
             }
-            if !(r.cost >= 0.0) {
+            if r.cost.is_nan() || r.cost < 0.0 {
                 return Err(format!("route {:?}: cost must be >= 0", r.prefix));
             }
         }
@@ -97,7 +100,10 @@ impl SmsRouter {
         for c in connectors {
             list.push(Connector::start(c, sinks.clone(), cancel.clone())?);
         }
-        let by_name = list.iter().map(|c| (c.name().to_owned(), c.clone())).collect();
+        let by_name = list
+            .iter()
+            .map(|c| (c.name().to_owned(), c.clone()))
+            .collect();
         Ok(Arc::new(SmsRouter {
             connectors: list,
             by_name,
@@ -124,7 +130,11 @@ impl SmsRouter {
     /// Replaces the routes; binds and messages in flight are untouched.
     pub fn reload_routes(&self, routes: Vec<RouteConfig>) -> Result<usize, String> {
         let names: Vec<String> = self.by_name.keys().cloned().collect();
-        let mut ordered: Vec<String> = self.connectors.iter().map(|c| c.name().to_owned()).collect();
+        let mut ordered: Vec<String> = self
+            .connectors
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
         ordered.retain(|n| names.contains(n));
         let table = Table::new(Self::default_routes(routes, &ordered), &ordered)?;
         let n = table.routes.len();

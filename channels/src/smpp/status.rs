@@ -102,7 +102,10 @@ pub fn class_of(status: u32) -> Class {
 }
 
 pub fn name_of(status: u32) -> Option<&'static str> {
-    TABLE.iter().find(|(c, _, _)| *c == status).map(|(_, n, _)| *n)
+    TABLE
+        .iter()
+        .find(|(c, _, _)| *c == status)
+        .map(|(_, n, _)| *n)
 }
 
 /// Classifies a non-zero `command_status` of a submit_sm_resp or generic_nack.

@@ -1,0 +1,216 @@
+//! `GET /v1/inbound` and `/v1/opt-outs`.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use hermod_core::Msisdn;
+use hermod_core::inbound::{ALL_SENDERS, InboundMessage};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Tenant;
+use crate::messages::{parse_json, rfc3339};
+use crate::{ApiError, AppState};
+
+#[derive(Serialize, ToSchema)]
+pub struct InboundResource {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub parts: i32,
+    pub connector: String,
+    /// `stop`, `stop_all`, `start` or `help` when the message was one.
+    pub keyword: Option<String>,
+    pub received_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InboundList {
+    pub data: Vec<InboundResource>,
+    pub next_cursor: Option<String>,
+}
+
+fn inbound_resource(m: &InboundMessage) -> InboundResource {
+    InboundResource {
+        id: m.id.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        text: m.text.clone(),
+        parts: m.parts,
+        connector: m.connector.clone(),
+        keyword: m.keyword.map(|k| k.as_str().to_owned()),
+        received_at: rfc3339(m.received_at),
+    }
+}
+
+fn unknown_param(other: &str) -> ApiError {
+    ApiError::Invalid {
+        code: "unknown_field",
+        message: format!("unknown query parameter '{other}'"),
+        field: Some(other.to_owned()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/inbound",
+    params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = InboundList), (status = 400), (status = 401)))]
+pub(crate) async fn list_inbound(
+    query: web::Query<HashMap<String, String>>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut limit = 50i64;
+    let mut cursor = None;
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
+            }
+            "cursor" => {
+                if !v.starts_with("in_") {
+                    return Err(ApiError::field("cursor", "invalid cursor"));
+                }
+                cursor = Some(v.clone());
+            }
+            other => return Err(unknown_param(other)),
+        }
+    }
+    let rows = state
+        .store
+        .list_inbound(&tenant.0, cursor.as_deref(), limit)
+        .await?;
+    let next_cursor = (i64::try_from(rows.len()).unwrap_or(0) == limit)
+        .then(|| rows.last().map(|m| m.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(InboundList {
+        data: rows.iter().map(inbound_resource).collect(),
+        next_cursor,
+    }))
+}
+
+/// `POST /v1/opt-outs` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOptOut {
+    /// E.164 number.
+    pub recipient: String,
+    /// The sender it applies to; omitted or `*` = every sender of the tenant.
+    pub sender: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OptOutResource {
+    pub recipient: String,
+    pub sender: String,
+    /// `keyword` (the recipient sent STOP) or `api`.
+    pub source: String,
+    pub created_at: String,
+}
+
+fn recipient(v: &str, field: &str) -> Result<String, ApiError> {
+    Msisdn::parse(v.trim())
+        .map(|m| m.as_str().to_owned())
+        .map_err(|e| ApiError::field(field, format!("{field} {e}")))
+}
+
+fn sender(v: Option<&str>) -> Result<String, ApiError> {
+    match v.map(str::trim) {
+        None | Some("*") => Ok(ALL_SENDERS.to_owned()),
+        Some(s) if !s.is_empty() && s.len() <= 16 => Ok(s.to_owned()),
+        Some(_) => Err(ApiError::field(
+            "sender",
+            "sender must be 1 to 16 characters or *",
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/opt-outs",
+    params(("recipient" = Option<String>, Query)),
+    responses((status = 200, description = "the tenant's opt-outs"), (status = 400), (status = 401)))]
+pub(crate) async fn list_opt_outs(
+    query: web::Query<HashMap<String, String>>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut r = None;
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "recipient" => r = Some(recipient(v, "recipient")?),
+            other => return Err(unknown_param(other)),
+        }
+    }
+    let rows = state.store.list_opt_outs(&tenant.0, r.as_deref()).await?;
+    let data: Vec<OptOutResource> = rows
+        .into_iter()
+        .map(|o| OptOutResource {
+            recipient: o.recipient,
+            sender: o.sender,
+            source: o.source,
+            created_at: rfc3339(o.created_at),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+#[utoipa::path(post, path = "/v1/opt-outs", request_body = NewOptOut,
+    responses((status = 201, body = OptOutResource), (status = 200, description = "already recorded"), (status = 400)))]
+pub(crate) async fn add_opt_out(
+    body: web::Bytes,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let req: NewOptOut = parse_json(&body)?;
+    let r = recipient(&req.recipient, "recipient")?;
+    let s = sender(req.sender.as_deref())?;
+    let created = state.store.add_opt_out(&tenant.0, &r, &s, "api").await?;
+    let stored = state
+        .store
+        .list_opt_outs(&tenant.0, Some(&r))
+        .await?
+        .into_iter()
+        .find(|o| o.sender == hermod_core::inbound::sender_key(&s) || o.sender == s);
+    let res = stored.map(|o| OptOutResource {
+        recipient: o.recipient,
+        sender: o.sender,
+        source: o.source,
+        created_at: rfc3339(o.created_at),
+    });
+    let mut resp = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(res))
+}
+
+#[utoipa::path(delete, path = "/v1/opt-outs/{recipient}",
+    params(("sender" = Option<String>, Query, description = "only this sender's opt-out (`*` for the all-senders one); default all")),
+    responses((status = 204), (status = 404)))]
+pub(crate) async fn remove_opt_out(
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let r = recipient(&path, "recipient")?;
+    let mut s = None;
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "sender" => s = Some(sender(Some(v))?),
+            other => return Err(unknown_param(other)),
+        }
+    }
+    let n = state
+        .store
+        .remove_opt_out(&tenant.0, &r, s.as_deref())
+        .await?;
+    if n == 0 {
+        return Err(ApiError::NotFound("no such opt-out".into()));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

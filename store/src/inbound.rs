@@ -1,0 +1,373 @@
+//! Inbound (MO) messages with durable reassembly, opt-outs, and cancelling messages.
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::RunQueryDsl;
+use hermod_core::inbound::{ALL_SENDERS, InboundMessage, InboundPart, Keyword, OptOut, sender_key};
+use hermod_core::model::CancelOutcome;
+use hermod_core::ports::PortResult;
+use hermod_core::{MessageId, Status, TenantId, now_ms};
+
+use crate::rows::*;
+use crate::schema::*;
+use crate::store::{event_row, parse_status};
+use crate::{Db, backend, with_conn, write_tx};
+
+/// `reason` of a message refused because its recipient opted out.
+pub const OPTED_OUT: &str = "recipient_opted_out";
+
+/// Whether an opt-out blocks this message. A message without a sender is blocked by
+/// any opt-out of its tenant for that recipient: its sender is the connector's
+/// default, which a recipient may have answered STOP to.
+pub(crate) fn opted_out(outs: &[OptOutRow], m: &MessageRow) -> bool {
+    outs.iter().any(|o| {
+        o.tenant_id == m.tenant_id
+            && o.recipient == m.to_number
+            && (o.sender == ALL_SENDERS
+                || m.from_addr
+                    .as_deref()
+                    .is_none_or(|f| sender_key(f) == o.sender))
+    })
+}
+
+fn inbound_id() -> String {
+    format!("in_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn to_inbound(r: InboundRow) -> InboundMessage {
+    InboundMessage {
+        id: r.id,
+        tenant_id: r.tenant_id.map(TenantId::from_trusted),
+        from: r.from_number,
+        to: r.to_addr,
+        text: r.body,
+        parts: r.parts,
+        connector: r.connector,
+        keyword: r.keyword.as_deref().and_then(|k| match k {
+            "stop" => Some(Keyword::Stop),
+            "stop_all" => Some(Keyword::StopAll),
+            "start" => Some(Keyword::Start),
+            "help" => Some(Keyword::Help),
+            _ => None,
+        }),
+        received_at: r.received_at,
+    }
+}
+
+/// Stores one part; when it completes a message, stores the message, applies its
+/// keyword and returns it. Idempotent for a part delivered twice.
+pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMessage>> {
+    let part = part.clone();
+    write_tx!(db, |c| {
+        let (text, parts) = match part.concat {
+            None => (part.text.clone(), 1),
+            Some(k) => {
+                let key = (
+                    part.from.clone(),
+                    part.to.clone(),
+                    i32::from(k.reference),
+                    i32::from(k.total),
+                );
+                let row = InboundPartRow {
+                    from_number: key.0.clone(),
+                    to_addr: key.1.clone(),
+                    ref_num: key.2,
+                    total: key.3,
+                    seq: i32::from(k.seq),
+                    connector: part.connector.clone(),
+                    body: part.text.clone(),
+                    received_at: part.received_at,
+                };
+                diesel::insert_into(inbound_parts::table)
+                    .values(&row)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                let filter = inbound_parts::from_number
+                    .eq(key.0.clone())
+                    .and(inbound_parts::to_addr.eq(key.1.clone()))
+                    .and(inbound_parts::ref_num.eq(key.2))
+                    .and(inbound_parts::total.eq(key.3));
+                let have: Vec<InboundPartRow> = inbound_parts::table
+                    .filter(filter.clone())
+                    .order(inbound_parts::seq.asc())
+                    .select(InboundPartRow::as_select())
+                    .load(c)
+                    .await?;
+                if have.len() < usize::from(k.total) {
+                    return Ok(None);
+                }
+                diesel::delete(inbound_parts::table.filter(filter))
+                    .execute(c)
+                    .await?;
+                let text: String = have.iter().map(|p| p.body.as_str()).collect();
+                (text, key.3)
+            }
+        };
+        // The tenant that last wrote to this sender from this number (or any).
+        let plus = format!("+{}", part.from);
+        let recent: Vec<(String, Option<String>)> = messages::table
+            .filter(messages::to_number.eq(&plus))
+            .order(messages::id.desc())
+            .limit(50)
+            .select((messages::tenant_id, messages::from_addr))
+            .load(c)
+            .await?;
+        let ours = sender_key(&part.to);
+        let tenant = recent
+            .iter()
+            .find(|(_, f)| f.as_deref().is_some_and(|f| sender_key(f) == ours))
+            .or(<[_]>::first(&recent))
+            .map(|(t, _)| t.clone());
+        let keyword = Keyword::parse(&text);
+        let now = now_ms();
+        if let (Some(t), Some(k)) = (&tenant, keyword) {
+            match k {
+                Keyword::Stop | Keyword::StopAll => {
+                    let sender = if k == Keyword::StopAll {
+                        ALL_SENDERS.to_owned()
+                    } else {
+                        ours.clone()
+                    };
+                    diesel::insert_into(opt_outs::table)
+                        .values(OptOutRow {
+                            tenant_id: t.clone(),
+                            recipient: plus.clone(),
+                            sender,
+                            source: "keyword".into(),
+                            created_at: now,
+                        })
+                        .on_conflict_do_nothing()
+                        .execute(c)
+                        .await?;
+                }
+                Keyword::Start => {
+                    diesel::delete(
+                        opt_outs::table.filter(
+                            opt_outs::tenant_id
+                                .eq(t)
+                                .and(opt_outs::recipient.eq(&plus))
+                                .and(opt_outs::sender.eq_any([ours.as_str(), ALL_SENDERS])),
+                        ),
+                    )
+                    .execute(c)
+                    .await?;
+                }
+                Keyword::Help => {}
+            }
+        }
+        let row = InboundRow {
+            id: inbound_id(),
+            tenant_id: tenant,
+            from_number: plus,
+            to_addr: part.to.clone(),
+            body: text,
+            parts,
+            connector: part.connector.clone(),
+            keyword: keyword.map(|k| k.as_str().to_owned()),
+            received_at: part.received_at,
+        };
+        diesel::insert_into(inbound_messages::table)
+            .values(&row)
+            .execute(c)
+            .await?;
+        Ok::<_, DieselError>(Some(to_inbound(row)))
+    })
+    .map_err(backend)
+}
+
+/// A tenant's inbound messages, newest first, after `cursor` (an id).
+pub async fn list(
+    db: &Db,
+    tenant: &TenantId,
+    cursor: Option<&str>,
+    limit: i64,
+) -> PortResult<Vec<InboundMessage>> {
+    let t = tenant.to_string();
+    let cursor = cursor.map(str::to_owned);
+    with_conn!(db, |c| {
+        let mut q = inbound_messages::table
+            .filter(inbound_messages::tenant_id.eq(&t))
+            .into_boxed();
+        if let Some(cur) = &cursor {
+            q = q.filter(inbound_messages::id.lt(cur.clone()));
+        }
+        q.order(inbound_messages::id.desc())
+            .limit(limit)
+            .select(InboundRow::as_select())
+            .load(c)
+            .await
+    })
+    .map(|rows| rows.into_iter().map(to_inbound).collect())
+    .map_err(backend)
+}
+
+pub async fn list_opt_outs(
+    db: &Db,
+    tenant: &TenantId,
+    recipient: Option<&str>,
+) -> PortResult<Vec<OptOut>> {
+    let t = tenant.to_string();
+    let r = recipient.map(str::to_owned);
+    with_conn!(db, |c| {
+        let mut q = opt_outs::table
+            .filter(opt_outs::tenant_id.eq(&t))
+            .into_boxed();
+        if let Some(r) = &r {
+            q = q.filter(opt_outs::recipient.eq(r.clone()));
+        }
+        q.order((opt_outs::recipient.asc(), opt_outs::sender.asc()))
+            .limit(10_000)
+            .select(OptOutRow::as_select())
+            .load(c)
+            .await
+    })
+    .map(|rows| {
+        rows.into_iter()
+            .map(|o| OptOut {
+                recipient: o.recipient,
+                sender: o.sender,
+                source: o.source,
+                created_at: o.created_at,
+            })
+            .collect()
+    })
+    .map_err(backend)
+}
+
+/// Records an opt-out (`sender` `*` = all senders); true when it is new.
+pub async fn add_opt_out(
+    db: &Db,
+    tenant: &TenantId,
+    recipient: &str,
+    sender: &str,
+    source: &str,
+) -> PortResult<bool> {
+    let row = OptOutRow {
+        tenant_id: tenant.to_string(),
+        recipient: recipient.to_owned(),
+        sender: if sender == ALL_SENDERS {
+            ALL_SENDERS.to_owned()
+        } else {
+            sender_key(sender)
+        },
+        source: source.to_owned(),
+        created_at: now_ms(),
+    };
+    write_tx!(db, |c| {
+        diesel::insert_into(opt_outs::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map(|n| n > 0)
+    .map_err(backend)
+}
+
+/// Removes opt-outs of a recipient: one sender's, or every one when `sender` is None.
+pub async fn remove_opt_out(
+    db: &Db,
+    tenant: &TenantId,
+    recipient: &str,
+    sender: Option<&str>,
+) -> PortResult<usize> {
+    let t = tenant.to_string();
+    let r = recipient.to_owned();
+    let s = sender.map(|s| {
+        if s == ALL_SENDERS {
+            ALL_SENDERS.to_owned()
+        } else {
+            sender_key(s)
+        }
+    });
+    write_tx!(db, |c| {
+        let base = opt_outs::tenant_id
+            .eq(t.clone())
+            .and(opt_outs::recipient.eq(r.clone()));
+        match &s {
+            Some(s) => {
+                diesel::delete(opt_outs::table.filter(base.and(opt_outs::sender.eq(s.clone()))))
+                    .execute(c)
+                    .await
+            }
+            None => {
+                diesel::delete(opt_outs::table.filter(base))
+                    .execute(c)
+                    .await
+            }
+        }
+    })
+    .map_err(backend)
+}
+
+/// Cancels a message that has not been handed to a channel yet.
+pub async fn cancel(db: &Db, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome> {
+    let t = tenant.to_string();
+    let id = id.to_string();
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let m: Option<MessageRow> = messages::table
+            .filter(messages::id.eq(&id).and(messages::tenant_id.eq(&t)))
+            .select(MessageRow::as_select())
+            .first(c)
+            .await
+            .optional()?;
+        let Some(m) = m else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let st = parse_status(&m.status);
+        if st == Status::Canceled {
+            return Ok(CancelOutcome::Canceled);
+        }
+        // Attempts already claimed by a sender may be on the wire.
+        let started: i64 = attempts::table
+            .filter(attempts::message_id.eq(&id))
+            .filter(attempts::status.ne(Status::Queued.as_str()))
+            .count()
+            .get_result(c)
+            .await?;
+        if !matches!(st, Status::Accepted | Status::Scheduled | Status::Queued) || started > 0 {
+            return Ok(CancelOutcome::TooLate(st));
+        }
+        let queued: i64 = attempts::table
+            .filter(attempts::message_id.eq(&id))
+            .count()
+            .get_result(c)
+            .await?;
+        // Conditional, so that a sender claiming the attempt at the same moment wins
+        // or loses cleanly (the row lock orders the two updates).
+        let n = diesel::update(
+            attempts::table
+                .filter(attempts::message_id.eq(&id))
+                .filter(attempts::status.eq(Status::Queued.as_str())),
+        )
+        .set((
+            attempts::status.eq(Status::Canceled.as_str()),
+            attempts::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await?;
+        if i64::try_from(n).unwrap_or(0) != queued {
+            return Err(DieselError::RollbackTransaction);
+        }
+        diesel::update(messages::table.filter(messages::id.eq(&id)))
+            .set((
+                messages::status.eq(Status::Canceled.as_str()),
+                messages::reason.eq("canceled"),
+                messages::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+        diesel::insert_into(events::table)
+            .values(event_row(&id, &t, Status::Canceled, None, None, now))
+            .execute(c)
+            .await?;
+        Ok::<_, DieselError>(CancelOutcome::Canceled)
+    })
+    .or_else(|e| match e {
+        // A sender claimed an attempt between our read and our update.
+        DieselError::RollbackTransaction => Ok(CancelOutcome::TooLate(Status::Sending)),
+        e => Err(backend(e)),
+    })
+}
