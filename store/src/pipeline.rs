@@ -19,13 +19,22 @@ use crate::{Db, backend, write_tx};
 
 /// Provider ids as stored: trimmed, lower-case and without leading zeros, so `0A1B`,
 /// `0a1b` and `a1b` meet.
+/// A `connector:` scope, when present, is kept (lower-cased) in front.
 pub fn normalize_provider_id(id: &str) -> String {
-    let id = id.trim().to_ascii_lowercase();
+    let lower = id.trim().to_ascii_lowercase();
+    let (scope, id) = match lower.split_once(':') {
+        Some((s, rest)) => (Some(s), rest.trim()),
+        None => (None, lower.as_str()),
+    };
     let stripped = id.trim_start_matches('0');
-    if stripped.is_empty() && !id.is_empty() {
-        "0".to_owned()
+    let id = if stripped.is_empty() && !id.is_empty() {
+        "0"
     } else {
-        stripped.to_owned()
+        stripped
+    };
+    match scope {
+        Some(s) => format!("{s}:{id}"),
+        None => id.to_owned(),
     }
 }
 
@@ -654,4 +663,19 @@ pub async fn resolve_in_doubt(db: &Db, o: &Outgoing) -> PortResult<bool> {
         Ok::<_, DieselError>(true)
     })
     .map_err(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_provider_id as n;
+
+    #[test]
+    fn provider_ids_meet_whatever_the_case_and_leading_zeros() {
+        assert_eq!(n("0A1B"), "a1b");
+        assert_eq!(n(" a1b "), "a1b");
+        assert_eq!(n("0000"), "0");
+        assert_eq!(n("smsc-1:000042"), "smsc-1:42");
+        assert_eq!(n("SMSC-1:0x"), "smsc-1:x");
+        assert_ne!(n("a:1"), n("b:1"), "connectors scope their ids");
+    }
 }

@@ -4,5 +4,6 @@
 mod api;
 mod crash;
 mod demo;
+mod sms;
 mod store;
 mod support;

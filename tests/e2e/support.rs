@@ -73,11 +73,26 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, smpp_url: &str, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_hermod"))
-            .arg("serve")
+        Self::spawn(data, Some(smpp_url), None, port)
+    }
+
+    /// `hermod serve --config FILE` (connectors and routes from the file).
+    pub fn start_with_config(data: &Path, config: &Path, port: u16) -> Server {
+        Self::spawn(data, None, Some(config), port)
+    }
+
+    fn spawn(data: &Path, smpp_url: Option<&str>, config: Option<&Path>, port: u16) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermod"));
+        cmd.arg("serve");
+        if let Some(u) = smpp_url {
+            cmd.env("HERMOD_SMPP_URL", u);
+        }
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .env("HERMOD_LISTEN", format!("127.0.0.1:{port}"))
             .env("HERMOD_DATA_DIR", data)
-            .env("HERMOD_SMPP_URL", smpp_url)
             // TEST_HERMOD_LOG=debug shows the server's logs (they go to stdout).
             .env(
                 "HERMOD_LOG",
@@ -110,6 +125,16 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("hermod did not become healthy");
+    }
+
+    /// Sends SIGHUP (reload the configuration).
+    pub fn sighup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -HUP failed");
     }
 
     pub fn kill9(&mut self) {
@@ -163,4 +188,47 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// `(status, JSON body)` of an API call with a bearer token.
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (
+        status,
+        r.json().await.unwrap_or(serde_json::Value::Null),
+        headers,
+    )
+}
+
+/// The tenant id `hermod keys create` printed along with the key.
+pub fn create_key_with_tenant(data: &Path, tenant: &str) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["keys", "create", "--tenant", tenant])
+        .env("HERMOD_DATA_DIR", data)
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .expect("run hermod keys create");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |p: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(p))
+            .map(|v| v.trim().to_owned())
+            .expect("a line")
+    };
+    (line("Tenant: "), line("API key: "))
 }

@@ -144,6 +144,9 @@ pub struct Submitted {
     pub esm_class: u8,
     pub short_message: Vec<u8>,
     pub user_ref: Option<u16>,
+    pub validity_period: String,
+    pub source_ton: u8,
+    pub source_npi: u8,
 }
 
 #[derive(Default)]
@@ -525,6 +528,9 @@ impl Smsc {
             esm_class: u8::from(sm.esm_class),
             short_message: short.clone(),
             user_ref,
+            validity_period: sm.validity_period.as_str().to_owned(),
+            source_ton: u8::from(sm.source_addr_ton),
+            source_npi: u8::from(sm.source_addr_npi),
         };
         if let Ok(mut v) = self.state.submitted.lock() {
             v.push(rec);

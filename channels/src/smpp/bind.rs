@@ -348,7 +348,8 @@ async fn serve(
                 // Acknowledge only once stored: a crash before that makes the SMSC
                 // deliver it again.
                 let stored = match dlr::receipt_from(d, cfg.receipt_ids) {
-                    Some(r) => {
+                    Some(mut r) => {
+                        r.provider_id = super::connector::scoped_id(&cfg.name, &r.provider_id);
                         let sink = sinks.receipts.clone();
                         tokio::spawn(async move { sink.deliver(r).await })
                     }

@@ -140,8 +140,17 @@ impl ConnectorConfig {
                 c.password = Secret(decode(p));
             }
         }
-        if c.name.is_empty() {
-            return Err("connector: name must not be empty".into());
+        if c.name.is_empty()
+            || c.name.len() > 32
+            || !c
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "connector {:?}: name must be 1 to 32 letters, digits, '-' or '_'",
+                c.name
+            ));
         }
         if c.host.is_empty() {
             return Err(format!("connector {}: host must not be empty", c.name));

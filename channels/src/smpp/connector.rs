@@ -289,7 +289,7 @@ impl Connector {
             match res {
                 Ok(resp) => {
                     bind.sent.fetch_add(1, Ordering::Relaxed);
-                    ids.push(resp.message_id().as_str().to_owned());
+                    ids.push(scoped_id(&self.cfg.name, resp.message_id().as_str()));
                 }
                 Err(rusmppc::error::Error::UnexpectedResponse { response }) => {
                     let code = u32::from(response.status());
@@ -316,6 +316,12 @@ impl Connector {
         }
         Ok((ids, "ESME_ROK".into()))
     }
+}
+
+/// Provider ids are unique per SMSC only: the connector name scopes them
+/// (`name:id`), in submit responses and receipts alike.
+pub fn scoped_id(connector: &str, id: &str) -> String {
+    format!("{connector}:{}", id.trim())
 }
 
 fn not_bound() -> SendError {
