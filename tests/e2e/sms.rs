@@ -786,3 +786,74 @@ async fn routes_reload_on_sighup_and_admin_call_without_dropping_binds() {
     a.stop();
     b.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_that_keeps_failing_is_routed_around() {
+    let a = start_smsc(SmscConfig::default()).await;
+    let b = start_smsc(SmscConfig {
+        dlr_delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    // Bound and answering, but every submit gets ESME_RSYSERR (transient).
+    a.fail_submits_with(Some(0x08));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[[smpp.connectors]]
+name = "a"
+url = "{}"
+failure_threshold = 3
+failure_cooldown_secs = 120
+[[smpp.connectors]]
+name = "b"
+url = "{}"
+[[smpp.routes]]
+connector = "a"
+cost = 0.01
+[[smpp.routes]]
+connector = "b"
+cost = 0.05
+"#,
+            a.url("esme", "pw"),
+            b.url("esme", "pw")
+        ),
+    );
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let n = 20;
+    for i in 0..n {
+        let (s, _) = send(
+            &base,
+            &key,
+            json!({"to": "+447911123456", "text": format!("f {i}")}),
+        )
+        .await;
+        assert_eq!(s, 202);
+    }
+    eventually(
+        "all delivered through b",
+        Duration::from_secs(60),
+        || async { delivered_count(&base, &key).await >= n },
+    )
+    .await;
+    assert_eq!(a.submit_count(), 0);
+    let seen = texts(&[&b]);
+    assert!((0..n).all(|i| seen.get(&format!("f {i}")) == Some(&1)));
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/connectors"), &key, None).await;
+    let ca = &v["data"][0];
+    assert_eq!(
+        (ca["name"].as_str(), ca["healthy"].as_bool()),
+        (Some("a"), Some(false)),
+        "{v}"
+    );
+    assert!(ca["failing_until"].as_i64().is_some(), "{v}");
+    assert_eq!(ca["binds"][0]["state"], "bound");
+    assert_eq!(ca["binds"][0]["last_error"], "command_status 0x00000008");
+    a.stop();
+    b.stop();
+}

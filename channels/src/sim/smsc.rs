@@ -164,6 +164,8 @@ struct State {
     refuse_binds: std::sync::atomic::AtomicBool,
     binds: AtomicU64,
     mo_ref: AtomicU32,
+    /// Non-zero: answer every submit_sm with this command_status.
+    fail_status: AtomicU32,
 }
 
 /// A running simulator. Dropping it does not stop it; call [`Smsc::stop`].
@@ -240,6 +242,13 @@ impl Smsc {
     /// Successful binds so far.
     pub fn bind_count(&self) -> u64 {
         self.state.binds.load(Ordering::Relaxed)
+    }
+
+    /// Answers every submit_sm with this error `command_status` (None: normal again).
+    pub fn fail_submits_with(&self, status: Option<u32>) {
+        self.state
+            .fail_status
+            .store(status.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// While set, binds are refused with ESME_RBINDFAIL (the SMSC is "down").
@@ -500,6 +509,15 @@ impl Smsc {
                 CommandStatus::EsmeRthrottled,
                 seq,
                 Pdu::GenericNack,
+            ));
+            return Answer::Sent;
+        }
+        let fail = self.state.fail_status.load(Ordering::Relaxed);
+        if fail != 0 {
+            let _ = out.send(Command::new(
+                CommandStatus::from(fail),
+                seq,
+                SubmitSmResp::builder().build(),
             ));
             return Answer::Sent;
         }
