@@ -1,5 +1,6 @@
 //! The same store tests on SQLite and on the real PostgreSQL.
 
+use hermod_core::inbound::{Concat, InboundPart};
 use hermod_core::model::*;
 use hermod_core::ports::Store;
 use hermod_core::{MessageId, Msisdn, Status, now_ms};
@@ -248,10 +249,183 @@ async fn exercise(url: &str) {
     );
 }
 
+fn part(text: &str, concat: Option<(u16, u8, u8)>) -> InboundPart {
+    InboundPart {
+        connector: "c1".into(),
+        from: "447911123456".into(),
+        to: "447700900123".into(),
+        concat: concat.map(|(reference, total, seq)| Concat {
+            reference,
+            total,
+            seq,
+        }),
+        text: text.into(),
+        received_at: now_ms(),
+    }
+}
+
+/// Inbound reassembly, keywords, opt-outs at dispatch and cancelling, per backend.
+async fn exercise_inbound(url: &str) {
+    let store = open(url).await;
+    let t1 = store.create_api_key("acme", "k1", "h1").await.unwrap();
+    let t2 = store.create_api_key("other", "k2", "h2").await.unwrap();
+    // An unknown sender's message is kept without a tenant.
+    let m = store
+        .receive_inbound(&part("hi", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.tenant_id, None);
+    // Once acme wrote to the number from its sender, replies are acme's.
+    let mut first = new_message(&t1, "order shipped");
+    first.from = Some("+447700900123".into());
+    store.accept(&t1, &[first], None).await.unwrap();
+    // Parts out of order, one delivered twice: one message when the last arrives.
+    assert_eq!(
+        store
+            .receive_inbound(&part("world", Some((7, 3, 2))))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .receive_inbound(&part("world", Some((7, 3, 2))))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .receive_inbound(&part("!", Some((7, 3, 3))))
+            .await
+            .unwrap(),
+        None
+    );
+    let m = store
+        .receive_inbound(&part("hello ", Some((7, 3, 1))))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.text.as_str(), m.parts, m.tenant_id.as_ref()),
+        ("hello world!", 3, Some(&t1))
+    );
+    assert_eq!(m.from, "+447911123456");
+    let listed = store.list_inbound(&t1, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(store.list_inbound(&t2, None, 10).await.unwrap().is_empty());
+
+    // STOP → opt-out → the next message is rejected at dispatch, without an attempt.
+    let stop = store
+        .receive_inbound(&part(" Stop ", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stop.keyword, Some(hermod_core::inbound::Keyword::Stop));
+    let outs = store.list_opt_outs(&t1, None).await.unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(
+        (outs[0].sender.as_str(), outs[0].source.as_str()),
+        ("447700900123", "keyword")
+    );
+    let mut blocked = new_message(&t1, "sale");
+    blocked.from = Some("+447700900123".into());
+    let mut other_sender = new_message(&t1, "from elsewhere");
+    other_sender.from = Some("Acme".into());
+    // No sender: blocked by any opt-out of its own tenant only.
+    let other_tenant = new_message(&t2, "other tenant");
+    store
+        .accept(&t1, &[blocked.clone(), other_sender.clone()], None)
+        .await
+        .unwrap();
+    store
+        .accept(&t2, std::slice::from_ref(&other_tenant), None)
+        .await
+        .unwrap();
+    let planned = store
+        .plan_attempts(&[
+            blocked.id.clone(),
+            other_sender.id.clone(),
+            other_tenant.id.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(planned.len(), 2, "only the opted-out message is held back");
+    let v = store.get_message(&t1, &blocked.id).await.unwrap().unwrap();
+    assert_eq!(v.message.status, Status::Rejected);
+    assert_eq!(v.message.reason.as_deref(), Some("recipient_opted_out"));
+    assert!(v.attempts.is_empty());
+    // START clears it.
+    store
+        .receive_inbound(&part("UNSTOP", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.list_opt_outs(&t1, None).await.unwrap().is_empty());
+    // The API's opt-outs: all senders, then removed.
+    let to = "+447911123456";
+    assert!(store.add_opt_out(&t1, to, "*", "api").await.unwrap());
+    assert!(!store.add_opt_out(&t1, to, "*", "api").await.unwrap());
+    assert_eq!(store.remove_opt_out(&t1, to, Some("*")).await.unwrap(), 1);
+    assert_eq!(store.remove_opt_out(&t1, to, None).await.unwrap(), 0);
+
+    // Cancel: before dispatch, after planning, and too late once claimed.
+    let c1 = new_message(&t1, "cancel me");
+    let c2 = new_message(&t1, "cancel me after planning");
+    let c3 = new_message(&t1, "too late");
+    store
+        .accept(&t1, &[c1.clone(), c2.clone(), c3.clone()], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cancel_message(&t1, &c1.id).await.unwrap(),
+        CancelOutcome::Canceled
+    );
+    assert_eq!(
+        store.cancel_message(&t2, &c1.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    let planned = store
+        .plan_attempts(&[c1.id.clone(), c2.id.clone(), c3.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(planned.len(), 2, "a canceled message gets no attempt");
+    let (a2, a3) = (planned[0].0.clone(), planned[1].0.clone());
+    let (a2, a3) = if store
+        .get_message(&t1, &c2.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .attempts[0]
+        .id
+        == a2
+    {
+        (a2, a3)
+    } else {
+        (a3, a2)
+    };
+    assert_eq!(
+        store.cancel_message(&t1, &c2.id).await.unwrap(),
+        CancelOutcome::Canceled
+    );
+    let claims = store.claim_attempts(&[a2, a3]).await.unwrap();
+    let claimed: Vec<&Claim> = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Claimed(_)))
+        .collect();
+    assert_eq!(claimed.len(), 1, "the canceled attempt is not claimed");
+    assert!(matches!(
+        store.cancel_message(&t1, &c3.id).await.unwrap(),
+        CancelOutcome::TooLate(Status::Sending)
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn store_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     exercise(dir.path().join("t.db").to_str().unwrap()).await;
+    exercise_inbound(dir.path().join("i.db").to_str().unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -260,6 +434,10 @@ async fn store_on_postgres() {
         return;
     };
     exercise(&url).await;
+    let Some(url) = pg_database("inbound").await else {
+        return;
+    };
+    exercise_inbound(&url).await;
 }
 
 /// Every migration goes up, down and up again on both backends.
