@@ -134,7 +134,16 @@ pub async fn serve(
     }
     let sinks = Sinks {
         receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
-        inbound: InboundHandler::new(store.clone(), settings.smpp.help_reply.clone()),
+        inbound: InboundHandler::new(
+            store.clone(),
+            settings.smpp.help_reply.clone(),
+            settings
+                .smpp
+                .numbers
+                .iter()
+                .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
+                .collect(),
+        ),
     };
     let router = SmsRouter::start(
         &settings.connectors(),

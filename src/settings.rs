@@ -63,6 +63,10 @@ pub struct Smpp {
     pub default_source: Option<String>,
     /// Reply to an inbound HELP; unset = no reply.
     pub help_reply: Option<String>,
+    /// Our numbers and the tenant (`ten_...`) that owns each, for inbound messages.
+    /// A number not listed belongs to the tenant that last wrote from it to the sender.
+    #[serde(default)]
+    pub numbers: HashMap<String, String>,
     /// Any number of SMSC connectors (`[[smpp.connectors]]`).
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
@@ -100,6 +104,7 @@ impl Default for Settings {
                     "Reply STOP to stop messages from this sender, START to receive them again."
                         .into(),
                 ),
+                numbers: HashMap::new(),
                 connectors: Vec::new(),
                 routes: Vec::new(),
             },

@@ -24,6 +24,9 @@ pub struct InboundPart {
     pub concat: Option<Concat>,
     pub text: String,
     pub received_at: i64,
+    /// The tenant that owns `to`, when configured; otherwise the store finds the
+    /// tenant that last wrote to the sender from `to`.
+    pub tenant: Option<TenantId>,
 }
 
 /// A complete inbound message.

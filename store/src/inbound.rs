@@ -114,11 +114,14 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
             .load(c)
             .await?;
         let ours = sender_key(&part.to);
-        let tenant = recent
-            .iter()
-            .find(|(_, f)| f.as_deref().is_some_and(|f| sender_key(f) == ours))
-            .or(<[_]>::first(&recent))
-            .map(|(t, _)| t.clone());
+        let tenant = match &part.tenant {
+            Some(t) => Some(t.to_string()),
+            None => recent
+                .iter()
+                .find(|(_, f)| f.as_deref().is_some_and(|f| sender_key(f) == ours))
+                .or(<[_]>::first(&recent))
+                .map(|(t, _)| t.clone()),
+        };
         let keyword = Keyword::parse(&text);
         let now = now_ms();
         if let (Some(t), Some(k)) = (&tenant, keyword) {

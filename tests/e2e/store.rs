@@ -261,6 +261,7 @@ fn part(text: &str, concat: Option<(u16, u8, u8)>) -> InboundPart {
         }),
         text: text.into(),
         received_at: now_ms(),
+        tenant: None,
     }
 }
 

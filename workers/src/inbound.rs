@@ -1,10 +1,12 @@
 //! Inbound SMS: stored (parts reassembled durably), keywords applied by the store, and
 //! HELP answered with the configured reply.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hermod_core::inbound::{InboundPart, Keyword};
+use hermod_core::TenantId;
+use hermod_core::inbound::{InboundPart, Keyword, sender_key};
 use hermod_core::model::{ChannelKind, NewMessage};
 use hermod_core::ports::{InboundSink, Store};
 use hermod_core::{MessageId, Msisdn, now_ms};
@@ -13,17 +15,34 @@ pub struct InboundHandler {
     store: Arc<dyn Store>,
     /// Reply to HELP; none = no reply.
     help_reply: Option<String>,
+    /// Our numbers (sender keys) → the tenant that owns each.
+    numbers: HashMap<String, TenantId>,
 }
 
 impl InboundHandler {
-    pub fn new(store: Arc<dyn Store>, help_reply: Option<String>) -> Arc<Self> {
-        Arc::new(Self { store, help_reply })
+    pub fn new(
+        store: Arc<dyn Store>,
+        help_reply: Option<String>,
+        numbers: HashMap<String, TenantId>,
+    ) -> Arc<Self> {
+        let numbers = numbers
+            .into_iter()
+            .map(|(n, t)| (sender_key(&n), t))
+            .collect();
+        Arc::new(Self {
+            store,
+            help_reply,
+            numbers,
+        })
     }
 }
 
 #[async_trait]
 impl InboundSink for InboundHandler {
-    async fn receive(&self, part: InboundPart) -> bool {
+    async fn receive(&self, mut part: InboundPart) -> bool {
+        if part.tenant.is_none() {
+            part.tenant = self.numbers.get(&sender_key(&part.to)).cloned();
+        }
         let msg = match self.store.receive_inbound(&part).await {
             Ok(Some(m)) => m,
             Ok(None) => return true,
