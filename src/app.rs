@@ -132,18 +132,23 @@ pub async fn serve(
             tracing::info!(jobs = n, "released jobs leased before a restart");
         }
     }
+    let inbound = InboundHandler::new(
+        store.clone(),
+        settings.smpp.help_reply.clone(),
+        settings
+            .smpp
+            .numbers
+            .iter()
+            .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
+            .collect(),
+    );
+    inbound.spawn_flusher(
+        Duration::from_secs(settings.smpp.inbound_part_timeout_secs),
+        cancel.clone(),
+    );
     let sinks = Sinks {
         receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
-        inbound: InboundHandler::new(
-            store.clone(),
-            settings.smpp.help_reply.clone(),
-            settings
-                .smpp
-                .numbers
-                .iter()
-                .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
-                .collect(),
-        ),
+        inbound,
     };
     let router = SmsRouter::start(
         &settings.connectors(),

@@ -67,6 +67,9 @@ pub struct Smpp {
     /// A number not listed belongs to the tenant that last wrote from it to the sender.
     #[serde(default)]
     pub numbers: HashMap<String, String>,
+    /// A concatenated inbound message still missing parts after this long is stored
+    /// with the parts that came.
+    pub inbound_part_timeout_secs: u64,
     /// Any number of SMSC connectors (`[[smpp.connectors]]`).
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
@@ -105,6 +108,7 @@ impl Default for Settings {
                         .into(),
                 ),
                 numbers: HashMap::new(),
+                inbound_part_timeout_secs: 3600,
                 connectors: Vec::new(),
                 routes: Vec::new(),
             },

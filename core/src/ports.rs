@@ -87,6 +87,11 @@ pub trait Store: Send + Sync {
     /// Stores an inbound part; returns the message it completes, if it does. A
     /// STOP/START keyword updates the tenant's opt-outs in the same transaction.
     async fn receive_inbound(&self, part: &InboundPart) -> PortResult<Option<InboundMessage>>;
+    /// Parts of inbound messages whose newest part is older than `before` (Unix ms):
+    /// the rest will not come. Grouped per message, in part order.
+    async fn stale_inbound_parts(&self, before: i64) -> PortResult<Vec<Vec<InboundPart>>>;
+    /// Forgets the stored parts of one concatenated inbound message.
+    async fn drop_inbound_parts(&self, part: &InboundPart) -> PortResult<()>;
     /// A tenant's inbound messages, newest first, older than `cursor`.
     async fn list_inbound(
         &self,

@@ -179,6 +179,83 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
     .map_err(backend)
 }
 
+/// Groups of parts whose newest part arrived before `before`.
+pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart>>> {
+    let rows: Vec<InboundPartRow> = with_conn!(db, |c| {
+        inbound_parts::table
+            .order((
+                inbound_parts::from_number.asc(),
+                inbound_parts::to_addr.asc(),
+                inbound_parts::ref_num.asc(),
+                inbound_parts::total.asc(),
+                inbound_parts::seq.asc(),
+            ))
+            .limit(10_000)
+            .select(InboundPartRow::as_select())
+            .load(c)
+            .await
+    })
+    .map_err(backend)?;
+    let mut groups: Vec<Vec<InboundPartRow>> = Vec::new();
+    for r in rows {
+        match groups.last_mut() {
+            Some(g)
+                if <[_]>::first(g).is_some_and(|f| {
+                    (&f.from_number, &f.to_addr, f.ref_num, f.total)
+                        == (&r.from_number, &r.to_addr, r.ref_num, r.total)
+                }) =>
+            {
+                g.push(r)
+            }
+            _ => groups.push(vec![r]),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .filter(|g| g.iter().all(|p| p.received_at < before))
+        .map(|g| {
+            g.into_iter()
+                .map(|p| InboundPart {
+                    connector: p.connector,
+                    from: p.from_number,
+                    to: p.to_addr,
+                    concat: Some(hermod_core::inbound::Concat {
+                        reference: u16::try_from(p.ref_num).unwrap_or(0),
+                        total: u8::try_from(p.total).unwrap_or(0),
+                        seq: u8::try_from(p.seq).unwrap_or(0),
+                    }),
+                    text: p.body,
+                    received_at: p.received_at,
+                    tenant: None,
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Deletes the stored parts of the message `part` belongs to.
+pub async fn drop_parts(db: &Db, part: &InboundPart) -> PortResult<()> {
+    let Some(k) = part.concat else {
+        return Ok(());
+    };
+    let (from, to) = (part.from.clone(), part.to.clone());
+    write_tx!(db, |c| {
+        diesel::delete(
+            inbound_parts::table.filter(
+                inbound_parts::from_number
+                    .eq(from.clone())
+                    .and(inbound_parts::to_addr.eq(to.clone()))
+                    .and(inbound_parts::ref_num.eq(i32::from(k.reference)))
+                    .and(inbound_parts::total.eq(i32::from(k.total))),
+            ),
+        )
+        .execute(c)
+        .await
+    })
+    .map(drop)
+    .map_err(backend)
+}
+
 /// A tenant's inbound messages, newest first, after `cursor` (an id).
 pub async fn list(
     db: &Db,

@@ -338,6 +338,14 @@ impl Store for SqlStore {
         crate::inbound::receive(&self.db, part).await
     }
 
+    async fn stale_inbound_parts(&self, before: i64) -> PortResult<Vec<Vec<InboundPart>>> {
+        crate::inbound::stale_parts(&self.db, before).await
+    }
+
+    async fn drop_inbound_parts(&self, part: &InboundPart) -> PortResult<()> {
+        crate::inbound::drop_parts(&self.db, part).await
+    }
+
     async fn list_inbound(
         &self,
         tenant: &TenantId,

@@ -449,7 +449,7 @@ async fn multipart_inbound_and_stop_rejected_start_delivered() {
     let config = write_config(
         dir.path(),
         &format!(
-            "[smpp]\nhelp_reply = \"Acme alerts. Reply STOP to opt out.\"\n[[smpp.connectors]]\nname = \"mo\"\nurl = \"{}\"\n",
+            "[smpp]\nhelp_reply = \"Acme alerts. Reply STOP to opt out.\"\ninbound_part_timeout_secs = 2\n[[smpp.connectors]]\nname = \"mo\"\nurl = \"{}\"\n",
             smsc.url("esme", "pw")
         ),
     );
@@ -493,6 +493,24 @@ async fn multipart_inbound_and_stop_rejected_start_delivered() {
     assert!(
         inbound(&base, &other).await.is_empty(),
         "another tenant sees none"
+    );
+    // A message whose last part never comes is stored with what came, after the timeout.
+    let cut = "Part one of three. ".repeat(20);
+    assert_eq!(
+        smsc.inject_mo_parts("esme", "447911123456", "447700900123", &cut, false, 2),
+        3
+    );
+    eventually(
+        "the incomplete message stored",
+        Duration::from_secs(20),
+        || async { inbound(&base, &key).await.len() == 3 },
+    )
+    .await;
+    let got = inbound(&base, &key).await;
+    let partial = got[0]["text"].as_str().unwrap();
+    assert!(
+        cut.starts_with(partial) && partial.len() == 153 * 2,
+        "{partial:?}"
     );
 
     // HELP gets the configured reply (replies respect opt-outs, so before STOP).

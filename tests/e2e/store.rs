@@ -313,6 +313,40 @@ async fn exercise_inbound(url: &str) {
         ("hello world!", 3, Some(&t1))
     );
     assert_eq!(m.from, "+447911123456");
+    // Parts whose message never completes are found once stale, in order, and dropped.
+    assert_eq!(
+        store
+            .receive_inbound(&part("b", Some((9, 3, 2))))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .receive_inbound(&part("a", Some((9, 3, 1))))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .stale_inbound_parts(now_ms() - 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stale = store.stale_inbound_parts(now_ms() + 1).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    let texts: Vec<&str> = stale[0].iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(texts, ["a", "b"]);
+    store.drop_inbound_parts(&stale[0][0]).await.unwrap();
+    assert!(
+        store
+            .stale_inbound_parts(now_ms() + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let listed = store.list_inbound(&t1, None, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(store.list_inbound(&t2, None, 10).await.unwrap().is_empty());
@@ -363,6 +397,13 @@ async fn exercise_inbound(url: &str) {
         .await
         .unwrap()
         .unwrap();
+    assert!(store.list_opt_outs(&t1, None).await.unwrap().is_empty());
+    // A configured owner of the number wins over the last writer.
+    let mut owned = part("STOP", None);
+    owned.tenant = Some(t2.clone());
+    let m = store.receive_inbound(&owned).await.unwrap().unwrap();
+    assert_eq!(m.tenant_id.as_ref(), Some(&t2));
+    assert_eq!(store.list_opt_outs(&t2, None).await.unwrap().len(), 1);
     assert!(store.list_opt_outs(&t1, None).await.unwrap().is_empty());
     // The API's opt-outs: all senders, then removed.
     let to = "+447911123456";

@@ -37,6 +37,63 @@ impl InboundHandler {
     }
 }
 
+impl InboundHandler {
+    /// Concatenated inbound messages whose missing parts did not come within
+    /// `timeout` are stored with the parts that did (in order), so nothing received
+    /// is lost; then their parts are forgotten.
+    pub async fn flush_incomplete(&self, timeout: std::time::Duration) -> usize {
+        let before = now_ms() - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let groups = match self.store.stale_inbound_parts(before).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading incomplete inbound messages failed");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for parts in groups {
+            let Some(first) = parts.first().cloned() else {
+                continue;
+            };
+            let joined = InboundPart {
+                concat: None,
+                text: parts.iter().map(|p| p.text.as_str()).collect(),
+                received_at: parts.iter().map(|p| p.received_at).max().unwrap_or(0),
+                ..first.clone()
+            };
+            tracing::warn!(have = parts.len(), of = ?first.concat.map(|c| c.total), "inbound message incomplete; stored with the parts received");
+            // Stored first, then forgotten: a crash in between stores it twice,
+            // never loses it.
+            if self.receive(joined).await && self.store.drop_inbound_parts(&first).await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Runs [`Self::flush_incomplete`] every `timeout / 2` (1 s to 1 min).
+    pub fn spawn_flusher(
+        self: &Arc<Self>,
+        timeout: std::time::Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let me = self.clone();
+        let every = (timeout / 2).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(60),
+        );
+        tokio::spawn(async move {
+            while !cancel.is_cancelled() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                me.flush_incomplete(timeout).await;
+            }
+        });
+    }
+}
+
 #[async_trait]
 impl InboundSink for InboundHandler {
     async fn receive(&self, mut part: InboundPart) -> bool {

@@ -260,10 +260,24 @@ impl Smsc {
     /// deliver_sm, or several concatenated by UDH (`sar` false) or SAR TLVs (`sar`
     /// true). GSM 03.38 when the text fits, UCS-2 otherwise. Returns the part count.
     pub fn inject_mo(&self, system_id: &str, from: &str, to: &str, text: &str, sar: bool) -> usize {
+        self.inject_mo_parts(system_id, from, to, text, sar, usize::MAX)
+    }
+
+    /// Like [`Smsc::inject_mo`], but only the first `send` parts go out (the rest are
+    /// "lost in the network").
+    pub fn inject_mo_parts(
+        &self,
+        system_id: &str,
+        from: &str,
+        to: &str,
+        text: &str,
+        sar: bool,
+        send: usize,
+    ) -> usize {
         let seg = crate::smpp::gsm::segment(text);
         let total = seg.parts.len();
         let reference = (self.state.mo_ref.fetch_add(1, Ordering::Relaxed) % 65_535 + 1) as u16;
-        for (i, part) in seg.parts.iter().enumerate() {
+        for (i, part) in seg.parts.iter().enumerate().take(send) {
             let mut tlvs = Vec::new();
             let (esm, sm) = if total == 1 {
                 (0u8, part.clone())
