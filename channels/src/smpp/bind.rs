@@ -123,13 +123,18 @@ impl Bind {
     }
 
     /// True while bound and able to submit.
+    ///
+    /// Not `Client::is_active`: in rusmppc 0.4 that enqueues a ping action on the
+    /// connection, and the connection handles few actions per poll — called per
+    /// message it delays the submits behind it. The supervisor clears the client
+    /// when the session ends, and `is_closed` only reads a watch.
     pub fn is_bound(&self) -> bool {
-        self.client.borrow().as_ref().is_some_and(Client::is_active)
+        self.client.borrow().as_ref().is_some_and(usable)
     }
 
     /// The bound client, if any, right now.
     pub fn client(&self) -> Option<Client> {
-        self.client.borrow().clone().filter(Client::is_active)
+        self.client.borrow().clone().filter(usable)
     }
 
     /// Waits up to `timeout` for the session to be bound.
@@ -137,7 +142,7 @@ impl Bind {
         let mut rx = self.client.clone();
         let wait = tokio::time::timeout(timeout, async {
             loop {
-                if let Some(c) = rx.borrow_and_update().clone().filter(Client::is_active) {
+                if let Some(c) = rx.borrow_and_update().clone().filter(usable) {
                     return Some(c);
                 }
                 if rx.changed().await.is_err() {
@@ -179,6 +184,10 @@ impl Bind {
             sent_per_sec: (f64::from_bits(self.rate.load(Ordering::Relaxed)) * 10.0).round() / 10.0,
         }
     }
+}
+
+fn usable(c: &Client) -> bool {
+    !c.is_closed()
 }
 
 async fn supervise(
