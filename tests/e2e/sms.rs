@@ -875,3 +875,90 @@ cost = 0.05
     a.stop();
     b.stop();
 }
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_binary_speaks_tls_loose_receipts_and_injects_inbound() {
+    let (smpp_port, admin_port) = (free_port(), free_port());
+    let _sim = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(["sim", "smsc", "--listen", &format!("127.0.0.1:{smpp_port}")])
+            .args([
+                "--system-id",
+                "esme",
+                "--password",
+                "pw",
+                "--dlr-delay-ms",
+                "10",
+            ])
+            .args([
+                "--tls-cert",
+                &fixture("server.pem"),
+                "--tls-key",
+                &fixture("server.key"),
+            ])
+            .args(["--receipt-style", "loose"])
+            .args(["--admin", &format!("127.0.0.1:{admin_port}")])
+            .env("HERMOD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    eventually(
+        "the simulator's admin endpoint",
+        Duration::from_secs(20),
+        || async { reqwest::get(format!("{admin}/stats")).await.is_ok() },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[smpp.connectors]]\nname = \"sim\"\nurl = \"smpps://esme:pw@localhost:{smpp_port}\"\nca_file = \"{}\"\n",
+            fixture("ca.pem")
+        ),
+    );
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let (_, v) = send(
+        &base,
+        &key,
+        json!({"to": "+447911123456", "from": "+447700900123", "text": "hi"}),
+    )
+    .await;
+    wait_status(&base, &key, v["id"].as_str().unwrap(), "delivered", 30).await;
+    let r = reqwest::Client::new()
+        .post(format!("{admin}/mo"))
+        .json(&json!({"system_id": "esme", "from": "447911123456", "to": "447700900123", "text": "Thanks!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    eventually("the inbound message", Duration::from_secs(20), || async {
+        inbound(&base, &key)
+            .await
+            .first()
+            .is_some_and(|m| m["text"] == "Thanks!")
+    })
+    .await;
+    let stats: Value = reqwest::get(format!("{admin}/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["submitted"], 1);
+    assert_eq!(stats["pending_deliver_sm"], 0);
+}
