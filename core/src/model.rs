@@ -222,6 +222,16 @@ pub struct Delivery {
     pub deliveries: i32,
 }
 
+/// A job moved aside after too many deliveries (or unreadable).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadJob {
+    pub queue: String,
+    pub deliveries: i32,
+    pub dead_at: i64,
+    /// The job as it was queued.
+    pub payload: String,
+}
+
 /// Queue names, one per stage.
 pub mod queues {
     pub const DISPATCH: &str = "dispatch";

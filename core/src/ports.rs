@@ -131,6 +131,8 @@ pub trait Queue: Send + Sync {
     /// Hands each job out again after its delay.
     async fn retry(&self, queue: &str, jobs: &[(i64, Duration)]) -> PortResult<()>;
     async fn depth(&self, queue: &str) -> PortResult<i64>;
+    /// Jobs moved aside after too many deliveries, oldest first.
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadJob>>;
 }
 
 /// Why a send failed, and whether trying again can help.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_async::RunQueryDsl;
-use hermod_core::model::{Delivery, Job};
+use hermod_core::model::{DeadJob, Delivery, Job};
 use hermod_core::now_ms;
 use hermod_core::ports::{PortError, PortResult, Queue};
 use hermod_store::rows::NewJobRow;
@@ -18,7 +18,11 @@ pub struct SqlQueue {
     lease: Duration,
     idle_poll: Duration,
     notify: Notify,
+    max_deliveries: i32,
 }
+
+/// Dead jobs stay in the table under `dead:<queue>`.
+const DEAD_PREFIX: &str = "dead:";
 
 #[derive(QueryableByName)]
 struct Leased {
@@ -49,7 +53,14 @@ impl SqlQueue {
             lease,
             idle_poll: Duration::from_millis(20),
             notify: Notify::new(),
+            max_deliveries: 100,
         }
+    }
+
+    /// Deliveries after which a job is moved to the dead-letter queue.
+    pub fn with_max_deliveries(mut self, n: i32) -> Self {
+        self.max_deliveries = n.max(1);
+        self
     }
 
     /// Makes every leased job visible again. Only safe when this process is the sole
@@ -105,19 +116,38 @@ impl SqlQueue {
         let mut poison = Vec::new();
         for r in rows {
             match serde_json::from_str::<Job>(&r.payload) {
-                Ok(job) => out.push(Delivery {
+                Ok(job) if r.deliveries <= self.max_deliveries => out.push(Delivery {
                     tag: r.id,
                     job,
                     deliveries: r.deliveries,
                 }),
+                Ok(_) => {
+                    tracing::warn!(
+                        job = r.id,
+                        deliveries = r.deliveries,
+                        "job moved to the dead-letter queue"
+                    );
+                    poison.push(r.id);
+                }
                 Err(e) => {
-                    tracing::error!(job = r.id, error = %e, "unreadable job dropped");
+                    tracing::error!(job = r.id, error = %e, "unreadable job moved to the dead-letter queue");
                     poison.push(r.id);
                 }
             }
         }
         if !poison.is_empty() {
-            self.ack(queue, &poison).await?;
+            let dead = format!("{DEAD_PREFIX}{queue}");
+            write_tx!(&self.db, |c| {
+                diesel::update(jobs::table.filter(jobs::id.eq_any(&poison)))
+                    .set((
+                        jobs::queue.eq(&dead),
+                        jobs::available_at.eq(now_ms()),
+                        jobs::locked_until.eq(0i64),
+                    ))
+                    .execute(c)
+                    .await
+            })
+            .map_err(backend)?;
         }
         Ok(out)
     }
@@ -201,6 +231,34 @@ impl Queue for SqlQueue {
         })
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadJob>> {
+        let limit = i64::try_from(max).unwrap_or(1000);
+        let rows: Vec<(String, String, i32, i64)> = with_conn!(&self.db, |c| {
+            jobs::table
+                .filter(jobs::queue.like(format!("{DEAD_PREFIX}%")))
+                .order(jobs::id.asc())
+                .limit(limit)
+                .select((
+                    jobs::queue,
+                    jobs::payload,
+                    jobs::deliveries,
+                    jobs::available_at,
+                ))
+                .load(c)
+                .await
+                .map_err(backend)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(q, payload, deliveries, at)| DeadJob {
+                queue: q.trim_start_matches(DEAD_PREFIX).to_owned(),
+                deliveries,
+                dead_at: at,
+                payload,
+            })
+            .collect())
     }
 
     async fn depth(&self, queue: &str) -> PortResult<i64> {

@@ -8,5 +8,7 @@
 //! (distributed mode) implements the same trait.
 
 mod embedded;
+mod rabbit;
 
 pub use embedded::SqlQueue;
+pub use rabbit::{RabbitQueue, RabbitSettings};

@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod demo;
+mod queue;
 mod sms;
 mod store;
 mod support;

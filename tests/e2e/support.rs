@@ -232,3 +232,20 @@ pub fn create_key_with_tenant(data: &Path, tenant: &str) -> (String, String) {
     };
     (line("Tenant: "), line("API key: "))
 }
+
+/// RabbitMQ's URL and a fresh queue prefix for one test, or `None` (loudly) when the
+/// broker is absent outside CI. Under `CI=true` an absent broker fails the test.
+pub async fn amqp(tag: &str) -> Option<(String, String)> {
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    match tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+        Ok(_) => Some((url, format!("test.{tag}.{}", uuid_like()))),
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("RabbitMQ is required in CI but unreachable: {e}");
+            }
+            eprintln!("\n!!! SKIPPED {tag}: RabbitMQ unreachable: {e} !!!\n");
+            None
+        }
+    }
+}

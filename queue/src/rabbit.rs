@@ -1,0 +1,530 @@
+//! The RabbitMQ backend (distributed mode), with lapin.
+//!
+//! - Every stage is a durable **quorum** queue `{prefix}.{stage}`.
+//! - **Publisher confirms** on every publish: `publish` returns only once the broker
+//!   has every job (or fails loudly; callers keep their outbox rows or do not ack).
+//! - **Manual acks**, sent only when the caller acknowledges (after the store has
+//!   recorded the outcome); `prefetch` bounds what a consumer holds.
+//! - **Delayed retry**: a job to retry is republished, with its delivery count in a
+//!   header, to `{prefix}.{stage}.delay.{ms}` — a durable queue without consumers whose
+//!   message TTL dead-letters it back to the stage — and only then acknowledged. Delays
+//!   round up to a fixed ladder (1 s … 5 min), one queue per step, so nothing waits
+//!   behind a longer TTL.
+//! - **Poison jobs**: past `max_deliveries` a job goes to `{prefix}.dead` (visible
+//!   through [`Queue::dead_letters`]) instead of being handed out again.
+//! - **Connection loss**: consumers reconnect with backoff and resume; a publish on a
+//!   lost connection reconnects once and otherwise returns an error, never drops.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use hermod_core::model::{DeadJob, Delivery, Job};
+use hermod_core::now_ms;
+use hermod_core::ports::{PortError, PortResult, Queue};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Delay steps for retries, in milliseconds.
+const DELAYS_MS: [u64; 10] = [
+    1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000,
+];
+
+const DELIVERIES_HEADER: &str = "x-hermod-deliveries";
+
+#[derive(Clone, Debug)]
+pub struct RabbitSettings {
+    /// `amqp://user:pass@host:5672/%2f`
+    pub url: String,
+    /// Queue names start with this (several installations, parallel tests).
+    pub prefix: String,
+    /// Unacknowledged deliveries per consumer.
+    pub prefetch: u16,
+    /// Deliveries after which a job is moved to the dead-letter queue.
+    pub max_deliveries: i32,
+}
+
+struct Held {
+    acker: Acker,
+    job: Job,
+    deliveries: i32,
+}
+
+/// The RabbitMQ [`Queue`].
+pub struct RabbitQueue {
+    cfg: RabbitSettings,
+    /// The publishing channel (confirm mode) of the current connection.
+    session: Mutex<Option<(Connection, Channel)>>,
+    consumers: Mutex<HashMap<String, Arc<Mutex<mpsc::Receiver<i64>>>>>,
+    held: std::sync::Mutex<HashMap<i64, Held>>,
+    next_tag: AtomicI64,
+    declared: Mutex<HashSet<String>>,
+    cancel: CancellationToken,
+    me: std::sync::Weak<RabbitQueue>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PortError {
+    PortError::Unavailable(e.to_string().into())
+}
+
+fn sstr(s: &str) -> ShortString {
+    ShortString::from(s.to_owned())
+}
+
+fn quorum_args(dead: &str) -> FieldTable {
+    let mut t = FieldTable::default();
+    t.insert(
+        sstr("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    // Whatever the broker itself gives up on lands in the dead-letter queue too.
+    t.insert(
+        sstr("x-dead-letter-exchange"),
+        AMQPValue::LongString(LongString::from("")),
+    );
+    t.insert(
+        sstr("x-dead-letter-routing-key"),
+        AMQPValue::LongString(LongString::from(dead)),
+    );
+    t
+}
+
+fn header_i64(p: &BasicProperties, key: &str) -> Option<i64> {
+    let h = p.headers().as_ref()?;
+    match h.inner().get(&sstr(key))? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        _ => None,
+    }
+}
+
+impl RabbitQueue {
+    /// Connects (and declares the dead-letter queue); fails when the broker cannot be
+    /// reached now.
+    pub async fn connect(cfg: RabbitSettings, cancel: CancellationToken) -> PortResult<Arc<Self>> {
+        let q = Arc::new_cyclic(|me| Self {
+            cfg,
+            session: Mutex::new(None),
+            consumers: Mutex::new(HashMap::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
+            next_tag: AtomicI64::new(1),
+            declared: Mutex::new(HashSet::new()),
+            cancel,
+            me: me.clone(),
+        });
+        q.channel().await?;
+        Ok(q)
+    }
+
+    fn name(&self, queue: &str) -> String {
+        format!("{}.{queue}", self.cfg.prefix)
+    }
+
+    fn dead(&self) -> String {
+        format!("{}.dead", self.cfg.prefix)
+    }
+
+    /// The publishing channel, connecting when there is none (or it broke).
+    async fn channel(&self) -> PortResult<Channel> {
+        let mut s = self.session.lock().await;
+        if let Some((conn, ch)) = s.as_ref()
+            && conn.status().connected()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        *s = None;
+        self.declared.lock().await.clear();
+        let conn = Connection::connect(
+            &self.cfg.url,
+            ConnectionProperties::default().with_connection_name("hermod".into()),
+        )
+        .await
+        .map_err(unavailable)?;
+        let ch = conn.create_channel().await.map_err(unavailable)?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let dead = self.dead();
+        ch.queue_declare(sstr(&dead), QueueDeclareOptions::durable(), {
+            let mut t = FieldTable::default();
+            t.insert(
+                sstr("x-queue-type"),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+            t
+        })
+        .await
+        .map_err(unavailable)?;
+        *s = Some((conn, ch.clone()));
+        Ok(ch)
+    }
+
+    async fn forget_session(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// Declares a stage queue once per connection.
+    async fn declare(&self, ch: &Channel, queue: &str) -> PortResult<String> {
+        let name = self.name(queue);
+        let mut d = self.declared.lock().await;
+        if !d.contains(&name) {
+            ch.queue_declare(
+                sstr(&name),
+                QueueDeclareOptions::durable(),
+                quorum_args(&self.dead()),
+            )
+            .await
+            .map_err(unavailable)?;
+            d.insert(name.clone());
+        }
+        Ok(name)
+    }
+
+    /// Declares the delay queue of one step for a stage.
+    async fn declare_delay(&self, ch: &Channel, queue: &str, ms: u64) -> PortResult<String> {
+        let target = self.declare(ch, queue).await?;
+        let name = format!("{target}.delay.{ms}");
+        let mut d = self.declared.lock().await;
+        if !d.contains(&name) {
+            let mut t = FieldTable::default();
+            t.insert(sstr("x-message-ttl"), AMQPValue::LongLongInt(ms as i64));
+            t.insert(
+                sstr("x-dead-letter-exchange"),
+                AMQPValue::LongString(LongString::from("")),
+            );
+            t.insert(
+                sstr("x-dead-letter-routing-key"),
+                AMQPValue::LongString(LongString::from(target.as_str())),
+            );
+            ch.queue_declare(sstr(&name), QueueDeclareOptions::durable(), t)
+                .await
+                .map_err(unavailable)?;
+            d.insert(name.clone());
+        }
+        Ok(name)
+    }
+
+    /// Publishes to a queue by name and waits for every confirm.
+    async fn publish_raw(&self, routing: &[(String, Vec<u8>, i32)]) -> PortResult<()> {
+        let ch = self.channel().await?;
+        let mut confirms = Vec::with_capacity(routing.len());
+        for (name, body, deliveries) in routing {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                sstr(DELIVERIES_HEADER),
+                AMQPValue::LongLongInt(i64::from(*deliveries)),
+            );
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_headers(headers);
+            let c = ch
+                .basic_publish(
+                    sstr(""),
+                    sstr(name),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    body,
+                    props,
+                )
+                .await;
+            match c {
+                Ok(c) => confirms.push(c),
+                Err(e) => {
+                    self.forget_session().await;
+                    return Err(unavailable(format!("publish failed: {e}")));
+                }
+            }
+        }
+        for c in confirms {
+            match c.await {
+                Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {}
+                Ok(Confirmation::Ack(Some(_))) => {
+                    return Err(unavailable("a job was unroutable (queue missing)"));
+                }
+                Ok(Confirmation::Nack(_)) => return Err(unavailable("the broker refused a job")),
+                Err(e) => {
+                    self.forget_session().await;
+                    return Err(unavailable(format!("confirm lost: {e}")));
+                }
+            }
+        }
+        metrics::counter!("hermod_amqp_published_total").increment(routing.len() as u64);
+        Ok(())
+    }
+
+    /// Starts the consumer of a stage (once) and returns its hand-off.
+    async fn consumer(&self, queue: &str) -> Arc<Mutex<mpsc::Receiver<i64>>> {
+        let mut cs = self.consumers.lock().await;
+        if let Some(rx) = cs.get(queue) {
+            return rx.clone();
+        }
+        let (tx, rx) = mpsc::channel(usize::from(self.cfg.prefetch.max(1)) * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        cs.insert(queue.to_owned(), rx.clone());
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(me.consume(queue.to_owned(), tx));
+        }
+        rx
+    }
+
+    /// Keeps a consumer on the stage, reconnecting with backoff.
+    async fn consume(self: Arc<Self>, queue: String, tx: mpsc::Sender<i64>) {
+        let mut backoff = Duration::from_millis(200);
+        while !self.cancel.is_cancelled() {
+            match self.consume_once(&queue, &tx).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(e) => {
+                    tracing::warn!(queue = %queue, error = %e, "AMQP consumer lost; reconnecting");
+                    metrics::counter!("hermod_amqp_reconnects_total").increment(1);
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn consume_once(&self, queue: &str, tx: &mpsc::Sender<i64>) -> PortResult<()> {
+        // A channel of its own on the shared connection.
+        self.channel().await?;
+        let conn_ch = {
+            let s = self.session.lock().await;
+            match s.as_ref() {
+                Some((conn, _)) => conn.create_channel().await.map_err(unavailable)?,
+                None => return Err(unavailable("no connection")),
+            }
+        };
+        let name = self.declare(&conn_ch, queue).await?;
+        conn_ch
+            .basic_qos(self.cfg.prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let mut stream = conn_ch
+            .basic_consume(
+                sstr(&name),
+                sstr(&format!("hermod-{}", uuid_like())),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(queue = %name, "AMQP consumer started");
+        loop {
+            let next = tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                n = stream.next() => n,
+            };
+            let d = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(unavailable(e)),
+                None => return Err(unavailable("consumer stream ended")),
+            };
+            let ours = header_i64(&d.properties, DELIVERIES_HEADER).unwrap_or(0);
+            // Quorum queues count redeliveries (consumer died, connection lost).
+            let broker = header_i64(&d.properties, "x-delivery-count").unwrap_or(0);
+            let deliveries = i32::try_from(ours + broker + 1).unwrap_or(i32::MAX);
+            let job: Option<Job> = serde_json::from_slice(&d.data).ok();
+            let Some(job) = job.filter(|_| deliveries <= self.cfg.max_deliveries) else {
+                // Poison: unreadable, or handed out too often.
+                tracing::warn!(queue = %name, deliveries, "job moved to the dead-letter queue");
+                self.publish_raw(&[(
+                    self.dead(),
+                    dead_body(queue, &d.data, deliveries),
+                    deliveries,
+                )])
+                .await?;
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                metrics::counter!("hermod_jobs_dead_total", "queue" => queue.to_owned())
+                    .increment(1);
+                continue;
+            };
+            let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut h) = self.held.lock() {
+                h.insert(
+                    tag,
+                    Held {
+                        acker: d.acker.clone(),
+                        job,
+                        deliveries,
+                    },
+                );
+            }
+            if tx.send(tag).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn take(&self, tag: i64) -> Option<Held> {
+        self.held.lock().ok()?.remove(&tag)
+    }
+
+    fn peek(&self, tag: i64) -> Option<(Job, i32)> {
+        let h = self.held.lock().ok()?;
+        h.get(&tag).map(|x| (x.job.clone(), x.deliveries))
+    }
+}
+
+fn dead_body(queue: &str, data: &[u8], deliveries: i32) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "queue": queue,
+        "deliveries": deliveries,
+        "dead_at": now_ms(),
+        "payload": String::from_utf8_lossy(data),
+    }))
+    .unwrap_or_default()
+}
+
+fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), now_ms())
+}
+
+#[async_trait]
+impl Queue for RabbitQueue {
+    async fn publish(&self, queue: &str, jobs: &[Job]) -> PortResult<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ch = self.channel().await?;
+        let name = self.declare(&ch, queue).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            out.push((
+                name.clone(),
+                serde_json::to_vec(j).map_err(|e| PortError::Backend(Box::new(e)))?,
+                0,
+            ));
+        }
+        self.publish_raw(&out).await
+    }
+
+    async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<Delivery>> {
+        let rx = self.consumer(queue).await;
+        let mut rx = rx.lock().await;
+        let mut tags = Vec::new();
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(t)) => tags.push(t),
+            Ok(None) | Err(_) => return Ok(Vec::new()),
+        }
+        while tags.len() < max {
+            match rx.try_recv() {
+                Ok(t) => tags.push(t),
+                Err(_) => break,
+            }
+        }
+        Ok(tags
+            .into_iter()
+            .filter_map(|tag| {
+                self.peek(tag).map(|(job, deliveries)| Delivery {
+                    tag,
+                    job,
+                    deliveries,
+                })
+            })
+            .collect())
+    }
+
+    async fn ack(&self, _queue: &str, tags: &[i64]) -> PortResult<()> {
+        for t in tags {
+            if let Some(h) = self.take(*t) {
+                // A failed ack (connection gone) means the broker hands it out again:
+                // every stage is idempotent.
+                if let Err(e) = h.acker.ack(BasicAckOptions::default()).await {
+                    tracing::debug!(error = %e, "ack lost; the job will be redelivered");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, queue: &str, jobs: &[(i64, Duration)]) -> PortResult<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ch = self.channel().await?;
+        let mut out = Vec::new();
+        let mut ackers = Vec::new();
+        for (tag, delay) in jobs {
+            let Some(h) = self.take(*tag) else { continue };
+            let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            let step = DELAYS_MS
+                .iter()
+                .copied()
+                .find(|d| *d >= ms)
+                .unwrap_or(300_000);
+            let name = self.declare_delay(&ch, queue, step).await?;
+            let body = serde_json::to_vec(&h.job).map_err(|e| PortError::Backend(Box::new(e)))?;
+            out.push((name, body, h.deliveries));
+            ackers.push(h.acker);
+        }
+        // Parked first, acknowledged after: a crash in between delivers it twice.
+        self.publish_raw(&out).await?;
+        for a in ackers {
+            let _ = a.ack(BasicAckOptions::default()).await;
+        }
+        Ok(())
+    }
+
+    async fn depth(&self, queue: &str) -> PortResult<i64> {
+        let ch = self.channel().await?;
+        let name = self.declare(&ch, queue).await?;
+        let q = ch
+            .queue_declare(
+                sstr(&name),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(i64::from(q.message_count()))
+    }
+
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadJob>> {
+        // Read without acknowledging on a channel of its own; closing it puts them back.
+        self.channel().await?;
+        let ch = {
+            let s = self.session.lock().await;
+            match s.as_ref() {
+                Some((conn, _)) => conn.create_channel().await.map_err(unavailable)?,
+                None => return Err(unavailable("no connection")),
+            }
+        };
+        let mut out = Vec::new();
+        while out.len() < max {
+            let m = ch
+                .basic_get(sstr(&self.dead()), BasicGetOptions { no_ack: false })
+                .await
+                .map_err(unavailable)?;
+            let Some(m) = m else { break };
+            let v: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap_or_default();
+            out.push(DeadJob {
+                queue: v["queue"].as_str().unwrap_or_default().to_owned(),
+                deliveries: i32::try_from(v["deliveries"].as_i64().unwrap_or(0)).unwrap_or(0),
+                dead_at: v["dead_at"].as_i64().unwrap_or(0),
+                payload: v["payload"].as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        let _ = ch.close(200, sstr("peeked")).await;
+        Ok(out)
+    }
+}
