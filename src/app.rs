@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use hermod_api::{AppState, Operations};
-use hermod_channels::smpp::{Sinks, SmsRouter};
+use hermod_channels::smpp::{BindLeases, Sinks, SmsRouter};
 use hermod_core::ports::Store;
 use hermod_crypto::ApiKeys;
-use hermod_queue::SqlQueue;
+use hermod_queue::{RabbitQueue, RabbitSettings, SqlQueue};
 use hermod_store::{Db, SqlStore};
-use hermod_workers::{InboundHandler, Pipeline, ReceiptBatcher, WorkerSettings};
+use hermod_workers::{InboundHandler, Pipeline, ReceiptBatcher, Stages, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
@@ -123,49 +123,186 @@ pub async fn serve(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    run(settings, config, Roles::ALL, Some(listener), cancel).await
+}
+
+/// What a process does: `serve` = everything, `api` = HTTP only, `worker` = stages.
+#[derive(Clone, Copy, Debug)]
+pub struct Roles {
+    pub api: bool,
+    /// Outbox → RabbitMQ (distributed mode only).
+    pub relay: bool,
+    pub stages: Stages,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        api: true,
+        relay: true,
+        stages: Stages::ALL,
+    };
+
+    /// `--stages relay,dispatch,sms` (any subset).
+    pub fn worker(stages: &str) -> anyhow::Result<Roles> {
+        let mut r = Roles {
+            api: false,
+            relay: false,
+            stages: Stages {
+                dispatch: false,
+                sms: false,
+            },
+        };
+        for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match s {
+                "relay" => r.relay = true,
+                "dispatch" => r.stages.dispatch = true,
+                "sms" => r.stages.sms = true,
+                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms)"),
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// A stand-in channel for processes that run no SMS stage.
+struct NoChannel;
+
+#[async_trait::async_trait]
+impl hermod_core::ports::Channel for NoChannel {
+    fn kind(&self) -> hermod_core::model::ChannelKind {
+        hermod_core::model::ChannelKind::Sms
+    }
+    fn ready(&self) -> bool {
+        false
+    }
+    async fn send(
+        &self,
+        _: &hermod_core::model::Outgoing,
+    ) -> Result<(Vec<String>, String), hermod_core::ports::SendError> {
+        Err(hermod_core::ports::SendError::Transient {
+            code: "not_here".into(),
+            retry_after: None,
+        })
+    }
+}
+
+/// Connects to RabbitMQ, retrying for a while: a worker may start before the broker.
+async fn connect_broker(
+    settings: &Settings,
+    url: &str,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Arc<RabbitQueue>> {
+    let cfg = RabbitSettings {
+        url: url.to_owned(),
+        prefix: settings.queue_prefix.clone(),
+        prefetch: settings.queue_prefetch,
+        max_deliveries: settings.queue_max_deliveries,
+    };
+    let mut wait = Duration::from_millis(500);
+    for attempt in 1.. {
+        match RabbitQueue::connect(cfg.clone(), cancel.clone()).await {
+            Ok(q) => return Ok(q),
+            Err(e) if attempt < 10 => {
+                tracing::warn!(error = %e, attempt, "RabbitMQ unreachable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(anyhow::anyhow!("RabbitMQ unreachable: {e}")),
+        }
+    }
+    Err(anyhow::anyhow!("RabbitMQ unreachable"))
+}
+
+/// Runs the chosen roles until `cancel` fires.
+pub async fn run(
+    settings: Settings,
+    config: Option<PathBuf>,
+    roles: Roles,
+    listener: Option<TcpListener>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let (db, store) = open_store(&settings).await?;
-    let queue = Arc::new(SqlQueue::new(db.clone(), Duration::from_secs(60)));
+    let distributed = settings.queue.is_some();
+    if distributed && !db.is_postgres() {
+        anyhow::bail!("queue = \"amqp://...\" needs database_url = \"postgres://...\"");
+    }
+    if !distributed && (!roles.api || !roles.stages.sms || !roles.stages.dispatch) {
+        anyhow::bail!(
+            "`hermod api` and `hermod worker` need the distributed mode: database_url = \"postgres://...\" and queue = \"amqp://...\""
+        );
+    }
+    let sql_queue = Arc::new(SqlQueue::new(db.clone(), Duration::from_secs(60)));
     if !db.is_postgres() {
         // One embedded process owns the file: jobs leased by a crashed run are free now.
-        let n = queue.release_all_leases().await?;
+        let n = sql_queue.release_all_leases().await?;
         if n > 0 {
             tracing::info!(jobs = n, "released jobs leased before a restart");
         }
     }
-    let inbound = InboundHandler::new(
-        store.clone(),
-        settings.smpp.help_reply.clone(),
-        settings
-            .smpp
-            .numbers
-            .iter()
-            .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
-            .collect(),
-    );
-    inbound.spawn_flusher(
-        Duration::from_secs(settings.smpp.inbound_part_timeout_secs),
-        cancel.clone(),
-    );
-    let sinks = Sinks {
-        receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
-        inbound,
+    let queue: Arc<dyn hermod_core::ports::Queue> = match &settings.queue {
+        Some(url) => connect_broker(&settings, url, &cancel).await?,
+        None => sql_queue.clone(),
     };
-    let router = SmsRouter::start(
-        &settings.connectors(),
-        settings.smpp.routes.clone(),
-        sinks,
-        cancel.clone(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let ops = Arc::new(Ops {
-        router: router.clone(),
-        config,
-    });
-    reload_on_sighup(ops.clone(), cancel.clone());
+    let mut tasks = Vec::new();
+    if distributed && roles.relay {
+        // The outbox never gives up on a row: the broker may be down for a while.
+        let outbox = Arc::new(
+            SqlQueue::new(db.clone(), Duration::from_secs(30)).with_max_deliveries(i32::MAX),
+        );
+        tasks.push(tokio::spawn(hermod_workers::relay::run(
+            outbox,
+            queue.clone(),
+            500,
+            cancel.clone(),
+        )));
+    }
+    let mut ops: Option<Arc<Ops>> = None;
+    let sms: Arc<dyn hermod_core::ports::Channel> = if roles.stages.sms {
+        let inbound = InboundHandler::new(
+            store.clone(),
+            settings.smpp.help_reply.clone(),
+            settings
+                .smpp
+                .numbers
+                .iter()
+                .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
+                .collect(),
+        );
+        inbound.spawn_flusher(
+            Duration::from_secs(settings.smpp.inbound_part_timeout_secs),
+            cancel.clone(),
+        );
+        let leases = db.is_postgres().then(|| BindLeases {
+            store: store.clone(),
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            ttl: Duration::from_secs(settings.workers.bind_lease_secs.max(3)),
+        });
+        let sinks = Sinks {
+            receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
+            inbound,
+            leases,
+        };
+        let router = SmsRouter::start(
+            &settings.connectors(),
+            settings.smpp.routes.clone(),
+            sinks,
+            cancel.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let o = Arc::new(Ops {
+            router: router.clone(),
+            config,
+        });
+        reload_on_sighup(o.clone(), cancel.clone());
+        ops = Some(o);
+        router
+    } else {
+        Arc::new(NoChannel)
+    };
     let pipeline = Pipeline {
         store: store.clone(),
         queue,
-        sms: router,
+        sms,
         settings: WorkerSettings {
             batch: settings.workers.batch,
             senders: settings.workers.senders,
@@ -173,29 +310,34 @@ pub async fn serve(
             ..WorkerSettings::default()
         },
     };
-    let tasks = pipeline.spawn(cancel.clone());
-    let state = AppState {
-        store,
-        keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
-        metrics: metrics_renderer(),
-        limits: Arc::new(settings.rate_limits()),
-        ops: Some(ops),
-        admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
-    };
-    let server =
-        HttpServer::new(move || App::new().configure(hermod_api::configure(state.clone())))
-            .listen(listener)?
-            .shutdown_timeout(5)
-            .disable_signals()
-            .run();
-    let handle = server.handle();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        c.cancelled().await;
-        handle.stop(true).await;
-    });
-    server.await?;
-    cancel.cancel();
+    tasks.extend(pipeline.spawn_stages(roles.stages, cancel.clone()));
+    match listener.filter(|_| roles.api) {
+        Some(listener) => {
+            let state = AppState {
+                store,
+                keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
+                metrics: metrics_renderer(),
+                limits: Arc::new(settings.rate_limits()),
+                ops: ops.map(|o| o as Arc<dyn Operations>),
+                admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
+            };
+            let server =
+                HttpServer::new(move || App::new().configure(hermod_api::configure(state.clone())))
+                    .listen(listener)?
+                    .shutdown_timeout(5)
+                    .disable_signals()
+                    .run();
+            let handle = server.handle();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                c.cancelled().await;
+                handle.stop(true).await;
+            });
+            server.await?;
+            cancel.cancel();
+        }
+        None => cancel.cancelled().await,
+    }
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }

@@ -33,6 +33,18 @@ enum Cmd {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The HTTP API only (distributed mode).
+    Api {
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, SMS.
+    Worker {
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "relay,dispatch,sms")]
+        stages: String,
+    },
     /// `serve` plus the built-in SMSC simulator on loopback, with an API key printed.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -198,6 +210,26 @@ async fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(&s.listen)?;
             tracing::info!(addr = %listener.local_addr()?, db = if s.database_url.is_some() { "configured" } else { "embedded" }, "listening");
             app::serve(s, config, listener, shutdown_token()).await?;
+        }
+        Cmd::Api { config } => {
+            let s = Settings::load(config.as_deref())?;
+            let listener = TcpListener::bind(&s.listen)?;
+            tracing::info!(addr = %listener.local_addr()?, "API listening");
+            let roles = app::Roles {
+                api: true,
+                relay: false,
+                stages: hermod_workers::Stages {
+                    dispatch: false,
+                    sms: false,
+                },
+            };
+            app::run(s, config, roles, Some(listener), shutdown_token()).await?;
+        }
+        Cmd::Worker { config, stages } => {
+            let s = Settings::load(config.as_deref())?;
+            let roles = app::Roles::worker(&stages)?;
+            tracing::info!(%stages, "worker starting");
+            app::run(s, config, roles, None, shutdown_token()).await?;
         }
         Cmd::Demo { listen, data } => {
             let smsc = Smsc::start(

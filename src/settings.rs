@@ -25,6 +25,14 @@ pub struct Settings {
     /// Bearer token of the admin endpoints (`POST /v1/admin/reload`); unset = off.
     pub admin_token: Option<Secret>,
     pub api: Api,
+    /// `amqp://user:pass@host:5672/%2f`: the distributed mode (with PostgreSQL).
+    pub queue: Option<String>,
+    /// RabbitMQ queue names start with this.
+    pub queue_prefix: String,
+    /// Unacknowledged jobs a consumer holds.
+    pub queue_prefetch: u16,
+    /// Deliveries after which a job goes to the dead-letter queue.
+    pub queue_max_deliveries: i32,
     pub smpp: Smpp,
     pub workers: Workers,
 }
@@ -85,6 +93,9 @@ pub struct Workers {
     pub batch: usize,
     pub senders: usize,
     pub in_doubt_grace_secs: u64,
+    /// With PostgreSQL, each SMPP bind is held by one process through a lease of
+    /// this length (taken over within it when the holder dies).
+    pub bind_lease_secs: u64,
 }
 
 impl Default for Settings {
@@ -96,6 +107,10 @@ impl Default for Settings {
             api_key_pepper: Secret::default(),
             admin_token: None,
             api: Api::default(),
+            queue: None,
+            queue_prefix: "hermod".into(),
+            queue_prefetch: 256,
+            queue_max_deliveries: 100,
             smpp: Smpp {
                 url: Secret("smpp://hermod:secret@127.0.0.1:2775".into()),
                 system_type: String::new(),
@@ -116,6 +131,7 @@ impl Default for Settings {
                 batch: 128,
                 senders: 4,
                 in_doubt_grace_secs: 30,
+                bind_lease_secs: 10,
             },
         }
     }

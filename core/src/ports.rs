@@ -121,6 +121,16 @@ pub trait Store: Send + Sync {
     ) -> PortResult<usize>;
 }
 
+/// Named leases with expiry (SMPP binds held by one live process at a time).
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes or renews `key` for `holder` until now + `ttl`; false while another
+    /// holder's lease runs.
+    async fn acquire_lease(&self, key: &str, holder: &str, ttl: Duration) -> PortResult<bool>;
+    /// Gives the lease up (shutdown), if `holder` has it.
+    async fn release_lease(&self, key: &str, holder: &str) -> PortResult<()>;
+}
+
 /// A durable work queue with at-least-once delivery.
 #[async_trait]
 pub trait Queue: Send + Sync {
@@ -156,6 +166,11 @@ pub enum SendError {
 #[async_trait]
 pub trait Channel: Send + Sync {
     fn kind(&self) -> ChannelKind;
+    /// Whether this process can send now (e.g. holds a bound SMPP bind); a stage
+    /// does not take jobs while it cannot.
+    fn ready(&self) -> bool {
+        true
+    }
     /// Submits and returns the provider ids (one per part) and the raw provider status.
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
 }

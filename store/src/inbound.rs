@@ -30,6 +30,27 @@ pub(crate) fn opted_out(outs: &[OptOutRow], m: &MessageRow) -> bool {
     })
 }
 
+/// A stable 64-bit key for the advisory lock of one concatenated message (FNV-1a).
+fn lock_key(from: &str, to: &str, reference: u16, total: u8) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let rest = [
+        reference.to_be_bytes()[0],
+        reference.to_be_bytes()[1],
+        total,
+    ];
+    for b in from
+        .bytes()
+        .chain([0])
+        .chain(to.bytes())
+        .chain([0])
+        .chain(rest)
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
 fn inbound_id() -> String {
     format!("in_{}", uuid::Uuid::now_v7().simple())
 }
@@ -58,10 +79,22 @@ fn to_inbound(r: InboundRow) -> InboundMessage {
 /// keyword and returns it. Idempotent for a part delivered twice.
 pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMessage>> {
     let part = part.clone();
+    let pg = db.is_postgres();
     write_tx!(db, |c| {
         let (text, parts) = match part.concat {
             None => (part.text.clone(), 1),
             Some(k) => {
+                if pg {
+                    // Parts of one message arrive together on several binds and
+                    // processes: one at a time, or two transactions each see only
+                    // their own part and the message never completes. (SQLite
+                    // transactions are serialised already.)
+                    let lock = lock_key(&part.from, &part.to, k.reference, k.total);
+                    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                        .bind::<diesel::sql_types::BigInt, _>(lock)
+                        .execute(c)
+                        .await?;
+                }
                 let key = (
                     part.from.clone(),
                     part.to.clone(),

@@ -9,6 +9,7 @@ mod accept;
 mod batch;
 mod db;
 mod inbound;
+mod leases;
 mod pipeline;
 pub mod rows;
 pub mod schema;

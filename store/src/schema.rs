@@ -153,6 +153,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bind_leases (bind_id) {
+        bind_id -> Text,
+        holder -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -167,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_messages,
     inbound_parts,
     opt_outs,
+    bind_leases,
 );

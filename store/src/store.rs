@@ -13,6 +13,22 @@ use crate::rows::*;
 use crate::schema::*;
 use crate::{Db, backend, with_conn, write_tx};
 
+#[async_trait]
+impl hermod_core::ports::Leases for SqlStore {
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> PortResult<bool> {
+        crate::leases::acquire(&self.db, key, holder, ttl).await
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> PortResult<()> {
+        crate::leases::release(&self.db, key, holder).await
+    }
+}
+
 /// The diesel-backed [`Store`].
 #[derive(Clone)]
 pub struct SqlStore {

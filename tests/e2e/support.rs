@@ -33,6 +33,46 @@ pub async fn pg_database(tag: &str) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// True when the server tests run against PostgreSQL + RabbitMQ
+/// (`TEST_HERMOD_BACKEND=distributed`; `scripts/test` runs them both ways).
+pub fn distributed() -> bool {
+    std::env::var("TEST_HERMOD_BACKEND").is_ok_and(|v| v == "distributed")
+}
+
+static BACKENDS: std::sync::Mutex<Vec<(std::path::PathBuf, Vec<(String, String)>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The environment that points `hermod` at a test's backend: nothing extra for the
+/// embedded mode (the data directory), or a fresh PostgreSQL database and RabbitMQ
+/// queue prefix per data directory in the distributed mode.
+pub fn backend_env(data: &Path) -> Vec<(String, String)> {
+    if !distributed() {
+        return Vec::new();
+    }
+    if let Some((_, env)) = BACKENDS.lock().unwrap().iter().find(|(p, _)| p == data) {
+        return env.clone();
+    }
+    let tag = "e2e";
+    let (db, amqp) = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(async { (pg_database(tag).await, amqp(tag).await) })
+    });
+    let (Some(db), Some((url, prefix))) = (db, amqp) else {
+        panic!("TEST_HERMOD_BACKEND=distributed needs PostgreSQL and RabbitMQ");
+    };
+    let env = vec![
+        ("HERMOD_DATABASE_URL".to_owned(), db),
+        ("HERMOD_QUEUE".to_owned(), url),
+        ("HERMOD_QUEUE_PREFIX".to_owned(), prefix),
+        ("HERMOD_WORKERS__BIND_LEASE_SECS".to_owned(), "3".to_owned()),
+    ];
+    BACKENDS
+        .lock()
+        .unwrap()
+        .push((data.to_path_buf(), env.clone()));
+    env
+}
+
 fn uuid_like() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,6 +131,7 @@ impl Server {
             cmd.arg("--config").arg(c);
         }
         let child = cmd
+            .envs(backend_env(data))
             .env("HERMOD_LISTEN", format!("127.0.0.1:{port}"))
             .env("HERMOD_DATA_DIR", data)
             // TEST_HERMOD_LOG=debug shows the server's logs (they go to stdout).
@@ -153,6 +194,7 @@ impl Drop for Server {
 pub fn create_key(data: &Path, tenant: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
         .args(["keys", "create", "--tenant", tenant])
+        .envs(backend_env(data))
         .env("HERMOD_DATA_DIR", data)
         .env(
             "HERMOD_LOG",
@@ -217,6 +259,7 @@ pub async fn call(
 pub fn create_key_with_tenant(data: &Path, tenant: &str) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
         .args(["keys", "create", "--tenant", tenant])
+        .envs(backend_env(data))
         .env("HERMOD_DATA_DIR", data)
         .env("HERMOD_LOG", "warn")
         .output()

@@ -6,6 +6,7 @@
 mod dispatch;
 mod inbound;
 mod receipts;
+pub mod relay;
 mod send;
 
 use std::sync::Arc;
@@ -43,6 +44,20 @@ impl Default for WorkerSettings {
     }
 }
 
+/// Which stages a process runs (`hermod worker --stages dispatch,sms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stages {
+    pub dispatch: bool,
+    pub sms: bool,
+}
+
+impl Stages {
+    pub const ALL: Stages = Stages {
+        dispatch: true,
+        sms: true,
+    };
+}
+
 /// Everything a stage needs.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -55,14 +70,24 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts every stage; they stop when `cancel` fires.
     pub fn spawn(&self, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(dispatch::run(self.clone(), cancel.clone()))];
-        for _ in 0..self.settings.senders.max(1) {
-            tasks.push(tokio::spawn(send::run(self.clone(), cancel.clone())));
+        self.spawn_stages(Stages::ALL, cancel)
+    }
+
+    /// Starts the chosen stages.
+    pub fn spawn_stages(&self, stages: Stages, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if stages.dispatch {
+            tasks.push(tokio::spawn(dispatch::run(self.clone(), cancel.clone())));
         }
-        tasks.push(tokio::spawn(receipts::adopt_loop(
-            self.store.clone(),
-            cancel.clone(),
-        )));
+        if stages.sms {
+            for _ in 0..self.settings.senders.max(1) {
+                tasks.push(tokio::spawn(send::run(self.clone(), cancel.clone())));
+            }
+            tasks.push(tokio::spawn(receipts::adopt_loop(
+                self.store.clone(),
+                cancel.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(sample(self.clone(), cancel)));
         tasks
     }

@@ -13,6 +13,12 @@ use crate::{Pipeline, backoff, pause};
 /// one transaction and only then acknowledges the jobs.
 pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
+        // No bind up in this process (down, or held by another worker): leave the jobs
+        // to a process that can send them.
+        if !p.sms.ready() {
+            pause(&cancel, Duration::from_millis(200)).await;
+            continue;
+        }
         if let Err(e) = step(&p).await {
             tracing::error!(error = %e, "send step failed");
             pause(&cancel, Duration::from_millis(500)).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hermod_core::now_ms;
-use hermod_core::ports::{InboundSink, ReceiptSink};
+use hermod_core::ports::{InboundSink, Leases, ReceiptSink};
 use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp};
 use rusmpp::types::COctetString;
 use rusmpp::values::{InterfaceVersion, Npi, Ton};
@@ -40,11 +40,24 @@ impl Mode {
     }
 }
 
-/// Where sessions hand what they receive.
+/// What sessions need from the process: where to hand what they receive, and (when
+/// several processes share the connectors) the leases that keep each bind in one
+/// process.
 #[derive(Clone)]
 pub struct Sinks {
     pub receipts: Arc<dyn ReceiptSink>,
     pub inbound: Arc<dyn InboundSink>,
+    pub leases: Option<BindLeases>,
+}
+
+/// A bind is only bound by the process holding its lease (key = bind id).
+#[derive(Clone)]
+pub struct BindLeases {
+    pub store: Arc<dyn Leases>,
+    /// This process.
+    pub holder: String,
+    /// Lease length; renewed every third of it, taken over once it runs out.
+    pub ttl: Duration,
 }
 
 /// A bind as `GET /v1/connectors` shows it.
@@ -201,6 +214,16 @@ async fn supervise(
     let mut backoff = Duration::from_millis(200);
     let reconnect_max = Duration::from_secs(cfg.reconnect_max_secs.max(1));
     while !cancel.is_cancelled() {
+        if let Some(l) = &sinks.leases
+            && !wait_for_lease(&me, l, &cancel).await
+        {
+            break;
+        }
+        let session = cancel.child_token();
+        let renewal = sinks
+            .leases
+            .clone()
+            .map(|l| tokio::spawn(renew_lease(me.id.clone(), l, session.clone())));
         me.set_state("connecting", None);
         match bind(&cfg, me.mode, tls.clone()).await {
             Ok((client, events)) => {
@@ -209,29 +232,97 @@ async fn supervise(
                 metrics::gauge!("hermod_smpp_bound", "bind" => me.id.clone()).set(1.0);
                 backoff = Duration::from_millis(200);
                 let _ = tx.send(Some(client.clone()));
-                serve(&me, &cfg, &client, events, &sinks, &cancel).await;
+                serve(&me, &cfg, &client, events, &sinks, &session).await;
                 let _ = tx.send(None);
                 metrics::gauge!("hermod_smpp_bound", "bind" => me.id.clone()).set(0.0);
-                if cancel.is_cancelled() {
+                if session.is_cancelled() {
                     let _ = tokio::time::timeout(Duration::from_secs(2), client.unbind()).await;
                     let _ = client.close().await;
+                }
+                if cancel.is_cancelled() {
+                    stop_renewal(renewal);
                     break;
                 }
-                tracing::warn!(bind = %me.id, "SMPP connection lost; reconnecting");
-                me.set_state("down", Some("connection lost".into()));
+                if session.is_cancelled() {
+                    tracing::warn!(bind = %me.id, "bind lease lost; unbound");
+                    me.set_state("standby", Some("lease lost".into()));
+                } else {
+                    tracing::warn!(bind = %me.id, "SMPP connection lost; reconnecting");
+                    me.set_state("down", Some("connection lost".into()));
+                }
             }
             Err(e) => {
                 tracing::warn!(bind = %me.id, error = %e, "SMPP bind failed");
                 me.set_state("down", Some(format!("bind failed: {e}")));
             }
         }
+        stop_renewal(renewal);
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(reconnect_max);
     }
+    if let Some(l) = &sinks.leases {
+        let _ = l.store.release_lease(&me.id, &l.holder).await;
+    }
     me.set_state("stopped", None);
+}
+
+fn stop_renewal(r: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(r) = r {
+        r.abort();
+    }
+}
+
+/// Waits in `standby` until this process holds the bind's lease; false on shutdown.
+async fn wait_for_lease(me: &Bind, l: &BindLeases, cancel: &CancellationToken) -> bool {
+    let mut announced = false;
+    loop {
+        match l.store.acquire_lease(&me.id, &l.holder, l.ttl).await {
+            Ok(true) => {
+                tracing::info!(bind = %me.id, "bind lease taken");
+                return true;
+            }
+            Ok(false) => {
+                if !announced {
+                    me.set_state("standby", None);
+                    announced = true;
+                }
+            }
+            Err(e) => tracing::warn!(bind = %me.id, error = %e, "bind lease check failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(l.ttl / 3) => {}
+        }
+    }
+}
+
+/// Renews the lease every ttl/3; cancels the session when another process has it, or
+/// when renewals have failed for most of the ttl (it may expire any moment).
+async fn renew_lease(id: String, l: BindLeases, session: CancellationToken) {
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = session.cancelled() => return,
+            _ = tokio::time::sleep(l.ttl / 3) => {}
+        }
+        match l.store.acquire_lease(&id, &l.holder, l.ttl).await {
+            Ok(true) => last_ok = tokio::time::Instant::now(),
+            Ok(false) => {
+                session.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(bind = %id, error = %e, "bind lease renewal failed");
+                if last_ok.elapsed() > l.ttl * 2 / 3 {
+                    session.cancel();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn bind(

@@ -14,7 +14,7 @@ mod router;
 pub mod status;
 pub mod tls;
 
-pub use bind::{BindStatus, Mode, Sinks};
+pub use bind::{BindLeases, BindStatus, Mode, Sinks};
 pub use bucket::TokenBucket;
 pub use config::{BindMode, ConnectorConfig, RouteConfig, Secret};
 pub use connector::{ConnectorStatus, relative_validity, source_addr};

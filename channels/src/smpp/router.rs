@@ -156,6 +156,11 @@ impl SmsRouter {
         self.connectors.iter().map(|c| c.status()).collect()
     }
 
+    /// True when some connector has a transmitting bind up in this process.
+    pub fn any_bound(&self) -> bool {
+        self.connectors.iter().any(|c| c.is_bound())
+    }
+
     /// True when every connector has a transmitting bind up.
     pub fn all_bound(&self) -> bool {
         self.connectors.iter().all(|c| c.is_bound())
@@ -179,6 +184,11 @@ impl SmsRouter {
 impl Channel for SmsRouter {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Sms
+    }
+
+    /// A process without any bind up (all held by other workers) takes no SMS jobs.
+    fn ready(&self) -> bool {
+        self.any_bound()
     }
 
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
