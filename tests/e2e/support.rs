@@ -39,7 +39,9 @@ pub fn distributed() -> bool {
     std::env::var("TEST_HERMOD_BACKEND").is_ok_and(|v| v == "distributed")
 }
 
-static BACKENDS: std::sync::Mutex<Vec<(std::path::PathBuf, Vec<(String, String)>)>> =
+type Env = Vec<(String, String)>;
+
+static BACKENDS: std::sync::Mutex<Vec<(std::path::PathBuf, Env)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// The environment that points `hermod` at a test's backend: nothing extra for the
