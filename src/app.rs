@@ -197,6 +197,7 @@ async fn connect_broker(
         prefix: settings.queue_prefix.clone(),
         prefetch: settings.queue_prefetch,
         max_deliveries: settings.queue_max_deliveries,
+        expires: settings.queue_expires_secs.map(Duration::from_secs),
     };
     let mut wait = Duration::from_millis(500);
     for attempt in 1.. {

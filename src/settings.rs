@@ -33,6 +33,8 @@ pub struct Settings {
     pub queue_prefetch: u16,
     /// Deliveries after which a job goes to the dead-letter queue.
     pub queue_max_deliveries: i32,
+    /// Delete RabbitMQ queues unused this long (ephemeral installations, tests).
+    pub queue_expires_secs: Option<u64>,
     pub smpp: Smpp,
     pub workers: Workers,
 }
@@ -111,6 +113,7 @@ impl Default for Settings {
             queue_prefix: "hermod".into(),
             queue_prefetch: 256,
             queue_max_deliveries: 100,
+            queue_expires_secs: None,
             smpp: Smpp {
                 url: Secret("smpp://hermod:secret@127.0.0.1:2775".into()),
                 system_type: String::new(),

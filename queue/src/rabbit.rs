@@ -51,6 +51,9 @@ pub struct RabbitSettings {
     pub prefetch: u16,
     /// Deliveries after which a job is moved to the dead-letter queue.
     pub max_deliveries: i32,
+    /// Delete queues unused for this long (`x-expires`): for short-lived
+    /// installations such as tests; `None` in production.
+    pub expires: Option<Duration>,
 }
 
 struct Held {
@@ -78,6 +81,14 @@ fn unavailable(e: impl std::fmt::Display) -> PortError {
 
 fn sstr(s: &str) -> ShortString {
     ShortString::from(s.to_owned())
+}
+
+fn expiring(mut t: FieldTable, expires: Option<Duration>) -> FieldTable {
+    if let Some(e) = expires {
+        let ms = i64::try_from(e.as_millis()).unwrap_or(i64::MAX);
+        t.insert(sstr("x-expires"), AMQPValue::LongLongInt(ms));
+    }
+    t
 }
 
 fn quorum_args(dead: &str) -> FieldTable {
@@ -163,7 +174,7 @@ impl RabbitQueue {
                 sstr("x-queue-type"),
                 AMQPValue::LongString(LongString::from("quorum")),
             );
-            t
+            expiring(t, self.cfg.expires)
         })
         .await
         .map_err(unavailable)?;
@@ -183,7 +194,7 @@ impl RabbitQueue {
             ch.queue_declare(
                 sstr(&name),
                 QueueDeclareOptions::durable(),
-                quorum_args(&self.dead()),
+                expiring(quorum_args(&self.dead()), self.cfg.expires),
             )
             .await
             .map_err(unavailable)?;
@@ -208,9 +219,13 @@ impl RabbitQueue {
                 sstr("x-dead-letter-routing-key"),
                 AMQPValue::LongString(LongString::from(target.as_str())),
             );
-            ch.queue_declare(sstr(&name), QueueDeclareOptions::durable(), t)
-                .await
-                .map_err(unavailable)?;
+            ch.queue_declare(
+                sstr(&name),
+                QueueDeclareOptions::durable(),
+                expiring(t, self.cfg.expires),
+            )
+            .await
+            .map_err(unavailable)?;
             d.insert(name.clone());
         }
         Ok(name)

@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod demo;
+mod distributed;
 mod queue;
 mod sms;
 mod store;

@@ -18,6 +18,7 @@ fn job(i: usize) -> Job {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rabbitmq_confirms_acks_delays_and_dead_letters() {
+    let _broker = crate::support::BROKER.read().await;
     let Some((url, prefix)) = amqp("queue").await else {
         return;
     };
@@ -28,6 +29,7 @@ async fn rabbitmq_confirms_acks_delays_and_dead_letters() {
             prefix: prefix.clone(),
             prefetch: 50,
             max_deliveries: 3,
+            expires: Some(Duration::from_secs(600)),
         },
         cancel.clone(),
     )
@@ -115,6 +117,7 @@ async fn rabbitmq_confirms_acks_delays_and_dead_letters() {
             prefix,
             prefetch: 50,
             max_deliveries: 3,
+            expires: Some(Duration::from_secs(600)),
         },
         cancel2.clone(),
     )

@@ -67,6 +67,7 @@ pub fn backend_env(data: &Path) -> Vec<(String, String)> {
         ("HERMOD_QUEUE".to_owned(), url),
         ("HERMOD_QUEUE_PREFIX".to_owned(), prefix),
         ("HERMOD_WORKERS__BIND_LEASE_SECS".to_owned(), "3".to_owned()),
+        ("HERMOD_QUEUE_EXPIRES_SECS".to_owned(), "600".to_owned()),
     ];
     BACKENDS
         .lock()
@@ -277,6 +278,10 @@ pub fn create_key_with_tenant(data: &Path, tenant: &str) -> (String, String) {
     };
     (line("Tenant: "), line("API key: "))
 }
+
+/// Tests that use RabbitMQ hold this for reading; the one that stops the broker's app
+/// holds it for writing, so it never pulls the broker from under another test.
+pub static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// RabbitMQ's URL and a fresh queue prefix for one test, or `None` (loudly) when the
 /// broker is absent outside CI. Under `CI=true` an absent broker fails the test.
