@@ -232,7 +232,10 @@ pub async fn run(
             "`hermod api` and `hermod worker` need the distributed mode: database_url = \"postgres://...\" and queue = \"amqp://...\""
         );
     }
-    let sql_queue = Arc::new(SqlQueue::new(db.clone(), Duration::from_secs(60)));
+    let sql_queue = Arc::new(
+        SqlQueue::new(db.clone(), Duration::from_secs(60))
+            .with_max_deliveries(settings.queue_max_deliveries),
+    );
     if !db.is_postgres() {
         // One embedded process owns the file: jobs leased by a crashed run are free now.
         let n = sql_queue.release_all_leases().await?;
@@ -302,7 +305,7 @@ pub async fn run(
     };
     let pipeline = Pipeline {
         store: store.clone(),
-        queue,
+        queue: queue.clone(),
         sms,
         settings: WorkerSettings {
             batch: settings.workers.batch,
@@ -321,6 +324,7 @@ pub async fn run(
                 limits: Arc::new(settings.rate_limits()),
                 ops: ops.map(|o| o as Arc<dyn Operations>),
                 admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
+                queue: Some(queue),
             };
             let server =
                 HttpServer::new(move || App::new().configure(hermod_api::configure(state.clone())))

@@ -35,6 +35,8 @@ pub struct AppState {
     pub ops: Option<Arc<dyn Operations>>,
     /// Bearer token of the admin endpoints; none = admin API off.
     pub admin_token: Option<String>,
+    /// The job queue, for `GET /v1/admin/dead-letters`.
+    pub queue: Option<Arc<dyn hermod_core::ports::Queue>>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -60,7 +62,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         web::delete().to(inbound::remove_opt_out),
                     )
                     .route("/connectors", web::get().to(ops::connectors))
-                    .route("/admin/reload", web::post().to(ops::reload)),
+                    .route("/admin/reload", web::post().to(ops::reload))
+                    .route("/admin/dead-letters", web::get().to(ops::dead_letters)),
             )
             .default_service(web::to(not_found));
     }

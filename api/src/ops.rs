@@ -55,20 +55,73 @@ pub(crate) async fn connectors(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": ops(&state)?.connectors() })))
 }
 
+#[utoipa::path(get, path = "/v1/admin/dead-letters",
+    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "jobs moved aside after too many deliveries"), (status = 401), (status = 403)))]
+pub(crate) async fn dead_letters(
+    req: HttpRequest,
+    query: web::Query<std::collections::HashMap<String, String>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let mut limit = 100usize;
+    for (k, v) in query.iter() {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
+            }
+            other => {
+                return Err(ApiError::Invalid {
+                    code: "unknown_field",
+                    message: format!("unknown query parameter '{other}'"),
+                    field: Some(other.to_owned()),
+                });
+            }
+        }
+    }
+    let q = state
+        .queue
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this process has no queue".into()))?;
+    let dead = q.dead_letters(limit).await?;
+    let data: Vec<serde_json::Value> = dead
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "queue": d.queue,
+                "deliveries": d.deliveries,
+                "dead_at": crate::messages::rfc3339(d.dead_at),
+                "job": serde_json::from_str::<serde_json::Value>(&d.payload)
+                    .unwrap_or(serde_json::Value::String(d.payload)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if state.admin_token.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::Forbidden(
+            "the admin API is off: set admin_token in the configuration".into(),
+        ));
+    }
+    if !is_admin(req, state) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/admin/reload",
     responses((status = 200, description = "configuration re-read; routes applied"), (status = 400), (status = 403)))]
 pub(crate) async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if state.admin_token.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::Forbidden(
-            "the admin API is off: set admin_token in the configuration".into(),
-        ));
-    }
-    if !is_admin(&req, &state) {
-        return Err(ApiError::Unauthorized);
-    }
+    require_admin(&req, &state)?;
     let applied = ops(&state)?.reload().map_err(|e| ApiError::Invalid {
         code: "invalid_config",
         message: e,

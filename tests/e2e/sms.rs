@@ -962,3 +962,48 @@ async fn the_simulator_binary_speaks_tls_loose_receipts_and_injects_inbound() {
     assert_eq!(stats["submitted"], 1);
     assert_eq!(stats["pending_deliver_sm"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_delivered_too_often_are_listed_as_dead_letters() {
+    let smsc = start_smsc(SmscConfig::default()).await;
+    smsc.fail_submits_with(Some(0x08));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "admin_token = \"tok\"\nqueue_max_deliveries = 2\n[[smpp.connectors]]\nname = \"s\"\nurl = \"{}\"\nfailure_threshold = 1000\n",
+            smsc.url("esme", "pw")
+        ),
+    );
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let (_, v) = send(
+        &base,
+        &key,
+        json!({"to": "+447911123456", "text": "doomed"}),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let url = format!("{base}/v1/admin/dead-letters");
+    let (s, _, _) = call(Method::GET, &url, &key, None).await;
+    assert_eq!(s, 401, "an API key is not the admin token");
+    eventually(
+        "the send job in the dead-letter queue",
+        Duration::from_secs(60),
+        || async {
+            let (_, v, _) = call(Method::GET, &url, "tok", None).await;
+            v["data"].as_array().is_some_and(|d| {
+                d.len() == 1
+                    && d[0]["queue"] == "channel.sms"
+                    && d[0]["deliveries"].as_i64() > Some(2)
+            })
+        },
+    )
+    .await;
+    let (_, v, _) = call(Method::GET, &url, "tok", None).await;
+    assert_eq!(v["data"][0]["job"]["type"], "send.v1", "{v}");
+    assert_ne!(status_of(&base, &key, &id).await["status"], "delivered");
+    smsc.stop();
+}
