@@ -1,5 +1,7 @@
-//! `hermod bench`: the embedded server and the SMSC simulator in one process, N
-//! messages through the HTTP API with C concurrent clients; prints figures.
+//! `hermod bench`: N messages through the HTTP API with C concurrent clients, to the
+//! SMSC simulator; prints figures. Embedded: the server runs in this process.
+//! Distributed (`--database-url` + `--queue`): one `hermod api` and `--workers`
+//! `hermod worker` processes on a fresh PostgreSQL database and queue prefix.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -28,6 +30,15 @@ pub struct BenchArgs {
     /// Outstanding submit_sm per bind.
     #[arg(long, default_value_t = 64)]
     window: usize,
+    /// Distributed mode: a PostgreSQL server (a database is created on it).
+    #[arg(long, requires = "queue")]
+    database_url: Option<String>,
+    /// Distributed mode: RabbitMQ.
+    #[arg(long, requires = "database_url")]
+    queue: Option<String>,
+    /// Distributed mode: worker processes.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -54,9 +65,35 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Peak RSS of other processes (MiB).
+fn peak_rss_of(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        / 1024.0
+}
+
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("hermod-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
     let smsc = Smsc::start(
         "127.0.0.1:0".parse()?,
         SmscConfig {
@@ -74,11 +111,72 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         window: a.window,
         ..Default::default()
     }];
-    let (_, key) = app::create_key(&s, "bench").await?;
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
     let cancel = CancellationToken::new();
-    let server = tokio::spawn(app::serve(s.clone(), None, listener, cancel.clone()));
+    let mut children = Children(Vec::new());
+    let mut server = None;
+    let (base, key) = match (&a.database_url, &a.queue) {
+        (Some(pg), Some(amqp)) => {
+            // A fresh database and queue prefix; the processes read this file.
+            let name = format!("hermod_bench_{}", std::process::id());
+            let db = hermod_store::Db::create_database(pg, &name).await?;
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let config = dir.join("hermod.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\nqueue = \"{amqp}\"\nqueue_prefix = \"{name}\"\nqueue_expires_secs = 600\n[[smpp.connectors]]\nname = \"bench\"\nurl = \"{}\"\nbinds = {}\nwindow = {}\n",
+                    smsc.url("bench", "bench"),
+                    a.binds.max(a.workers),
+                    a.window
+                ),
+            )?;
+            s.database_url = Some(db);
+            let exe = std::env::current_exe()?;
+            let cmd = |args: &[&str]| {
+                let mut c = std::process::Command::new(&exe);
+                c.args(args)
+                    .arg("--config")
+                    .arg(&config)
+                    .env("HERMOD_LOG", "warn")
+                    .stdout(std::process::Stdio::null());
+                c
+            };
+            let out = cmd(&["keys", "create", "--tenant", "bench"])
+                .stdout(std::process::Stdio::piped())
+                .output()?;
+            let key = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("API key: ").map(str::to_owned))
+                .ok_or_else(|| anyhow::anyhow!("no key from hermod keys create"))?;
+            children.0.push(cmd(&["api"]).spawn()?);
+            for _ in 0..a.workers.max(1) {
+                children.0.push(cmd(&["worker"]).spawn()?);
+            }
+            let base = format!("http://127.0.0.1:{port}");
+            let ready = Instant::now();
+            while reqwest::get(format!("{base}/healthz")).await.is_err() {
+                if ready.elapsed() > Duration::from_secs(30) {
+                    anyhow::bail!("the API process did not start");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Let the workers take their bind leases.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (base, key)
+        }
+        _ => {
+            let (_, key) = app::create_key(&s, "bench").await?;
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let base = format!("http://{}", listener.local_addr()?);
+            server = Some(tokio::spawn(app::serve(
+                s.clone(),
+                None,
+                listener,
+                cancel.clone(),
+            )));
+            (base, key)
+        }
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
@@ -142,8 +240,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         if delivered as usize >= total || Instant::now() > deadline {
             break;
         }
-        // Coarse polling: counting is a table scan and would skew the figures.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Coarse polling: counting is a table scan and would skew the figures (more so
+        // on PostgreSQL, which shares the two cores with everything else).
+        let every = if a.queue.is_some() { 1000 } else { 250 };
+        tokio::time::sleep(Duration::from_millis(every)).await;
     }
     let done_secs = started.elapsed().as_secs_f64();
     // accept → delivered from the timelines of a sample of messages.
@@ -185,9 +285,25 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    let mode = if a.queue.is_some() {
+        format!(
+            "distributed (1 API + {} worker processes, PostgreSQL + RabbitMQ)",
+            a.workers.max(1)
+        )
+    } else {
+        "embedded (SQLite)".to_owned()
+    };
     println!(
-        "hermod bench: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, SMSC receipt delay {} ms",
-        a.concurrency, a.per_request, a.binds, a.window, a.dlr_delay_ms
+        "hermod bench, {mode}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, SMSC receipt delay {} ms",
+        a.concurrency,
+        a.per_request,
+        if a.queue.is_some() {
+            a.binds.max(a.workers)
+        } else {
+            a.binds
+        },
+        a.window,
+        a.dlr_delay_ms
     );
     println!(
         "  accepted:            {:>9.0} msg/s  ({accept_secs:.2} s)",
@@ -214,12 +330,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         pct(&mut e2e, 0.99),
         e2e.len()
     );
-    println!(
-        "  peak RSS:            {:.0} MiB (server, simulator and load generator in one process)",
-        peak_rss_mib()
-    );
+    if a.queue.is_some() {
+        let pids: Vec<u32> = children.0.iter().map(std::process::Child::id).collect();
+        println!(
+            "  peak RSS:            {:.0} MiB (API and workers together), {:.0} MiB (simulator and load generator)",
+            peak_rss_of(&pids),
+            peak_rss_mib()
+        );
+    } else {
+        println!(
+            "  peak RSS:            {:.0} MiB (server, simulator and load generator in one process)",
+            peak_rss_mib()
+        );
+    }
     cancel.cancel();
-    let _ = server.await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    drop(children);
     smsc.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -122,6 +122,32 @@ impl Db {
         matches!(self, Db::Pg(_))
     }
 
+    /// Creates database `name` on the PostgreSQL server of `admin_url` and returns its
+    /// URL (benchmarks and tests).
+    pub async fn create_database(admin_url: &str, name: &str) -> Result<String, DbError> {
+        use diesel_async::RunQueryDsl;
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(DbError::Connect(
+                diesel::ConnectionError::InvalidConnectionUrl(
+                    "database names are letters, digits and _".into(),
+                ),
+            ));
+        }
+        let mut c = AsyncPgConnection::establish(admin_url)
+            .await
+            .map_err(DbError::Connect)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .map_err(|e| DbError::Migrate(Box::new(e)))?;
+        let base = admin_url
+            .split_once('?')
+            .map_or(admin_url, |(b, _)| b)
+            .rsplit_once('/')
+            .map_or(admin_url, |(b, _)| b);
+        Ok(format!("{base}/{name}"))
+    }
+
     /// Applies pending migrations for the backend `url` names.
     pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
         if is_postgres_url(url) {
