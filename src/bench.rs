@@ -348,6 +348,14 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         let _ = server.await;
     }
     drop(children);
+    if let Some(pg) = &a.database_url {
+        // The store's pool goes first, then the database.
+        drop(store);
+        let name = format!("hermod_bench_{}", std::process::id());
+        if let Err(e) = hermod_store::Db::drop_database(pg, &name).await {
+            eprintln!("could not drop the benchmark database {name}: {e}");
+        }
+    }
     smsc.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -148,6 +148,22 @@ impl Db {
         Ok(format!("{base}/{name}"))
     }
 
+    /// Drops a database made by [`Db::create_database`].
+    pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Ok(());
+        }
+        let mut c = AsyncPgConnection::establish(admin_url)
+            .await
+            .map_err(DbError::Connect)?;
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .map_err(|e| DbError::Migrate(Box::new(e)))?;
+        Ok(())
+    }
+
     /// Applies pending migrations for the backend `url` names.
     pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
         if is_postgres_url(url) {

@@ -21,7 +21,13 @@ pub async fn pg_database(tag: &str) -> Option<String> {
             return None;
         }
     };
-    let name = format!("hermod_test_{}_{}", tag, uuid_like());
+    drop_stale_test_databases(&mut conn).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    // hermod_test_<unix secs>_<tag>_<unique>: the time lets later runs clean up.
+    let name = format!("hermod_test_{now}_{}_{}", tag, uuid_like());
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -74,6 +80,41 @@ pub fn backend_env(data: &Path) -> Vec<(String, String)> {
         .unwrap()
         .push((data.to_path_buf(), env.clone()));
     env
+}
+
+/// Drops test databases more than two hours old (earlier runs), best effort.
+async fn drop_stale_test_databases(conn: &mut AsyncPgConnection) {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let Ok(names) =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'hermod\\_test\\_%'")
+            .load::<Name>(conn)
+            .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    for n in names {
+        let secs = n
+            .datname
+            .strip_prefix("hermod_test_")
+            .and_then(|r| r.split('_').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        if secs.is_some_and(|t| now.saturating_sub(t) > 7200) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                n.datname
+            ))
+            .execute(conn)
+            .await;
+        }
+    }
 }
 
 fn uuid_like() -> String {
