@@ -28,8 +28,24 @@ async fn step(p: &Pipeline) -> Result<(), hermod_core::ports::PortError> {
     if batch.is_empty() {
         return Ok(());
     }
+    let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
+    if let Err(e) = plan_and_forward(p, &batch).await {
+        // Hand the batch back (RabbitMQ would otherwise hold it until the connection
+        // closes); planning is idempotent.
+        let back: Vec<(i64, Duration)> =
+            tags.iter().map(|t| (*t, Duration::from_secs(1))).collect();
+        let _ = p.queue.retry(queues::DISPATCH, &back).await;
+        return Err(e);
+    }
+    p.queue.ack(queues::DISPATCH, &tags).await
+}
+
+async fn plan_and_forward(
+    p: &Pipeline,
+    batch: &[hermod_core::model::Delivery],
+) -> Result<(), hermod_core::ports::PortError> {
     let mut ids = Vec::with_capacity(batch.len());
-    for d in &batch {
+    for d in batch {
         if let Job::DispatchV1 { message_id } = &d.job
             && let Some(id) = MessageId::parse(message_id)
         {
@@ -46,8 +62,6 @@ async fn step(p: &Pipeline) -> Result<(), hermod_core::ports::PortError> {
         })
         .collect();
     p.queue.publish(queues::SMS, &jobs).await?;
-    let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
-    p.queue.ack(queues::DISPATCH, &tags).await?;
     metrics::counter!("hermod_messages_total", "stage" => "dispatch", "status" => "queued")
         .increment(jobs.len() as u64);
     Ok(())

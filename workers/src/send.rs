@@ -41,6 +41,20 @@ async fn step(p: &Pipeline) -> Result<(), PortError> {
     if batch.is_empty() {
         return Ok(());
     }
+    let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
+    let r = work(p, batch).await;
+    if r.is_err() {
+        // Whatever was not acknowledged or retried goes back (RabbitMQ would hold it
+        // until the connection closes). Claims are idempotent; a submit already made
+        // comes back in doubt and is resolved as such.
+        let back: Vec<(i64, Duration)> =
+            tags.iter().map(|t| (*t, Duration::from_secs(1))).collect();
+        let _ = p.queue.retry(queues::SMS, &back).await;
+    }
+    r
+}
+
+async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<(), PortError> {
     let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
     let mut ids = Vec::new();
     for d in &batch {
