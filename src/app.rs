@@ -42,27 +42,73 @@ pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<(St
     Ok((id.to_string(), k.full))
 }
 
-/// `GET /v1/connectors` and reloads, backed by the SMS router.
+/// `GET /v1/connectors` and reloads: the local SMS router, or in an API-only process
+/// (distributed mode) the binds of every worker, from their lease rows.
 struct Ops {
-    router: Arc<SmsRouter>,
+    router: Option<Arc<SmsRouter>>,
     config: Option<PathBuf>,
+    cluster: Option<Arc<dyn hermod_core::ports::Leases>>,
+}
+
+/// Every live bind lease, grouped by connector (`name#n/mode` → `name`).
+fn cluster_view(leases: Vec<(String, String, i64, Option<String>)>) -> serde_json::Value {
+    let mut by: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for (bind, holder, expires_at, status) in leases {
+        let name = bind.split('#').next().unwrap_or_default().to_owned();
+        let mut b: serde_json::Value = status
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| serde_json::json!({ "id": bind, "state": "held" }));
+        b["holder"] = serde_json::json!(holder);
+        b["lease_expires_at"] = serde_json::json!(expires_at);
+        match by.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(b),
+            None => by.push((name, vec![b])),
+        }
+    }
+    serde_json::Value::Array(
+        by.into_iter()
+            .map(|(name, binds)| {
+                let healthy = binds
+                    .iter()
+                    .any(|b| b["state"] == "bound" && b["mode"] != "receiver");
+                serde_json::json!({ "name": name, "healthy": healthy, "binds": binds })
+            })
+            .collect(),
+    )
 }
 
 impl Ops {
     fn reload_routes(&self) -> Result<serde_json::Value, String> {
+        let router = self.router.as_ref().ok_or(
+            "this process runs no SMS stage: send SIGHUP to the workers, or reload a serve process",
+        )?;
         let s = Settings::load(self.config.as_deref()).map_err(|e| format!("{e:#}"))?;
-        let n = self.router.reload_routes(s.smpp.routes)?;
-        Ok(
-            serde_json::json!({ "routes": n, "applied": self.router.routes().iter().map(|r| serde_json::json!({
-            "prefix": r.prefix, "connector": r.connector, "priority": r.priority, "cost": r.cost
-        })).collect::<Vec<_>>() }),
-        )
+        let n = router.reload_routes(s.smpp.routes)?;
+        let applied: Vec<serde_json::Value> = router
+            .routes()
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "prefix": r.prefix, "connector": r.connector, "priority": r.priority, "cost": r.cost
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "routes": n, "applied": applied }))
     }
 }
 
+#[async_trait::async_trait]
 impl Operations for Ops {
-    fn connectors(&self) -> serde_json::Value {
-        serde_json::to_value(self.router.status()).unwrap_or_default()
+    async fn connectors(&self) -> Result<serde_json::Value, hermod_api::ApiError> {
+        if let Some(leases) = &self.cluster {
+            return Ok(cluster_view(leases.live_leases().await?));
+        }
+        Ok(self
+            .router
+            .as_ref()
+            .map(|r| serde_json::to_value(r.status()).unwrap_or_default())
+            .unwrap_or_default())
     }
     fn reload(&self) -> Result<serde_json::Value, String> {
         self.reload_routes()
@@ -261,6 +307,13 @@ pub async fn run(
         )));
     }
     let mut ops: Option<Arc<Ops>> = None;
+    if !roles.stages.sms && db.is_postgres() {
+        ops = Some(Arc::new(Ops {
+            router: None,
+            config: config.clone(),
+            cluster: Some(store.clone() as Arc<dyn hermod_core::ports::Leases>),
+        }));
+    }
     let sms: Arc<dyn hermod_core::ports::Channel> = if roles.stages.sms {
         let inbound = InboundHandler::new(
             store.clone(),
@@ -294,8 +347,10 @@ pub async fn run(
         )
         .map_err(anyhow::Error::msg)?;
         let o = Arc::new(Ops {
-            router: router.clone(),
-            config,
+            router: Some(router.clone()),
+            config: config.clone(),
+            // This process's own view: every connector with its health and limits.
+            cluster: None,
         });
         reload_on_sighup(o.clone(), cancel.clone());
         ops = Some(o);

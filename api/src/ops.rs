@@ -7,9 +7,10 @@ use crate::auth::Tenant;
 use crate::{ApiError, AppState};
 
 /// What the process running the channels can tell and do.
+#[async_trait::async_trait]
 pub trait Operations: Send + Sync {
     /// Connectors and their binds, as JSON.
-    fn connectors(&self) -> serde_json::Value;
+    async fn connectors(&self) -> Result<serde_json::Value, ApiError>;
     /// Re-reads the configuration and applies what can change live (routes).
     fn reload(&self) -> Result<serde_json::Value, String>;
 }
@@ -52,7 +53,7 @@ pub(crate) async fn connectors(
         let mut p = payload.into_inner();
         <Tenant as actix_web::FromRequest>::from_request(&req, &mut p).await?;
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": ops(&state)?.connectors() })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": ops(&state)?.connectors().await? })))
 }
 
 #[utoipa::path(get, path = "/v1/admin/dead-letters",

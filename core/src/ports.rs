@@ -124,11 +124,19 @@ pub trait Store: Send + Sync {
 /// Named leases with expiry (SMPP binds held by one live process at a time).
 #[async_trait]
 pub trait Leases: Send + Sync {
-    /// Takes or renews `key` for `holder` until now + `ttl`; false while another
-    /// holder's lease runs.
-    async fn acquire_lease(&self, key: &str, holder: &str, ttl: Duration) -> PortResult<bool>;
+    /// Takes or renews `key` for `holder` until now + `ttl`, recording `status` (the
+    /// holder's JSON view of what it holds); false while another holder's lease runs.
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        status: Option<&str>,
+    ) -> PortResult<bool>;
     /// Gives the lease up (shutdown), if `holder` has it.
     async fn release_lease(&self, key: &str, holder: &str) -> PortResult<()>;
+    /// Leases that have not expired: `(key, holder, expires_at, status)`.
+    async fn live_leases(&self) -> PortResult<Vec<(String, String, i64, Option<String>)>>;
 }
 
 /// A durable work queue with at-least-once delivery.

@@ -16,14 +16,20 @@ struct Holder {
     holder: String,
 }
 
-const ACQUIRE_SQLITE: &str = "INSERT INTO bind_leases (bind_id, holder, expires_at) VALUES (?, ?, ?) \
-     ON CONFLICT (bind_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+const ACQUIRE_SQLITE: &str = "INSERT INTO bind_leases (bind_id, holder, expires_at, status) VALUES (?, ?, ?, ?) \
+     ON CONFLICT (bind_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, status = excluded.status \
      WHERE bind_leases.holder = excluded.holder OR bind_leases.expires_at < ? RETURNING holder";
-const ACQUIRE_PG: &str = "INSERT INTO bind_leases (bind_id, holder, expires_at) VALUES ($1, $2, $3) \
-     ON CONFLICT (bind_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
-     WHERE bind_leases.holder = EXCLUDED.holder OR bind_leases.expires_at < $4 RETURNING holder";
+const ACQUIRE_PG: &str = "INSERT INTO bind_leases (bind_id, holder, expires_at, status) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (bind_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, status = EXCLUDED.status \
+     WHERE bind_leases.holder = EXCLUDED.holder OR bind_leases.expires_at < $5 RETURNING holder";
 
-pub async fn acquire(db: &Db, key: &str, holder: &str, ttl: Duration) -> PortResult<bool> {
+pub async fn acquire(
+    db: &Db,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+    status: Option<&str>,
+) -> PortResult<bool> {
     let now = now_ms();
     let until = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let sql = if db.is_postgres() {
@@ -36,12 +42,28 @@ pub async fn acquire(db: &Db, key: &str, holder: &str, ttl: Duration) -> PortRes
             .bind::<Text, _>(key)
             .bind::<Text, _>(holder)
             .bind::<BigInt, _>(until)
+            .bind::<diesel::sql_types::Nullable<Text>, _>(status)
             .bind::<BigInt, _>(now)
             .load::<Holder>(c)
             .await
     })
     .map_err(backend)?;
     Ok(rows.iter().any(|r| r.holder == holder))
+}
+
+pub async fn live(db: &Db) -> PortResult<Vec<(String, String, i64, Option<String>)>> {
+    use crate::schema::bind_leases::dsl as l;
+    use diesel::{ExpressionMethods, QueryDsl};
+    let now = now_ms();
+    crate::with_conn!(db, |c| {
+        l::bind_leases
+            .filter(l::expires_at.gt(now))
+            .order(l::bind_id.asc())
+            .select((l::bind_id, l::holder, l::expires_at, l::status))
+            .load(c)
+            .await
+    })
+    .map_err(backend)
 }
 
 pub async fn release(db: &Db, key: &str, holder: &str) -> PortResult<()> {

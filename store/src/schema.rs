@@ -158,6 +158,7 @@ diesel::table! {
         bind_id -> Text,
         holder -> Text,
         expires_at -> BigInt,
+        status -> Nullable<Text>,
     }
 }
 

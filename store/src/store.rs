@@ -20,8 +20,13 @@ impl hermod_core::ports::Leases for SqlStore {
         key: &str,
         holder: &str,
         ttl: std::time::Duration,
+        status: Option<&str>,
     ) -> PortResult<bool> {
-        crate::leases::acquire(&self.db, key, holder, ttl).await
+        crate::leases::acquire(&self.db, key, holder, ttl, status).await
+    }
+
+    async fn live_leases(&self) -> PortResult<Vec<(String, String, i64, Option<String>)>> {
+        crate::leases::live(&self.db).await
     }
 
     async fn release_lease(&self, key: &str, holder: &str) -> PortResult<()> {

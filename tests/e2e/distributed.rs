@@ -319,6 +319,31 @@ async fn the_bind_lease_moves_to_another_worker_when_its_holder_dies() {
     .await;
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(20), "takeover took {took:?}");
+    // The API process (no binds of its own) shows the cluster's binds from the leases.
+    eventually(
+        "the API shows the new holder's bind",
+        Duration::from_secs(20),
+        || async {
+            let v: Value = reqwest::Client::new()
+                .get(format!("{}/v1/connectors", c.base))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap_or_default();
+            let b = &v["data"][0]["binds"][0];
+            v["data"][0]["name"] == "default"
+                && v["data"][0]["healthy"] == true
+                && b["id"] == "default#1/trx"
+                && b["state"] == "bound"
+                && b["holder"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with(&format!("{other}-")))
+        },
+    )
+    .await;
     c.send_burst(&key, "lease", 100, 100).await;
     eventually(
         "delivered through the new holder",

@@ -223,7 +223,7 @@ async fn supervise(
         let renewal = sinks
             .leases
             .clone()
-            .map(|l| tokio::spawn(renew_lease(me.id.clone(), l, session.clone())));
+            .map(|l| tokio::spawn(renew_lease(me.clone(), l, session.clone())));
         me.set_state("connecting", None);
         match bind(&cfg, me.mode, tls.clone()).await {
             Ok((client, events)) => {
@@ -279,7 +279,7 @@ fn stop_renewal(r: Option<tokio::task::JoinHandle<()>>) {
 async fn wait_for_lease(me: &Bind, l: &BindLeases, cancel: &CancellationToken) -> bool {
     let mut announced = false;
     loop {
-        match l.store.acquire_lease(&me.id, &l.holder, l.ttl).await {
+        match l.store.acquire_lease(&me.id, &l.holder, l.ttl, None).await {
             Ok(true) => {
                 tracing::info!(bind = %me.id, "bind lease taken");
                 return true;
@@ -301,14 +301,20 @@ async fn wait_for_lease(me: &Bind, l: &BindLeases, cancel: &CancellationToken) -
 
 /// Renews the lease every ttl/3; cancels the session when another process has it, or
 /// when renewals have failed for most of the ttl (it may expire any moment).
-async fn renew_lease(id: String, l: BindLeases, session: CancellationToken) {
+async fn renew_lease(me: Arc<Bind>, l: BindLeases, session: CancellationToken) {
+    let id = me.id.clone();
     let mut last_ok = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = session.cancelled() => return,
             _ = tokio::time::sleep(l.ttl / 3) => {}
         }
-        match l.store.acquire_lease(&id, &l.holder, l.ttl).await {
+        let status = serde_json::to_string(&me.status()).ok();
+        match l
+            .store
+            .acquire_lease(&id, &l.holder, l.ttl, status.as_deref())
+            .await
+        {
             Ok(true) => last_ok = tokio::time::Instant::now(),
             Ok(false) => {
                 session.cancel();

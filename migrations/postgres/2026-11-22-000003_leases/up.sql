@@ -3,5 +3,8 @@
 CREATE TABLE bind_leases (
     bind_id TEXT PRIMARY KEY NOT NULL,
     holder TEXT NOT NULL,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    -- The holder's view of the bind (JSON), refreshed with each renewal, so that any
+    -- API process can show every bind of the cluster.
+    status TEXT
 );
