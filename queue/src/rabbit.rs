@@ -41,6 +41,9 @@ const DELAYS_MS: [u64; 10] = [
 
 const DELIVERIES_HEADER: &str = "x-hermod-deliveries";
 
+/// How long `receive` waits for more deliveries once the first has come.
+const LINGER: Duration = Duration::from_millis(5);
+
 #[derive(Clone, Debug)]
 pub struct RabbitSettings {
     /// `amqp://user:pass@host:5672/%2f`
@@ -438,10 +441,16 @@ impl Queue for RabbitQueue {
             Ok(Some(t)) => tags.push(t),
             Ok(None) | Err(_) => return Ok(Vec::new()),
         }
+        // Linger a few milliseconds for more: deliveries trickle in one by one, and
+        // every batch costs the stage a few database round trips.
+        let linger = tokio::time::Instant::now() + LINGER;
         while tags.len() < max {
             match rx.try_recv() {
                 Ok(t) => tags.push(t),
-                Err(_) => break,
+                Err(_) => match tokio::time::timeout_at(linger, rx.recv()).await {
+                    Ok(Some(t)) => tags.push(t),
+                    _ => break,
+                },
             }
         }
         Ok(tags

@@ -329,7 +329,11 @@ pub static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 pub async fn amqp(tag: &str) -> Option<(String, String)> {
     let url = std::env::var("AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    match tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+    let addr = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(5672))))
+        .unwrap_or_else(|| "127.0.0.1:5672".into());
+    match tokio::net::TcpStream::connect(&addr).await {
         Ok(_) => Some((url, format!("test.{tag}.{}", uuid_like()))),
         Err(e) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
