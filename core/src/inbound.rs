@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::TenantId;
 
 /// Concatenation info of one part: `reference` is scoped by sender and recipient.
+/// `seq` 0 (never a real part) asks the store to assemble whatever parts came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Concat {
     pub reference: u16,

@@ -111,11 +111,15 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
                     body: part.text.clone(),
                     received_at: part.received_at,
                 };
-                diesel::insert_into(inbound_parts::table)
-                    .values(&row)
-                    .on_conflict_do_nothing()
-                    .execute(c)
-                    .await?;
+                // seq 0 asks to store whatever parts came (the rest timed out).
+                let flush = k.seq == 0;
+                if !flush {
+                    diesel::insert_into(inbound_parts::table)
+                        .values(&row)
+                        .on_conflict_do_nothing()
+                        .execute(c)
+                        .await?;
+                }
                 let filter = inbound_parts::from_number
                     .eq(key.0.clone())
                     .and(inbound_parts::to_addr.eq(key.1.clone()))
@@ -127,14 +131,15 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
                     .select(InboundPartRow::as_select())
                     .load(c)
                     .await?;
-                if have.len() < usize::from(k.total) {
+                if (!flush && have.len() < usize::from(k.total)) || have.is_empty() {
+                    // Waiting for more parts, or already flushed by another worker.
                     return Ok(None);
                 }
                 diesel::delete(inbound_parts::table.filter(filter))
                     .execute(c)
                     .await?;
                 let text: String = have.iter().map(|p| p.body.as_str()).collect();
-                (text, key.3)
+                (text, i32::try_from(have.len()).unwrap_or(key.3))
             }
         };
         // The tenant that last wrote to this sender from this number (or any).

@@ -461,6 +461,25 @@ async fn exercise_inbound(url: &str) {
         store.cancel_message(&t1, &c3.id).await.unwrap(),
         CancelOutcome::TooLate(Status::Sending)
     ));
+
+    // Flushing an incomplete message (seq 0) assembles the parts that came, once.
+    for (t, seq) in [("x", 1u8), ("z", 3)] {
+        assert_eq!(
+            store
+                .receive_inbound(&part(t, Some((11, 3, seq))))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let flush = part("", Some((11, 3, 0)));
+    let m = store.receive_inbound(&flush).await.unwrap().unwrap();
+    assert_eq!((m.text.as_str(), m.parts), ("xz", 2));
+    assert_eq!(
+        store.receive_inbound(&flush).await.unwrap(),
+        None,
+        "flushed once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

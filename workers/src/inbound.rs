@@ -55,16 +55,21 @@ impl InboundHandler {
             let Some(first) = parts.first().cloned() else {
                 continue;
             };
-            let joined = InboundPart {
-                concat: None,
-                text: parts.iter().map(|p| p.text.as_str()).collect(),
+            let Some(k) = first.concat else { continue };
+            // seq 0: assemble and forget the parts that came, in one transaction (a
+            // worker flushing the same message at the same moment finds none).
+            let flush = InboundPart {
+                concat: Some(hermod_core::inbound::Concat { seq: 0, ..k }),
+                text: String::new(),
                 received_at: parts.iter().map(|p| p.received_at).max().unwrap_or(0),
                 ..first.clone()
             };
-            tracing::warn!(have = parts.len(), of = ?first.concat.map(|c| c.total), "inbound message incomplete; stored with the parts received");
-            // Stored first, then forgotten: a crash in between stores it twice,
-            // never loses it.
-            if self.receive(joined).await && self.store.drop_inbound_parts(&first).await.is_ok() {
+            tracing::warn!(
+                have = parts.len(),
+                of = k.total,
+                "inbound message incomplete; stored with the parts received"
+            );
+            if self.receive(flush).await {
                 n += 1;
             }
         }
