@@ -353,17 +353,7 @@ async fn bind(
     );
     let bound = match mode {
         Mode::Transceiver => client
-            .bind_transceiver(
-                BindTransceiver::builder()
-                    .system_id(sid)
-                    .password(pw)
-                    .system_type(st)
-                    .interface_version(InterfaceVersion::Smpp3_4)
-                    .addr_ton(Ton::Unknown)
-                    .addr_npi(Npi::Unknown)
-                    .address_range(COctetString::empty())
-                    .build(),
-            )
+            .bind_transceiver(bind_transceiver_pdu(cfg))
             .await
             .map(drop),
         Mode::Transmitter => client
@@ -400,6 +390,19 @@ async fn bind(
         return Err(e);
     }
     Ok((client, events))
+}
+
+/// A bind_transceiver as SMPP 3.4 has it (no address range).
+pub(crate) fn bind_transceiver_pdu(cfg: &ConnectorConfig) -> BindTransceiver {
+    BindTransceiver::builder()
+        .system_id(cstr(&cfg.system_id))
+        .password(cstr(&cfg.password.0))
+        .system_type(cstr(&cfg.system_type))
+        .interface_version(InterfaceVersion::Smpp3_4)
+        .addr_ton(Ton::Unknown)
+        .addr_npi(Npi::Unknown)
+        .address_range(COctetString::empty())
+        .build()
 }
 
 /// Drives rusmppc's connection future, polling it again on a short tick.

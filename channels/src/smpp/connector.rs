@@ -176,72 +176,9 @@ impl Connector {
         Some((b.clone(), c))
     }
 
-    pub(crate) fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, SendError> {
-        let bad = |what: &str| SendError::Permanent {
-            code: format!("invalid_{what}"),
-        };
-        let source = msg
-            .from
-            .clone()
-            .or_else(|| self.cfg.default_source.clone())
-            .unwrap_or_default();
-        let (mut ston, mut snpi, saddr) = source_addr(&source);
-        if let Some(t) = self.cfg.source_ton {
-            ston = Ton::from(t);
-        }
-        if let Some(n) = self.cfg.source_npi {
-            snpi = Npi::from(n);
-        }
-        let saddr = COctetString::from_str(&saddr).map_err(|_| bad("from"))?;
-        let daddr = COctetString::from_str(msg.to.digits()).map_err(|_| bad("to"))?;
-        let validity = match msg.expires_at {
-            Some(at) => {
-                let left = (at - now_ms()) / 1000;
-                if left <= 0 {
-                    return Err(SendError::Permanent {
-                        code: "ttl_expired".into(),
-                    });
-                }
-                relative_validity(left)
-            }
-            None => EmptyOrFullCOctetString::empty(),
-        };
-        let seg = gsm::segment_as(&msg.text, self.cfg.data_coding);
-        let total = seg.parts.len();
-        if total > 255 {
-            return Err(bad("text_length"));
-        }
+    fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, SendError> {
         let reference = self.reference.fetch_add(1, Ordering::Relaxed);
-        let mut out = Vec::with_capacity(total);
-        for (i, part) in seg.parts.iter().enumerate() {
-            let (esm, payload) = if total == 1 {
-                (0u8, part.clone())
-            } else {
-                let mut p = gsm::udh(reference, total as u8, (i + 1) as u8).to_vec();
-                p.extend_from_slice(part);
-                (0x40u8, p)
-            };
-            let sm = SubmitSm::builder()
-                .source_addr_ton(ston)
-                .source_addr_npi(snpi)
-                .source_addr(saddr.clone())
-                .dest_addr_ton(Ton::International)
-                .dest_addr_npi(Npi::Isdn)
-                .destination_addr(daddr.clone())
-                // EsmClass::default() is 0x08 in rusmpp 0.4: build it from the byte.
-                .esm_class(EsmClass::from(esm))
-                // Final receipt only (success or failure).
-                .registered_delivery(RegisteredDelivery::from(0x01u8))
-                .validity_period(validity.clone())
-                .data_coding(DataCoding::from(seg.coding.data_coding()))
-                .short_message(OctetString::from_vec(payload).map_err(|_| bad("text_length"))?)
-                .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
-                    UserMessageReference::new(msg.user_ref),
-                ))
-                .build();
-            out.push(sm);
-        }
-        Ok(out)
+        build_submits(&self.cfg, reference, msg)
     }
 
     /// Submits every part; the token bucket is charged one token per part first.
@@ -316,6 +253,80 @@ impl Connector {
         }
         Ok((ids, "ESME_ROK".into()))
     }
+}
+
+/// The submit_sm PDUs of a message on a connector: sender TON/NPI, validity from the
+/// message's ttl, the connector's alphabet, UDH concatenation with `reference`, a final
+/// receipt requested, and our `user_message_reference`.
+pub(crate) fn build_submits(
+    cfg: &ConnectorConfig,
+    reference: u8,
+    msg: &Outgoing,
+) -> Result<Vec<SubmitSm>, SendError> {
+    let bad = |what: &str| SendError::Permanent {
+        code: format!("invalid_{what}"),
+    };
+    let source = msg
+        .from
+        .clone()
+        .or_else(|| cfg.default_source.clone())
+        .unwrap_or_default();
+    let (mut ston, mut snpi, saddr) = source_addr(&source);
+    if let Some(t) = cfg.source_ton {
+        ston = Ton::from(t);
+    }
+    if let Some(n) = cfg.source_npi {
+        snpi = Npi::from(n);
+    }
+    let saddr = COctetString::from_str(&saddr).map_err(|_| bad("from"))?;
+    let daddr = COctetString::from_str(msg.to.digits()).map_err(|_| bad("to"))?;
+    let validity = match msg.expires_at {
+        Some(at) => {
+            let left = (at - now_ms()) / 1000;
+            if left <= 0 {
+                return Err(SendError::Permanent {
+                    code: "ttl_expired".into(),
+                });
+            }
+            relative_validity(left)
+        }
+        None => EmptyOrFullCOctetString::empty(),
+    };
+    let seg = gsm::segment_as(&msg.text, cfg.data_coding);
+    let total = seg.parts.len();
+    if total > 255 {
+        return Err(bad("text_length"));
+    }
+    let mut out = Vec::with_capacity(total);
+    for (i, part) in seg.parts.iter().enumerate() {
+        let (esm, payload) = if total == 1 {
+            (0u8, part.clone())
+        } else {
+            let mut p = gsm::udh(reference, total as u8, (i + 1) as u8).to_vec();
+            p.extend_from_slice(part);
+            (0x40u8, p)
+        };
+        let sm = SubmitSm::builder()
+            .source_addr_ton(ston)
+            .source_addr_npi(snpi)
+            .source_addr(saddr.clone())
+            .dest_addr_ton(Ton::International)
+            .dest_addr_npi(Npi::Isdn)
+            .destination_addr(daddr.clone())
+            // EsmClass::default() is 0x08 in rusmpp 0.4: build it from the byte.
+            .esm_class(EsmClass::from(esm))
+            // Final receipt only (success or failure).
+            .registered_delivery(RegisteredDelivery::from(0x01u8))
+            .validity_period(validity.clone())
+            .data_coding(DataCoding::from(seg.coding.data_coding()))
+            .short_message(OctetString::from_vec(payload).map_err(|_| bad("text_length"))?)
+            .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
+                UserMessageReference::new(msg.user_ref),
+            ))
+            .build();
+        out.push(sm);
+    }
+    Ok(out)
 }
 
 /// Provider ids are unique per SMSC only: the connector name scopes them

@@ -13,6 +13,8 @@ pub mod mo;
 mod router;
 pub mod status;
 pub mod tls;
+#[cfg(test)]
+mod vectors;
 
 pub use bind::{BindLeases, BindStatus, Mode, Sinks};
 pub use bucket::TokenBucket;
