@@ -1,5 +1,7 @@
-//! The only crate that names `ring` and `rustls`: API-key secrets and their keyed
-//! hashes, request digests, and the process-wide TLS crypto provider.
+//! The only crate that names `ring`: API-key secrets and their keyed hashes, request
+//! digests, RBM's JWT and webhook signatures, and the process-wide TLS crypto provider.
+
+pub mod rbm;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
