@@ -38,6 +38,23 @@ impl ApiError {
             field: Some(field.into()),
         }
     }
+
+    /// A query parameter the endpoint does not take.
+    pub fn unknown_param(name: &str) -> Self {
+        ApiError::Invalid {
+            code: "unknown_field",
+            message: format!("unknown query parameter '{name}'"),
+            field: Some(name.to_owned()),
+        }
+    }
+
+    /// Parses the `limit` query parameter (1 to 1000).
+    pub fn parse_limit<T: std::str::FromStr + PartialOrd + From<u16>>(v: &str) -> Result<T, Self> {
+        v.parse()
+            .ok()
+            .filter(|n| (T::from(1)..=T::from(1000)).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))
+    }
 }
 
 impl From<PortError> for ApiError {

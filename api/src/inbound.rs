@@ -44,14 +44,6 @@ fn inbound_resource(m: &InboundMessage) -> InboundResource {
     }
 }
 
-fn unknown_param(other: &str) -> ApiError {
-    ApiError::Invalid {
-        code: "unknown_field",
-        message: format!("unknown query parameter '{other}'"),
-        field: Some(other.to_owned()),
-    }
-}
-
 #[utoipa::path(get, path = "/v1/inbound",
     params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = InboundList), (status = 400), (status = 401)))]
@@ -64,20 +56,14 @@ pub(crate) async fn list_inbound(
     let mut cursor = None;
     for (k, v) in query.iter() {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
-            }
+            "limit" => limit = ApiError::parse_limit(v)?,
             "cursor" => {
                 if !v.starts_with("in_") {
                     return Err(ApiError::field("cursor", "invalid cursor"));
                 }
                 cursor = Some(v.clone());
             }
-            other => return Err(unknown_param(other)),
+            other => return Err(ApiError::unknown_param(other)),
         }
     }
     let rows = state
@@ -141,7 +127,7 @@ pub(crate) async fn list_opt_outs(
     for (k, v) in query.iter() {
         match k.as_str() {
             "recipient" => r = Some(recipient(v, "recipient")?),
-            other => return Err(unknown_param(other)),
+            other => return Err(ApiError::unknown_param(other)),
         }
     }
     let rows = state.store.list_opt_outs(&tenant.0, r.as_deref()).await?;
@@ -202,7 +188,7 @@ pub(crate) async fn remove_opt_out(
     for (k, v) in query.iter() {
         match k.as_str() {
             "sender" => s = Some(sender(Some(v))?),
-            other => return Err(unknown_param(other)),
+            other => return Err(ApiError::unknown_param(other)),
         }
     }
     let n = state

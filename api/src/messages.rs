@@ -636,26 +636,14 @@ pub(crate) async fn list(
                     ApiError::field("since", "since must be RFC 3339 or epoch milliseconds")
                 })?)
             }
-            "limit" => {
-                f.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
-            }
+            "limit" => f.limit = ApiError::parse_limit(v)?,
             "cursor" => {
                 f.cursor = Some(
                     MessageId::parse(v)
                         .ok_or_else(|| ApiError::field("cursor", "invalid cursor"))?,
                 )
             }
-            other => {
-                return Err(ApiError::Invalid {
-                    code: "unknown_field",
-                    message: format!("unknown query parameter '{other}'"),
-                    field: Some(other.to_owned()),
-                });
-            }
+            other => return Err(ApiError::unknown_param(other)),
         }
     }
     let rows = state.store.list_messages(&tenant.0, &f).await?;

@@ -68,20 +68,8 @@ pub(crate) async fn dead_letters(
     let mut limit = 100usize;
     for (k, v) in query.iter() {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", "limit must be 1 to 1000"))?
-            }
-            other => {
-                return Err(ApiError::Invalid {
-                    code: "unknown_field",
-                    message: format!("unknown query parameter '{other}'"),
-                    field: Some(other.to_owned()),
-                });
-            }
+            "limit" => limit = ApiError::parse_limit(v)?,
+            other => return Err(ApiError::unknown_param(other)),
         }
     }
     let q = state
