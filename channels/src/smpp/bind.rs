@@ -331,6 +331,22 @@ async fn renew_lease(me: Arc<Bind>, l: BindLeases, session: CancellationToken) {
     }
 }
 
+/// A bind PDU as SMPP 3.4 has it (no address range); the three bind PDUs have the
+/// same fields but are distinct types.
+macro_rules! bind_pdu {
+    ($pdu:ident, $cfg:expr) => {
+        $pdu::builder()
+            .system_id(cstr(&$cfg.system_id))
+            .password(cstr(&$cfg.password.0))
+            .system_type(cstr(&$cfg.system_type))
+            .interface_version(InterfaceVersion::Smpp3_4)
+            .addr_ton(Ton::Unknown)
+            .addr_npi(Npi::Unknown)
+            .address_range(COctetString::empty())
+            .build()
+    };
+}
+
 async fn bind(
     cfg: &ConnectorConfig,
     mode: Mode,
@@ -346,42 +362,17 @@ async fn bind(
     }
     let (client, events, connection) = builder.no_spawn().connect(cfg.connect_url()).await?;
     tokio::spawn(drive(connection));
-    let (sid, pw, st) = (
-        cstr(&cfg.system_id),
-        cstr(&cfg.password.0),
-        cstr(&cfg.system_type),
-    );
     let bound = match mode {
         Mode::Transceiver => client
-            .bind_transceiver(bind_transceiver_pdu(cfg))
+            .bind_transceiver(bind_pdu!(BindTransceiver, cfg))
             .await
             .map(drop),
         Mode::Transmitter => client
-            .bind_transmitter(
-                BindTransmitter::builder()
-                    .system_id(sid)
-                    .password(pw)
-                    .system_type(st)
-                    .interface_version(InterfaceVersion::Smpp3_4)
-                    .addr_ton(Ton::Unknown)
-                    .addr_npi(Npi::Unknown)
-                    .address_range(COctetString::empty())
-                    .build(),
-            )
+            .bind_transmitter(bind_pdu!(BindTransmitter, cfg))
             .await
             .map(drop),
         Mode::Receiver => client
-            .bind_receiver(
-                BindReceiver::builder()
-                    .system_id(sid)
-                    .password(pw)
-                    .system_type(st)
-                    .interface_version(InterfaceVersion::Smpp3_4)
-                    .addr_ton(Ton::Unknown)
-                    .addr_npi(Npi::Unknown)
-                    .address_range(COctetString::empty())
-                    .build(),
-            )
+            .bind_receiver(bind_pdu!(BindReceiver, cfg))
             .await
             .map(drop),
     };
@@ -392,17 +383,10 @@ async fn bind(
     Ok((client, events))
 }
 
-/// A bind_transceiver as SMPP 3.4 has it (no address range).
+/// The bind_transceiver we send (checked against the PDU vectors).
+#[cfg(test)]
 pub(crate) fn bind_transceiver_pdu(cfg: &ConnectorConfig) -> BindTransceiver {
-    BindTransceiver::builder()
-        .system_id(cstr(&cfg.system_id))
-        .password(cstr(&cfg.password.0))
-        .system_type(cstr(&cfg.system_type))
-        .interface_version(InterfaceVersion::Smpp3_4)
-        .addr_ton(Ton::Unknown)
-        .addr_npi(Npi::Unknown)
-        .address_range(COctetString::empty())
-        .build()
+    bind_pdu!(BindTransceiver, cfg)
 }
 
 /// Drives rusmppc's connection future, polling it again on a short tick.
