@@ -90,8 +90,6 @@ pub trait Store: Send + Sync {
     /// Parts of inbound messages whose newest part is older than `before` (Unix ms):
     /// the rest will not come. Grouped per message, in part order.
     async fn stale_inbound_parts(&self, before: i64) -> PortResult<Vec<Vec<InboundPart>>>;
-    /// Forgets the stored parts of one concatenated inbound message.
-    async fn drop_inbound_parts(&self, part: &InboundPart) -> PortResult<()>;
     /// A tenant's inbound messages, newest first, older than `cursor`.
     async fn list_inbound(
         &self,

@@ -271,29 +271,6 @@ pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart
         .collect())
 }
 
-/// Deletes the stored parts of the message `part` belongs to.
-pub async fn drop_parts(db: &Db, part: &InboundPart) -> PortResult<()> {
-    let Some(k) = part.concat else {
-        return Ok(());
-    };
-    let (from, to) = (part.from.clone(), part.to.clone());
-    write_tx!(db, |c| {
-        diesel::delete(
-            inbound_parts::table.filter(
-                inbound_parts::from_number
-                    .eq(from.clone())
-                    .and(inbound_parts::to_addr.eq(to.clone()))
-                    .and(inbound_parts::ref_num.eq(i32::from(k.reference)))
-                    .and(inbound_parts::total.eq(i32::from(k.total))),
-            ),
-        )
-        .execute(c)
-        .await
-    })
-    .map(drop)
-    .map_err(backend)
-}
-
 /// A tenant's inbound messages, newest first, after `cursor` (an id).
 pub async fn list(
     db: &Db,

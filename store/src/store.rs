@@ -363,10 +363,6 @@ impl Store for SqlStore {
         crate::inbound::stale_parts(&self.db, before).await
     }
 
-    async fn drop_inbound_parts(&self, part: &InboundPart) -> PortResult<()> {
-        crate::inbound::drop_parts(&self.db, part).await
-    }
-
     async fn list_inbound(
         &self,
         tenant: &TenantId,
