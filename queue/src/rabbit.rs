@@ -69,7 +69,7 @@ struct Held {
 pub struct RabbitQueue {
     cfg: RabbitSettings,
     /// The publishing channel (confirm mode) of the current connection.
-    session: Mutex<Option<(Connection, Channel)>>,
+    session: Mutex<Option<(Arc<Connection>, Channel)>>,
     consumers: Mutex<HashMap<String, Arc<Mutex<mpsc::Receiver<i64>>>>>,
     held: std::sync::Mutex<HashMap<i64, Held>>,
     next_tag: AtomicI64,
@@ -149,7 +149,8 @@ impl RabbitQueue {
         format!("{}.dead", self.cfg.prefix)
     }
 
-    /// The publishing channel, connecting when there is none (or it broke).
+    /// The publishing channel, connecting when there is none (or it broke). The lock is
+    /// held while reconnecting on purpose: one connection attempt at a time.
     async fn channel(&self) -> PortResult<Channel> {
         let mut s = self.session.lock().await;
         if let Some((conn, ch)) = s.as_ref()
@@ -181,7 +182,7 @@ impl RabbitQueue {
         })
         .await
         .map_err(unavailable)?;
-        *s = Some((conn, ch.clone()));
+        *s = Some((Arc::new(conn), ch.clone()));
         Ok(ch)
     }
 
@@ -192,45 +193,51 @@ impl RabbitQueue {
     /// Declares a stage queue once per connection.
     async fn declare(&self, ch: &Channel, queue: &str) -> PortResult<String> {
         let name = self.name(queue);
-        let mut d = self.declared.lock().await;
-        if !d.contains(&name) {
-            ch.queue_declare(
-                sstr(&name),
-                QueueDeclareOptions::durable(),
-                expiring(quorum_args(&self.dead()), self.cfg.expires),
-            )
+        let args = expiring(quorum_args(&self.dead()), self.cfg.expires);
+        self.declare_once(ch, &name, args).await?;
+        Ok(name)
+    }
+
+    /// Declares `name` unless this connection did already. The set is not held across
+    /// the broker round trip: two tasks may both declare, which is harmless.
+    async fn declare_once(&self, ch: &Channel, name: &str, args: FieldTable) -> PortResult<()> {
+        if self.declared.lock().await.contains(name) {
+            return Ok(());
+        }
+        ch.queue_declare(sstr(name), QueueDeclareOptions::durable(), args)
             .await
             .map_err(unavailable)?;
-            d.insert(name.clone());
+        self.declared.lock().await.insert(name.to_owned());
+        Ok(())
+    }
+
+    /// A new channel on the current connection (connecting first if needed); the
+    /// session lock is not held while the broker opens it.
+    async fn fresh_channel(&self) -> PortResult<Channel> {
+        self.channel().await?;
+        let conn = self.session.lock().await.as_ref().map(|(c, _)| c.clone());
+        match conn {
+            Some(c) => c.create_channel().await.map_err(unavailable),
+            None => Err(unavailable("no connection")),
         }
-        Ok(name)
     }
 
     /// Declares the delay queue of one step for a stage.
     async fn declare_delay(&self, ch: &Channel, queue: &str, ms: u64) -> PortResult<String> {
         let target = self.declare(ch, queue).await?;
         let name = format!("{target}.delay.{ms}");
-        let mut d = self.declared.lock().await;
-        if !d.contains(&name) {
-            let mut t = FieldTable::default();
-            t.insert(sstr("x-message-ttl"), AMQPValue::LongLongInt(ms as i64));
-            t.insert(
-                sstr("x-dead-letter-exchange"),
-                AMQPValue::LongString(LongString::from("")),
-            );
-            t.insert(
-                sstr("x-dead-letter-routing-key"),
-                AMQPValue::LongString(LongString::from(target.as_str())),
-            );
-            ch.queue_declare(
-                sstr(&name),
-                QueueDeclareOptions::durable(),
-                expiring(t, self.cfg.expires),
-            )
-            .await
-            .map_err(unavailable)?;
-            d.insert(name.clone());
-        }
+        let mut t = FieldTable::default();
+        t.insert(sstr("x-message-ttl"), AMQPValue::LongLongInt(ms as i64));
+        t.insert(
+            sstr("x-dead-letter-exchange"),
+            AMQPValue::LongString(LongString::from("")),
+        );
+        t.insert(
+            sstr("x-dead-letter-routing-key"),
+            AMQPValue::LongString(LongString::from(target.as_str())),
+        );
+        self.declare_once(ch, &name, expiring(t, self.cfg.expires))
+            .await?;
         Ok(name)
     }
 
@@ -321,14 +328,7 @@ impl RabbitQueue {
 
     async fn consume_once(&self, queue: &str, tx: &mpsc::Sender<i64>) -> PortResult<()> {
         // A channel of its own on the shared connection.
-        self.channel().await?;
-        let conn_ch = {
-            let s = self.session.lock().await;
-            match s.as_ref() {
-                Some((conn, _)) => conn.create_channel().await.map_err(unavailable)?,
-                None => return Err(unavailable("no connection")),
-            }
-        };
+        let conn_ch = self.fresh_channel().await?;
         let name = self.declare(&conn_ch, queue).await?;
         conn_ch
             .basic_qos(self.cfg.prefetch.max(1), BasicQosOptions::default())
@@ -525,14 +525,7 @@ impl Queue for RabbitQueue {
 
     async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadJob>> {
         // Read without acknowledging on a channel of its own; closing it puts them back.
-        self.channel().await?;
-        let ch = {
-            let s = self.session.lock().await;
-            match s.as_ref() {
-                Some((conn, _)) => conn.create_channel().await.map_err(unavailable)?,
-                None => return Err(unavailable("no connection")),
-            }
-        };
+        let ch = self.fresh_channel().await?;
         let mut out = Vec::new();
         while out.len() < max {
             let m = ch
