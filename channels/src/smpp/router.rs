@@ -36,33 +36,29 @@ impl Table {
                 return Err(format!("route {:?}: cost must be >= 0", r.prefix));
             }
         }
-        let routes = routes
+        let mut routes: Vec<RouteConfig> = routes
             .into_iter()
             .map(|mut r| {
                 r.prefix = r.prefix.trim_start_matches('+').to_owned();
                 r
             })
             .collect();
-        Ok(Table { routes })
-    }
-
-    /// Connector names for a destination, best first, without repeats.
-    fn lookup(&self, digits: &str) -> Vec<String> {
-        let mut m: Vec<&RouteConfig> = self
-            .routes
-            .iter()
-            .filter(|r| digits.starts_with(&r.prefix))
-            .collect();
-        m.sort_by(|a, b| {
+        // Sorted once here, so a lookup only filters.
+        routes.sort_by(|a, b| {
             a.priority
                 .cmp(&b.priority)
                 .then(b.prefix.len().cmp(&a.prefix.len()))
                 .then(a.cost.total_cmp(&b.cost))
         });
-        let mut out: Vec<String> = Vec::new();
-        for r in m {
-            if !out.contains(&r.connector) {
-                out.push(r.connector.clone());
+        Ok(Table { routes })
+    }
+
+    /// Connector names for a destination, best first, without repeats.
+    fn lookup(&self, digits: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in self.routes.iter().filter(|r| digits.starts_with(&r.prefix)) {
+            if !out.contains(&r.connector.as_str()) {
+                out.push(&r.connector);
             }
         }
         out
@@ -171,7 +167,7 @@ impl SmsRouter {
         let table = self.table.read().map(|t| t.clone()).unwrap_or_default();
         let all: Vec<Arc<Connector>> = table
             .lookup(digits)
-            .iter()
+            .into_iter()
             .filter_map(|n| self.by_name.get(n).cloned())
             .collect();
         let (mut healthy, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| c.is_healthy());
