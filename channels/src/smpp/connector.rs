@@ -393,6 +393,55 @@ mod tests {
         assert_eq!(source_addr("Hermod").1, Npi::Unknown);
     }
 
+    fn outgoing(from: &str, text: &str, expires_at: Option<i64>) -> Outgoing {
+        Outgoing {
+            attempt_id: hermod_core::AttemptId::generate(),
+            message_id: hermod_core::MessageId::generate(),
+            to: hermod_core::Msisdn::parse("+447911123456").unwrap(),
+            from: Some(from.into()),
+            text: text.into(),
+            user_ref: 7,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn connector_settings_shape_the_submits() {
+        let cfg = ConnectorConfig {
+            data_coding: gsm::Preferred::Latin1,
+            source_ton: Some(2),
+            source_npi: Some(8),
+            ..Default::default()
+        };
+        let pdus = build_submits(&cfg, 9, &outgoing("Acme", &"é".repeat(141), None)).unwrap();
+        assert_eq!(pdus.len(), 2, "Latin-1: 134 octets per concatenated part");
+        for (i, p) in pdus.iter().enumerate() {
+            assert_eq!(u8::from(p.data_coding), 0x03);
+            assert_eq!(
+                (u8::from(p.source_addr_ton), u8::from(p.source_addr_npi)),
+                (2, 8)
+            );
+            assert_eq!(u8::from(p.esm_class), 0x40);
+            assert_eq!(
+                &p.short_message().as_ref()[..6],
+                &gsm::udh(9, 2, (i + 1) as u8)
+            );
+            assert_eq!(u8::from(p.registered_delivery), 1);
+            assert!(p.validity_period.as_str().is_empty());
+        }
+        // An expired ttl is refused before anything is sent.
+        let gone = build_submits(&cfg, 1, &outgoing("Acme", "hi", Some(now_ms() - 1)));
+        assert_eq!(
+            gone.unwrap_err(),
+            SendError::Permanent {
+                code: "ttl_expired".into()
+            }
+        );
+        let later =
+            build_submits(&cfg, 1, &outgoing("Acme", "hi", Some(now_ms() + 3_600_500))).unwrap();
+        assert!(later[0].validity_period.as_str().ends_with("000R"));
+    }
+
     #[test]
     fn validity_is_relative() {
         let v = relative_validity(90_061);
