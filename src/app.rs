@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use hermod_api::{AppState, Operations};
+use hermod_channels::rcs::{RbmWebhook, RcsChannel};
 use hermod_channels::smpp::{BindLeases, Sinks, SmsRouter};
+use hermod_core::model::ChannelKind;
 use hermod_core::ports::Store;
 use hermod_crypto::ApiKeys;
 use hermod_queue::{RabbitQueue, RabbitSettings, SqlQueue};
@@ -188,7 +190,7 @@ impl Roles {
         stages: Stages::ALL,
     };
 
-    /// `--stages relay,dispatch,sms` (any subset).
+    /// `--stages relay,dispatch,sms,rcs` (any subset).
     pub fn worker(stages: &str) -> anyhow::Result<Roles> {
         let mut r = Roles {
             api: false,
@@ -196,6 +198,7 @@ impl Roles {
             stages: Stages {
                 dispatch: false,
                 sms: false,
+                rcs: false,
             },
         };
         for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -203,7 +206,8 @@ impl Roles {
                 "relay" => r.relay = true,
                 "dispatch" => r.stages.dispatch = true,
                 "sms" => r.stages.sms = true,
-                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms)"),
+                "rcs" => r.stages.rcs = true,
+                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms, rcs)"),
             }
         }
         Ok(r)
@@ -358,10 +362,17 @@ pub async fn run(
     } else {
         Arc::new(NoChannel)
     };
+    let rcs_on = !settings.rcs.agents.is_empty();
+    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = if rcs_on && roles.stages.rcs {
+        Some(RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     let pipeline = Pipeline {
         store: store.clone(),
         queue: queue.clone(),
         sms,
+        rcs,
         settings: WorkerSettings {
             batch: settings.workers.batch,
             senders: settings.workers.senders,
@@ -372,7 +383,15 @@ pub async fn run(
     tasks.extend(pipeline.spawn_stages(roles.stages, cancel.clone()));
     match listener.filter(|_| roles.api) {
         Some(listener) => {
+            let mut channels = vec![ChannelKind::Sms];
+            let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
+            if rcs_on {
+                channels.push(ChannelKind::Rcs);
+                rbm_webhook = Some(RbmWebhook::new(&settings.rcs, store.clone()));
+            }
             let state = AppState {
+                channels,
+                rbm_webhook,
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

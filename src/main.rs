@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hermod_channels::rcs::AgentConfig;
+use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
 use hermod_channels::sim::smsc::{Smsc, SmscConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -38,14 +40,15 @@ enum Cmd {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, SMS.
+    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, SMS, RCS.
     Worker {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, default_value = "relay,dispatch,sms")]
+        #[arg(long, default_value = "relay,dispatch,sms,rcs")]
         stages: String,
     },
-    /// `serve` plus the built-in SMSC simulator on loopback, with an API key printed.
+    /// `serve` plus the built-in SMSC and RBM simulators on loopback, with an API key
+    /// printed.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
@@ -101,6 +104,32 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum SimCmd {
+    /// An RBM API v1 server (token, capabilities, agentMessages, revoke) that posts
+    /// signed events to the agent's webhook.
+    Rbm {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "demo@rbm.goog")]
+        agent_id: String,
+        /// The agent's webhook, e.g. http://127.0.0.1:8080/v1/webhooks/rbm/demo.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// The clientToken events are signed with.
+        #[arg(long, default_value = "sim-client-token")]
+        client_token: String,
+        /// The service-account JSON key whose JWTs are accepted; without it, a demo
+        /// key is written to ./rbm-sim-service-account.json.
+        #[arg(long)]
+        service_account: Option<PathBuf>,
+        /// Every number is RCS-capable (otherwise register devices: POST /sim/devices).
+        #[arg(long)]
+        all_reachable: bool,
+        #[arg(long, default_value_t = 300)]
+        delivery_delay_ms: u64,
+        /// Delay from DELIVERED to READ; 0 = never read.
+        #[arg(long, default_value_t = 1000)]
+        read_delay_ms: u64,
+    },
     /// An SMPP 3.4 SMSC that sends delivery receipts.
     Smsc {
         #[arg(long, default_value = "127.0.0.1:2775")]
@@ -221,6 +250,7 @@ async fn main() -> anyhow::Result<()> {
                 stages: hermod_workers::Stages {
                     dispatch: false,
                     sms: false,
+                    rcs: false,
                 },
             };
             app::run(s, config, roles, Some(listener), shutdown_token()).await?;
@@ -230,6 +260,55 @@ async fn main() -> anyhow::Result<()> {
             let roles = app::Roles::worker(&stages)?;
             tracing::info!(%stages, "worker starting");
             app::run(s, config, roles, None, shutdown_token()).await?;
+        }
+        Cmd::Sim {
+            cmd:
+                SimCmd::Rbm {
+                    listen,
+                    agent_id,
+                    webhook,
+                    client_token,
+                    service_account,
+                    all_reachable,
+                    delivery_delay_ms,
+                    read_delay_ms,
+                },
+        } => {
+            let (email, pem) = match service_account {
+                Some(p) => {
+                    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)?;
+                    (
+                        v["client_email"].as_str().unwrap_or_default().to_owned(),
+                        v["private_key"].as_str().unwrap_or_default().to_owned(),
+                    )
+                }
+                None => {
+                    let path = PathBuf::from("rbm-sim-service-account.json");
+                    std::fs::write(
+                        &path,
+                        demo_service_account(&format!("http://{listen}/token")),
+                    )?;
+                    println!("demo service-account key written to {}", path.display());
+                    (
+                        hermod_crypto::rbm::DEMO_CLIENT_EMAIL.to_owned(),
+                        hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM.to_owned(),
+                    )
+                }
+            };
+            let mut cfg = RbmSimConfig::new(&agent_id, &email, &pem).map_err(anyhow::Error::msg)?;
+            cfg.webhook_url = webhook;
+            cfg.client_token = client_token;
+            cfg.all_reachable = all_reachable;
+            cfg.delivery_delay = Duration::from_millis(delivery_delay_ms);
+            cfg.read_delay = (read_delay_ms > 0).then(|| Duration::from_millis(read_delay_ms));
+            let sim = RbmSim::start(cfg, listen)?;
+            println!(
+                "RBM simulator on {} (token endpoint {})",
+                sim.base_url(),
+                sim.token_uri()
+            );
+            shutdown_token().cancelled().await;
+            sim.stop().await;
         }
         Cmd::Demo { listen, data } => {
             let smsc = Smsc::start(
@@ -247,17 +326,41 @@ async fn main() -> anyhow::Result<()> {
             let (_, key) = app::create_key(&s, "demo").await?;
             let listener = TcpListener::bind(&s.listen)?;
             let addr = listener.local_addr()?;
+            // The RBM simulator: every number is RCS-capable, and its events come back
+            // signed to our webhook.
+            let mut rbm_cfg = RbmSimConfig::new(
+                "demo@rbm.goog",
+                hermod_crypto::rbm::DEMO_CLIENT_EMAIL,
+                hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM,
+            )
+            .map_err(anyhow::Error::msg)?;
+            rbm_cfg.all_reachable = true;
+            rbm_cfg.webhook_url = Some(format!("http://{addr}/v1/webhooks/rbm/demo"));
+            rbm_cfg.delivery_delay = Duration::from_millis(500);
+            rbm_cfg.read_delay = Some(Duration::from_millis(1500));
+            let rbm = RbmSim::start(rbm_cfg.clone(), "127.0.0.1:0".parse()?)?;
+            let mut agent = AgentConfig::new("demo", "demo@rbm.goog", &rbm.base_url());
+            agent.service_account_json = Some(hermod_channels::smpp::Secret(demo_service_account(
+                &rbm.token_uri(),
+            )));
+            agent.client_token = Some(hermod_channels::smpp::Secret(rbm_cfg.client_token.clone()));
+            s.rcs.agents = vec![agent];
             println!(
-                "Hermod demo: API on http://{addr}, SMSC simulator on {}",
-                smsc.addr()
+                "Hermod demo: API on http://{addr}, SMSC simulator on {}, RBM simulator on {}",
+                smsc.addr(),
+                rbm.base_url()
             );
             println!("API key: {key}");
             println!("Listening on http://{addr}");
             println!(
                 "Try:\n  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+447911123456\",\"text\":\"Hello from Hermod\"}}'"
             );
+            println!(
+                "  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+447911123456\",\"channels\":[\"rcs\"],\"content\":{{\"card\":{{\"title\":\"Order 1234 shipped\",\"description\":\"Arrives Tuesday\"}}}},\"suggestions\":[{{\"reply\":{{\"text\":\"Thanks\"}}}}]}}'"
+            );
             println!("  curl -s http://{addr}/v1/messages/<id> -H 'Authorization: Bearer {key}'");
             app::serve(s, None, listener, shutdown_token()).await?;
+            rbm.stop().await;
             smsc.stop();
         }
         Cmd::Migrate { config } => {
@@ -346,4 +449,16 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Openapi => println!("{}", hermod_api::openapi::document()),
     }
     Ok(())
+}
+
+/// A service-account key file for the simulators' public demo key.
+fn demo_service_account(token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "service_account",
+        "project_id": "hermod-demo",
+        "client_email": hermod_crypto::rbm::DEMO_CLIENT_EMAIL,
+        "private_key": hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM,
+        "token_uri": token_uri,
+    })
+    .to_string()
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hermod_channels::rcs::RcsConfig;
 use hermod_channels::smpp::{ConnectorConfig, RouteConfig, Secret};
 
 use figment::Figment;
@@ -36,6 +37,9 @@ pub struct Settings {
     /// Delete RabbitMQ queues unused this long (ephemeral installations, tests).
     pub queue_expires_secs: Option<u64>,
     pub smpp: Smpp,
+    /// RCS through Google RBM: `[[rcs.agents]]`.
+    #[serde(default)]
+    pub rcs: RcsConfig,
     pub workers: Workers,
 }
 
@@ -130,6 +134,7 @@ impl Default for Settings {
                 connectors: Vec::new(),
                 routes: Vec::new(),
             },
+            rcs: RcsConfig::default(),
             workers: Workers {
                 batch: 128,
                 senders: 4,

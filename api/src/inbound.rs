@@ -23,6 +23,11 @@ pub struct InboundResource {
     /// `stop`, `stop_all`, `start` or `help` when the message was one.
     pub keyword: Option<String>,
     pub received_at: String,
+    /// What a rich channel added: `{"type": "suggestion_response", "postback_data"}`,
+    /// `{"type": "location", latitude, longitude}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub payload: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -41,6 +46,7 @@ fn inbound_resource(m: &InboundMessage) -> InboundResource {
         connector: m.connector.clone(),
         keyword: m.keyword.map(|k| k.as_str().to_owned()),
         received_at: rfc3339(m.received_at),
+        payload: m.payload.clone(),
     }
 }
 

@@ -15,7 +15,8 @@ mod ops;
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use hermod_core::ports::Store;
+use hermod_core::model::ChannelKind;
+use hermod_core::ports::{Store, WebhookIngress};
 use hermod_crypto::ApiKeys;
 
 pub use error::ApiError;
@@ -37,6 +38,10 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The job queue, for `GET /v1/admin/dead-letters`.
     pub queue: Option<Arc<dyn hermod_core::ports::Queue>>,
+    /// Channels messages may ask for.
+    pub channels: Vec<ChannelKind>,
+    /// RBM webhook ingress, when RCS agents are configured.
+    pub rbm_webhook: Option<Arc<dyn WebhookIngress>>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -63,10 +68,37 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     )
                     .route("/connectors", web::get().to(ops::connectors))
                     .route("/admin/reload", web::post().to(ops::reload))
-                    .route("/admin/dead-letters", web::get().to(ops::dead_letters)),
+                    .route("/admin/dead-letters", web::get().to(ops::dead_letters))
+                    .route("/webhooks/rbm/{agent}", web::post().to(rbm_webhook)),
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// `POST /v1/webhooks/rbm/{agent}`: RBM's setup handshake and signed events. No API
+/// key: the HMAC signature (or the clientToken) authenticates the caller.
+async fn rbm_webhook(
+    state: web::Data<AppState>,
+    agent: web::Path<String>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(hook) = &state.rbm_webhook else {
+        return actix_web::ResponseError::error_response(&ApiError::NotFound(
+            "no RCS agents are configured".into(),
+        ));
+    };
+    let sig = req
+        .headers()
+        .get("x-goog-signature")
+        .and_then(|v| v.to_str().ok());
+    let r = hook.handle(&agent, sig, &body).await;
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(r.status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .content_type(r.content_type)
+    .body(r.body)
 }
 
 async fn healthz() -> HttpResponse {

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use hermod_core::content::{Content, RichMessage, Suggestion};
 use hermod_core::model::*;
 use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use serde::{Deserialize, Serialize};
@@ -15,10 +16,24 @@ use crate::{ApiError, AppState};
 pub struct SendMessage {
     /// Recipient in E.164, e.g. `+447911123456`.
     pub to: String,
-    /// Sender: an alphanumeric id (≤ 11) or a number.
+    /// Sender: an alphanumeric id (≤ 11) or a number; for RCS, the name of the RBM
+    /// agent to send through.
     pub from: Option<String>,
-    pub text: String,
-    /// Ordered channels to try; default `["sms"]`.
+    /// The text; with `content` it is optional and is the plain-text form used by
+    /// channels without rich content (derived from the content when left out).
+    pub text: Option<String>,
+    /// Rich content for RCS: `{"text": ...}`, `{"card": {...}}`, `{"carousel": [...]}`
+    /// or `{"media": {"url": ...}}`. Checked against RBM's limits.
+    #[schema(value_type = Object)]
+    pub content: Option<serde_json::Value>,
+    /// Suggested replies and actions (≤ 11): `{"reply": {text, postback_data?}}`,
+    /// `{"open_url": {text, url}}`, `{"dial": {text, phone_number}}`,
+    /// `{"view_location": {text, latitude, longitude, label?}}`,
+    /// `{"calendar_event": {text, start_time, end_time, title, description?}}`,
+    /// `{"share_location": {text}}`.
+    #[schema(value_type = Vec<Object>)]
+    pub suggestions: Option<Vec<serde_json::Value>>,
+    /// Ordered channels to try (`sms`, `rcs`); default `["sms"]`.
     pub channels: Option<Vec<String>>,
     /// Seconds the message stays worth delivering (1 to 604800).
     pub ttl: Option<i64>,
@@ -75,6 +90,12 @@ pub struct MessageResource {
     pub to: String,
     pub from: Option<String>,
     pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub content: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Object>)]
+    pub suggestions: Option<serde_json::Value>,
     pub channels: Vec<String>,
     pub ttl: Option<i64>,
     #[schema(value_type = Object)]
@@ -116,6 +137,15 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
         to: m.to.clone(),
         from: m.from.clone(),
         text: m.text.clone(),
+        content: m
+            .content
+            .as_ref()
+            .and_then(|c| serde_json::to_value(&c.content).ok()),
+        suggestions: m
+            .content
+            .as_ref()
+            .filter(|c| !c.suggestions.is_empty())
+            .and_then(|c| serde_json::to_value(&c.suggestions).ok()),
         channels: m.channels.clone(),
         ttl: m.ttl_secs,
         metadata: m.metadata.clone(),
@@ -209,14 +239,23 @@ fn validate(
     tenant: &TenantId,
     prefix: &str,
     now: i64,
+    enabled: &[ChannelKind],
 ) -> Result<NewMessage, ApiError> {
     let f = |name: &str| format!("{prefix}{name}");
     let to =
         Msisdn::parse(req.to.trim()).map_err(|e| ApiError::field(f("to"), format!("to {e}")))?;
-    if req.text.is_empty() {
+    let rich = rich_content(&req, prefix)?;
+    let text = match (&req.text, &rich) {
+        (Some(t), _) => t.clone(),
+        (None, Some(r)) => r.plain_text().chars().take(1600).collect(),
+        (None, None) => {
+            return Err(ApiError::field(f("text"), "text (or content) is required"));
+        }
+    };
+    if text.is_empty() {
         return Err(ApiError::field(f("text"), "text must not be empty"));
     }
-    if req.text.chars().count() > 1600 {
+    if text.chars().count() > 1600 {
         return Err(ApiError::field(
             f("text"),
             "text must be at most 1600 characters",
@@ -249,9 +288,15 @@ fn validate(
                 let k = ChannelKind::parse(c).ok_or_else(|| {
                     ApiError::field(
                         f(&format!("channels[{i}]")),
-                        format!("unsupported channel '{c}' (supported: sms)"),
+                        format!("unsupported channel '{c}' (supported: sms, rcs)"),
                     )
                 })?;
+                if !enabled.contains(&k) {
+                    return Err(ApiError::field(
+                        f(&format!("channels[{i}]")),
+                        format!("channel '{c}' is not configured on this server"),
+                    ));
+                }
                 out.push(k);
             }
             out
@@ -312,14 +357,43 @@ fn validate(
         tenant_id: tenant.clone(),
         to,
         from: req.from,
-        text: req.text,
+        text,
         channels,
         ttl_secs: req.ttl,
         metadata: req.metadata,
         callback_url: req.callback_url,
         created_at: now,
         send_at,
+        content: rich,
     })
+}
+
+/// `content` and `suggestions` as one rich message, checked against RBM's limits;
+/// suggestions without content go with the text.
+fn rich_content(req: &SendMessage, prefix: &str) -> Result<Option<RichMessage>, ApiError> {
+    let content = match (&req.content, &req.text, &req.suggestions) {
+        (Some(c), _, _) => parse::<Content>(c.clone(), &format!("{prefix}content."))?,
+        (None, Some(t), Some(_)) => Content::Text(t.clone()),
+        (None, _, _) => return Ok(None),
+    };
+    let mut suggestions = Vec::new();
+    for (i, s) in req.suggestions.iter().flatten().enumerate() {
+        suggestions.push(parse::<Suggestion>(
+            s.clone(),
+            &format!("{prefix}suggestions[{i}]."),
+        )?);
+    }
+    let rich = RichMessage {
+        content,
+        suggestions,
+    };
+    rich.validate().map_err(|e| {
+        ApiError::field(
+            format!("{prefix}{}", e.field),
+            format!("{} {}", e.field, e.message),
+        )
+    })?;
+    Ok(Some(rich))
 }
 
 fn url_ok(u: &str) -> bool {
@@ -351,6 +425,7 @@ fn accepted_view(m: &NewMessage) -> Message {
         updated_at: m.created_at,
         send_at: m.send_at,
         reason: None,
+        content: m.content.clone(),
     }
 }
 
@@ -473,7 +548,7 @@ pub(crate) async fn create(
         return Ok(r);
     }
     let parsed: SendMessage = parse(value, "")?;
-    let msg = validate(parsed, &tenant.0, "", now_ms())?;
+    let msg = validate(parsed, &tenant.0, "", now_ms(), &state.channels)?;
     rate_limit(&state, &tenant.0, 1)?;
     let body = to_json(&resource(&accepted_view(&msg), None))?;
     store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
@@ -514,8 +589,8 @@ pub(crate) async fn create_batch(
     let mut items = Vec::new();
     for (i, v) in batch.messages.into_iter().enumerate() {
         let prefix = format!("messages[{i}].");
-        let res =
-            parse::<SendMessage>(v, &prefix).and_then(|m| validate(m, &tenant.0, &prefix, now));
+        let res = parse::<SendMessage>(v, &prefix)
+            .and_then(|m| validate(m, &tenant.0, &prefix, now, &state.channels));
         match res {
             Ok(m) => {
                 items.push(BatchItem {

@@ -2,5 +2,6 @@
 //! receipts. Simulators of the providers live in `sim` and follow the public specs,
 //! not our client code.
 
+pub mod rcs;
 pub mod sim;
 pub mod smpp;

@@ -28,6 +28,9 @@ pub struct InboundPart {
     /// The tenant that owns `to`, when configured; otherwise the store finds the
     /// tenant that last wrote to the sender from `to`.
     pub tenant: Option<TenantId>,
+    /// What a rich channel adds: a tapped suggestion's `postback_data`, a shared
+    /// location (JSON).
+    pub payload: Option<serde_json::Value>,
 }
 
 /// A complete inbound message.
@@ -44,6 +47,7 @@ pub struct InboundMessage {
     /// The keyword it carried, if any (`stop`, `stop_all`, `start`, `help`).
     pub keyword: Option<Keyword>,
     pub received_at: i64,
+    pub payload: Option<serde_json::Value>,
 }
 
 /// Keywords recipients send to manage their subscription.

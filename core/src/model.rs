@@ -2,26 +2,34 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::RichMessage;
 use crate::{AttemptId, MessageId, Msisdn, Status, TenantId};
 
-/// The channels a message can take. Only SMS exists so far; the RCS and app channels
-/// add variants here.
+/// The channels a message can take. The app channel adds a variant here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Sms,
+    Rcs,
 }
 
 impl ChannelKind {
+    pub const ALL: [ChannelKind; 2] = [ChannelKind::Sms, ChannelKind::Rcs];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Sms => "sms",
+            ChannelKind::Rcs => "rcs",
         }
     }
     pub fn parse(s: &str) -> Option<ChannelKind> {
-        match s {
-            "sms" => Some(ChannelKind::Sms),
-            _ => None,
+        ChannelKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// The queue of this channel's send stage.
+    pub fn queue(self) -> &'static str {
+        match self {
+            ChannelKind::Sms => queues::SMS,
+            ChannelKind::Rcs => queues::RCS,
         }
     }
 }
@@ -41,6 +49,8 @@ pub struct NewMessage {
     pub created_at: i64,
     /// Hold the message until then (Unix ms).
     pub send_at: Option<i64>,
+    /// Rich content for channels that show it (`text` is its plain-text form).
+    pub content: Option<RichMessage>,
 }
 
 /// A stored message as the API shows it.
@@ -61,6 +71,7 @@ pub struct Message {
     pub send_at: Option<i64>,
     /// Why it ended without being sent (`recipient_opted_out`, `canceled`), if so.
     pub reason: Option<String>,
+    pub content: Option<RichMessage>,
 }
 
 /// One try on one channel.
@@ -154,6 +165,8 @@ pub struct Outgoing {
     /// Unix ms after which the message must not be sent (its `ttl`); SMPP carries the
     /// rest as the validity period.
     pub expires_at: Option<i64>,
+    /// Rich content, for channels that show it.
+    pub content: Option<RichMessage>,
 }
 
 /// What `claim_attempts` found for an attempt.
@@ -236,4 +249,5 @@ pub struct DeadJob {
 pub mod queues {
     pub const DISPATCH: &str = "dispatch";
     pub const SMS: &str = "channel.sms";
+    pub const RCS: &str = "channel.rcs";
 }

@@ -117,6 +117,12 @@ pub trait Store: Send + Sync {
         recipient: &str,
         sender: Option<&str>,
     ) -> PortResult<usize>;
+
+    /// Records a provider event id (`source` e.g. `rbm:agent`); false when it was
+    /// recorded before (a redelivered webhook).
+    async fn first_seen_event(&self, source: &str, event_id: &str) -> PortResult<bool>;
+    /// Forgets an event id whose processing failed, so its redelivery is processed.
+    async fn forget_event(&self, source: &str, event_id: &str) -> PortResult<()>;
 }
 
 /// Named leases with expiry (SMPP binds held by one live process at a time).
@@ -177,8 +183,42 @@ pub trait Channel: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+    /// Called with each batch before its sends (e.g. one bulk capability lookup).
+    async fn prepare(&self, _batch: &[Outgoing]) {}
     /// Submits and returns the provider ids (one per part) and the raw provider status.
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
+}
+
+/// A provider's webhook (RBM events): what the HTTP layer hands over and answers.
+#[async_trait]
+pub trait WebhookIngress: Send + Sync {
+    /// Handles one POST to `/v1/webhooks/<kind>/{name}`; `signature` is the provider's
+    /// signature header. Returns the HTTP status and the body to answer with.
+    async fn handle(&self, name: &str, signature: Option<&str>, body: &[u8]) -> WebhookReply;
+}
+
+/// The answer to a webhook call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl WebhookReply {
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Self::json(
+            status,
+            serde_json::json!({"error": {"code": code, "message": message}}),
+        )
+    }
 }
 
 /// Where channels hand inbound (MO) parts. Returns once the part is durably recorded

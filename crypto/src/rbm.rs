@@ -6,9 +6,15 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::hmac;
 use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use ring::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
+
+/// A service-account key for the RBM simulator and `hermod demo` only: it is public
+/// (in this repository), so nothing real trusts it.
+pub const DEMO_SERVICE_ACCOUNT_PEM: &str = include_str!("../testdata/rbm-test-service-account.pem");
+/// The client_email that goes with [`DEMO_SERVICE_ACCOUNT_PEM`].
+pub const DEMO_CLIENT_EMAIL: &str = "hermod-test@example.iam.gserviceaccount.com";
 
 /// Why a JWT could not be signed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,11 @@ impl ServiceAccountKey {
             .map_err(|_| JwtError::Key)
     }
 
+    /// The public key (DER `RSAPublicKey`), for whoever checks our JWTs.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.0.public_key().as_ref().to_vec()
+    }
+
     /// `base64url(header).base64url(claims).base64url(RS256 signature)`.
     pub fn sign_jwt(&self, claims_json: &str) -> Result<String, JwtError> {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -46,6 +57,32 @@ impl ServiceAccountKey {
             .map_err(|_| JwtError::Sign)?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
+}
+
+/// Checks an RS256 JWT against a DER `RSAPublicKey` and returns its claims JSON (the
+/// token endpoint's side of the exchange; the RBM simulator uses it).
+pub fn verify_jwt(public_key_der: &[u8], jwt: &str) -> Option<String> {
+    let mut it = jwt.split('.');
+    let (h, c, s) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let header: Vec<u8> = URL_SAFE_NO_PAD.decode(h).ok()?;
+    let header = String::from_utf8(header).ok()?;
+    if !header.replace(' ', "").contains(r#""alg":"RS256""#) {
+        return None;
+    }
+    let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+    ring::signature::UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key_der)
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .ok()?;
+    String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()
+}
+
+/// `X-Goog-Signature` of webhook data: base64(HMAC-SHA512(clientToken, data)).
+pub fn sign_webhook(client_token: &str, data: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA512, client_token.as_bytes());
+    STANDARD.encode(hmac::sign(&key, data).as_ref())
 }
 
 /// Checks an RBM webhook: `X-Goog-Signature` must be
@@ -82,6 +119,7 @@ mod tests {
         assert!(!verify_webhook(TOKEN, &STANDARD.encode(tampered), SIG));
         assert!(!verify_webhook(TOKEN, DATA, ""));
         assert!(!verify_webhook(TOKEN, "not base64!", SIG));
+        assert_eq!(sign_webhook(TOKEN, &STANDARD.decode(DATA).unwrap()), SIG);
     }
 
     #[test]
@@ -93,6 +131,12 @@ mod tests {
         let claims = r#"{"iss":"hermod-test@example.iam.gserviceaccount.com","scope":"https://www.googleapis.com/auth/rcsbusinessmessaging","aud":"https://oauth2.googleapis.com/token","iat":1700000000,"exp":1700003600}"#;
         let want = include_str!("../testdata/rbm-test-jwt.txt").trim();
         assert_eq!(key.sign_jwt(claims).unwrap(), want);
+        let pk = key.public_key_der();
+        assert_eq!(verify_jwt(&pk, want).as_deref(), Some(claims));
+        let mut forged = want.to_owned();
+        forged.replace_range(40..41, if &want[40..41] == "A" { "B" } else { "A" });
+        assert_eq!(verify_jwt(&pk, &forged), None);
+        assert_eq!(verify_jwt(&pk, "a.b"), None);
         assert!(
             ServiceAccountKey::from_pem(
                 "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"

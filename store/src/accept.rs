@@ -131,6 +131,12 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                 updated_at: m.created_at,
                 send_at: m.send_at,
                 reason: None,
+                content: m
+                    .content
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(backend)?,
             });
             evs.push(event_row(
                 m.id.as_str(),

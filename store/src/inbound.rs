@@ -72,6 +72,7 @@ fn to_inbound(r: InboundRow) -> InboundMessage {
             _ => None,
         }),
         received_at: r.received_at,
+        payload: r.payload.and_then(|p| serde_json::from_str(&p).ok()),
     }
 }
 
@@ -207,6 +208,7 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
             connector: part.connector.clone(),
             keyword: keyword.map(|k| k.as_str().to_owned()),
             received_at: part.received_at,
+            payload: part.payload.as_ref().map(|p| p.to_string()),
         };
         diesel::insert_into(inbound_messages::table)
             .values(&row)
@@ -265,6 +267,7 @@ pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart
                     text: p.body,
                     received_at: p.received_at,
                     tenant: None,
+                    payload: None,
                 })
                 .collect()
         })
@@ -465,4 +468,40 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: &MessageId) -> PortResult<Ca
         DieselError::RollbackTransaction => Ok(CancelOutcome::TooLate(Status::Sending)),
         e => Err(backend(e)),
     })
+}
+
+/// Records a provider event id; false when it was there already.
+pub async fn first_seen_event(db: &Db, source: &str, event_id: &str) -> PortResult<bool> {
+    let (source, event_id) = (source.to_owned(), event_id.to_owned());
+    let now = now_ms();
+    write_tx!(db, |c| {
+        diesel::insert_into(webhook_events::table)
+            .values((
+                webhook_events::source.eq(&source),
+                webhook_events::event_id.eq(&event_id),
+                webhook_events::received_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map(|n| n > 0)
+    .map_err(backend)
+}
+
+pub async fn forget_event(db: &Db, source: &str, event_id: &str) -> PortResult<()> {
+    let (source, event_id) = (source.to_owned(), event_id.to_owned());
+    write_tx!(db, |c| {
+        diesel::delete(
+            webhook_events::table.filter(
+                webhook_events::source
+                    .eq(&source)
+                    .and(webhook_events::event_id.eq(&event_id)),
+            ),
+        )
+        .execute(c)
+        .await
+    })
+    .map(|_| ())
+    .map_err(backend)
 }

@@ -26,6 +26,10 @@ pub fn normalize_provider_id(id: &str) -> String {
         Some((s, rest)) => (Some(s), rest.trim()),
         None => (None, lower.as_str()),
     };
+    // RBM message ids are UUIDs, kept whole.
+    if scope == Some("rbm") {
+        return format!("rbm:{id}");
+    }
     let stripped = id.trim_start_matches('0');
     let id = if stripped.is_empty() && !id.is_empty() {
         "0"
@@ -68,6 +72,10 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
         expires_at: m
             .ttl_secs
             .map(|t| m.send_at.unwrap_or(m.created_at).max(m.created_at) + t.saturating_mul(1000)),
+        content: m
+            .content
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
     })
 }
 

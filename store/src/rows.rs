@@ -22,6 +22,7 @@ pub struct MessageRow {
     pub updated_at: i64,
     pub send_at: Option<i64>,
     pub reason: Option<String>,
+    pub content: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -132,6 +133,7 @@ pub struct InboundRow {
     pub connector: String,
     pub keyword: Option<String>,
     pub received_at: i64,
+    pub payload: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

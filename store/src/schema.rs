@@ -34,6 +34,7 @@ diesel::table! {
         updated_at -> BigInt,
         send_at -> Nullable<BigInt>,
         reason -> Nullable<Text>,
+        content -> Nullable<Text>,
     }
 }
 
@@ -127,6 +128,7 @@ diesel::table! {
         connector -> Text,
         keyword -> Nullable<Text>,
         received_at -> BigInt,
+        payload -> Nullable<Text>,
     }
 }
 
@@ -162,6 +164,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (source, event_id) {
+        source -> Text,
+        event_id -> Text,
+        received_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -177,4 +187,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_parts,
     opt_outs,
     bind_leases,
+    webhook_events,
 );

@@ -96,6 +96,7 @@ fn to_message(r: MessageRow) -> Message {
         updated_at: r.updated_at,
         send_at: r.send_at,
         reason: r.reason,
+        content: r.content.and_then(|c| serde_json::from_str(&c).ok()),
     }
 }
 
@@ -397,5 +398,13 @@ impl Store for SqlStore {
         sender: Option<&str>,
     ) -> PortResult<usize> {
         crate::inbound::remove_opt_out(&self.db, tenant, recipient, sender).await
+    }
+
+    async fn first_seen_event(&self, source: &str, event_id: &str) -> PortResult<bool> {
+        crate::inbound::first_seen_event(&self.db, source, event_id).await
+    }
+
+    async fn forget_event(&self, source: &str, event_id: &str) -> PortResult<()> {
+        crate::inbound::forget_event(&self.db, source, event_id).await
     }
 }

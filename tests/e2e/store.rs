@@ -26,6 +26,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         callback_url: None,
         created_at: now_ms(),
         send_at: None,
+        content: None,
     }
 }
 
@@ -262,6 +263,7 @@ fn part(text: &str, concat: Option<(u16, u8, u8)>) -> InboundPart {
         text: text.into(),
         received_at: now_ms(),
         tenant: None,
+        payload: None,
     }
 }
 
@@ -277,6 +279,40 @@ async fn exercise_inbound(url: &str) {
         .unwrap()
         .unwrap();
     assert_eq!(m.tenant_id, None);
+    let t3 = store.create_api_key("third", "k3", "h3").await.unwrap();
+    // A rich channel's payload (an RCS suggestion tap) is kept with the message, and
+    // its content round-trips on a message.
+    let tap = InboundPart {
+        payload: Some(
+            serde_json::json!({"type": "suggestion_response", "postback_data": "yes_42"}),
+        ),
+        tenant: Some(t3.clone()),
+        ..part("Yes", None)
+    };
+    let got = store.receive_inbound(&tap).await.unwrap().unwrap();
+    assert_eq!(got.payload, tap.payload);
+    let listed = store.list_inbound(&t3, None, 10).await.unwrap();
+    assert_eq!(listed[0].payload, tap.payload);
+    let mut rich = new_message(&t3, "Order shipped");
+    rich.content = Some(
+        serde_json::from_value(serde_json::json!({
+            "content": {"card": {"title": "Order shipped"}},
+            "suggestions": [{"reply": {"text": "Thanks"}}]
+        }))
+        .unwrap(),
+    );
+    store
+        .accept(&t3, std::slice::from_ref(&rich), None)
+        .await
+        .unwrap();
+    let back = store.get_message(&t3, &rich.id).await.unwrap().unwrap();
+    assert_eq!(back.message.content, rich.content);
+    // Provider event ids: first seen once; forgotten ones count as new again.
+    assert!(store.first_seen_event("rbm:a", "E1").await.unwrap());
+    assert!(!store.first_seen_event("rbm:a", "E1").await.unwrap());
+    assert!(store.first_seen_event("rbm:b", "E1").await.unwrap());
+    store.forget_event("rbm:a", "E1").await.unwrap();
+    assert!(store.first_seen_event("rbm:a", "E1").await.unwrap());
     // Once acme wrote to the number from its sender, replies are acme's.
     let mut first = new_message(&t1, "order shipped");
     first.from = Some("+447700900123".into());

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use hermod_core::MessageId;
-use hermod_core::model::{Job, queues};
+use hermod_core::model::{ChannelKind, Job, queues};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Pipeline, pause};
@@ -55,14 +55,20 @@ async fn plan_and_forward(
         }
     }
     let planned = p.store.plan_attempts(&ids).await?;
-    let jobs: Vec<Job> = planned
-        .iter()
-        .map(|(attempt, _channel)| Job::SendV1 {
-            attempt_id: attempt.to_string(),
-        })
-        .collect();
-    p.queue.publish(queues::SMS, &jobs).await?;
-    metrics::counter!("hermod_messages_total", "stage" => "dispatch", "status" => "queued")
-        .increment(jobs.len() as u64);
+    for kind in ChannelKind::ALL {
+        let jobs: Vec<Job> = planned
+            .iter()
+            .filter(|(_, c)| *c == kind)
+            .map(|(attempt, _)| Job::SendV1 {
+                attempt_id: attempt.to_string(),
+            })
+            .collect();
+        if jobs.is_empty() {
+            continue;
+        }
+        p.queue.publish(kind.queue(), &jobs).await?;
+        metrics::counter!("hermod_messages_total", "stage" => "dispatch", "status" => "queued")
+            .increment(jobs.len() as u64);
+    }
     Ok(())
 }

@@ -132,6 +132,7 @@ impl InboundSink for InboundHandler {
                 callback_url: None,
                 created_at: now_ms(),
                 send_at: None,
+                content: None,
             };
             if let Err(e) = self.store.accept(tenant, &[m], None).await {
                 tracing::warn!(error = %e, "HELP reply not queued");

@@ -1,5 +1,5 @@
 //! The pipeline stages, generic over the traits in `hermod_core::ports`:
-//! dispatch (plan an attempt per message), the SMS sender (claim, submit, record),
+//! dispatch (plan an attempt per message), a sender per channel (claim, submit, record),
 //! receipts (batched into the store before they are acknowledged), and a sampler that
 //! publishes queue depth (messages by stage and status are counters, not a table scan).
 
@@ -49,12 +49,14 @@ impl Default for WorkerSettings {
 pub struct Stages {
     pub dispatch: bool,
     pub sms: bool,
+    pub rcs: bool,
 }
 
 impl Stages {
     pub const ALL: Stages = Stages {
         dispatch: true,
         sms: true,
+        rcs: true,
     };
 }
 
@@ -64,6 +66,8 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub sms: Arc<dyn Channel>,
+    /// The RCS channel, when agents are configured.
+    pub rcs: Option<Arc<dyn Channel>>,
     pub settings: WorkerSettings,
 }
 
@@ -79,10 +83,26 @@ impl Pipeline {
         if stages.dispatch {
             tasks.push(tokio::spawn(dispatch::run(self.clone(), cancel.clone())));
         }
+        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
         if stages.sms {
+            channels.push(self.sms.clone());
+        }
+        if stages.rcs
+            && let Some(rcs) = &self.rcs
+        {
+            channels.push(rcs.clone());
+        }
+        for channel in &channels {
             for _ in 0..self.settings.senders.max(1) {
-                tasks.push(tokio::spawn(send::run(self.clone(), cancel.clone())));
+                tasks.push(tokio::spawn(send::run(
+                    self.clone(),
+                    channel.clone(),
+                    cancel.clone(),
+                )));
             }
+        }
+        if !channels.is_empty() {
+            // Receipts that came before their submit was recorded.
             tasks.push(tokio::spawn(receipts::adopt_loop(
                 self.store.clone(),
                 cancel.clone(),
@@ -108,7 +128,7 @@ async fn pause(cancel: &CancellationToken, d: Duration) {
 
 async fn sample(p: Pipeline, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        for q in [queues::DISPATCH, queues::SMS] {
+        for q in [queues::DISPATCH, queues::SMS, queues::RCS] {
             if let Ok(n) = p.queue.depth(q).await {
                 metrics::gauge!("hermod_queue_depth", "queue" => q).set(n as f64);
             }

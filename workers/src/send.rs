@@ -2,8 +2,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hermod_core::model::{Claim, Job, Outgoing, SendOutcome, SendResult, queues};
-use hermod_core::ports::{PortError, SendError};
+use std::sync::Arc;
+
+use hermod_core::model::{Claim, Job, Outgoing, SendOutcome, SendResult};
+use hermod_core::ports::{Channel, PortError, SendError};
 use hermod_core::{AttemptId, now_ms};
 use tokio_util::sync::CancellationToken;
 
@@ -11,15 +13,15 @@ use crate::{Pipeline, backoff, pause};
 
 /// Claims send jobs, submits them (up to a batch in flight), records the outcomes in
 /// one transaction and only then acknowledges the jobs.
-pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
+pub(crate) async fn run(p: Pipeline, channel: Arc<dyn Channel>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         // No bind up in this process (down, or held by another worker): leave the jobs
         // to a process that can send them.
-        if !p.sms.ready() {
+        if !channel.ready() {
             pause(&cancel, Duration::from_millis(200)).await;
             continue;
         }
-        if let Err(e) = step(&p).await {
+        if let Err(e) = step(&p, &channel).await {
             tracing::error!(error = %e, "send step failed");
             pause(&cancel, Duration::from_millis(500)).await;
         }
@@ -33,28 +35,35 @@ enum Next {
     Retry(Duration),
 }
 
-async fn step(p: &Pipeline) -> Result<(), PortError> {
+async fn step(p: &Pipeline, channel: &Arc<dyn Channel>) -> Result<(), PortError> {
+    let queue = channel.kind().queue();
     let batch = p
         .queue
-        .receive(queues::SMS, p.settings.batch, Duration::from_millis(500))
+        .receive(queue, p.settings.batch, Duration::from_millis(500))
         .await?;
     if batch.is_empty() {
         return Ok(());
     }
     let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
-    let r = work(p, batch).await;
+    let r = work(p, channel, batch).await;
     if r.is_err() {
         // Whatever was not acknowledged or retried goes back (RabbitMQ would hold it
         // until the connection closes). Claims are idempotent; a submit already made
         // comes back in doubt and is resolved as such.
         let back: Vec<(i64, Duration)> =
             tags.iter().map(|t| (*t, Duration::from_secs(1))).collect();
-        let _ = p.queue.retry(queues::SMS, &back).await;
+        let _ = p.queue.retry(queue, &back).await;
     }
     r
 }
 
-async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<(), PortError> {
+async fn work(
+    p: &Pipeline,
+    channel: &Arc<dyn Channel>,
+    batch: Vec<hermod_core::model::Delivery>,
+) -> Result<(), PortError> {
+    let queue = channel.kind().queue();
+    let stage = channel.kind().as_str();
     let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
     let mut ids = Vec::new();
     for d in &batch {
@@ -67,7 +76,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
                 continue;
             }
         }
-        p.queue.ack(queues::SMS, &[d.tag]).await?;
+        p.queue.ack(queue, &[d.tag]).await?;
     }
     let claims = p.store.claim_attempts(&ids).await?;
     let mut to_send: Vec<Outgoing> = Vec::new();
@@ -96,12 +105,14 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
         }
     }
     let concurrency = to_send.len().max(1);
-    let sms = p.sms.clone();
+    if !to_send.is_empty() {
+        channel.prepare(&to_send).await;
+    }
     let outcomes: Vec<(Outgoing, SendReply)> = futures::stream::iter(to_send)
         .map(|o| {
-            let sms = sms.clone();
+            let channel = channel.clone();
             async move {
-                let r = sms.send(&o).await;
+                let r = channel.send(&o).await;
                 (o, r)
             }
         })
@@ -113,7 +124,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
         let (tag, deliveries) = tag_of(&o.attempt_id);
         let (outcome, n) = match r {
             Ok((provider_ids, raw_status)) => {
-                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "sent")
+                metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "sent")
                     .increment(1);
                 (
                     SendOutcome::Sent {
@@ -124,7 +135,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
                 )
             }
             Err(SendError::Permanent { code }) => {
-                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "failed")
+                metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "failed")
                     .increment(1);
                 (
                     SendOutcome::Failed {
@@ -138,7 +149,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
                 // Nothing to record: the attempt stays `sending`, and the job comes back
                 // as in doubt, to be resolved by a receipt or resent after the grace.
                 tracing::debug!(attempt = %o.attempt_id, %code, "send outcome unknown");
-                metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "in_doubt")
+                metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "in_doubt")
                     .increment(1);
                 next.push((tag, Next::Retry(Duration::from_secs(1))));
                 continue;
@@ -146,7 +157,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
             Err(SendError::Transient { code, retry_after }) => {
                 tracing::debug!(attempt = %o.attempt_id, %code, deliveries, "transient send failure");
                 if deliveries >= p.settings.max_send_deliveries {
-                    metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "failed").increment(1);
+                    metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "failed").increment(1);
                     (
                         SendOutcome::Failed {
                             code,
@@ -155,7 +166,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
                         Next::Ack,
                     )
                 } else {
-                    metrics::counter!("hermod_messages_total", "stage" => "sms", "status" => "retry").increment(1);
+                    metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "retry").increment(1);
                     let wait = retry_after.unwrap_or_else(|| backoff(deliveries));
                     (SendOutcome::Retry { code }, Next::Retry(wait))
                 }
@@ -175,7 +186,7 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
         .filter(|(_, n)| matches!(n, Next::Ack))
         .map(|(t, _)| *t)
         .collect();
-    p.queue.ack(queues::SMS, &acks).await?;
+    p.queue.ack(queue, &acks).await?;
     let retries: Vec<(i64, Duration)> = next
         .iter()
         .filter_map(|(t, n)| match n {
@@ -183,5 +194,5 @@ async fn work(p: &Pipeline, batch: Vec<hermod_core::model::Delivery>) -> Result<
             Next::Ack => None,
         })
         .collect();
-    p.queue.retry(queues::SMS, &retries).await
+    p.queue.retry(queue, &retries).await
 }

@@ -1,3 +1,4 @@
 //! Protocol-faithful provider simulators for tests, benchmarks and `hermod demo`.
 
+pub mod rbm;
 pub mod smsc;

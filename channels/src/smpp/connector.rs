@@ -402,6 +402,7 @@ mod tests {
             text: text.into(),
             user_ref: 7,
             expires_at,
+            content: None,
         }
     }
 

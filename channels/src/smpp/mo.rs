@@ -78,6 +78,7 @@ pub fn part_from(d: &DeliverSm, connector: &str) -> InboundPart {
     // A "concatenated" message of one part is just a message.
     let concat = concat.filter(|c| c.total > 1 && c.seq >= 1 && c.seq <= c.total);
     InboundPart {
+        payload: None,
         connector: connector.to_owned(),
         from: d.source_addr.as_str().trim_start_matches('+').to_owned(),
         to: d

@@ -55,6 +55,7 @@ fn our_submit_sm_is_the_vector_plus_our_reference_tlv() {
         text: "hello".into(),
         user_ref: 0x1234,
         expires_at: None,
+        content: None,
     };
     let pdus = build_submits(&cfg, 1, &msg).unwrap();
     assert_eq!(pdus.len(), 1);

@@ -1,0 +1,172 @@
+//! The RCS channel: one or more RBM agents behind the `Channel` trait.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hermod_core::model::{ChannelKind, Outgoing};
+use hermod_core::now_ms;
+use hermod_core::ports::{Channel, SendError};
+
+use super::client::{Capability, RbmClient, RbmError, Revoke, message_id_for};
+use super::config::RcsConfig;
+use super::message::agent_message;
+
+/// Attempt error codes of the RCS channel.
+pub mod codes {
+    /// The number is not RCS-reachable (capability 404, or a send's 404).
+    pub const NOT_CAPABLE: &str = "rcs_not_capable";
+    /// Reachable, but the device lacks a feature the content needs.
+    pub const FEATURE_UNSUPPORTED: &str = "rcs_feature_unsupported";
+    pub const INVALID: &str = "rbm_invalid_argument";
+    pub const TTL_EXPIRED: &str = "ttl_expired";
+}
+
+/// Provider ids of RBM messages: `rbm:<messageId>`.
+pub fn provider_id(message_id: &str) -> String {
+    format!("rbm:{message_id}")
+}
+
+pub struct RcsChannel {
+    agents: Vec<RbmClient>,
+    default: usize,
+}
+
+impl RcsChannel {
+    pub fn new(cfg: &RcsConfig) -> Result<Arc<Self>, String> {
+        if cfg.agents.is_empty() {
+            return Err("rcs: no agents configured".into());
+        }
+        let mut agents = Vec::new();
+        for a in &cfg.agents {
+            if agents.iter().any(|c: &RbmClient| c.config().name == a.name) {
+                return Err(format!("rcs: agent name {} is used twice", a.name));
+            }
+            agents.push(RbmClient::new(a.clone())?);
+        }
+        let default = match &cfg.default_agent {
+            None => 0,
+            Some(n) => agents
+                .iter()
+                .position(|c| &c.config().name == n)
+                .ok_or_else(|| format!("rcs: default_agent {n} is not among the agents"))?,
+        };
+        Ok(Arc::new(Self { agents, default }))
+    }
+
+    pub fn agents(&self) -> &[RbmClient] {
+        &self.agents
+    }
+
+    /// The agent a message goes through: the one its `from` names, else the default.
+    pub fn agent_for(&self, from: Option<&str>) -> &RbmClient {
+        from.and_then(|f| self.agents.iter().find(|a| a.config().name == f))
+            .unwrap_or(&self.agents[self.default])
+    }
+
+    /// Withdraws a sent message that the device has not received yet (before a
+    /// fallback): `Revoked`, or `AlreadyDelivered` when RBM no longer has it.
+    pub async fn revoke(&self, msg: &Outgoing) -> Result<Revoke, RbmError> {
+        self.agent_for(msg.from.as_deref())
+            .revoke(msg.to.as_str(), &message_id_for(msg.attempt_id.as_str()))
+            .await
+    }
+}
+
+fn send_error(e: RbmError) -> SendError {
+    match &e {
+        RbmError::Api { status: 404, .. } => SendError::Permanent {
+            code: codes::NOT_CAPABLE.into(),
+        },
+        RbmError::Api { status: 400, .. } => SendError::Permanent {
+            code: codes::INVALID.into(),
+        },
+        RbmError::Api { retry_after, .. } if e.is_transient() => SendError::Transient {
+            code: e.code(),
+            retry_after: *retry_after,
+        },
+        RbmError::Api { .. } => SendError::Permanent { code: e.code() },
+        // RBM ignores a repeated messageId, so a send whose answer was lost is simply
+        // sent again: never in doubt.
+        RbmError::Transport(_) | RbmError::Token(_) => SendError::Transient {
+            code: e.code(),
+            retry_after: None,
+        },
+    }
+}
+
+#[async_trait]
+impl Channel for RcsChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Rcs
+    }
+
+    /// One `users:batchGet` per agent for the numbers of a batch that are not cached.
+    async fn prepare(&self, batch: &[Outgoing]) {
+        let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
+        for o in batch {
+            let a = self.agent_for(o.from.as_deref());
+            if a.cached_capability(o.to.as_str()).is_some() {
+                continue;
+            }
+            let i = self
+                .agents
+                .iter()
+                .position(|x| std::ptr::eq(x, a))
+                .unwrap_or(self.default);
+            let list = by_agent.entry(i).or_default();
+            if !list.iter().any(|p| p == o.to.as_str()) {
+                list.push(o.to.as_str().to_owned());
+            }
+        }
+        for (i, phones) in by_agent {
+            if phones.len() < 2 {
+                continue;
+            }
+            if let Err(e) = self.agents[i].batch_reachable(&phones).await {
+                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed; checking numbers one by one");
+            }
+        }
+    }
+
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+        let now = now_ms();
+        if msg.expires_at.is_some_and(|e| e <= now) {
+            return Err(SendError::Permanent {
+                code: codes::TTL_EXPIRED.into(),
+            });
+        }
+        let agent = self.agent_for(msg.from.as_deref());
+        let phone = msg.to.as_str();
+        let needed = msg
+            .content
+            .as_ref()
+            .map(|c| c.features())
+            .unwrap_or_default();
+        let cap = agent
+            .capability(phone, !needed.is_empty())
+            .await
+            .map_err(send_error)?;
+        if cap == Capability::NotCapable {
+            return Err(SendError::Permanent {
+                code: codes::NOT_CAPABLE.into(),
+            });
+        }
+        if !cap.supports(&needed) {
+            return Err(SendError::Permanent {
+                code: codes::FEATURE_UNSUPPORTED.into(),
+            });
+        }
+        let id = message_id_for(msg.attempt_id.as_str());
+        match agent.send(phone, &id, &agent_message(msg, now)).await {
+            Ok(()) => Ok((vec![provider_id(&id)], "SENT".into())),
+            Err(e) => {
+                if matches!(e, RbmError::Api { status: 404, .. }) {
+                    agent.forget_capability(phone);
+                }
+                tracing::debug!(agent = %agent.config().name, error = %e, "RBM send failed");
+                Err(send_error(e))
+            }
+        }
+    }
+}

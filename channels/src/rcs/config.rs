@@ -1,0 +1,140 @@
+//! RBM agent settings (`[[rcs.agents]]`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::smpp::Secret;
+
+/// Google's global endpoint; regional ones (`europe-`, `us-`, `asia-`) work the same.
+pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com";
+
+/// One RBM agent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Our name for it: the webhook path `/v1/webhooks/rbm/{name}`, and a message whose
+    /// `from` is this name goes through this agent.
+    pub name: String,
+    /// The RBM agent id (`my-agent@rbm.goog`), sent as `agentId`.
+    pub agent_id: String,
+    /// The service account's JSON key file.
+    pub service_account_file: Option<PathBuf>,
+    /// Or the key file's JSON itself (e.g. from a secret store via an environment
+    /// variable).
+    pub service_account_json: Option<Secret>,
+    /// API endpoint: Google's global or regional one, or a simulator.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Overrides the key file's `token_uri`.
+    pub token_uri: Option<String>,
+    /// PEM roots for the API and token endpoints (a private simulator); the system's
+    /// roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// The `clientToken` RBM signs webhooks with (set when the webhook was registered).
+    pub client_token: Option<Secret>,
+    /// Tenant (`ten_...`) that owns this agent's inbound messages; otherwise the tenant
+    /// that last wrote to the sender.
+    pub tenant: Option<String>,
+    /// How long a "capable" answer (with its features) is trusted.
+    #[serde(default = "default_capable_ttl")]
+    pub capability_ttl_secs: u64,
+    /// How long a "not RCS-reachable" answer is trusted.
+    #[serde(default = "default_not_capable_ttl")]
+    pub not_capable_ttl_secs: u64,
+    /// Per request.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_owned()
+}
+fn default_capable_ttl() -> u64 {
+    3600
+}
+fn default_not_capable_ttl() -> u64 {
+    600
+}
+fn default_timeout() -> u64 {
+    10
+}
+
+impl AgentConfig {
+    /// An agent with defaults, for tests and the demo.
+    pub fn new(name: &str, agent_id: &str, base_url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            agent_id: agent_id.to_owned(),
+            service_account_file: None,
+            service_account_json: None,
+            base_url: base_url.to_owned(),
+            token_uri: None,
+            ca_file: None,
+            client_token: None,
+            tenant: None,
+            capability_ttl_secs: default_capable_ttl(),
+            not_capable_ttl_secs: default_not_capable_ttl(),
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+/// `[rcs]`: the agents, and which one sends when a message names none.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RcsConfig {
+    pub agents: Vec<AgentConfig>,
+    /// Name of the agent used when a message's `from` names none; the first one when
+    /// unset.
+    pub default_agent: Option<String>,
+}
+
+/// The fields of a service-account JSON key file that matter here.
+#[derive(Clone, Deserialize)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    pub private_key: String,
+    #[serde(default = "default_token_uri")]
+    pub token_uri: String,
+}
+
+impl std::fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("token_uri", &self.token_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_token_uri() -> String {
+    "https://oauth2.googleapis.com/token".to_owned()
+}
+
+impl ServiceAccount {
+    pub fn load(cfg: &AgentConfig) -> Result<ServiceAccount, String> {
+        let json = match (&cfg.service_account_json, &cfg.service_account_file) {
+            (Some(j), _) => j.0.clone(),
+            (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| {
+                format!(
+                    "agent {}: cannot read service_account_file {}: {e}",
+                    cfg.name,
+                    p.display()
+                )
+            })?,
+            (None, None) => {
+                return Err(format!(
+                    "agent {}: set service_account_file or service_account_json",
+                    cfg.name
+                ));
+            }
+        };
+        serde_json::from_str(&json).map_err(|e| {
+            format!(
+                "agent {}: the service-account key is not valid JSON with client_email and private_key: {e}",
+                cfg.name
+            )
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! RCS through Google's RBM API v1: agent settings, the HTTPS client (OAuth with a
+//! service-account JWT, capability cache, send, revoke), our content model in RBM's
+//! JSON shape, the channel, and the webhook ingress for RBM events.
+
+mod channel;
+mod client;
+mod config;
+mod message;
+mod webhook;
+
+pub use channel::{RcsChannel, codes, provider_id};
+pub use client::{Capability, RbmClient, RbmError, Revoke, SCOPE, message_id_for};
+pub use config::{AgentConfig, DEFAULT_BASE_URL, RcsConfig, ServiceAccount};
+pub use message::{agent_message, content_message};
+pub use webhook::{RbmEvent, RbmWebhook, decode_event};
+
+#[cfg(test)]
+mod tests;

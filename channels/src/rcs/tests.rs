@@ -1,0 +1,405 @@
+//! The RBM client and channel against the RBM simulator (a real HTTP server).
+
+use std::time::Duration;
+
+use hermod_core::content::RichMessage;
+use hermod_core::model::Outgoing;
+use hermod_core::ports::{Channel, SendError};
+use hermod_core::{AttemptId, MessageId, Msisdn};
+use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
+use serde_json::json;
+
+use super::*;
+use crate::sim::rbm::{RbmSim, RbmSimConfig, SimState};
+use crate::smpp::Secret;
+
+const AGENT: &str = "test-agent@rbm.goog";
+
+fn sim_with(f: impl FnOnce(&mut RbmSimConfig)) -> RbmSim {
+    let mut cfg = RbmSimConfig::new(AGENT, DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM).unwrap();
+    cfg.delivery_delay = Duration::from_millis(50);
+    cfg.read_delay = None;
+    f(&mut cfg);
+    RbmSim::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn agent(sim: &RbmSim, email: &str) -> AgentConfig {
+    let mut a = AgentConfig::new("test", AGENT, &sim.base_url());
+    a.service_account_json = Some(Secret(
+        json!({
+            "type": "service_account",
+            "client_email": email,
+            "private_key": DEMO_SERVICE_ACCOUNT_PEM,
+            "token_uri": sim.token_uri(),
+        })
+        .to_string(),
+    ));
+    a
+}
+
+fn client(sim: &RbmSim) -> RbmClient {
+    RbmClient::new(agent(sim, DEMO_CLIENT_EMAIL)).unwrap()
+}
+
+fn channel(sim: &RbmSim, tweak: impl FnOnce(&mut AgentConfig)) -> std::sync::Arc<RcsChannel> {
+    let mut a = agent(sim, DEMO_CLIENT_EMAIL);
+    tweak(&mut a);
+    RcsChannel::new(&RcsConfig {
+        agents: vec![a],
+        default_agent: None,
+    })
+    .unwrap()
+}
+
+fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
+    Outgoing {
+        attempt_id: AttemptId::generate(),
+        message_id: MessageId::generate(),
+        to: Msisdn::parse(to).unwrap(),
+        from: None,
+        text: "plain text".into(),
+        user_ref: 0,
+        expires_at: None,
+        content: content.map(|c| serde_json::from_value::<RichMessage>(c).unwrap()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_exchanged_cached_shared_and_refreshed() {
+    // Tokens live 2 s: the client renews at half-life.
+    let sim = sim_with(|c| c.token_ttl = Duration::from_secs(2));
+    sim.add_device("+447700900001", None, true);
+    let c = client(&sim);
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.capability(&format!("+4477009001{i:02}"), true).await })
+        })
+        .collect();
+    for h in calls {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        sim.token_requests(),
+        1,
+        "concurrent callers share one token fetch"
+    );
+    c.capability("+447700900001", true).await.unwrap();
+    assert_eq!(sim.token_requests(), 1, "the token is cached");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.capability("+447700900002", true).await.unwrap();
+    assert_eq!(sim.token_requests(), 2, "renewed before it expires");
+    assert_eq!(c.token_fetches(), 2);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_the_token_endpoint_does_not_know_gets_no_token() {
+    let sim = sim_with(|_| {});
+    let c = RbmClient::new(agent(&sim, "someone-else@example.iam.gserviceaccount.com")).unwrap();
+    let e = c.capability("+447700900001", false).await.unwrap_err();
+    assert!(matches!(e, RbmError::Token(_)), "{e:?}");
+    assert!(e.is_transient());
+    // A JWT with a broken signature is refused by the token endpoint.
+    let key = hermod_crypto::rbm::ServiceAccountKey::from_pem(DEMO_SERVICE_ACCOUNT_PEM).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let jwt = key
+        .sign_jwt(
+            &json!({"iss": DEMO_CLIENT_EMAIL, "scope": SCOPE, "aud": sim.token_uri(), "iat": now, "exp": now + 600})
+                .to_string(),
+        )
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |assertion: String| {
+        http.post(sim.token_uri())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+                    .append_pair("assertion", &assertion)
+                    .finish(),
+            )
+            .send()
+    };
+    assert_eq!(post(jwt.clone()).await.unwrap().status(), 200);
+    let mut forged = jwt.clone().into_bytes();
+    let n = forged.len() - 5;
+    forged[n] = if forged[n] == b'A' { b'B' } else { b'A' };
+    let r = post(String::from_utf8(forged).unwrap()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_grant");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_answers_are_cached_then_checked_again_after_their_ttl() {
+    let sim = sim_with(|_| {});
+    let mut a = agent(&sim, DEMO_CLIENT_EMAIL);
+    a.capability_ttl_secs = 1;
+    a.not_capable_ttl_secs = 1;
+    let c = RbmClient::new(a).unwrap();
+    let phone = "+447700900010";
+    assert_eq!(
+        c.capability(phone, true).await.unwrap(),
+        Capability::NotCapable
+    );
+    assert_eq!(
+        c.capability(phone, true).await.unwrap(),
+        Capability::NotCapable
+    );
+    assert_eq!(
+        sim.capability_requests(),
+        1,
+        "the negative answer is cached"
+    );
+    sim.add_device(phone, Some(&["RICHCARD_STANDALONE"]), true);
+    assert_eq!(
+        c.capability(phone, true).await.unwrap(),
+        Capability::NotCapable
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cap = c.capability(phone, true).await.unwrap();
+    assert_eq!(
+        cap,
+        Capability::Capable {
+            features: Some(vec!["RICHCARD_STANDALONE".into()])
+        }
+    );
+    assert_eq!(sim.capability_requests(), 2, "checked again after the ttl");
+    c.capability(phone, true).await.unwrap();
+    assert_eq!(
+        sim.capability_requests(),
+        2,
+        "the positive answer is cached"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_looked_up_with_one_users_batch_get() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900020", None, true);
+    sim.add_device("+447700900021", None, true);
+    let ch = channel(&sim, |_| {});
+    let batch: Vec<Outgoing> = ["+447700900020", "+447700900021", "+447700900022"]
+        .iter()
+        .map(|p| outgoing(p, None))
+        .collect();
+    ch.prepare(&batch).await;
+    assert_eq!(sim.batch_requests(), 1);
+    for o in &batch {
+        ch.send(&o.clone()).await.ok();
+    }
+    // Plain text needs no features: the bulk answer was enough.
+    assert_eq!(sim.capability_requests(), 0);
+    let sent: Vec<String> = sim.received().into_iter().map(|(p, _, _)| p).collect();
+    assert_eq!(sent, vec!["+447700900020", "+447700900021"]);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_card_carousel_and_suggestions_reach_rbm_in_its_json_shape() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900030", None, true);
+    let ch = channel(&sim, |_| {});
+    let card = json!({
+        "content": {"card": {"title": "Order 1234 shipped", "description": "Arrives Tuesday",
+            "media": {"url": "https://example.com/box.png", "height": "short"},
+            "suggestions": [{"open_url": {"text": "Track", "url": "https://example.com/t/1234"}}]}},
+        "suggestions": [{"reply": {"text": "Thanks", "postback_data": "thanks_1234"}},
+                        {"calendar_event": {"text": "Remind me", "start_time": "2026-12-01T09:00:00Z", "end_time": "2026-12-01T10:00:00Z", "title": "Delivery"}}]
+    });
+    let carousel = json!({
+        "content": {"carousel": [
+            {"title": "Red", "media": {"url": "https://example.com/r.png"}, "suggestions": [{"reply": {"text": "Red"}}]},
+            {"title": "Blue", "media": {"url": "https://example.com/b.png"}, "suggestions": [{"reply": {"text": "Blue"}}]}
+        ]},
+        "suggestions": [{"dial": {"text": "Call us", "phone_number": "+442071234567"}}]
+    });
+    for c in [card, carousel] {
+        let o = outgoing("+447700900030", Some(c));
+        let (ids, raw) = ch.send(&o).await.unwrap();
+        let mid = message_id_for(o.attempt_id.as_str());
+        assert_eq!(ids, vec![format!("rbm:{mid}")]);
+        assert_eq!(raw, "SENT");
+        let got = sim
+            .received()
+            .into_iter()
+            .find(|(_, id, _)| *id == mid)
+            .unwrap();
+        assert_eq!(got.0, "+447700900030");
+        assert_eq!(
+            got.2,
+            json!({"contentMessage": content_message(o.content.as_ref().unwrap())})
+        );
+    }
+    let all = sim.received();
+    assert!(
+        all[0].2["contentMessage"]["richCard"]["standaloneCard"]["cardContent"]["suggestions"][0]["action"]
+            ["openUrlAction"]["url"]
+            == "https://example.com/t/1234"
+    );
+    assert_eq!(
+        all[1].2["contentMessage"]["richCard"]["carouselCard"]["cardContents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_to_permanent_or_transient() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900040", Some(&["RICHCARD_STANDALONE"]), true);
+    let ch = channel(&sim, |_| {});
+    // Not RCS-reachable.
+    assert_eq!(
+        ch.send(&outgoing("+447700900041", None)).await.unwrap_err(),
+        SendError::Permanent {
+            code: codes::NOT_CAPABLE.into()
+        }
+    );
+    // Reachable, but no carousel support.
+    let carousel = json!({"content": {"carousel": [{"title": "a"}, {"title": "b"}]}});
+    assert_eq!(
+        ch.send(&outgoing("+447700900040", Some(carousel)))
+            .await
+            .unwrap_err(),
+        SendError::Permanent {
+            code: codes::FEATURE_UNSUPPORTED.into()
+        }
+    );
+    // 503 and 429 are transient; the retry of the same attempt then goes through, and
+    // a repeat of a send that got through is not an error (RBM ignores the id).
+    sim.fail_next(&[503, 429]);
+    let o = outgoing("+447700900040", None);
+    for code in ["rbm_503", "rbm_429"] {
+        match ch.send(&o).await.unwrap_err() {
+            SendError::Transient { code: c, .. } => assert_eq!(c, code),
+            e => panic!("{e:?}"),
+        }
+    }
+    ch.send(&o).await.unwrap();
+    ch.send(&o).await.unwrap();
+    assert_eq!(sim.received().len(), 1, "one message at RBM");
+    // RBM's own validation: a 26-character chip is INVALID_ARGUMENT (400), permanent.
+    let c = client(&sim);
+    let bad = json!({"contentMessage": {"text": "hi", "suggestions": [{"reply": {"text": "x".repeat(26), "postbackData": "x"}}]}});
+    let e = c
+        .send(
+            "+447700900040",
+            &message_id_for(AttemptId::generate().as_str()),
+            &bad,
+        )
+        .await
+        .unwrap_err();
+    match e {
+        RbmError::Api {
+            status,
+            reason,
+            message,
+            ..
+        } => {
+            assert_eq!((status, reason.as_str()), (400, "INVALID_ARGUMENT"));
+            assert!(message.contains("suggestions[0].reply.text"), "{message}");
+        }
+        e => panic!("{e:?}"),
+    }
+    // An expired message is not sent.
+    let mut old = outgoing("+447700900040", None);
+    old.expires_at = Some(hermod_core::now_ms() - 1);
+    assert_eq!(
+        ch.send(&old).await.unwrap_err(),
+        SendError::Permanent {
+            code: codes::TTL_EXPIRED.into()
+        }
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_answers_revoked_before_delivery_and_already_delivered_after() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900050", None, false);
+    let ch = channel(&sim, |_| {});
+    let pending = outgoing("+447700900050", None);
+    ch.send(&pending).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mid = message_id_for(pending.attempt_id.as_str());
+    assert_eq!(
+        sim.message_state(&mid),
+        Some(SimState::Pending),
+        "device offline"
+    );
+    assert_eq!(ch.revoke(&pending).await.unwrap(), Revoke::Revoked);
+    assert_eq!(sim.message_state(&mid), Some(SimState::Revoked));
+    sim.set_online("+447700900050", true);
+    let delivered = outgoing("+447700900050", None);
+    ch.send(&delivered).await.unwrap();
+    let mid2 = message_id_for(delivered.attempt_id.as_str());
+    for _ in 0..100 {
+        if sim.message_state(&mid2) == Some(SimState::Delivered) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.message_state(&mid2), Some(SimState::Delivered));
+    assert_eq!(
+        ch.revoke(&delivered).await.unwrap(),
+        Revoke::AlreadyDelivered
+    );
+    // The revoked message never reaches the device.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(sim.message_state(&mid), Some(SimState::Revoked));
+    sim.stop().await;
+}
+
+#[test]
+fn simulator_validation_follows_rbm_limits() {
+    use crate::sim::rbm::validate_agent_message as v;
+    let ok = json!({"contentMessage": {"text": "hi"}, "ttl": "30s"});
+    assert_eq!(v(&ok), Ok(()));
+    let cases = [
+        (json!({}), "agent_message.content_message"),
+        (
+            json!({"contentMessage": {"text": "a", "contentInfo": {"fileUrl": "https://x"}}}),
+            "exactly one of",
+        ),
+        (
+            json!({"contentMessage": {"text": "a", "suggestions": vec![json!({"reply": {"text": "a"}}); 12]}}),
+            "suggestions: at most 11",
+        ),
+        (
+            json!({"contentMessage": {"richCard": {"carouselCard": {"cardWidth": "MEDIUM", "cardContents": [{"title": "a"}]}}}}),
+            "card_contents: 2 to 10",
+        ),
+        (
+            json!({"contentMessage": {"richCard": {"standaloneCard": {"cardOrientation": "HORIZONTAL", "cardContent": {"title": "a"}}}}}),
+            "thumbnail_image_alignment",
+        ),
+        (
+            json!({"contentMessage": {"richCard": {"standaloneCard": {"cardOrientation": "VERTICAL", "cardContent": {"title": "a",
+                "suggestions": vec![json!({"reply": {"text": "a"}}); 5]}}}}}),
+            "card_content.suggestions: at most 4",
+        ),
+        (
+            json!({"contentMessage": {"richCard": {"standaloneCard": {"cardOrientation": "VERTICAL", "cardContent": {"title": "t".repeat(201)}}}}}),
+            "title: at most 200",
+        ),
+        (
+            json!({"contentMessage": {"text": "a", "suggestions": [{"action": {"text": "Go", "openUrlAction": {}}}]}}),
+            "open_url_action.url",
+        ),
+        (
+            json!({"contentMessage": {"text": "a"}, "ttl": "30s", "expireTime": "2026-01-01T00:00:00Z"}),
+            "only one of ttl",
+        ),
+    ];
+    for (msg, want) in cases {
+        let e = v(&msg).unwrap_err();
+        assert!(e.contains(want), "{msg}: {e}");
+    }
+}
