@@ -245,6 +245,7 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
     assert_eq!(v["data"][0]["status"], "failed");
     let (s, v) = get(&base, &key, "/v1/messages?colour=red").await;
     assert_eq!((s, v["error"]["field"].as_str()), (400, Some("colour")));
+    crate::rcs::rcs_is_refused_when_not_configured(&base, &key).await;
     assert_eq!(
         get(&base, &other, "/v1/messages").await.1["data"]
             .as_array()

@@ -1,5 +1,5 @@
-//! `hermod demo`: prints the key and address, carries a message to delivered with its
-//! built-in simulator, and stops cleanly on SIGTERM.
+//! `hermod demo`: prints the key and address, carries an SMS to delivered and an RCS
+//! card to read with its built-in simulators, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -60,6 +60,35 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
             .await
             .unwrap();
         v["status"] == "delivered"
+    })
+    .await;
+    // A rich card through the built-in RBM simulator reaches `read`.
+    let v: Value = client
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "to": "+447911123456", "channels": ["rcs"],
+            "content": {"card": {"title": "Order 1234 shipped", "description": "Arrives Tuesday"}},
+            "suggestions": [{"reply": {"text": "Thanks"}}]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/v1/messages/{}", v["id"].as_str().expect("an id"));
+    eventually("the card read", Duration::from_secs(20), || async {
+        let v: Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["status"] == "read"
     })
     .await;
     let term = Command::new("kill")

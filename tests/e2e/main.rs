@@ -6,6 +6,7 @@ mod crash;
 mod demo;
 mod distributed;
 mod queue;
+mod rcs;
 mod sms;
 mod store;
 mod support;

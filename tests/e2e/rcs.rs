@@ -1,0 +1,413 @@
+//! RCS through the RBM simulator: rich content in RBM's JSON shape, receipts from
+//! signed events (sent → delivered → read), webhook signatures and the setup
+//! handshake, duplicate events, user replies as inbound messages, numbers that are not
+//! RCS-capable, and the API's content validation — the real binary.
+
+use std::time::Duration;
+
+use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
+use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Server, call, create_key, eventually, free_port, start_smsc};
+
+const AGENT: &str = "e2e-agent@rbm.goog";
+const TOKEN: &str = "e2e-client-token";
+
+struct Rig {
+    server: Server,
+    sim: RbmSim,
+    key: String,
+    _dir: tempfile::TempDir,
+    _smsc: hermod_channels::sim::smsc::Smsc,
+}
+
+/// A server with one RBM agent `shop` on the simulator; `tweak` sets the simulator up.
+async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
+    let smsc = start_smsc(Default::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cfg = RbmSimConfig::new(AGENT, DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM).unwrap();
+    cfg.webhook_url = Some(format!("http://127.0.0.1:{port}/v1/webhooks/rbm/shop"));
+    cfg.client_token = TOKEN.into();
+    cfg.delivery_delay = Duration::from_millis(100);
+    cfg.read_delay = Some(Duration::from_millis(200));
+    tweak(&mut cfg);
+    let sim = RbmSim::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let sa = dir.path().join("service-account.json");
+    std::fs::write(
+        &sa,
+        json!({
+            "type": "service_account",
+            "client_email": DEMO_CLIENT_EMAIL,
+            "private_key": DEMO_SERVICE_ACCOUNT_PEM,
+            "token_uri": sim.token_uri(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[smpp]
+url = "{smpp}"
+
+[[rcs.agents]]
+name = "shop"
+agent_id = "{AGENT}"
+service_account_file = "{sa}"
+base_url = "{base}"
+client_token = "{TOKEN}"
+"#,
+            smpp = smsc.url("hermod", "secret"),
+            sa = sa.display(),
+            base = sim.base_url(),
+        ),
+    )
+    .unwrap();
+    let key = create_key(dir.path(), "shop");
+    let server = Server::start_with_config(dir.path(), &config, port);
+    server.wait_healthy().await;
+    Rig {
+        server,
+        sim,
+        key,
+        _dir: dir,
+        _smsc: smsc,
+    }
+}
+
+async fn send(r: &Rig, body: Value) -> (u16, Value) {
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{}/v1/messages", r.server.base),
+        &r.key,
+        Some(body),
+    )
+    .await;
+    (s, v)
+}
+
+async fn message(r: &Rig, id: &str) -> Value {
+    call(
+        Method::GET,
+        &format!("{}/v1/messages/{id}", r.server.base),
+        &r.key,
+        None,
+    )
+    .await
+    .1
+}
+
+async fn wait_status(r: &Rig, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = message(r, id).await;
+        if last["status"] == want {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("message {id} never became {want}: {last}");
+}
+
+async fn inbound(r: &Rig) -> Vec<Value> {
+    let v = call(
+        Method::GET,
+        &format!("{}/v1/inbound", r.server.base),
+        &r.key,
+        None,
+    )
+    .await
+    .1;
+    v["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// POSTs to the agent's webhook as RBM would.
+async fn webhook(r: &Rig, body: &str, signature: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/rbm/shop", r.server.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(s) = signature {
+        req = req.header("X-Goog-Signature", s);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn statuses(m: &Value) -> Vec<String> {
+    m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rich_messages_reach_read_and_replies_come_back_as_inbound() {
+    let r = rig(|_| {}).await;
+    let phone = "+447700900100";
+    r.sim.add_device(phone, None, true);
+    let (s, card) = send(
+        &r,
+        json!({
+            "to": phone, "channels": ["rcs"],
+            "content": {"card": {"title": "Order 1234 shipped", "description": "Arrives Tuesday",
+                "media": {"url": "https://shop.example/box.png"},
+                "suggestions": [{"open_url": {"text": "Track", "url": "https://shop.example/t/1234"}}]}},
+            "suggestions": [{"reply": {"text": "Thanks", "postback_data": "thanks_1234"}},
+                            {"view_location": {"text": "Pick-up point", "latitude": 51.5, "longitude": -0.12}}]
+        }),
+    )
+    .await;
+    assert_eq!(s, 202, "{card}");
+    // The plain-text form is derived for channels without rich content.
+    assert_eq!(
+        card["text"],
+        "Order 1234 shipped\nArrives Tuesday\nTrack: https://shop.example/t/1234"
+    );
+    let (s, carousel) = send(
+        &r,
+        json!({
+            "to": phone, "channels": ["rcs"], "ttl": 3600,
+            "content": {"carousel": [
+                {"title": "Red", "media": {"url": "https://shop.example/r.png"}, "suggestions": [{"reply": {"text": "Red"}}]},
+                {"title": "Blue", "media": {"url": "https://shop.example/b.png"}, "suggestions": [{"reply": {"text": "Blue"}}]}
+            ]}
+        }),
+    )
+    .await;
+    assert_eq!(s, 202, "{carousel}");
+    for m in [&card, &carousel] {
+        let done = wait_status(&r, m["id"].as_str().unwrap(), "read").await;
+        let st = statuses(&done);
+        let pos = |s: &str| st.iter().position(|x| x == s).unwrap();
+        assert!(
+            pos("sent") < pos("delivered") && pos("delivered") < pos("read"),
+            "{st:?}"
+        );
+        assert_eq!(done["attempts"][0]["channel"], "rcs");
+        assert_eq!(done["attempts"][0]["raw_status"], "READ");
+    }
+    // What RBM got: its AgentMessage JSON, each message id once.
+    let got = r.sim.received();
+    assert_eq!(got.len(), 2);
+    let card_json = &got[0].2["contentMessage"];
+    assert_eq!(
+        card_json["richCard"]["standaloneCard"]["cardContent"]["title"],
+        "Order 1234 shipped"
+    );
+    assert_eq!(
+        card_json["richCard"]["standaloneCard"]["cardContent"]["suggestions"][0]["action"]["openUrlAction"]
+            ["url"],
+        "https://shop.example/t/1234"
+    );
+    assert_eq!(
+        card_json["suggestions"][0],
+        json!({"reply": {"text": "Thanks", "postbackData": "thanks_1234"}})
+    );
+    assert_eq!(
+        card_json["suggestions"][1]["action"]["viewLocationAction"]["latLong"],
+        json!({"latitude": 51.5, "longitude": -0.12})
+    );
+    let car = &got[1].2;
+    assert_eq!(
+        car["contentMessage"]["richCard"]["carouselCard"]["cardContents"][1]["title"],
+        "Blue"
+    );
+    assert!(car["ttl"].as_str().unwrap().ends_with('s'));
+
+    // The user taps "Thanks" and shares a location: inbound messages of this tenant.
+    r.sim.user_message(phone, "Thanks", Some("thanks_1234"));
+    eventually("the reply", Duration::from_secs(10), || async {
+        !inbound(&r).await.is_empty()
+    })
+    .await;
+    r.sim.user_location(phone, 51.5, -0.12);
+    eventually("the location", Duration::from_secs(10), || async {
+        inbound(&r).await.len() == 2
+    })
+    .await;
+    let list = inbound(&r).await;
+    let tap = list.iter().find(|m| m["text"] == "Thanks").unwrap();
+    assert_eq!(tap["from"], phone);
+    assert_eq!(tap["to"], AGENT);
+    assert_eq!(tap["connector"], "rbm:shop");
+    assert_eq!(tap["payload"]["type"], "suggestion_response");
+    assert_eq!(tap["payload"]["postback_data"], "thanks_1234");
+    let loc = list
+        .iter()
+        .find(|m| m["payload"]["type"] == "location")
+        .unwrap();
+    assert_eq!(loc["payload"]["latitude"], 51.5);
+    r.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_checks_signatures_answers_the_handshake_and_ignores_duplicates() {
+    // The device never acknowledges by itself: this test sends the events.
+    let r = rig(|c| c.delivery_delay = Duration::from_secs(3600)).await;
+    let phone = "+447700900200";
+    r.sim.add_device(phone, None, true);
+
+    // Registration handshake: the secret comes back only for the right clientToken.
+    let (s, body) = webhook(
+        &r,
+        &json!({"clientToken": TOKEN, "secret": "s3cr3t-nonce"}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!((s, body.as_str()), (200, "s3cr3t-nonce"));
+    let (s, _) = webhook(
+        &r,
+        &json!({"clientToken": "guess", "secret": "x"}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    let (_, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"], "text": "Your code is 123456"}),
+    )
+    .await;
+    let id = m["id"].as_str().unwrap().to_owned();
+    let sent = wait_status(&r, &id, "sent").await;
+    let pid = sent["attempts"][0]["provider_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rbm_id = pid.strip_prefix("rbm:").unwrap();
+    assert_eq!(r.sim.received()[0].1, rbm_id);
+
+    let read = json!({"senderPhoneNumber": phone, "eventType": "READ", "eventId": "EV-READ-1",
+                      "messageId": rbm_id, "sendTime": "2026-11-22T10:00:00Z", "agentId": AGENT});
+    let (body, sig) = r.sim.signed_envelope(&read);
+    // Forged: signed with another token; missing; data swapped under a valid signature.
+    let forged = hermod_crypto::rbm::sign_webhook("not-the-token", read.to_string().as_bytes());
+    assert_eq!(webhook(&r, &body, Some(&forged)).await.0, 401);
+    assert_eq!(webhook(&r, &body, None).await.0, 401);
+    let (other, _) = r
+        .sim
+        .signed_envelope(&json!({"eventType": "READ", "eventId": "EV-X", "messageId": rbm_id}));
+    assert_eq!(webhook(&r, &other, Some(&sig)).await.0, 401);
+    assert_eq!(
+        message(&r, &id).await["status"],
+        "sent",
+        "rejected events change nothing"
+    );
+
+    let (s, v) = webhook(&r, &body, Some(&sig)).await;
+    assert_eq!((s, v.contains("\"ok\"")), (200, true), "{v}");
+    assert_eq!(message(&r, &id).await["status"], "read");
+    // The same event again (RBM redelivers): acknowledged, nothing changes.
+    let (s, v) = webhook(&r, &body, Some(&sig)).await;
+    assert_eq!((s, v.contains("duplicate")), (200, true), "{v}");
+    // A late DELIVERED after READ never moves the message back.
+    let late = json!({"senderPhoneNumber": phone, "eventType": "DELIVERED", "eventId": "EV-DEL-1",
+                      "messageId": rbm_id, "agentId": AGENT});
+    let (b, s2) = r.sim.signed_envelope(&late);
+    assert_eq!(webhook(&r, &b, Some(&s2)).await.0, 200);
+    let after = message(&r, &id).await;
+    assert_eq!(after["status"], "read");
+    assert_eq!(
+        statuses(&after).iter().filter(|s| *s == "read").count(),
+        1,
+        "one read event"
+    );
+
+    // A user message delivered twice is stored once.
+    let reply = json!({"senderPhoneNumber": phone, "messageId": "USER-MSG-1",
+                       "sendTime": "2026-11-22T10:01:00Z", "agentId": AGENT, "text": "ok thanks"});
+    let (b, s3) = r.sim.signed_envelope(&reply);
+    assert_eq!(webhook(&r, &b, Some(&s3)).await.0, 200);
+    assert_eq!(webhook(&r, &b, Some(&s3)).await.0, 200);
+    let list = inbound(&r).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["text"], "ok thanks");
+
+    // An unknown agent name is 404; bad JSON is 400.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/rbm/nobody", r.server.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(webhook(&r, "not json", Some(&sig)).await.0, 400);
+    r.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn numbers_without_rcs_fail_and_content_errors_name_the_field() {
+    let r = rig(|_| {}).await;
+    let (s, m) = send(
+        &r,
+        json!({"to": "+447700900300", "channels": ["rcs"], "text": "hi"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let done = wait_status(&r, m["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(done["attempts"][0]["error"]["code"], "rcs_not_capable");
+    assert_eq!(done["attempts"][0]["error"]["permanent"], true);
+    assert!(r.sim.received().is_empty());
+
+    let cases = [
+        (
+            json!({"to": "+447700900300", "text": "hi", "suggestions": [{"reply": {"text": "x".repeat(26)}}]}),
+            "suggestions[0].reply.text",
+        ),
+        (
+            json!({"to": "+447700900300", "content": {"carousel": [{"title": "only one"}]}}),
+            "content.carousel",
+        ),
+        (
+            json!({"to": "+447700900300", "content": {"card": {"title": "t", "colour": "red"}}}),
+            "content.card.colour",
+        ),
+        (
+            json!({"to": "+447700900300", "content": {"card": {"title": "t".repeat(201)}}}),
+            "content.card.title",
+        ),
+        (
+            json!({"to": "+447700900300", "content": {"text": "hi"}, "suggestions": vec![json!({"reply": {"text": "a"}}); 12]}),
+            "suggestions",
+        ),
+        (
+            json!({"to": "+447700900300", "text": "hi", "suggestions": [{"open_url": {"text": "Go", "url": "javascript:alert(1)"}}]}),
+            "suggestions[0].open_url.url",
+        ),
+        (json!({"to": "+447700900300"}), "text"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = send(&r, body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    r.sim.stop().await;
+}
+
+/// A server without RCS agents refuses `channels: ["rcs"]` and has no RBM webhook.
+pub(crate) async fn rcs_is_refused_when_not_configured(base: &str, key: &str) {
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/messages"),
+        key,
+        Some(json!({"to": "+447700900400", "text": "hi", "channels": ["rcs"]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["field"], "channels[0]");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/webhooks/rbm/shop"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
