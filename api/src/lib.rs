@@ -77,7 +77,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// `POST /v1/webhooks/rbm/{agent}`: RBM's setup handshake and signed events. No API
 /// key: the HMAC signature (or the clientToken) authenticates the caller.
-async fn rbm_webhook(
+#[utoipa::path(post, path = "/v1/webhooks/rbm/{agent}", security(()),
+    params(("agent" = String, Path, description = "the agent's `name` in the configuration"),
+           ("X-Goog-Signature" = Option<String>, Header, description = "base64(HMAC-SHA512(clientToken, message.data))")),
+    request_body(content = Object, description = "a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
+    responses((status = 200, description = "recorded, a duplicate, or the handshake's secret"),
+              (status = 400), (status = 401, description = "bad or missing signature"), (status = 404), (status = 503)))]
+pub(crate) async fn rbm_webhook(
     state: web::Data<AppState>,
     agent: web::Path<String>,
     req: actix_web::HttpRequest,

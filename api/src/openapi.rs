@@ -10,7 +10,7 @@ use crate::ops;
     info(title = "Hermod API", description = "One API for SMS, RCS and app messages."),
     paths(messages::create, messages::create_batch, messages::get, messages::list, messages::cancel,
           inbound::list_inbound, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
-          ops::connectors, ops::reload, ops::dead_letters),
+          ops::connectors, ops::reload, ops::dead_letters, crate::rbm_webhook),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
                        InboundResource, InboundList, NewOptOut, OptOutResource)),
     modifiers(&Bearer)

@@ -406,7 +406,7 @@ impl RichMessage {
     /// The RBM capability features a device needs to show this message as it is.
     pub fn features(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let mut chips: Vec<&Suggestion> = self.suggestions.iter().collect();
+        let mut chips: Vec<&Suggestion> = Vec::new();
         match &self.content {
             Content::Card(c) => {
                 out.push("RICHCARD_STANDALONE");
@@ -418,6 +418,7 @@ impl RichMessage {
             }
             Content::Text(_) | Content::Media(_) => {}
         }
+        chips.extend(&self.suggestions);
         for f in chips.into_iter().filter_map(Suggestion::feature) {
             if !out.contains(&f) {
                 out.push(f);

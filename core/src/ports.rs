@@ -183,6 +183,11 @@ pub trait Channel: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+    /// Whether sending the same attempt twice is harmless (the provider drops the
+    /// repeat): then a send left in doubt by a crash is simply sent again.
+    fn idempotent_sends(&self) -> bool {
+        false
+    }
     /// Called with each batch before its sends (e.g. one bulk capability lookup).
     async fn prepare(&self, _batch: &[Outgoing]) {}
     /// Submits and returns the provider ids (one per part) and the raw provider status.

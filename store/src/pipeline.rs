@@ -100,7 +100,11 @@ macro_rules! apply_in_tx {
             match by_pid.get_mut(&r.provider_id) {
                 None => unknown.push(r.clone()),
                 Some(p) => {
-                    if parse_status(&p.status).can_advance_to(r.status) {
+                    let cur = parse_status(&p.status);
+                    // Same status, new raw state (RBM's TTL_EXPIRATION_REVOKE_FAILED on
+                    // a sent message): recorded, nothing moves.
+                    let note = cur == r.status && p.raw_status.as_deref() != Some(r.raw_status.as_str());
+                    if cur.can_advance_to(r.status) || note {
                         p.status = r.status.as_str().to_owned();
                         p.raw_status = Some(r.raw_status.clone());
                         p.error_code = r.error_code.clone();
@@ -144,7 +148,8 @@ macro_rules! apply_in_tx {
                 let mine: Vec<&PartRow> = all_parts.iter().filter(|p| p.attempt_id == a.id).collect();
                 let statuses: Vec<Status> = mine.iter().map(|p| parse_status(&p.status)).collect();
                 let folded = Status::fold_parts(&statuses, usize::try_from(a.parts).unwrap_or(1));
-                if !parse_status(&a.status).can_advance_to(folded) {
+                let same = parse_status(&a.status) == folded;
+                if !same && !parse_status(&a.status).can_advance_to(folded) {
                     continue;
                 }
                 // The raw status and error of the part that decided the outcome.
@@ -156,7 +161,7 @@ macro_rules! apply_in_tx {
                 // `err:000` on a delivered part is no error.
                 let err = decider.and_then(|p| p.error_code.clone()).filter(|_| folded.is_failure());
                 att_updates.push(((folded.as_str(), raw.clone(), err.clone()), a.id.clone()));
-                if parse_status(&m.status).can_advance_to(folded) {
+                if !same && parse_status(&m.status).can_advance_to(folded) {
                     msg_updates.push((folded.as_str(), m.id.clone()));
                     evs.push(event_row(
                         &m.id,

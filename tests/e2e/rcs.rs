@@ -302,6 +302,18 @@ async fn webhook_checks_signatures_answers_the_handshake_and_ignores_duplicates(
         "rejected events change nothing"
     );
 
+    // A server event: RBM could not revoke at TTL. Recorded, the status stays.
+    let failed = json!({"eventType": "TTL_EXPIRATION_REVOKE_FAILED", "eventId": "EV-TTL-1",
+                        "messageId": rbm_id, "phoneNumber": phone, "agentId": AGENT});
+    let (b, s1) = r.sim.signed_envelope(&failed);
+    assert_eq!(webhook(&r, &b, Some(&s1)).await.0, 200);
+    let noted = message(&r, &id).await;
+    assert_eq!(noted["status"], "sent");
+    assert_eq!(
+        noted["attempts"][0]["raw_status"],
+        "TTL_EXPIRATION_REVOKE_FAILED"
+    );
+
     let (s, v) = webhook(&r, &body, Some(&sig)).await;
     assert_eq!((s, v.contains("\"ok\"")), (200, true), "{v}");
     assert_eq!(message(&r, &id).await["status"], "read");
@@ -356,6 +368,17 @@ async fn numbers_without_rcs_fail_and_content_errors_name_the_field() {
     assert_eq!(done["attempts"][0]["error"]["code"], "rcs_not_capable");
     assert_eq!(done["attempts"][0]["error"]["permanent"], true);
     assert!(r.sim.received().is_empty());
+
+    // A device that stays offline past the ttl: RBM revokes it and says so.
+    r.sim.add_device("+447700900301", None, false);
+    let (_, m) = send(
+        &r,
+        json!({"to": "+447700900301", "channels": ["rcs"], "text": "flash sale", "ttl": 1}),
+    )
+    .await;
+    let done = wait_status(&r, m["id"].as_str().unwrap(), "expired").await;
+    assert_eq!(done["attempts"][0]["raw_status"], "TTL_EXPIRATION_REVOKED");
+    assert_eq!(done["attempts"][0]["error"]["code"], "ttl_expired");
 
     let cases = [
         (

@@ -90,7 +90,9 @@ async fn work(
                 // A submit may have reached the SMSC before a crash: its receipt carries
                 // our user_message_reference. Resend only when none came in time.
                 let (tag, _) = tag_of(&outgoing.attempt_id);
-                if p.store.resolve_in_doubt(&outgoing).await? {
+                if channel.idempotent_sends() {
+                    to_send.push(outgoing);
+                } else if p.store.resolve_in_doubt(&outgoing).await? {
                     tracing::info!(attempt = %outgoing.attempt_id, "in-doubt submit resolved by its receipt");
                     next.push((tag, Next::Ack));
                 } else if now_ms() - since

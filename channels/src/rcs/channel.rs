@@ -101,6 +101,11 @@ impl Channel for RcsChannel {
         ChannelKind::Rcs
     }
 
+    /// RBM ignores a repeated messageId (ours is the attempt's).
+    fn idempotent_sends(&self) -> bool {
+        true
+    }
+
     /// One `users:batchGet` per agent for the numbers of a batch that are not cached.
     async fn prepare(&self, batch: &[Outgoing]) {
         let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
