@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use hermod_api::{AppState, Operations};
+use hermod_channels::app::AppChannel;
 use hermod_channels::rcs::{RbmWebhook, RcsChannel};
 use hermod_channels::smpp::{BindLeases, Sinks, SmsRouter};
 use hermod_core::model::ChannelKind;
@@ -190,7 +191,7 @@ impl Roles {
         stages: Stages::ALL,
     };
 
-    /// `--stages relay,dispatch,sms,rcs` (any subset).
+    /// `--stages relay,dispatch,sms,rcs,app` (any subset).
     pub fn worker(stages: &str) -> anyhow::Result<Roles> {
         let mut r = Roles {
             api: false,
@@ -199,6 +200,7 @@ impl Roles {
                 dispatch: false,
                 sms: false,
                 rcs: false,
+                app: false,
             },
         };
         for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -207,7 +209,8 @@ impl Roles {
                 "dispatch" => r.stages.dispatch = true,
                 "sms" => r.stages.sms = true,
                 "rcs" => r.stages.rcs = true,
-                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms, rcs)"),
+                "app" => r.stages.app = true,
+                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms, rcs, app)"),
             }
         }
         Ok(r)
@@ -368,11 +371,21 @@ pub async fn run(
     } else {
         None
     };
+    let (app_wake, _) = tokio::sync::broadcast::channel::<String>(1024);
+    let app: Option<Arc<dyn hermod_core::ports::Channel>> = if roles.stages.app {
+        Some(
+            AppChannel::new(store.clone(), app_wake.clone(), settings.app.clone())
+                .map_err(anyhow::Error::msg)?,
+        )
+    } else {
+        None
+    };
     let pipeline = Pipeline {
         store: store.clone(),
         queue: queue.clone(),
         sms,
         rcs,
+        app,
         settings: WorkerSettings {
             batch: settings.workers.batch,
             senders: settings.workers.senders,
@@ -383,7 +396,7 @@ pub async fn run(
     tasks.extend(pipeline.spawn_stages(roles.stages, cancel.clone()));
     match listener.filter(|_| roles.api) {
         Some(listener) => {
-            let mut channels = vec![ChannelKind::Sms];
+            let mut channels = vec![ChannelKind::Sms, ChannelKind::App];
             let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
             if rcs_on {
                 channels.push(ChannelKind::Rcs);
@@ -392,6 +405,8 @@ pub async fn run(
             let state = AppState {
                 channels,
                 rbm_webhook,
+                devices: Some(store.clone() as Arc<dyn hermod_core::ports::Devices>),
+                app_wake: Some(app_wake),
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hermod_channels::rcs::AgentConfig;
+use hermod_channels::sim::device::DeviceSim;
 use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
 use hermod_channels::sim::smsc::{Smsc, SmscConfig};
 use tokio_util::sync::CancellationToken;
@@ -44,7 +45,7 @@ enum Cmd {
     Worker {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, default_value = "relay,dispatch,sms,rcs")]
+        #[arg(long, default_value = "relay,dispatch,sms,rcs,app")]
         stages: String,
     },
     /// `serve` plus the built-in SMSC and RBM simulators on loopback, with an API key
@@ -104,6 +105,24 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum SimCmd {
+    /// An app device: registers an X25519 key for a number, receives sealed messages
+    /// over the WebSocket stream, opens them and acknowledges delivered, then read.
+    Device {
+        /// The Hermod API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A tenant API key (to register the device).
+        #[arg(long, env = "HERMOD_TOKEN")]
+        api_key: String,
+        /// The recipient number this device belongs to.
+        #[arg(long)]
+        recipient: String,
+        /// chacha20poly1305 or aes256gcm.
+        #[arg(long, default_value = "chacha20poly1305")]
+        aead: String,
+        #[arg(long, default_value_t = 1000)]
+        read_delay_ms: u64,
+    },
     /// An RBM API v1 server (token, capabilities, agentMessages, revoke) that posts
     /// signed events to the agent's webhook.
     Rbm {
@@ -251,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
                     dispatch: false,
                     sms: false,
                     rcs: false,
+                    app: false,
                 },
             };
             app::run(s, config, roles, Some(listener), shutdown_token()).await?;
@@ -310,6 +330,26 @@ async fn main() -> anyhow::Result<()> {
             shutdown_token().cancelled().await;
             sim.stop().await;
         }
+        Cmd::Sim {
+            cmd:
+                SimCmd::Device {
+                    url,
+                    api_key,
+                    recipient,
+                    aead,
+                    read_delay_ms,
+                },
+        } => {
+            let aead = hermod_crypto::hpke::Aead::parse(&aead)
+                .ok_or_else(|| anyhow::anyhow!("--aead: chacha20poly1305 or aes256gcm"))?;
+            let dev = DeviceSim::register(&url, &api_key, &recipient, aead).await?;
+            println!(
+                "device {} registered for {recipient}; waiting for messages",
+                dev.id
+            );
+            dev.run(Duration::from_millis(read_delay_ms), shutdown_token())
+                .await;
+        }
         Cmd::Demo { listen, data } => {
             let smsc = Smsc::start(
                 "127.0.0.1:0".parse()?,
@@ -358,8 +398,34 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+447911123456\",\"channels\":[\"rcs\"],\"content\":{{\"card\":{{\"title\":\"Order 1234 shipped\",\"description\":\"Arrives Tuesday\"}}}},\"suggestions\":[{{\"reply\":{{\"text\":\"Thanks\"}}}}]}}'"
             );
+            println!(
+                "  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"{DEMO_APP_USER}\",\"channels\":[\"app\"],\"text\":\"End-to-end encrypted hello\"}}'"
+            );
             println!("  curl -s http://{addr}/v1/messages/<id> -H 'Authorization: Bearer {key}'");
-            app::serve(s, None, listener, shutdown_token()).await?;
+            // A simulated app device of DEMO_APP_USER, once the API answers.
+            let cancel = shutdown_token();
+            let (base, dev_key, dev_cancel) =
+                (format!("http://{addr}"), key.clone(), cancel.clone());
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    match DeviceSim::register(
+                        &base,
+                        &dev_key,
+                        DEMO_APP_USER,
+                        hermod_crypto::hpke::Aead::ChaCha20Poly1305,
+                    )
+                    .await
+                    {
+                        Ok(d) => {
+                            d.run(Duration::from_millis(1500), dev_cancel).await;
+                            return;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+                tracing::warn!("demo device could not register");
+            });
+            app::serve(s, None, listener, cancel).await?;
             rbm.stop().await;
             smsc.stop();
         }
@@ -450,6 +516,9 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The number of the demo's simulated app device.
+const DEMO_APP_USER: &str = "+447700900777";
 
 /// A service-account key file for the simulators' public demo key.
 fn demo_service_account(token_uri: &str) -> String {

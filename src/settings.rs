@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hermod_channels::app::AppConfig;
 use hermod_channels::rcs::RcsConfig;
 use hermod_channels::smpp::{ConnectorConfig, RouteConfig, Secret};
 
@@ -40,6 +41,9 @@ pub struct Settings {
     /// RCS through Google RBM: `[[rcs.agents]]`.
     #[serde(default)]
     pub rcs: RcsConfig,
+    /// The encrypted app channel: `[app] push_relay_url`, `[app.push_relays]`.
+    #[serde(default)]
+    pub app: AppConfig,
     pub workers: Workers,
 }
 
@@ -135,6 +139,7 @@ impl Default for Settings {
                 routes: Vec::new(),
             },
             rcs: RcsConfig::default(),
+            app: AppConfig::default(),
             workers: Workers {
                 batch: 128,
                 senders: 4,

@@ -4,6 +4,7 @@
 //! Handlers see only the `Store` trait. Errors are `{"error": {code, message, field?}}`
 //! with the right 4xx; unknown JSON fields are refused with the field named.
 
+mod app;
 mod auth;
 mod error;
 mod inbound;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub channels: Vec<ChannelKind>,
     /// RBM webhook ingress, when RCS agents are configured.
     pub rbm_webhook: Option<Arc<dyn WebhookIngress>>,
+    /// The app channel's device registry and inboxes.
+    pub devices: Option<Arc<dyn hermod_core::ports::Devices>>,
+    /// Device ids with new envelopes (wakes this process's app streams).
+    pub app_wake: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -69,7 +74,14 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/connectors", web::get().to(ops::connectors))
                     .route("/admin/reload", web::post().to(ops::reload))
                     .route("/admin/dead-letters", web::get().to(ops::dead_letters))
-                    .route("/webhooks/rbm/{agent}", web::post().to(rbm_webhook)),
+                    .route("/webhooks/rbm/{agent}", web::post().to(rbm_webhook))
+                    .route("/devices", web::post().to(app::register))
+                    .route("/devices", web::get().to(app::list))
+                    .route("/devices/{id}/key", web::post().to(app::rotate))
+                    .route("/devices/{id}", web::delete().to(app::revoke))
+                    .route("/app/inbox", web::get().to(app::inbox))
+                    .route("/app/stream", web::get().to(app::stream))
+                    .route("/app/receipts", web::post().to(app::receipt)),
             )
             .default_service(web::to(not_found));
     }

@@ -33,7 +33,8 @@ pub struct SendMessage {
     /// `{"share_location": {text}}`.
     #[schema(value_type = Vec<Object>)]
     pub suggestions: Option<Vec<serde_json::Value>>,
-    /// Ordered channels to try (`sms`, `rcs`); default `["sms"]`.
+    /// Ordered channels to try (`sms`, `rcs`, `app`); default `["sms"]`. The first one
+    /// is used; falling back along the list comes with channel selection.
     pub channels: Option<Vec<String>>,
     /// Seconds the message stays worth delivering (1 to 604800).
     pub ttl: Option<i64>,
@@ -288,7 +289,7 @@ fn validate(
                 let k = ChannelKind::parse(c).ok_or_else(|| {
                     ApiError::field(
                         f(&format!("channels[{i}]")),
-                        format!("unsupported channel '{c}' (supported: sms, rcs)"),
+                        format!("unsupported channel '{c}' (supported: sms, rcs, app)"),
                     )
                 })?;
                 if !enabled.contains(&k) {

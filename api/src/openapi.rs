@@ -3,16 +3,18 @@ use utoipa::OpenApi;
 
 use crate::inbound::{self, *};
 use crate::messages::{self, *};
-use crate::ops;
+use crate::{app, ops};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hermod API", description = "One API for SMS, RCS and app messages."),
     paths(messages::create, messages::create_batch, messages::get, messages::list, messages::cancel,
           inbound::list_inbound, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
-          ops::connectors, ops::reload, ops::dead_letters, crate::rbm_webhook),
+          ops::connectors, ops::reload, ops::dead_letters, crate::rbm_webhook,
+          app::register, app::list, app::rotate, app::revoke, app::inbox, app::receipt),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
-                       InboundResource, InboundList, NewOptOut, OptOutResource)),
+                       InboundResource, InboundList, NewOptOut, OptOutResource,
+                       app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

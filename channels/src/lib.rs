@@ -2,6 +2,7 @@
 //! receipts. Simulators of the providers live in `sim` and follow the public specs,
 //! not our client code.
 
+pub mod app;
 pub mod rcs;
 pub mod sim;
 pub mod smpp;

@@ -1,6 +1,7 @@
 //! Hermod domain: identifiers, phone numbers, the unified status model, jobs and the
 //! traits (`Store`, `Queue`, `Channel`) that the pipeline is generic over. No I/O here.
 
+pub mod app;
 pub mod content;
 pub mod ids;
 pub mod inbound;

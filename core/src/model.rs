@@ -5,21 +5,24 @@ use serde::{Deserialize, Serialize};
 use crate::content::RichMessage;
 use crate::{AttemptId, MessageId, Msisdn, Status, TenantId};
 
-/// The channels a message can take. The app channel adds a variant here.
+/// The channels a message can take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Sms,
     Rcs,
+    /// End-to-end encrypted delivery to the tenant's own app.
+    App,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Sms, ChannelKind::Rcs];
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Sms, ChannelKind::Rcs, ChannelKind::App];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Sms => "sms",
             ChannelKind::Rcs => "rcs",
+            ChannelKind::App => "app",
         }
     }
     pub fn parse(s: &str) -> Option<ChannelKind> {
@@ -30,6 +33,7 @@ impl ChannelKind {
         match self {
             ChannelKind::Sms => queues::SMS,
             ChannelKind::Rcs => queues::RCS,
+            ChannelKind::App => queues::APP,
         }
     }
 }
@@ -156,6 +160,7 @@ pub enum CancelOutcome {
 pub struct Outgoing {
     pub attempt_id: AttemptId,
     pub message_id: MessageId,
+    pub tenant_id: TenantId,
     pub to: Msisdn,
     pub from: Option<String>,
     pub text: String,
@@ -250,4 +255,5 @@ pub mod queues {
     pub const DISPATCH: &str = "dispatch";
     pub const SMS: &str = "channel.sms";
     pub const RCS: &str = "channel.rcs";
+    pub const APP: &str = "channel.app";
 }

@@ -125,6 +125,51 @@ pub trait Store: Send + Sync {
     async fn forget_event(&self, source: &str, event_id: &str) -> PortResult<()>;
 }
 
+/// The app channel's devices and their inboxes of sealed envelopes.
+#[async_trait]
+pub trait Devices: Send + Sync {
+    async fn register_device(&self, device: &crate::app::Device) -> PortResult<()>;
+    /// A device by id, revoked ones included (token checks look at `revoked_at`).
+    async fn device(&self, id: &str) -> PortResult<Option<crate::app::Device>>;
+    /// A tenant's live devices, optionally of one recipient or user.
+    async fn list_devices(
+        &self,
+        tenant: &TenantId,
+        recipient: Option<&str>,
+        user_id: Option<&str>,
+    ) -> PortResult<Vec<crate::app::Device>>;
+    /// Replaces a live device's public key; false when there is none.
+    async fn rotate_device_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        public_key: &str,
+        aead: &str,
+    ) -> PortResult<bool>;
+    /// Revokes a device; its waiting envelopes are dropped. False when unknown.
+    async fn revoke_device(&self, tenant: &TenantId, id: &str) -> PortResult<bool>;
+    /// Stores envelopes with their attempt; a repeat (same device and message) is
+    /// ignored.
+    async fn put_envelopes(
+        &self,
+        attempt: &AttemptId,
+        envelopes: &[crate::app::Envelope],
+    ) -> PortResult<()>;
+    /// A device's envelopes not yet acknowledged nor expired, after `after`, oldest first.
+    async fn inbox(
+        &self,
+        device: &str,
+        after: i64,
+        limit: i64,
+    ) -> PortResult<Vec<crate::app::Envelope>>;
+    /// Marks the device's envelope of a message acknowledged; returns its attempt id,
+    /// or None when this device has no such envelope.
+    async fn ack_envelope(&self, device: &str, message_id: &str) -> PortResult<Option<AttemptId>>;
+    /// Forgets the plaintext of a message the app channel has delivered (the text was
+    /// kept only for a fallback).
+    async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()>;
+}
+
 /// Named leases with expiry (SMPP binds held by one live process at a time).
 #[async_trait]
 pub trait Leases: Send + Sync {

@@ -46,6 +46,11 @@ impl ApiKeys {
     }
 
     pub fn generate(&self) -> Result<NewApiKey, CryptoError> {
+        self.generate_token("hmk")
+    }
+
+    /// A secret of the same shape with another prefix (`hmd` for device tokens).
+    pub fn generate_token(&self, prefix: &str) -> Result<NewApiKey, CryptoError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         self.rng.fill(&mut id).map_err(|_| CryptoError::Rng)?;
@@ -54,7 +59,7 @@ impl ApiKeys {
         let secret = URL_SAFE_NO_PAD.encode(secret);
         let hash = self.hash(&secret);
         Ok(NewApiKey {
-            full: format!("hmk_{key_id}_{secret}"),
+            full: format!("{prefix}_{key_id}_{secret}"),
             key_id,
             hash,
         })
@@ -62,7 +67,15 @@ impl ApiKeys {
 
     /// Splits `hmk_<id>_<secret>` into id and secret.
     pub fn split(full: &str) -> Result<(&str, &str), CryptoError> {
-        let rest = full.strip_prefix("hmk_").ok_or(CryptoError::MalformedKey)?;
+        Self::split_token("hmk", full)
+    }
+
+    /// Splits `<prefix>_<id>_<secret>` into id and secret.
+    pub fn split_token<'a>(prefix: &str, full: &'a str) -> Result<(&'a str, &'a str), CryptoError> {
+        let rest = full
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('_'))
+            .ok_or(CryptoError::MalformedKey)?;
         let (id, secret) = rest.split_once('_').ok_or(CryptoError::MalformedKey)?;
         if id.len() != 16 || secret.is_empty() {
             return Err(CryptoError::MalformedKey);

@@ -6,6 +6,7 @@
 //! write transaction runs as one blocking section; reads run in parallel thanks to WAL.
 
 mod accept;
+mod app;
 mod batch;
 mod db;
 mod inbound;

@@ -65,6 +65,7 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
     Some(Outgoing {
         attempt_id: AttemptId::from_trusted(a.id.clone()),
         message_id: MessageId::from_trusted(m.id.clone()),
+        tenant_id: hermod_core::TenantId::from_trusted(m.tenant_id.clone()),
         to: Msisdn::parse(&m.to_number).ok()?,
         from: m.from_addr.clone(),
         text: m.body.clone(),

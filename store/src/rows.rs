@@ -158,3 +158,34 @@ pub struct OptOutRow {
     pub source: String,
     pub created_at: i64,
 }
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = devices)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct DeviceRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub recipient: Option<String>,
+    pub user_id: Option<String>,
+    pub public_key: String,
+    pub aead: String,
+    pub platform: String,
+    pub label: Option<String>,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = app_inbox)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewInboxRow {
+    pub device_id: String,
+    pub message_id: String,
+    pub attempt_id: String,
+    pub envelope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub acked_at: Option<i64>,
+}

@@ -172,6 +172,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        tenant_id -> Text,
+        recipient -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        public_key -> Text,
+        aead -> Text,
+        platform -> Text,
+        label -> Nullable<Text>,
+        token_hash -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    app_inbox (seq) {
+        seq -> BigInt,
+        device_id -> Text,
+        message_id -> Text,
+        attempt_id -> Text,
+        envelope -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        acked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -188,4 +218,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     opt_outs,
     bind_leases,
     webhook_events,
+    devices,
+    app_inbox,
 );

@@ -408,3 +408,54 @@ impl Store for SqlStore {
         crate::inbound::forget_event(&self.db, source, event_id).await
     }
 }
+
+#[async_trait]
+impl hermod_core::ports::Devices for SqlStore {
+    async fn register_device(&self, device: &hermod_core::app::Device) -> PortResult<()> {
+        crate::app::register(&self.db, device).await
+    }
+    async fn device(&self, id: &str) -> PortResult<Option<hermod_core::app::Device>> {
+        crate::app::get(&self.db, id).await
+    }
+    async fn list_devices(
+        &self,
+        tenant: &TenantId,
+        recipient: Option<&str>,
+        user_id: Option<&str>,
+    ) -> PortResult<Vec<hermod_core::app::Device>> {
+        crate::app::list(&self.db, tenant, recipient, user_id).await
+    }
+    async fn rotate_device_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        public_key: &str,
+        aead: &str,
+    ) -> PortResult<bool> {
+        crate::app::rotate(&self.db, tenant, id, public_key, aead).await
+    }
+    async fn revoke_device(&self, tenant: &TenantId, id: &str) -> PortResult<bool> {
+        crate::app::revoke(&self.db, tenant, id).await
+    }
+    async fn put_envelopes(
+        &self,
+        attempt: &AttemptId,
+        envelopes: &[hermod_core::app::Envelope],
+    ) -> PortResult<()> {
+        crate::app::put(&self.db, attempt, envelopes).await
+    }
+    async fn inbox(
+        &self,
+        device: &str,
+        after: i64,
+        limit: i64,
+    ) -> PortResult<Vec<hermod_core::app::Envelope>> {
+        crate::app::inbox(&self.db, device, after, limit).await
+    }
+    async fn ack_envelope(&self, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
+        crate::app::ack(&self.db, device, message_id).await
+    }
+    async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()> {
+        crate::app::drop_plaintext(&self.db, message).await
+    }
+}

@@ -50,6 +50,7 @@ pub struct Stages {
     pub dispatch: bool,
     pub sms: bool,
     pub rcs: bool,
+    pub app: bool,
 }
 
 impl Stages {
@@ -57,6 +58,7 @@ impl Stages {
         dispatch: true,
         sms: true,
         rcs: true,
+        app: true,
     };
 }
 
@@ -68,6 +70,8 @@ pub struct Pipeline {
     pub sms: Arc<dyn Channel>,
     /// The RCS channel, when agents are configured.
     pub rcs: Option<Arc<dyn Channel>>,
+    /// The encrypted app channel.
+    pub app: Option<Arc<dyn Channel>>,
     pub settings: WorkerSettings,
 }
 
@@ -91,6 +95,11 @@ impl Pipeline {
             && let Some(rcs) = &self.rcs
         {
             channels.push(rcs.clone());
+        }
+        if stages.app
+            && let Some(app) = &self.app
+        {
+            channels.push(app.clone());
         }
         for channel in &channels {
             for _ in 0..self.settings.senders.max(1) {
@@ -128,7 +137,7 @@ async fn pause(cancel: &CancellationToken, d: Duration) {
 
 async fn sample(p: Pipeline, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        for q in [queues::DISPATCH, queues::SMS, queues::RCS] {
+        for q in [queues::DISPATCH, queues::SMS, queues::RCS, queues::APP] {
             if let Ok(n) = p.queue.depth(q).await {
                 metrics::gauge!("hermod_queue_depth", "queue" => q).set(n as f64);
             }

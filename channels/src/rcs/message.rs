@@ -192,6 +192,7 @@ mod tests {
         );
         let o = Outgoing {
             attempt_id: AttemptId::generate(),
+            tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
             message_id: MessageId::generate(),
             to: Msisdn::parse("+447911123456").unwrap(),
             from: None,

@@ -54,6 +54,7 @@ fn channel(sim: &RbmSim, tweak: impl FnOnce(&mut AgentConfig)) -> std::sync::Arc
 fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
     Outgoing {
         attempt_id: AttemptId::generate(),
+        tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
         message_id: MessageId::generate(),
         to: Msisdn::parse(to).unwrap(),
         from: None,

@@ -396,6 +396,7 @@ mod tests {
     fn outgoing(from: &str, text: &str, expires_at: Option<i64>) -> Outgoing {
         Outgoing {
             attempt_id: hermod_core::AttemptId::generate(),
+            tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
             message_id: hermod_core::MessageId::generate(),
             to: hermod_core::Msisdn::parse("+447911123456").unwrap(),
             from: Some(from.into()),

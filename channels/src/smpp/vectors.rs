@@ -48,6 +48,7 @@ fn our_submit_sm_is_the_vector_plus_our_reference_tlv() {
     let cfg = ConnectorConfig::default();
     let msg = Outgoing {
         attempt_id: AttemptId::generate(),
+        tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
         message_id: MessageId::generate(),
         to: Msisdn::parse("+15559876543").unwrap(),
         // International sender → TON 1 / NPI 1, as in the vector.

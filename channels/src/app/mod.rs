@@ -1,0 +1,194 @@
+//! The encrypted app channel: a message is sealed with HPKE (RFC 9180) for each of the
+//! recipient's registered devices and waits, as ciphertext only, in each device's
+//! inbox until acknowledged or expired. A wake-up without content can go to a push
+//! relay.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hermod_core::app::{Envelope, envelope_info};
+use hermod_core::model::{ChannelKind, Outgoing};
+use hermod_core::now_ms;
+use hermod_core::ports::{Channel, Devices, SendError};
+use hermod_crypto::hpke::{self, Aead};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Attempt error codes of the app channel.
+pub mod codes {
+    /// The recipient has no registered device.
+    pub const NO_DEVICE: &str = "app_no_device";
+    pub const TTL_EXPIRED: &str = "ttl_expired";
+}
+
+/// The suite string in envelopes.
+pub fn suite(aead: Aead) -> String {
+    format!("DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/{}", aead.name())
+}
+
+/// `[app]` settings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// Where wake-ups go (`POST {"type":"wake","device_id","platform","tenant"}`, no
+    /// content); unset = none.
+    pub push_relay_url: Option<String>,
+    /// Per-tenant relays (`ten_...` → URL), overriding `push_relay_url`.
+    pub push_relays: HashMap<String, String>,
+}
+
+/// What a device finds inside an envelope once opened (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppPayload {
+    pub message_id: String,
+    pub from: Option<String>,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
+    pub sent_at: i64,
+}
+
+pub struct AppChannel {
+    devices: Arc<dyn Devices>,
+    wake: broadcast::Sender<String>,
+    cfg: AppConfig,
+    http: reqwest::Client,
+}
+
+impl AppChannel {
+    /// `wake` carries device ids to this process's open streams.
+    pub fn new(
+        devices: Arc<dyn Devices>,
+        wake: broadcast::Sender<String>,
+        cfg: AppConfig,
+    ) -> Result<Arc<Self>, String> {
+        hermod_crypto::install_tls_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("push relay client: {e}"))?;
+        Ok(Arc::new(Self {
+            devices,
+            wake,
+            cfg,
+            http,
+        }))
+    }
+
+    fn relay_for(&self, tenant: &str) -> Option<&String> {
+        self.cfg
+            .push_relays
+            .get(tenant)
+            .or(self.cfg.push_relay_url.as_ref())
+    }
+}
+
+fn transient(e: impl std::fmt::Display) -> SendError {
+    tracing::warn!(error = %e, "app channel: store unavailable");
+    SendError::Transient {
+        code: "app_store".into(),
+        retry_after: None,
+    }
+}
+
+#[async_trait]
+impl Channel for AppChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::App
+    }
+
+    /// An envelope per (device, message) is stored once; a repeat is ignored.
+    fn idempotent_sends(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+        let now = now_ms();
+        if msg.expires_at.is_some_and(|e| e <= now) {
+            return Err(SendError::Permanent {
+                code: codes::TTL_EXPIRED.into(),
+            });
+        }
+        let devices = self
+            .devices
+            .list_devices(&msg.tenant_id, Some(msg.to.as_str()), None)
+            .await
+            .map_err(transient)?;
+        if devices.is_empty() {
+            return Err(SendError::Permanent {
+                code: codes::NO_DEVICE.into(),
+            });
+        }
+        let payload = AppPayload {
+            message_id: msg.message_id.to_string(),
+            from: msg.from.clone(),
+            text: msg.text.clone(),
+            content: msg
+                .content
+                .as_ref()
+                .and_then(|c| serde_json::to_value(c).ok()),
+            sent_at: now,
+        };
+        let plain = serde_json::to_vec(&payload).map_err(|_| SendError::Permanent {
+            code: "app_payload".into(),
+        })?;
+        let mid = msg.message_id.as_str();
+        let mut envelopes = Vec::with_capacity(devices.len());
+        for d in &devices {
+            let aead = Aead::parse(&d.aead).unwrap_or(Aead::ChaCha20Poly1305);
+            let Ok(pk) = URL_SAFE_NO_PAD.decode(&d.public_key) else {
+                tracing::warn!(device = %d.id, "app channel: unreadable public key; skipped");
+                continue;
+            };
+            let info = envelope_info(msg.tenant_id.as_str(), &d.id, mid);
+            let (enc, ct) = hpke::seal(&pk, info.as_bytes(), mid.as_bytes(), &plain, aead)
+                .map_err(|e| {
+                    tracing::warn!(device = %d.id, error = %e, "app channel: seal failed");
+                    SendError::Permanent {
+                        code: "app_seal".into(),
+                    }
+                })?;
+            envelopes.push(Envelope {
+                seq: 0,
+                message_id: mid.to_owned(),
+                device_id: d.id.clone(),
+                suite: suite(aead),
+                enc: URL_SAFE_NO_PAD.encode(enc),
+                ciphertext: URL_SAFE_NO_PAD.encode(ct),
+                info,
+                created_at: now,
+                expires_at: msg.expires_at,
+            });
+        }
+        if envelopes.is_empty() {
+            return Err(SendError::Permanent {
+                code: codes::NO_DEVICE.into(),
+            });
+        }
+        self.devices
+            .put_envelopes(&msg.attempt_id, &envelopes)
+            .await
+            .map_err(transient)?;
+        for d in &devices {
+            // Streams in this process; other processes poll.
+            let _ = self.wake.send(d.id.clone());
+            if let Some(url) = self.relay_for(d.tenant_id.as_str()) {
+                let body = serde_json::json!({
+                    "type": "wake", "device_id": d.id, "platform": d.platform, "tenant": d.tenant_id.as_str(),
+                });
+                let req = self.http.post(url).json(&body);
+                // Best effort, never in the way of delivery: the inbox holds the message.
+                tokio::spawn(async move {
+                    if let Err(e) = req.send().await {
+                        tracing::debug!(error = %e.without_url(), "push relay unreachable");
+                    }
+                });
+            }
+        }
+        Ok((vec![format!("app:{}", msg.attempt_id)], "STORED".into()))
+    }
+}

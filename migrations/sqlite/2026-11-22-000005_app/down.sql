@@ -1,0 +1,2 @@
+DROP TABLE app_inbox;
+DROP TABLE devices;

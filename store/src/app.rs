@@ -1,0 +1,252 @@
+//! Devices of the app channel and their inboxes of sealed envelopes (ciphertext only).
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::RunQueryDsl;
+use hermod_core::app::{Device, Envelope};
+use hermod_core::ports::PortResult;
+use hermod_core::{AttemptId, MessageId, TenantId, now_ms};
+
+use crate::rows::*;
+use crate::schema::*;
+use crate::{Db, backend, with_conn, write_tx};
+
+fn to_device(r: DeviceRow) -> Device {
+    Device {
+        id: r.id,
+        tenant_id: TenantId::from_trusted(r.tenant_id),
+        recipient: r.recipient,
+        user_id: r.user_id,
+        public_key: r.public_key,
+        aead: r.aead,
+        platform: r.platform,
+        label: r.label,
+        token_hash: r.token_hash,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        revoked_at: r.revoked_at,
+    }
+}
+
+pub async fn register(db: &Db, d: &Device) -> PortResult<()> {
+    let row = DeviceRow {
+        id: d.id.clone(),
+        tenant_id: d.tenant_id.to_string(),
+        recipient: d.recipient.clone(),
+        user_id: d.user_id.clone(),
+        public_key: d.public_key.clone(),
+        aead: d.aead.clone(),
+        platform: d.platform.clone(),
+        label: d.label.clone(),
+        token_hash: d.token_hash.clone(),
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+        revoked_at: None,
+    };
+    write_tx!(db, |c| {
+        diesel::insert_into(devices::table)
+            .values(&row)
+            .execute(c)
+            .await
+    })
+    .map(|_| ())
+    .map_err(backend)
+}
+
+pub async fn get(db: &Db, id: &str) -> PortResult<Option<Device>> {
+    let id = id.to_owned();
+    with_conn!(db, |c| {
+        devices::table
+            .find(&id)
+            .select(DeviceRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+    .map(|r| r.map(to_device))
+    .map_err(backend)
+}
+
+pub async fn list(
+    db: &Db,
+    tenant: &TenantId,
+    recipient: Option<&str>,
+    user_id: Option<&str>,
+) -> PortResult<Vec<Device>> {
+    let t = tenant.to_string();
+    let (r, u) = (recipient.map(str::to_owned), user_id.map(str::to_owned));
+    with_conn!(db, |c| {
+        let mut q = devices::table
+            .filter(devices::tenant_id.eq(&t))
+            .filter(devices::revoked_at.is_null())
+            .into_boxed();
+        if let Some(r) = &r {
+            q = q.filter(devices::recipient.eq(r.clone()));
+        }
+        if let Some(u) = &u {
+            q = q.filter(devices::user_id.eq(u.clone()));
+        }
+        q.order(devices::id.asc())
+            .limit(1000)
+            .select(DeviceRow::as_select())
+            .load(c)
+            .await
+    })
+    .map(|rows| rows.into_iter().map(to_device).collect())
+    .map_err(backend)
+}
+
+pub async fn rotate(
+    db: &Db,
+    tenant: &TenantId,
+    id: &str,
+    public_key: &str,
+    aead: &str,
+) -> PortResult<bool> {
+    let (t, id, pk, aead) = (
+        tenant.to_string(),
+        id.to_owned(),
+        public_key.to_owned(),
+        aead.to_owned(),
+    );
+    let now = now_ms();
+    write_tx!(db, |c| {
+        diesel::update(
+            devices::table
+                .filter(devices::id.eq(&id))
+                .filter(devices::tenant_id.eq(&t))
+                .filter(devices::revoked_at.is_null()),
+        )
+        .set((
+            devices::public_key.eq(&pk),
+            devices::aead.eq(&aead),
+            devices::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await
+    })
+    .map(|n| n > 0)
+    .map_err(backend)
+}
+
+pub async fn revoke(db: &Db, tenant: &TenantId, id: &str) -> PortResult<bool> {
+    let (t, id) = (tenant.to_string(), id.to_owned());
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let n = diesel::update(
+            devices::table
+                .filter(devices::id.eq(&id))
+                .filter(devices::tenant_id.eq(&t))
+                .filter(devices::revoked_at.is_null()),
+        )
+        .set((devices::revoked_at.eq(now), devices::updated_at.eq(now)))
+        .execute(c)
+        .await?;
+        if n > 0 {
+            diesel::delete(app_inbox::table.filter(app_inbox::device_id.eq(&id)))
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, DieselError>(n > 0)
+    })
+    .map_err(backend)
+}
+
+pub async fn put(db: &Db, attempt: &AttemptId, envs: &[Envelope]) -> PortResult<()> {
+    let rows: Vec<NewInboxRow> = envs
+        .iter()
+        .map(|e| {
+            Ok(NewInboxRow {
+                device_id: e.device_id.clone(),
+                message_id: e.message_id.clone(),
+                attempt_id: attempt.to_string(),
+                envelope: serde_json::to_string(e)?,
+                created_at: e.created_at,
+                expires_at: e.expires_at,
+                acked_at: None,
+            })
+        })
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(backend)?;
+    write_tx!(db, |c| {
+        for r in &rows {
+            diesel::insert_into(app_inbox::table)
+                .values(r)
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, DieselError>(())
+    })
+    .map_err(backend)
+}
+
+pub async fn inbox(db: &Db, device: &str, after: i64, limit: i64) -> PortResult<Vec<Envelope>> {
+    let device = device.to_owned();
+    let now = now_ms();
+    let rows: Vec<(i64, String)> = with_conn!(db, |c| {
+        app_inbox::table
+            .filter(app_inbox::device_id.eq(&device))
+            .filter(app_inbox::seq.gt(after))
+            .filter(app_inbox::acked_at.is_null())
+            .filter(
+                app_inbox::expires_at
+                    .is_null()
+                    .or(app_inbox::expires_at.gt(now)),
+            )
+            .order(app_inbox::seq.asc())
+            .limit(limit)
+            .select((app_inbox::seq, app_inbox::envelope))
+            .load(c)
+            .await
+    })
+    .map_err(backend)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(seq, json)| {
+            let mut e: Envelope = serde_json::from_str(&json).ok()?;
+            e.seq = seq;
+            Some(e)
+        })
+        .collect())
+}
+
+pub async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
+    let (device, message_id) = (device.to_owned(), message_id.to_owned());
+    let now = now_ms();
+    write_tx!(db, |c| {
+        let att: Option<String> = app_inbox::table
+            .filter(app_inbox::device_id.eq(&device))
+            .filter(app_inbox::message_id.eq(&message_id))
+            .select(app_inbox::attempt_id)
+            .first(c)
+            .await
+            .optional()?;
+        if att.is_some() {
+            diesel::update(
+                app_inbox::table
+                    .filter(app_inbox::device_id.eq(&device))
+                    .filter(app_inbox::message_id.eq(&message_id))
+                    .filter(app_inbox::acked_at.is_null()),
+            )
+            .set(app_inbox::acked_at.eq(now))
+            .execute(c)
+            .await?;
+        }
+        Ok::<_, DieselError>(att.map(AttemptId::from_trusted))
+    })
+    .map_err(backend)
+}
+
+/// Empties `body` and `content`: the app channel delivered, no fallback needs them.
+pub async fn drop_plaintext(db: &Db, id: &MessageId) -> PortResult<()> {
+    let id = id.to_string();
+    write_tx!(db, |c| {
+        diesel::update(messages::table.filter(messages::id.eq(&id)))
+            .set((messages::body.eq(""), messages::content.eq(None::<String>)))
+            .execute(c)
+            .await
+    })
+    .map(|_| ())
+    .map_err(backend)
+}
