@@ -1,5 +1,5 @@
-//! `hermod demo`: prints the key and address, carries an SMS to delivered and an RCS
-//! card to read with its built-in simulators, and stops cleanly on SIGTERM.
+//! `hermod demo`: prints the key and address, carries an SMS to delivered, an RCS card
+//! and a sealed app message to read with its built-in simulators, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -79,6 +79,31 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         .unwrap();
     let url = format!("{base}/v1/messages/{}", v["id"].as_str().expect("an id"));
     eventually("the card read", Duration::from_secs(20), || async {
+        let v: Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["status"] == "read"
+    })
+    .await;
+    // An end-to-end encrypted message to the demo's simulated app device reaches `read`.
+    let v: Value = client
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"to": "+447700900777", "channels": ["app"], "text": "sealed hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/v1/messages/{}", v["id"].as_str().expect("an id"));
+    eventually("the app message read", Duration::from_secs(20), || async {
         let v: Value = client
             .get(&url)
             .bearer_auth(&key)

@@ -2,6 +2,7 @@
 //! the real `hermod` binary against the SMSC simulator, and a SIGKILL in mid-run.
 
 mod api;
+mod app;
 mod crash;
 mod demo;
 mod distributed;
