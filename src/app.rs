@@ -380,6 +380,9 @@ pub async fn run(
     } else {
         None
     };
+    if roles.stages.app {
+        tasks.push(tokio::spawn(sweep_app(store.clone(), cancel.clone())));
+    }
     let pipeline = Pipeline {
         store: store.clone(),
         queue: queue.clone(),
@@ -436,4 +439,23 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
+}
+
+/// Every 30 s: the app channel's housekeeping (plaintext of ended app messages,
+/// expired and long-acknowledged envelopes).
+async fn sweep_app(store: Arc<SqlStore>, cancel: CancellationToken) {
+    use hermod_core::ports::Devices;
+    loop {
+        match store.sweep_app().await {
+            Ok((m, e)) if m + e > 0 => {
+                tracing::info!(messages = m, envelopes = e, "app channel housekeeping");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "app channel housekeeping failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
 }

@@ -168,6 +168,10 @@ pub trait Devices: Send + Sync {
     /// Forgets the plaintext of a message the app channel has delivered (the text was
     /// kept only for a fallback).
     async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()>;
+    /// Housekeeping: forgets the plaintext of app messages that ended (failed,
+    /// expired, canceled, rejected, read) and deletes envelopes that expired or were
+    /// acknowledged more than a day ago. Returns `(messages, envelopes)` touched.
+    async fn sweep_app(&self) -> PortResult<(usize, usize)>;
 }
 
 /// Named leases with expiry (SMPP binds held by one live process at a time).

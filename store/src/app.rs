@@ -250,3 +250,30 @@ pub async fn drop_plaintext(db: &Db, id: &MessageId) -> PortResult<()> {
     .map(|_| ())
     .map_err(backend)
 }
+
+pub async fn sweep(db: &Db) -> PortResult<(usize, usize)> {
+    let now = now_ms();
+    let finals: Vec<&str> = ["failed", "expired", "canceled", "rejected", "read"].into();
+    write_tx!(db, |c| {
+        let m = diesel::update(
+            messages::table
+                .filter(messages::channels.like("%\"app\"%"))
+                .filter(messages::status.eq_any(&finals))
+                .filter(messages::body.ne("").or(messages::content.is_not_null())),
+        )
+        .set((messages::body.eq(""), messages::content.eq(None::<String>)))
+        .execute(c)
+        .await?;
+        let e = diesel::delete(
+            app_inbox::table.filter(
+                app_inbox::expires_at
+                    .lt(now)
+                    .or(app_inbox::acked_at.lt(now - 86_400_000)),
+            ),
+        )
+        .execute(c)
+        .await?;
+        Ok::<_, DieselError>((m, e))
+    })
+    .map_err(backend)
+}

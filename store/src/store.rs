@@ -458,4 +458,7 @@ impl hermod_core::ports::Devices for SqlStore {
     async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()> {
         crate::app::drop_plaintext(&self.db, message).await
     }
+    async fn sweep_app(&self) -> PortResult<(usize, usize)> {
+        crate::app::sweep(&self.db).await
+    }
 }

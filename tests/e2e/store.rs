@@ -313,6 +313,52 @@ async fn exercise_inbound(url: &str) {
     assert!(store.first_seen_event("rbm:b", "E1").await.unwrap());
     store.forget_event("rbm:a", "E1").await.unwrap();
     assert!(store.first_seen_event("rbm:a", "E1").await.unwrap());
+
+    // App channel housekeeping: an app message that ended loses its plaintext, and an
+    // expired envelope leaves the inbox.
+    use hermod_core::ports::Devices;
+    let mut app_msg = new_message(&t3, "app plaintext");
+    app_msg.channels = vec![ChannelKind::App];
+    store
+        .accept(&t3, std::slice::from_ref(&app_msg), None)
+        .await
+        .unwrap();
+    let (aid, kind) = store
+        .plan_attempts(std::slice::from_ref(&app_msg.id))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(kind, ChannelKind::App);
+    store
+        .claim_attempts(std::slice::from_ref(&aid))
+        .await
+        .unwrap();
+    store
+        .record_sends(&[SendResult {
+            attempt_id: aid.clone(),
+            outcome: SendOutcome::Failed {
+                code: "app_no_device".into(),
+                permanent: true,
+            },
+        }])
+        .await
+        .unwrap();
+    let env = hermod_core::app::Envelope {
+        seq: 0,
+        message_id: app_msg.id.to_string(),
+        device_id: "dev_0123456789abcdef".into(),
+        suite: "x".into(),
+        enc: "e".into(),
+        ciphertext: "c".into(),
+        info: "i".into(),
+        created_at: now_ms() - 10_000,
+        expires_at: Some(now_ms() - 1),
+    };
+    store.put_envelopes(&aid, &[env]).await.unwrap();
+    assert_eq!(store.sweep_app().await.unwrap(), (1, 1));
+    let back = store.get_message(&t3, &app_msg.id).await.unwrap().unwrap();
+    assert_eq!(back.message.text, "");
+    assert_eq!(store.sweep_app().await.unwrap(), (0, 0));
     // Once acme wrote to the number from its sender, replies are acme's.
     let mut first = new_message(&t1, "order shipped");
     first.from = Some("+447700900123".into());
