@@ -197,7 +197,13 @@ async fn rich_messages_reach_read_and_replies_come_back_as_inbound() {
     // What RBM got: its AgentMessage JSON, each message id once.
     let got = r.sim.received();
     assert_eq!(got.len(), 2);
-    let card_json = &got[0].2["contentMessage"];
+    // The two may be sent in either order (in parallel, distributed).
+    let has = |kind: &str| {
+        got.iter()
+            .find(|g| g.2["contentMessage"]["richCard"].get(kind).is_some())
+            .unwrap()
+    };
+    let card_json = &has("standaloneCard").2["contentMessage"];
     assert_eq!(
         card_json["richCard"]["standaloneCard"]["cardContent"]["title"],
         "Order 1234 shipped"
@@ -215,7 +221,7 @@ async fn rich_messages_reach_read_and_replies_come_back_as_inbound() {
         card_json["suggestions"][1]["action"]["viewLocationAction"]["latLong"],
         json!({"latitude": 51.5, "longitude": -0.12})
     );
-    let car = &got[1].2;
+    let car = &has("carouselCard").2;
     assert_eq!(
         car["contentMessage"]["richCard"]["carouselCard"]["cardContents"][1]["title"],
         "Blue"
