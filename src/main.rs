@@ -148,6 +148,11 @@ enum SimCmd {
         /// Delay from DELIVERED to READ; 0 = never read.
         #[arg(long, default_value_t = 1000)]
         read_delay_ms: u64,
+        /// Serve HTTPS with this PEM certificate chain (and --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// An SMPP 3.4 SMSC that sends delivery receipts.
     Smsc {
@@ -292,6 +297,8 @@ async fn main() -> anyhow::Result<()> {
                     all_reachable,
                     delivery_delay_ms,
                     read_delay_ms,
+                    tls_cert,
+                    tls_key,
                 },
         } => {
             let (email, pem) = match service_account {
@@ -321,6 +328,12 @@ async fn main() -> anyhow::Result<()> {
             cfg.all_reachable = all_reachable;
             cfg.delivery_delay = Duration::from_millis(delivery_delay_ms);
             cfg.read_delay = (read_delay_ms > 0).then(|| Duration::from_millis(read_delay_ms));
+            if let (Some(c), Some(k)) = (tls_cert, tls_key) {
+                cfg.tls = Some(std::sync::Arc::new(
+                    hermod_channels::sim::smsc::server_tls(&c, &k, None)
+                        .map_err(anyhow::Error::msg)?,
+                ));
+            }
             let sim = RbmSim::start(cfg, listen)?;
             println!(
                 "RBM simulator on {} (token endpoint {})",

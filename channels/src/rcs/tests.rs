@@ -358,6 +358,41 @@ async fn revoke_answers_revoked_before_delivery_and_already_delivered_after() {
     sim.stop().await;
 }
 
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!(
+        "{}/../tests/fixtures/tls/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_agents_ca_file_and_a_refused_unknown_ca() {
+    let tls =
+        crate::sim::smsc::server_tls(&fixture("server.pem"), &fixture("server.key"), None).unwrap();
+    let sim = sim_with(|c| c.tls = Some(std::sync::Arc::new(tls)));
+    assert!(sim.base_url().starts_with("https://"));
+    sim.add_device("+447700900060", None, true);
+    let mut good = agent(&sim, DEMO_CLIENT_EMAIL);
+    good.ca_file = Some(fixture("ca.pem"));
+    let c = RbmClient::new(good).unwrap();
+    assert!(matches!(
+        c.capability("+447700900060", true).await.unwrap(),
+        Capability::Capable { .. }
+    ));
+    // A server certificate from another CA is refused (no token, nothing sent).
+    let mut bad = agent(&sim, DEMO_CLIENT_EMAIL);
+    bad.ca_file = Some(fixture("other-ca.pem"));
+    let c = RbmClient::new(bad).unwrap();
+    let e = c.capability("+447700900060", true).await.unwrap_err();
+    assert!(matches!(e, RbmError::Token(_)), "{e:?}");
+    assert_eq!(
+        sim.token_requests(),
+        1,
+        "only the trusted client got through"
+    );
+    sim.stop().await;
+}
+
 #[test]
 fn simulator_validation_follows_rbm_limits() {
     use crate::sim::rbm::validate_agent_message as v;

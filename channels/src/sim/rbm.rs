@@ -49,6 +49,8 @@ pub struct RbmSimConfig {
     pub token_ttl: Duration,
     /// Every number is reachable with every feature unless registered otherwise.
     pub all_reachable: bool,
+    /// Serve HTTPS (rustls) instead of HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl RbmSimConfig {
@@ -66,6 +68,7 @@ impl RbmSimConfig {
             read_delay: Some(Duration::from_millis(500)),
             token_ttl: Duration::from_secs(3600),
             all_reachable: false,
+            tls: None,
         })
     }
 }
@@ -117,6 +120,7 @@ pub struct RbmSim {
     inner: Arc<Inner>,
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
+    scheme: &'static str,
 }
 
 fn lock(i: &Inner) -> std::sync::MutexGuard<'_, State> {
@@ -182,8 +186,12 @@ impl RbmSim {
         })
         .workers(1)
         .disable_signals()
-        .shutdown_timeout(1)
-        .bind(addr)?;
+        .shutdown_timeout(1);
+        let tls = inner.cfg.tls.is_some();
+        let server = match &inner.cfg.tls {
+            Some(t) => server.bind_rustls_0_23(addr, (**t).clone())?,
+            None => server.bind(addr)?,
+        };
         let addr = server.addrs().first().copied().unwrap_or(addr);
         let server = server.run();
         let handle = server.handle();
@@ -192,6 +200,7 @@ impl RbmSim {
             inner,
             addr,
             handle,
+            scheme: if tls { "https" } else { "http" },
         })
     }
 
@@ -199,14 +208,14 @@ impl RbmSim {
         self.addr
     }
 
-    /// `http://127.0.0.1:port`: the agent's `base_url`.
+    /// `http(s)://127.0.0.1:port`: the agent's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The token endpoint: the agent's `token_uri`.
     pub fn token_uri(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("{}/token", self.base_url())
     }
 
     pub async fn stop(&self) {
