@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hermod_channels::rcs::AgentConfig;
+use hermod_channels::sim::device::DeviceSim;
+use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
 use hermod_channels::sim::smsc::{Smsc, SmscConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +42,11 @@ pub struct BenchArgs {
     /// Distributed mode: worker processes.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// `sms` (SMSC simulator), `rcs` (RBM simulator, receipts through the signed
+    /// webhook) or `app` (sealed for 100 simulated devices that acknowledge over the
+    /// WebSocket stream). rcs and app: embedded mode.
+    #[arg(long, default_value = "sms")]
+    channel: String,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -90,7 +98,20 @@ impl Drop for Children {
     }
 }
 
+/// Recipients of the app benchmark, one simulated device each.
+const APP_DEVICES: usize = 100;
+
+fn app_recipient(i: usize) -> String {
+    format!("+4479100{:05}", i % APP_DEVICES)
+}
+
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if !["sms", "rcs", "app"].contains(&a.channel.as_str()) {
+        anyhow::bail!("--channel: sms, rcs or app");
+    }
+    if a.channel != "sms" && a.queue.is_some() {
+        anyhow::bail!("--channel rcs and app run in the embedded mode");
+    }
     let dir = std::env::temp_dir().join(format!("hermod-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -113,6 +134,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }];
     let cancel = CancellationToken::new();
     let mut children = Children(Vec::new());
+    let mut rbm: Option<RbmSim> = None;
     let mut server = None;
     let (base, key) = match (&a.database_url, &a.queue) {
         (Some(pg), Some(amqp)) => {
@@ -168,12 +190,48 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             let (_, key) = app::create_key(&s, "bench").await?;
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let base = format!("http://{}", listener.local_addr()?);
+            if a.channel == "rcs" {
+                let mut cfg = RbmSimConfig::new(
+                    "bench@rbm.goog",
+                    hermod_crypto::rbm::DEMO_CLIENT_EMAIL,
+                    hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM,
+                )
+                .map_err(anyhow::Error::msg)?;
+                cfg.all_reachable = true;
+                cfg.webhook_url = Some(format!("{base}/v1/webhooks/rbm/bench"));
+                cfg.delivery_delay = Duration::from_millis(a.dlr_delay_ms);
+                cfg.read_delay = None;
+                let sim = RbmSim::start(cfg.clone(), "127.0.0.1:0".parse()?)?;
+                let mut agent = AgentConfig::new("bench", "bench@rbm.goog", &sim.base_url());
+                agent.service_account_json = Some(hermod_channels::smpp::Secret(
+                    crate::demo_service_account(&sim.token_uri()),
+                ));
+                agent.client_token = Some(hermod_channels::smpp::Secret(cfg.client_token));
+                s.rcs.agents = vec![agent];
+                rbm = Some(sim);
+            }
             server = Some(tokio::spawn(app::serve(
                 s.clone(),
                 None,
                 listener,
                 cancel.clone(),
             )));
+            if a.channel == "app" {
+                while reqwest::get(format!("{base}/healthz")).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                for i in 0..APP_DEVICES {
+                    let d = DeviceSim::register(
+                        &base,
+                        &key,
+                        &app_recipient(i),
+                        hermod_crypto::hpke::Aead::ChaCha20Poly1305,
+                    )
+                    .await?;
+                    // Read receipts come an hour later: the figures are for delivered.
+                    tokio::spawn(d.run(Duration::from_secs(3600), cancel.clone()));
+                }
+            }
             (base, key)
         }
     };
@@ -189,19 +247,26 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             let (client, auth, base, lat) =
                 (client.clone(), auth.clone(), base.clone(), lat.clone());
             let per = a.per_request;
+            let channel = a.channel.clone();
             async move {
                 let t = Instant::now();
-                let to = |j: usize| format!("+44790{:07}", (i * per + j) % 10_000_000);
+                let to = |j: usize| match channel.as_str() {
+                    "app" => app_recipient(i * per + j),
+                    _ => format!("+44790{:07}", (i * per + j) % 10_000_000),
+                };
+                let body = |j: usize, text: String| {
+                    serde_json::json!({"to": to(j), "text": text, "channels": [channel.as_str()]})
+                };
                 let res = if per <= 1 {
                     client
                         .post(format!("{base}/v1/messages"))
                         .header("authorization", auth)
-                        .json(&serde_json::json!({"to": to(0), "text": format!("bench {i}")}))
+                        .json(&body(0, format!("bench {i}")))
                         .send()
                         .await
                 } else {
                     let msgs: Vec<_> = (0..per)
-                        .map(|j| serde_json::json!({"to": to(j), "text": format!("bench {i}/{j}")}))
+                        .map(|j| body(j, format!("bench {i}/{j}")))
                         .collect();
                     client
                         .post(format!("{base}/v1/messages/batch"))
@@ -294,7 +359,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "embedded (SQLite)".to_owned()
     };
     println!(
-        "hermod bench, {mode}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, SMSC receipt delay {} ms",
+        "hermod bench, {mode}, channel {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
+        a.channel,
         a.concurrency,
         a.per_request,
         if a.queue.is_some() {
@@ -309,7 +375,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "  accepted:            {:>9.0} msg/s  ({accept_secs:.2} s)",
         total as f64 / accept_secs
     );
-    if let Some(sd) = submits_done {
+    if let Some(sd) = submits_done.filter(|_| a.channel == "sms") {
         println!(
             "  SMSC submits:        {:>9.0} msg/s  ({sd:.2} s)",
             total as f64 / sd
@@ -357,6 +423,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     smsc.stop();
+    if let Some(r) = rbm {
+        r.stop().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

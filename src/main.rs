@@ -534,7 +534,7 @@ async fn main() -> anyhow::Result<()> {
 const DEMO_APP_USER: &str = "+447700900777";
 
 /// A service-account key file for the simulators' public demo key.
-fn demo_service_account(token_uri: &str) -> String {
+pub(crate) fn demo_service_account(token_uri: &str) -> String {
     serde_json::json!({
         "type": "service_account",
         "project_id": "hermod-demo",
