@@ -400,16 +400,24 @@ pub async fn run(
     match listener.filter(|_| roles.api) {
         Some(listener) => {
             let mut channels = vec![ChannelKind::Sms, ChannelKind::App];
+            // Receipts that arrive over HTTP (RBM events, app acknowledgements) are
+            // batched into the store like the SMSC's.
+            let receipts = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
             let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
             if rcs_on {
                 channels.push(ChannelKind::Rcs);
-                rbm_webhook = Some(RbmWebhook::new(&settings.rcs, store.clone()));
+                rbm_webhook = Some(RbmWebhook::new(
+                    &settings.rcs,
+                    store.clone(),
+                    receipts.clone(),
+                ));
             }
             let state = AppState {
                 channels,
                 rbm_webhook,
                 devices: Some(store.clone() as Arc<dyn hermod_core::ports::Devices>),
                 app_wake: Some(app_wake),
+                receipts,
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

@@ -359,7 +359,9 @@ pub(crate) async fn receipt(
     let mid = MessageId::parse(&req.message_id)
         .ok_or_else(|| ApiError::field("message_id", "message_id must be a msg_ id"))?;
     let store = devices(&state)?;
-    // Only an envelope sealed for this very device can be acknowledged by it.
+    // Only an envelope sealed for this very device can be acknowledged by it. The
+    // message's plaintext goes in the same transaction: delivered to the app, no
+    // fallback will need it.
     let Some(attempt) = store.ack_envelope(&device.0.id, mid.as_str()).await? else {
         return Err(ApiError::NotFound("no such message for this device".into()));
     };
@@ -367,9 +369,9 @@ pub(crate) async fn receipt(
         AppAck::Delivered => (Status::Delivered, "APP_DELIVERED"),
         AppAck::Read => (Status::Read, "APP_READ"),
     };
-    state
-        .store
-        .apply_receipts(&[Receipt {
+    let stored = state
+        .receipts
+        .deliver(Receipt {
             channel: ChannelKind::App,
             provider_id: format!("app:{attempt}"),
             status,
@@ -377,9 +379,12 @@ pub(crate) async fn receipt(
             error_code: None,
             user_ref: None,
             recipient: None,
-        }])
-        .await?;
-    // Delivered to the app: no fallback will need the text any more.
-    store.drop_plaintext(&mid).await?;
+        })
+        .await;
+    if !stored {
+        return Err(ApiError::Unavailable(
+            hermod_core::ports::PortError::Backend("receipt not stored".into()),
+        ));
+    }
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "recorded" })))
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub devices: Option<Arc<dyn hermod_core::ports::Devices>>,
     /// Device ids with new envelopes (wakes this process's app streams).
     pub app_wake: Option<tokio::sync::broadcast::Sender<String>>,
+    /// Where app acknowledgements go: batched into the store with other receipts.
+    pub receipts: Arc<dyn hermod_core::ports::ReceiptSink>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.

@@ -162,12 +162,10 @@ pub trait Devices: Send + Sync {
         after: i64,
         limit: i64,
     ) -> PortResult<Vec<crate::app::Envelope>>;
-    /// Marks the device's envelope of a message acknowledged; returns its attempt id,
-    /// or None when this device has no such envelope.
+    /// Marks the device's envelope of a message acknowledged and forgets the message's
+    /// plaintext (kept only for a fallback) in the same transaction; returns the
+    /// envelope's attempt id, or None when this device has no such envelope.
     async fn ack_envelope(&self, device: &str, message_id: &str) -> PortResult<Option<AttemptId>>;
-    /// Forgets the plaintext of a message the app channel has delivered (the text was
-    /// kept only for a fallback).
-    async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()>;
     /// Housekeeping: forgets the plaintext of app messages that ended (failed,
     /// expired, canceled, rejected, read) and deletes envelopes that expired or were
     /// acknowledged more than a day ago. Returns `(messages, envelopes)` touched.

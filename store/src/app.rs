@@ -5,7 +5,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
 use hermod_core::app::{Device, Envelope};
 use hermod_core::ports::PortResult;
-use hermod_core::{AttemptId, MessageId, TenantId, now_ms};
+use hermod_core::{AttemptId, TenantId, now_ms};
 
 use crate::rows::*;
 use crate::schema::*;
@@ -223,7 +223,7 @@ pub async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<A
             .await
             .optional()?;
         if att.is_some() {
-            diesel::update(
+            let n = diesel::update(
                 app_inbox::table
                     .filter(app_inbox::device_id.eq(&device))
                     .filter(app_inbox::message_id.eq(&message_id))
@@ -232,22 +232,15 @@ pub async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<A
             .set(app_inbox::acked_at.eq(now))
             .execute(c)
             .await?;
+            if n > 0 {
+                diesel::update(messages::table.filter(messages::id.eq(&message_id)))
+                    .set((messages::body.eq(""), messages::content.eq(None::<String>)))
+                    .execute(c)
+                    .await?;
+            }
         }
         Ok::<_, DieselError>(att.map(AttemptId::from_trusted))
     })
-    .map_err(backend)
-}
-
-/// Empties `body` and `content`: the app channel delivered, no fallback needs them.
-pub async fn drop_plaintext(db: &Db, id: &MessageId) -> PortResult<()> {
-    let id = id.to_string();
-    write_tx!(db, |c| {
-        diesel::update(messages::table.filter(messages::id.eq(&id)))
-            .set((messages::body.eq(""), messages::content.eq(None::<String>)))
-            .execute(c)
-            .await
-    })
-    .map(|_| ())
     .map_err(backend)
 }
 

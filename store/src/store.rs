@@ -455,9 +455,6 @@ impl hermod_core::ports::Devices for SqlStore {
     async fn ack_envelope(&self, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
         crate::app::ack(&self.db, device, message_id).await
     }
-    async fn drop_plaintext(&self, message: &MessageId) -> PortResult<()> {
-        crate::app::drop_plaintext(&self.db, message).await
-    }
     async fn sweep_app(&self) -> PortResult<(usize, usize)> {
         crate::app::sweep(&self.db).await
     }

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hermod_core::inbound::InboundPart;
 use hermod_core::model::{ChannelKind, Receipt};
-use hermod_core::ports::{PortError, Store, WebhookIngress, WebhookReply};
+use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
 use hermod_core::{Status, TenantId, now_ms};
 use serde_json::{Value, json};
 
@@ -30,6 +30,7 @@ struct Hook {
 pub struct RbmWebhook {
     hooks: HashMap<String, Hook>,
     store: Arc<dyn Store>,
+    receipts: Arc<dyn ReceiptSink>,
 }
 
 /// What one decoded event asks for.
@@ -127,7 +128,12 @@ pub fn decode_event(
 }
 
 impl RbmWebhook {
-    pub fn new(cfg: &RcsConfig, store: Arc<dyn Store>) -> Arc<Self> {
+    /// Receipts go to `receipts` (batched with others), inbound messages to the store.
+    pub fn new(
+        cfg: &RcsConfig,
+        store: Arc<dyn Store>,
+        receipts: Arc<dyn ReceiptSink>,
+    ) -> Arc<Self> {
         let hooks = cfg
             .agents
             .iter()
@@ -142,12 +148,22 @@ impl RbmWebhook {
                 )
             })
             .collect();
-        Arc::new(Self { hooks, store })
+        Arc::new(Self {
+            hooks,
+            store,
+            receipts,
+        })
     }
 
     async fn apply(&self, event: RbmEvent) -> Result<(), PortError> {
         match event {
-            RbmEvent::Receipt(r) => self.store.apply_receipts(&[r]).await,
+            RbmEvent::Receipt(r) => {
+                if self.receipts.deliver(r).await {
+                    Ok(())
+                } else {
+                    Err(PortError::Backend("receipt not stored".into()))
+                }
+            }
             RbmEvent::Inbound(p) => self.store.receive_inbound(&p).await.map(|_| ()),
             RbmEvent::Ignore(_) => Ok(()),
         }
