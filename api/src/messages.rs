@@ -33,6 +33,9 @@ pub struct SendMessage {
     /// `{"share_location": {text}}`.
     #[schema(value_type = Vec<Object>)]
     pub suggestions: Option<Vec<serde_json::Value>>,
+    /// Your own id of the recipient: the app channel also reaches the devices
+    /// registered with this `user_id` (≤ 200 characters).
+    pub user_id: Option<String>,
     /// Ordered channels to try (`sms`, `rcs`, `app`); default `["sms"]`. The first one
     /// is used; falling back along the list comes with channel selection.
     pub channels: Option<Vec<String>>,
@@ -97,6 +100,8 @@ pub struct MessageResource {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<Object>)]
     pub suggestions: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     pub channels: Vec<String>,
     pub ttl: Option<i64>,
     #[schema(value_type = Object)]
@@ -147,6 +152,7 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
             .as_ref()
             .filter(|c| !c.suggestions.is_empty())
             .and_then(|c| serde_json::to_value(&c.suggestions).ok()),
+        user_id: m.user_id.clone(),
         channels: m.channels.clone(),
         ttl: m.ttl_secs,
         metadata: m.metadata.clone(),
@@ -255,6 +261,16 @@ fn validate(
     };
     if text.is_empty() {
         return Err(ApiError::field(f("text"), "text must not be empty"));
+    }
+    if req
+        .user_id
+        .as_ref()
+        .is_some_and(|u| u.is_empty() || u.len() > 200)
+    {
+        return Err(ApiError::field(
+            f("user_id"),
+            "user_id must be 1 to 200 characters",
+        ));
     }
     if text.chars().count() > 1600 {
         return Err(ApiError::field(
@@ -366,6 +382,7 @@ fn validate(
         created_at: now,
         send_at,
         content: rich,
+        user_id: req.user_id,
     })
 }
 
@@ -427,6 +444,7 @@ fn accepted_view(m: &NewMessage) -> Message {
         send_at: m.send_at,
         reason: None,
         content: m.content.clone(),
+        user_id: m.user_id.clone(),
     }
 }
 

@@ -55,6 +55,9 @@ pub struct NewMessage {
     pub send_at: Option<i64>,
     /// Rich content for channels that show it (`text` is its plain-text form).
     pub content: Option<RichMessage>,
+    /// The tenant's own id of the recipient (the app channel reaches the devices
+    /// registered with it too).
+    pub user_id: Option<String>,
 }
 
 /// A stored message as the API shows it.
@@ -76,6 +79,7 @@ pub struct Message {
     /// Why it ended without being sent (`recipient_opted_out`, `canceled`), if so.
     pub reason: Option<String>,
     pub content: Option<RichMessage>,
+    pub user_id: Option<String>,
 }
 
 /// One try on one channel.
@@ -172,6 +176,8 @@ pub struct Outgoing {
     pub expires_at: Option<i64>,
     /// Rich content, for channels that show it.
     pub content: Option<RichMessage>,
+    /// The tenant's own id of the recipient, when the message names it.
+    pub user_id: Option<String>,
 }
 
 /// What `claim_attempts` found for an attempt.

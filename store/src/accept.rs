@@ -137,6 +137,7 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(backend)?,
+                user_id: m.user_id.clone(),
             });
             evs.push(event_row(
                 m.id.as_str(),

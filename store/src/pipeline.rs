@@ -77,6 +77,7 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
             .content
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
+        user_id: m.user_id.clone(),
     })
 }
 

@@ -23,6 +23,7 @@ pub struct MessageRow {
     pub send_at: Option<i64>,
     pub reason: Option<String>,
     pub content: Option<String>,
+    pub user_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

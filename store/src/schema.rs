@@ -35,6 +35,7 @@ diesel::table! {
         send_at -> Nullable<BigInt>,
         reason -> Nullable<Text>,
         content -> Nullable<Text>,
+        user_id -> Nullable<Text>,
     }
 }
 

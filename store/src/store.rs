@@ -97,6 +97,7 @@ fn to_message(r: MessageRow) -> Message {
         send_at: r.send_at,
         reason: r.reason,
         content: r.content.and_then(|c| serde_json::from_str(&c).ok()),
+        user_id: r.user_id,
     }
 }
 

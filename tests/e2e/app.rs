@@ -276,6 +276,24 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
         );
     }
 
+    // A device registered with the tenant's user id only: a message naming that
+    // user_id reaches it as well as the number's devices.
+    let u = DeviceSim::register_for(&base, &key, None, Some("user-8812"), Aead::ChaCha20Poly1305)
+        .await
+        .unwrap();
+    let m = send(
+        &base,
+        &key,
+        json!({"to": alice, "user_id": "user-8812", "channels": ["app"], "text": "to user and number"}),
+    )
+    .await;
+    assert_eq!(m["user_id"], "user-8812");
+    wait_status(&base, &key, m["id"].as_str().unwrap(), "sent").await;
+    let eu = u.poll(0).await.unwrap();
+    assert_eq!(eu.len(), 1);
+    assert_eq!(u.open(&eu[0]).unwrap().text, "to user and number");
+    assert_eq!(a.poll(0).await.unwrap().len(), 1, "the number's device too");
+
     // A recipient without a device: the attempt fails, nothing is sealed.
     let m = send(
         &base,

@@ -27,6 +27,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         created_at: now_ms(),
         send_at: None,
         content: None,
+        user_id: None,
     }
 }
 

@@ -133,6 +133,7 @@ impl InboundSink for InboundHandler {
                 created_at: now_ms(),
                 send_at: None,
                 content: None,
+                user_id: None,
             };
             if let Err(e) = self.store.accept(tenant, &[m], None).await {
                 tracing::warn!(error = %e, "HELP reply not queued");

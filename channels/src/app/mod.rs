@@ -113,11 +113,23 @@ impl Channel for AppChannel {
                 code: codes::TTL_EXPIRED.into(),
             });
         }
-        let devices = self
+        let mut devices = self
             .devices
             .list_devices(&msg.tenant_id, Some(msg.to.as_str()), None)
             .await
             .map_err(transient)?;
+        if let Some(u) = &msg.user_id {
+            for d in self
+                .devices
+                .list_devices(&msg.tenant_id, None, Some(u))
+                .await
+                .map_err(transient)?
+            {
+                if !devices.iter().any(|x| x.id == d.id) {
+                    devices.push(d);
+                }
+            }
+        }
         if devices.is_empty() {
             return Err(SendError::Permanent {
                 code: codes::NO_DEVICE.into(),

@@ -62,6 +62,7 @@ fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
         user_ref: 0,
         expires_at: None,
         content: content.map(|c| serde_json::from_value::<RichMessage>(c).unwrap()),
+        user_id: None,
     }
 }
 

@@ -52,6 +52,17 @@ impl DeviceSim {
         recipient: &str,
         aead: Aead,
     ) -> Result<DeviceSim, DeviceError> {
+        Self::register_for(base, api_key, Some(recipient), None, aead).await
+    }
+
+    /// Registers for a recipient number and/or the tenant's user id.
+    pub async fn register_for(
+        base: &str,
+        api_key: &str,
+        recipient: Option<&str>,
+        user_id: Option<&str>,
+        aead: Aead,
+    ) -> Result<DeviceSim, DeviceError> {
         hermod_crypto::install_tls_provider();
         let (secret, public) = hpke::generate_keypair().map_err(|_| DeviceError::Open)?;
         let http = reqwest::Client::new();
@@ -60,6 +71,7 @@ impl DeviceSim {
             .bearer_auth(api_key)
             .json(&serde_json::json!({
                 "recipient": recipient,
+                "user_id": user_id,
                 "public_key": URL_SAFE_NO_PAD.encode(public),
                 "aead": aead.name(),
                 "platform": "sim",

@@ -404,6 +404,7 @@ mod tests {
             user_ref: 7,
             expires_at,
             content: None,
+            user_id: None,
         }
     }
 

@@ -30,3 +30,7 @@ CREATE TABLE app_inbox (
     UNIQUE (device_id, message_id)
 );
 CREATE INDEX app_inbox_device ON app_inbox (device_id, seq);
+
+-- A message may also name the tenant's own user id: the app channel then reaches the
+-- devices registered with it too.
+ALTER TABLE messages ADD COLUMN user_id TEXT;

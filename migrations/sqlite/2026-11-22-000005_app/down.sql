@@ -1,2 +1,3 @@
+ALTER TABLE messages DROP COLUMN user_id;
 DROP TABLE app_inbox;
 DROP TABLE devices;
