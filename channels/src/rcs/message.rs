@@ -200,6 +200,7 @@ mod tests {
             user_ref: 0,
             expires_at: Some(100_500),
             content: None,
+            user_id: None,
         };
         assert_eq!(
             agent_message(&o, 10_000),

@@ -57,6 +57,7 @@ fn our_submit_sm_is_the_vector_plus_our_reference_tlv() {
         user_ref: 0x1234,
         expires_at: None,
         content: None,
+        user_id: None,
     };
     let pdus = build_submits(&cfg, 1, &msg).unwrap();
     assert_eq!(pdus.len(), 1);
