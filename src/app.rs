@@ -410,6 +410,7 @@ pub async fn run(
                     &settings.rcs,
                     store.clone(),
                     receipts.clone(),
+                    settings.smpp.help_reply.clone(),
                 ));
             }
             let state = AppState {

@@ -54,6 +54,7 @@ async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
             r#"
 [smpp]
 url = "{smpp}"
+help_reply = "Shop help: reply STOP to opt out."
 
 [[rcs.agents]]
 name = "shop"
@@ -251,6 +252,15 @@ async fn rich_messages_reach_read_and_replies_come_back_as_inbound() {
         .find(|m| m["payload"]["type"] == "location")
         .unwrap();
     assert_eq!(loc["payload"]["latitude"], 51.5);
+
+    // HELP is answered over RCS, through the same agent.
+    r.sim.user_message(phone, "help", None);
+    eventually("the HELP reply at RBM", Duration::from_secs(10), || async {
+        r.sim.received().iter().any(|(p, _, m)| {
+            p == phone && m["contentMessage"]["text"] == "Shop help: reply STOP to opt out."
+        })
+    })
+    .await;
     r.sim.stop().await;
 }
 

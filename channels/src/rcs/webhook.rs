@@ -11,10 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hermod_core::inbound::InboundPart;
-use hermod_core::model::{ChannelKind, Receipt};
+use hermod_core::inbound::{InboundPart, Keyword};
+use hermod_core::model::{ChannelKind, NewMessage, Receipt};
 use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
-use hermod_core::{Status, TenantId, now_ms};
+use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use serde_json::{Value, json};
 
 use super::channel::{codes, provider_id};
@@ -31,6 +31,8 @@ pub struct RbmWebhook {
     hooks: HashMap<String, Hook>,
     store: Arc<dyn Store>,
     receipts: Arc<dyn ReceiptSink>,
+    /// Answer to a HELP keyword, sent back over RCS through the same agent.
+    help_reply: Option<String>,
 }
 
 /// What one decoded event asks for.
@@ -133,6 +135,7 @@ impl RbmWebhook {
         cfg: &RcsConfig,
         store: Arc<dyn Store>,
         receipts: Arc<dyn ReceiptSink>,
+        help_reply: Option<String>,
     ) -> Arc<Self> {
         let hooks = cfg
             .agents
@@ -152,6 +155,7 @@ impl RbmWebhook {
             hooks,
             store,
             receipts,
+            help_reply,
         })
     }
 
@@ -164,8 +168,47 @@ impl RbmWebhook {
                     Err(PortError::Backend("receipt not stored".into()))
                 }
             }
-            RbmEvent::Inbound(p) => self.store.receive_inbound(&p).await.map(|_| ()),
+            RbmEvent::Inbound(p) => {
+                let agent = p.connector.trim_start_matches("rbm:").to_owned();
+                let msg = self.store.receive_inbound(&p).await?;
+                if let Some(m) = msg {
+                    self.help(&agent, &m).await;
+                }
+                Ok(())
+            }
             RbmEvent::Ignore(_) => Ok(()),
+        }
+    }
+}
+
+impl RbmWebhook {
+    /// A HELP keyword gets the configured reply, over RCS through the same agent.
+    async fn help(&self, agent: &str, m: &hermod_core::inbound::InboundMessage) {
+        let (Some(Keyword::Help), Some(tenant), Some(reply)) =
+            (m.keyword, &m.tenant_id, &self.help_reply)
+        else {
+            return;
+        };
+        let Ok(to) = Msisdn::parse(&m.from) else {
+            return;
+        };
+        let reply = NewMessage {
+            id: MessageId::generate(),
+            tenant_id: tenant.clone(),
+            to,
+            from: Some(agent.to_owned()),
+            text: reply.clone(),
+            channels: vec![ChannelKind::Rcs],
+            ttl_secs: None,
+            metadata: Some(json!({ "reply_to": m.id })),
+            callback_url: None,
+            created_at: now_ms(),
+            send_at: None,
+            content: None,
+            user_id: None,
+        };
+        if let Err(e) = self.store.accept(tenant, &[reply], None).await {
+            tracing::warn!(error = %e, "HELP reply not queued");
         }
     }
 }
