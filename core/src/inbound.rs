@@ -50,6 +50,36 @@ pub struct InboundMessage {
     pub payload: Option<serde_json::Value>,
 }
 
+impl InboundMessage {
+    /// The answer to a HELP keyword: `reply` back to the sender, from `from`, on
+    /// `channel`. None unless the message was HELP from a number of a known tenant.
+    pub fn help_reply(
+        &self,
+        reply: &str,
+        from: &str,
+        channel: crate::model::ChannelKind,
+    ) -> Option<crate::model::NewMessage> {
+        let (Some(Keyword::Help), Some(tenant)) = (self.keyword, &self.tenant_id) else {
+            return None;
+        };
+        Some(crate::model::NewMessage {
+            id: crate::MessageId::generate(),
+            tenant_id: tenant.clone(),
+            to: crate::Msisdn::parse(&self.from).ok()?,
+            from: Some(from.to_owned()),
+            text: reply.to_owned(),
+            channels: vec![channel],
+            ttl_secs: None,
+            metadata: Some(serde_json::json!({ "reply_to": self.id })),
+            callback_url: None,
+            created_at: crate::now_ms(),
+            send_at: None,
+            content: None,
+            user_id: None,
+        })
+    }
+}
+
 /// Keywords recipients send to manage their subscription.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hermod_core::TenantId;
-use hermod_core::inbound::{InboundPart, Keyword, sender_key};
-use hermod_core::model::{ChannelKind, NewMessage};
+use hermod_core::inbound::{InboundPart, sender_key};
+use hermod_core::model::ChannelKind;
+use hermod_core::now_ms;
 use hermod_core::ports::{InboundSink, Store};
-use hermod_core::{MessageId, Msisdn, now_ms};
 
 pub struct InboundHandler {
     store: Arc<dyn Store>,
@@ -116,28 +116,13 @@ impl InboundSink for InboundHandler {
         metrics::counter!("hermod_inbound_total", "keyword" => msg.keyword.map_or("none", |k| k.as_str()))
             .increment(1);
         tracing::info!(id = %msg.id, parts = msg.parts, connector = %msg.connector, keyword = ?msg.keyword, tenant_known = msg.tenant_id.is_some(), "inbound SMS");
-        if let (Some(Keyword::Help), Some(tenant), Some(reply)) =
-            (msg.keyword, &msg.tenant_id, &self.help_reply)
-            && let Ok(to) = Msisdn::parse(&msg.from)
+        if let Some(m) = self
+            .help_reply
+            .as_deref()
+            .and_then(|r| msg.help_reply(r, &msg.to, ChannelKind::Sms))
+            && let Err(e) = self.store.accept(&m.tenant_id.clone(), &[m], None).await
         {
-            let m = NewMessage {
-                id: MessageId::generate(),
-                tenant_id: tenant.clone(),
-                to,
-                from: Some(msg.to.clone()),
-                text: reply.clone(),
-                channels: vec![ChannelKind::Sms],
-                ttl_secs: None,
-                metadata: Some(serde_json::json!({ "reply_to": msg.id })),
-                callback_url: None,
-                created_at: now_ms(),
-                send_at: None,
-                content: None,
-                user_id: None,
-            };
-            if let Err(e) = self.store.accept(tenant, &[m], None).await {
-                tracing::warn!(error = %e, "HELP reply not queued");
-            }
+            tracing::warn!(error = %e, "HELP reply not queued");
         }
         true
     }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hermod_core::inbound::{InboundPart, Keyword};
-use hermod_core::model::{ChannelKind, NewMessage, Receipt};
+use hermod_core::inbound::InboundPart;
+use hermod_core::model::{ChannelKind, Receipt};
 use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
-use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
+use hermod_core::{Status, TenantId, now_ms};
 use serde_json::{Value, json};
 
 use super::channel::{codes, provider_id};
@@ -184,30 +184,18 @@ impl RbmWebhook {
 impl RbmWebhook {
     /// A HELP keyword gets the configured reply, over RCS through the same agent.
     async fn help(&self, agent: &str, m: &hermod_core::inbound::InboundMessage) {
-        let (Some(Keyword::Help), Some(tenant), Some(reply)) =
-            (m.keyword, &m.tenant_id, &self.help_reply)
+        let Some(reply) = self
+            .help_reply
+            .as_deref()
+            .and_then(|r| m.help_reply(r, agent, ChannelKind::Rcs))
         else {
             return;
         };
-        let Ok(to) = Msisdn::parse(&m.from) else {
-            return;
-        };
-        let reply = NewMessage {
-            id: MessageId::generate(),
-            tenant_id: tenant.clone(),
-            to,
-            from: Some(agent.to_owned()),
-            text: reply.clone(),
-            channels: vec![ChannelKind::Rcs],
-            ttl_secs: None,
-            metadata: Some(json!({ "reply_to": m.id })),
-            callback_url: None,
-            created_at: now_ms(),
-            send_at: None,
-            content: None,
-            user_id: None,
-        };
-        if let Err(e) = self.store.accept(tenant, &[reply], None).await {
+        if let Err(e) = self
+            .store
+            .accept(&reply.tenant_id.clone(), &[reply], None)
+            .await
+        {
             tracing::warn!(error = %e, "HELP reply not queued");
         }
     }
