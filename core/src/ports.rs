@@ -148,12 +148,11 @@ pub trait Devices: Send + Sync {
     ) -> PortResult<bool>;
     /// Revokes a device; its waiting envelopes are dropped. False when unknown.
     async fn revoke_device(&self, tenant: &TenantId, id: &str) -> PortResult<bool>;
-    /// Stores envelopes with their attempt; a repeat (same device and message) is
-    /// ignored.
+    /// Stores envelopes, each with its attempt, in one transaction; a repeat (same
+    /// device and message) is ignored.
     async fn put_envelopes(
         &self,
-        attempt: &AttemptId,
-        envelopes: &[crate::app::Envelope],
+        envelopes: &[(AttemptId, crate::app::Envelope)],
     ) -> PortResult<()>;
     /// A device's envelopes not yet acknowledged nor expired, after `after`, oldest first.
     async fn inbox(

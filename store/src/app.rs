@@ -7,6 +7,7 @@ use hermod_core::app::{Device, Envelope};
 use hermod_core::ports::PortResult;
 use hermod_core::{AttemptId, TenantId, now_ms};
 
+use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
 use crate::{Db, backend, with_conn, write_tx};
@@ -152,10 +153,10 @@ pub async fn revoke(db: &Db, tenant: &TenantId, id: &str) -> PortResult<bool> {
     .map_err(backend)
 }
 
-pub async fn put(db: &Db, attempt: &AttemptId, envs: &[Envelope]) -> PortResult<()> {
+pub async fn put(db: &Db, envs: &[(AttemptId, Envelope)]) -> PortResult<()> {
     let rows: Vec<NewInboxRow> = envs
         .iter()
-        .map(|e| {
+        .map(|(attempt, e)| {
             Ok(NewInboxRow {
                 device_id: e.device_id.clone(),
                 message_id: e.message_id.clone(),
@@ -168,17 +169,7 @@ pub async fn put(db: &Db, attempt: &AttemptId, envs: &[Envelope]) -> PortResult<
         })
         .collect::<Result<_, serde_json::Error>>()
         .map_err(backend)?;
-    write_tx!(db, |c| {
-        for r in &rows {
-            diesel::insert_into(app_inbox::table)
-                .values(r)
-                .on_conflict_do_nothing()
-                .execute(c)
-                .await?;
-        }
-        Ok::<_, DieselError>(())
-    })
-    .map_err(backend)
+    write_tx!(db, |c| c.insert_envelopes(rows).await.map(|_| ())).map_err(backend)
 }
 
 pub async fn inbox(db: &Db, device: &str, after: i64, limit: i64) -> PortResult<Vec<Envelope>> {

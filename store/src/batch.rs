@@ -18,6 +18,8 @@ pub(crate) trait BatchInsert {
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize>;
     /// Keeps the first copy of a receipt delivered twice.
     async fn insert_orphans(&mut self, rows: Vec<OrphanRow>) -> QueryResult<usize>;
+    /// App inbox rows; one already there (same device and message) is left alone.
+    async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize>;
 }
 
 const CHUNK: usize = 500;
@@ -102,6 +104,9 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_orphans(&mut self, rows: Vec<OrphanRow>) -> QueryResult<usize> {
         pg_insert!(self, orphan_receipts::table, rows, ignore)
     }
+    async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize> {
+        pg_insert!(self, app_inbox::table, rows, ignore)
+    }
 }
 
 impl BatchInsert for Lite {
@@ -122,5 +127,8 @@ impl BatchInsert for Lite {
     }
     async fn insert_orphans(&mut self, rows: Vec<OrphanRow>) -> QueryResult<usize> {
         lite_insert!(self, orphan_receipts::table, rows, ignore)
+    }
+    async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize> {
+        lite_insert!(self, app_inbox::table, rows, ignore)
     }
 }

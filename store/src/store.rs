@@ -440,10 +440,9 @@ impl hermod_core::ports::Devices for SqlStore {
     }
     async fn put_envelopes(
         &self,
-        attempt: &AttemptId,
-        envelopes: &[hermod_core::app::Envelope],
+        envelopes: &[(AttemptId, hermod_core::app::Envelope)],
     ) -> PortResult<()> {
-        crate::app::put(&self.db, attempt, envelopes).await
+        crate::app::put(&self.db, envelopes).await
     }
     async fn inbox(
         &self,

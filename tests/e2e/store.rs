@@ -355,7 +355,7 @@ async fn exercise_inbound(url: &str) {
         created_at: now_ms() - 10_000,
         expires_at: Some(now_ms() - 1),
     };
-    store.put_envelopes(&aid, &[env]).await.unwrap();
+    store.put_envelopes(&[(aid.clone(), env)]).await.unwrap();
     assert_eq!(store.sweep_app().await.unwrap(), (1, 1));
     let back = store.get_message(&t3, &app_msg.id).await.unwrap().unwrap();
     assert_eq!(back.message.text, "");

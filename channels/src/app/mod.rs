@@ -4,13 +4,14 @@
 //! relay.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hermod_core::app::{Envelope, envelope_info};
+use hermod_core::AttemptId;
+use hermod_core::app::{Device, Envelope, envelope_info};
 use hermod_core::model::{ChannelKind, Outgoing};
 use hermod_core::now_ms;
 use hermod_core::ports::{Channel, Devices, SendError};
@@ -57,6 +58,8 @@ pub struct AppChannel {
     wake: broadcast::Sender<String>,
     cfg: AppConfig,
     http: reqwest::Client,
+    /// Outcomes of prepared batches, taken by `send`.
+    prepared: Mutex<HashMap<AttemptId, Sent>>,
 }
 
 impl AppChannel {
@@ -76,6 +79,7 @@ impl AppChannel {
             wake,
             cfg,
             http,
+            prepared: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -95,19 +99,16 @@ fn transient(e: impl std::fmt::Display) -> SendError {
     }
 }
 
-#[async_trait]
-impl Channel for AppChannel {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::App
-    }
+type Sent = Result<(Vec<String>, String), SendError>;
 
-    /// An envelope per (device, message) is stored once; a repeat is ignored.
-    fn idempotent_sends(&self) -> bool {
-        true
-    }
-
-    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
-        let now = now_ms();
+impl AppChannel {
+    /// The recipient's devices (by number, and by user id when the message names one)
+    /// and an envelope sealed for each.
+    async fn seal(
+        &self,
+        msg: &Outgoing,
+        now: i64,
+    ) -> Result<(Vec<Device>, Vec<Envelope>), SendError> {
         if msg.expires_at.is_some_and(|e| e <= now) {
             return Err(SendError::Permanent {
                 code: codes::TTL_EXPIRED.into(),
@@ -129,11 +130,6 @@ impl Channel for AppChannel {
                     devices.push(d);
                 }
             }
-        }
-        if devices.is_empty() {
-            return Err(SendError::Permanent {
-                code: codes::NO_DEVICE.into(),
-            });
         }
         let payload = AppPayload {
             message_id: msg.message_id.to_string(),
@@ -181,19 +177,62 @@ impl Channel for AppChannel {
                 code: codes::NO_DEVICE.into(),
             });
         }
-        self.devices
-            .put_envelopes(&msg.attempt_id, &envelopes)
-            .await
-            .map_err(transient)?;
-        for d in &devices {
-            // Streams in this process; other processes poll.
+        Ok((devices, envelopes))
+    }
+
+    /// Seals a batch and stores all its envelopes in one transaction; the outcome of
+    /// each message, by attempt.
+    async fn seal_and_store(&self, batch: &[Outgoing]) -> Vec<(AttemptId, Sent)> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(batch.len());
+        let mut sealed = Vec::new();
+        for m in batch {
+            match self.seal(m, now).await {
+                Ok(s) => sealed.push((m.attempt_id.clone(), s)),
+                Err(e) => out.push((m.attempt_id.clone(), Err(e))),
+            }
+        }
+        let rows: Vec<(AttemptId, Envelope)> = sealed
+            .iter()
+            .flat_map(|(a, (_, envs))| envs.iter().map(|e| (a.clone(), e.clone())))
+            .collect();
+        let stored = rows.is_empty()
+            || self
+                .devices
+                .put_envelopes(&rows)
+                .await
+                .map_err(transient)
+                .is_ok();
+        for (attempt, (devices, _)) in sealed {
+            if !stored {
+                out.push((
+                    attempt,
+                    Err(SendError::Transient {
+                        code: "app_store".into(),
+                        retry_after: None,
+                    }),
+                ));
+                continue;
+            }
+            self.wake(&devices);
+            out.push((
+                attempt.clone(),
+                Ok((vec![format!("app:{attempt}")], "STORED".into())),
+            ));
+        }
+        out
+    }
+
+    /// Wakes this process's streams of the devices (other processes poll) and sends
+    /// the push relay a content-free wake-up, best effort.
+    fn wake(&self, devices: &[Device]) {
+        for d in devices {
             let _ = self.wake.send(d.id.clone());
             if let Some(url) = self.relay_for(d.tenant_id.as_str()) {
                 let body = serde_json::json!({
                     "type": "wake", "device_id": d.id, "platform": d.platform, "tenant": d.tenant_id.as_str(),
                 });
                 let req = self.http.post(url).json(&body);
-                // Best effort, never in the way of delivery: the inbox holds the message.
                 tokio::spawn(async move {
                     if let Err(e) = req.send().await {
                         tracing::debug!(error = %e.without_url(), "push relay unreachable");
@@ -201,6 +240,39 @@ impl Channel for AppChannel {
                 });
             }
         }
-        Ok((vec![format!("app:{}", msg.attempt_id)], "STORED".into()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[async_trait]
+impl Channel for AppChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::App
+    }
+
+    /// An envelope per (device, message) is stored once; a repeat is ignored.
+    fn idempotent_sends(&self) -> bool {
+        true
+    }
+
+    /// Seals the whole batch and stores its envelopes in one transaction; `send` then
+    /// hands out each message's outcome.
+    async fn prepare(&self, batch: &[Outgoing]) {
+        let outcomes = self.seal_and_store(batch).await;
+        lock(&self.prepared).extend(outcomes);
+    }
+
+    async fn send(&self, msg: &Outgoing) -> Sent {
+        if let Some(r) = lock(&self.prepared).remove(&msg.attempt_id) {
+            return r;
+        }
+        // Not part of a prepared batch: on its own.
+        self.seal_and_store(std::slice::from_ref(msg))
+            .await
+            .pop()
+            .map_or_else(|| Err(transient("no outcome")), |(_, r)| r)
     }
 }
