@@ -7,6 +7,23 @@ use hermod_crypto::ApiKeys;
 
 use crate::{ApiError, AppState};
 
+/// The app state and the token of `Authorization: Bearer <token>`, taken from the
+/// request before the extractor's future runs.
+fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, String), ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or(ApiError::Unauthorized)?;
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .ok_or(ApiError::Unauthorized)?;
+    Ok((state, token))
+}
+
 /// The tenant behind `Authorization: Bearer <key>`.
 pub struct Tenant(pub TenantId);
 
@@ -15,20 +32,10 @@ impl FromRequest for Tenant {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned);
+        let found = bearer(req);
         Box::pin(async move {
-            let state = state.ok_or(ApiError::Unauthorized)?;
-            let header = header.ok_or(ApiError::Unauthorized)?;
-            let key = header
-                .strip_prefix("Bearer ")
-                .ok_or(ApiError::Unauthorized)?
-                .trim();
-            let (id, secret) = ApiKeys::split(key).map_err(|_| ApiError::Unauthorized)?;
+            let (state, key) = found?;
+            let (id, secret) = ApiKeys::split(&key).map_err(|_| ApiError::Unauthorized)?;
             let (tenant, hash) = state
                 .store
                 .api_key(id)
@@ -51,22 +58,12 @@ impl FromRequest for DeviceAuth {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
-            .headers()
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned);
+        let found = bearer(req);
         Box::pin(async move {
-            let state = state.ok_or(ApiError::Unauthorized)?;
+            let (state, token) = found?;
             let devices = state.devices.as_ref().ok_or(ApiError::Unauthorized)?;
-            let token = header
-                .as_deref()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .ok_or(ApiError::Unauthorized)?
-                .trim();
             let (id, secret) =
-                ApiKeys::split_token("hmd", token).map_err(|_| ApiError::Unauthorized)?;
+                ApiKeys::split_token("hmd", &token).map_err(|_| ApiError::Unauthorized)?;
             let device = devices
                 .device(&format!("dev_{id}"))
                 .await?

@@ -361,7 +361,7 @@ fn validate(
         }
     };
     if let Some(u) = &req.callback_url {
-        let ok = url_ok(u);
+        let ok = hermod_core::content::is_http_url(u);
         if !ok {
             return Err(ApiError::field(
                 f("callback_url"),
@@ -412,15 +412,6 @@ fn rich_content(req: &SendMessage, prefix: &str) -> Result<Option<RichMessage>, 
         )
     })?;
     Ok(Some(rich))
-}
-
-fn url_ok(u: &str) -> bool {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        !r.is_empty() && !r.starts_with('/') && u.len() <= 2048 && !u.contains(char::is_whitespace)
-    })
 }
 
 fn accepted_view(m: &NewMessage) -> Message {

@@ -5,6 +5,7 @@
 //! envelope it can rebuild itself: `info` is recomputed from its tenant, its own id and
 //! the message id, and the AAD is the message id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -158,10 +159,11 @@ impl DeviceSim {
     /// Stays connected to the stream until `cancel`: opens each envelope, acknowledges
     /// it delivered, and read after `read_delay`. Reconnects after a dropped connection.
     pub async fn run(self, read_delay: Duration, cancel: CancellationToken) {
-        let ws_base = self.base.replacen("http", "ws", 1);
+        let me = Arc::new(self);
+        let ws_base = me.base.replacen("http", "ws", 1);
         while !cancel.is_cancelled() {
-            if let Err(e) = self.stream_once(&ws_base, read_delay, &cancel).await {
-                tracing::warn!(device = %self.id, error = %e, "device stream dropped");
+            if let Err(e) = me.stream_once(&ws_base, read_delay, &cancel).await {
+                tracing::warn!(device = %me.id, error = %e, "device stream dropped");
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -171,7 +173,7 @@ impl DeviceSim {
     }
 
     async fn stream_once(
-        &self,
+        self: &Arc<Self>,
         ws_base: &str,
         read_delay: Duration,
         cancel: &CancellationToken,
@@ -203,11 +205,7 @@ impl DeviceSim {
                 Ok(p) => {
                     tracing::info!(device = %self.id, message = %p.message_id, "device opened a message");
                     self.ack(&p.message_id, "delivered").await?;
-                    let me = DeviceAck {
-                        base: self.base.clone(),
-                        http: self.http.clone(),
-                        token: self.token.clone(),
-                    };
+                    let me = self.clone();
                     let id = p.message_id.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(read_delay).await;
@@ -219,24 +217,5 @@ impl DeviceSim {
                 }
             }
         }
-    }
-}
-
-/// What a delayed "read" needs.
-struct DeviceAck {
-    base: String,
-    http: reqwest::Client,
-    token: String,
-}
-
-impl DeviceAck {
-    async fn ack(&self, message_id: &str, status: &str) -> Result<(), reqwest::Error> {
-        self.http
-            .post(format!("{}/v1/app/receipts", self.base))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({"message_id": message_id, "status": status}))
-            .send()
-            .await
-            .map(|_| ())
     }
 }

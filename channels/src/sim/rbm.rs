@@ -278,34 +278,22 @@ impl RbmSim {
     /// A user writes to the agent (text, or a tapped suggestion when `postback` is
     /// set); the event goes to the webhook.
     pub fn user_message(&self, phone: &str, text: &str, postback: Option<&str>) {
-        let mut ev = json!({
-            "senderPhoneNumber": phone,
-            "messageId": random_id(),
-            "sendTime": rfc3339_now(),
-            "agentId": self.inner.cfg.agent_id,
-        });
-        match postback {
+        let what = match postback {
             Some(p) => {
-                ev["suggestionResponse"] =
-                    json!({"postbackData": p, "text": text, "type": "REPLY"});
+                json!({"suggestionResponse": {"postbackData": p, "text": text, "type": "REPLY"}})
             }
-            None => ev["text"] = json!(text),
-        }
-        let inner = self.inner.clone();
-        tokio::spawn(async move { push(&inner, &ev).await });
+            None => json!({ "text": text }),
+        };
+        user_says(self.inner.clone(), phone, what);
     }
 
     /// A user shares a location.
     pub fn user_location(&self, phone: &str, latitude: f64, longitude: f64) {
-        let ev = json!({
-            "senderPhoneNumber": phone,
-            "messageId": random_id(),
-            "sendTime": rfc3339_now(),
-            "agentId": self.inner.cfg.agent_id,
-            "location": {"latitude": latitude, "longitude": longitude},
-        });
-        let inner = self.inner.clone();
-        tokio::spawn(async move { push(&inner, &ev).await });
+        user_says(
+            self.inner.clone(),
+            phone,
+            json!({"location": {"latitude": latitude, "longitude": longitude}}),
+        );
     }
 
     /// The signed Pub/Sub push request the simulator would send for `event`:
@@ -313,6 +301,21 @@ impl RbmSim {
     pub fn signed_envelope(&self, event: &Value) -> (String, String) {
         envelope(&self.inner.cfg, event)
     }
+}
+
+/// Pushes a user message event: the common fields plus `what` (`text`,
+/// `suggestionResponse` or `location`).
+fn user_says(inner: Arc<Inner>, phone: &str, what: Value) {
+    let mut ev = json!({
+        "senderPhoneNumber": phone,
+        "messageId": random_id(),
+        "sendTime": rfc3339_now(),
+        "agentId": inner.cfg.agent_id,
+    });
+    if let (Some(ev), Value::Object(what)) = (ev.as_object_mut(), what) {
+        ev.extend(what);
+    }
+    tokio::spawn(async move { push(&inner, &ev).await });
 }
 
 fn envelope(cfg: &RbmSimConfig, event: &Value) -> (String, String) {
@@ -604,6 +607,14 @@ async fn batch_get(inner: web::Data<Inner>, req: HttpRequest, body: web::Bytes) 
     }))
 }
 
+/// Which of `keys` an object sets (RBM's "union fields" allow exactly one).
+fn present<'a>(v: &Value, keys: &[&'a str]) -> Vec<&'a str> {
+    keys.iter()
+        .copied()
+        .filter(|k| v.get(k).is_some())
+        .collect()
+}
+
 /// RBM's documented limits, with errors in its style (`agent_message.content_message...`).
 pub fn validate_agent_message(v: &Value) -> Result<(), String> {
     let cm = v
@@ -618,12 +629,7 @@ pub fn validate_agent_message(v: &Value) -> Result<(), String> {
         "richCard",
         "contentInfo",
     ];
-    let set: Vec<&str> = kinds
-        .iter()
-        .copied()
-        .filter(|k| cm.get(k).is_some())
-        .collect();
-    if set.len() != 1 {
+    if present(cm, &kinds).len() != 1 {
         return Err(format!(
             "{p}: exactly one of text, fileName, uploadedRbmFile, richCard, contentInfo must be set"
         ));
@@ -766,12 +772,7 @@ fn suggestions(p: &str, s: Option<&Value>, max: usize) -> Result<(), String> {
                 "openUrlAction",
                 "shareLocationAction",
             ];
-            let set: Vec<&str> = actions
-                .iter()
-                .copied()
-                .filter(|a| body.get(a).is_some())
-                .collect();
-            match set.as_slice() {
+            match present(body, &actions).as_slice() {
                 ["openUrlAction"] if body["openUrlAction"]["url"].as_str().is_none() => {
                     return Err(format!("{q}.open_url_action.url: required"));
                 }
@@ -921,33 +922,24 @@ async fn user_message_http(
     phone: web::Path<String>,
     body: web::Json<UserMessage>,
 ) -> HttpResponse {
-    let mut ev = json!({
-        "senderPhoneNumber": phone.as_str(),
-        "messageId": random_id(),
-        "sendTime": rfc3339_now(),
-        "agentId": inner.cfg.agent_id,
-    });
-    match (
+    let what = match (
         &body.postback_data,
         body.latitude,
         body.longitude,
         &body.text,
     ) {
-        (Some(p), _, _, t) => {
-            ev["suggestionResponse"] =
-                json!({"postbackData": p, "text": t.clone().unwrap_or_default(), "type": "REPLY"});
-        }
+        (Some(p), _, _, t) => json!({"suggestionResponse": {
+            "postbackData": p, "text": t.clone().unwrap_or_default(), "type": "REPLY"}}),
         (None, Some(lat), Some(lon), _) => {
-            ev["location"] = json!({"latitude": lat, "longitude": lon});
+            json!({"location": {"latitude": lat, "longitude": lon}})
         }
-        (None, _, _, Some(t)) => ev["text"] = json!(t),
+        (None, _, _, Some(t)) => json!({ "text": t }),
         _ => {
             return HttpResponse::BadRequest()
                 .json(json!({"error": "give text, postback_data or latitude+longitude"}));
         }
-    }
-    let inner = inner.into_inner();
-    tokio::spawn(async move { push(&inner, &ev).await });
+    };
+    user_says(inner.into_inner(), &phone, what);
     HttpResponse::Accepted().json(json!({"status": "queued"}))
 }
 
