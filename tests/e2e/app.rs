@@ -12,7 +12,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Server, call, create_key, eventually, free_port, start_smsc};
+use crate::support::{
+    Server, call, create_key, create_key_with_tenant, eventually, free_port, get_message,
+    send_message, start_smsc, wait_status,
+};
 
 /// A push relay that records what it is sent.
 async fn push_relay() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -62,34 +65,11 @@ async fn push_relay() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, got)
 }
 
+/// Sends and expects it accepted.
 async fn send(base: &str, key: &str, body: Value) -> Value {
-    let (s, v, _) = call(
-        Method::POST,
-        &format!("{base}/v1/messages"),
-        key,
-        Some(body),
-    )
-    .await;
+    let (s, v) = send_message(base, key, body).await;
     assert_eq!(s, 202, "{v}");
     v
-}
-
-async fn message(base: &str, key: &str, id: &str) -> Value {
-    call(Method::GET, &format!("{base}/v1/messages/{id}"), key, None)
-        .await
-        .1
-}
-
-async fn wait_status(base: &str, key: &str, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        last = message(base, key, id).await;
-        if last["status"] == want {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never became {want}: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,16 +77,17 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     let smsc = start_smsc(Default::default()).await;
     let (relay, wakes) = push_relay().await;
     let dir = tempfile::tempdir().unwrap();
+    let (tenant, key) = create_key_with_tenant(dir.path(), "shop");
+    // This tenant's relay overrides the default one (which nobody answers).
     let config = dir.path().join("hermod.toml");
     std::fs::write(
         &config,
         format!(
-            "[smpp]\nurl = \"{}\"\n[app]\npush_relay_url = \"{relay}\"\n",
+            "[smpp]\nurl = \"{}\"\n[app]\npush_relay_url = \"http://127.0.0.1:9/none\"\n[app.push_relays]\n{tenant} = \"{relay}\"\n",
             smsc.url("hermod", "secret")
         ),
     )
     .unwrap();
-    let key = create_key(dir.path(), "shop");
     let server = Server::start_with_config(dir.path(), &config, free_port());
     server.wait_healthy().await;
     let base = server.base.clone();
@@ -130,7 +111,7 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     )
     .await;
     let id = m["id"].as_str().unwrap().to_owned();
-    let sent = wait_status(&base, &key, &id, "sent").await;
+    let sent = wait_status(&base, &key, &id, "sent", 15).await;
     assert_eq!(sent["attempts"][0]["channel"], "app");
     assert_eq!(sent["attempts"][0]["raw_status"], "STORED");
 
@@ -185,11 +166,11 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     )
     .await;
     assert_eq!(s, 401);
-    assert_eq!(message(&base, &key, &id).await["status"], "sent");
+    assert_eq!(get_message(&base, &key, &id).await["status"], "sent");
 
     // A acknowledges: delivered, then read. The plaintext is gone once delivered.
     assert_eq!(a.ack(&id, "delivered").await.unwrap(), 202);
-    let d = wait_status(&base, &key, &id, "delivered").await;
+    let d = wait_status(&base, &key, &id, "delivered", 15).await;
     assert_eq!(d["text"], "", "plaintext dropped once delivered");
     assert!(
         a.poll(0).await.unwrap().is_empty(),
@@ -197,7 +178,7 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     );
     assert_eq!(b.poll(0).await.unwrap().len(), 1, "B's copy waits for B");
     assert_eq!(a.ack(&id, "read").await.unwrap(), 202);
-    let r = wait_status(&base, &key, &id, "read").await;
+    let r = wait_status(&base, &key, &id, "read", 15).await;
     assert_eq!(r["attempts"][0]["raw_status"], "APP_READ");
 
     // Wake-ups went to the relay, one per device, without content.
@@ -288,7 +269,7 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     )
     .await;
     assert_eq!(m["user_id"], "user-8812");
-    wait_status(&base, &key, m["id"].as_str().unwrap(), "sent").await;
+    wait_status(&base, &key, m["id"].as_str().unwrap(), "sent", 15).await;
     let eu = u.poll(0).await.unwrap();
     assert_eq!(eu.len(), 1);
     assert_eq!(u.open(&eu[0]).unwrap().text, "to user and number");
@@ -301,7 +282,7 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
         json!({"to": "+447700900599", "channels": ["app"], "text": "hi"}),
     )
     .await;
-    let f = wait_status(&base, &key, m["id"].as_str().unwrap(), "failed").await;
+    let f = wait_status(&base, &key, m["id"].as_str().unwrap(), "failed", 15).await;
     assert_eq!(f["attempts"][0]["error"]["code"], "app_no_device");
     smsc.stop();
 }
@@ -332,7 +313,7 @@ async fn an_offline_device_finds_its_messages_later_and_the_stream_delivers_new_
     )
     .await;
     for m in [&m1, &m2] {
-        wait_status(&base, &key, m["id"].as_str().unwrap(), "sent").await;
+        wait_status(&base, &key, m["id"].as_str().unwrap(), "sent", 15).await;
     }
     let waiting = d.poll(0).await.unwrap();
     assert_eq!(waiting.len(), 2);
@@ -349,7 +330,7 @@ async fn an_offline_device_finds_its_messages_later_and_the_stream_delivers_new_
     let cancel = tokio_util::sync::CancellationToken::new();
     tokio::spawn(d.run(Duration::from_millis(100), cancel.clone()));
     for m in [&m1, &m2] {
-        wait_status(&base, &key, m["id"].as_str().unwrap(), "read").await;
+        wait_status(&base, &key, m["id"].as_str().unwrap(), "read", 15).await;
     }
     let m3 = send(
         &base,
@@ -357,7 +338,7 @@ async fn an_offline_device_finds_its_messages_later_and_the_stream_delivers_new_
         json!({"to": bob, "channels": ["app"], "text": "third"}),
     )
     .await;
-    let done = wait_status(&base, &key, m3["id"].as_str().unwrap(), "read").await;
+    let done = wait_status(&base, &key, m3["id"].as_str().unwrap(), "read", 15).await;
     let kinds: Vec<&str> = done["events"]
         .as_array()
         .unwrap()

@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::json;
 
-use crate::support::{eventually, free_port};
+use crate::support::{eventually, free_port, send_message, wait_status};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
@@ -38,84 +38,30 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         || async { client.get(format!("{base}/healthz")).send().await.is_ok() },
     )
     .await;
-    let v: Value = client
-        .post(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"to": "+447911123456", "text": "Hello from Hermod"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("{base}/v1/messages/{}", v["id"].as_str().unwrap());
-    eventually("delivered", Duration::from_secs(20), || async {
-        let v: Value = client
-            .get(&url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["status"] == "delivered"
-    })
-    .await;
-    // A rich card through the built-in RBM simulator reaches `read`.
-    let v: Value = client
-        .post(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({
-            "to": "+447911123456", "channels": ["rcs"],
-            "content": {"card": {"title": "Order 1234 shipped", "description": "Arrives Tuesday"}},
-            "suggestions": [{"reply": {"text": "Thanks"}}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("{base}/v1/messages/{}", v["id"].as_str().expect("an id"));
-    eventually("the card read", Duration::from_secs(20), || async {
-        let v: Value = client
-            .get(&url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["status"] == "read"
-    })
-    .await;
-    // An end-to-end encrypted message to the demo's simulated app device reaches `read`.
-    let v: Value = client
-        .post(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"to": "+447700900777", "channels": ["app"], "text": "sealed hello"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("{base}/v1/messages/{}", v["id"].as_str().expect("an id"));
-    eventually("the app message read", Duration::from_secs(20), || async {
-        let v: Value = client
-            .get(&url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["status"] == "read"
-    })
-    .await;
+    // An SMS is delivered; a rich card through the built-in RBM simulator and an
+    // end-to-end encrypted message to the simulated app device are read.
+    for (body, want) in [
+        (
+            json!({"to": "+447911123456", "text": "Hello from Hermod"}),
+            "delivered",
+        ),
+        (
+            json!({
+                "to": "+447911123456", "channels": ["rcs"],
+                "content": {"card": {"title": "Order 1234 shipped", "description": "Arrives Tuesday"}},
+                "suggestions": [{"reply": {"text": "Thanks"}}]
+            }),
+            "read",
+        ),
+        (
+            json!({"to": "+447700900777", "channels": ["app"], "text": "sealed hello"}),
+            "read",
+        ),
+    ] {
+        let (s, v) = send_message(&base, &key, body).await;
+        assert_eq!(s, 202, "{v}");
+        wait_status(&base, &key, v["id"].as_str().unwrap(), want, 20).await;
+    }
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -10,7 +10,9 @@ use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Server, call, create_key, eventually, free_port, start_smsc};
+use crate::support::{
+    self, Server, call, create_key, eventually, free_port, get_message, send_message, start_smsc,
+};
 
 const AGENT: &str = "e2e-agent@rbm.goog";
 const TOKEN: &str = "e2e-client-token";
@@ -82,37 +84,15 @@ client_token = "{TOKEN}"
 }
 
 async fn send(r: &Rig, body: Value) -> (u16, Value) {
-    let (s, v, _) = call(
-        Method::POST,
-        &format!("{}/v1/messages", r.server.base),
-        &r.key,
-        Some(body),
-    )
-    .await;
-    (s, v)
+    send_message(&r.server.base, &r.key, body).await
 }
 
 async fn message(r: &Rig, id: &str) -> Value {
-    call(
-        Method::GET,
-        &format!("{}/v1/messages/{id}", r.server.base),
-        &r.key,
-        None,
-    )
-    .await
-    .1
+    get_message(&r.server.base, &r.key, id).await
 }
 
 async fn wait_status(r: &Rig, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        last = message(r, id).await;
-        if last["status"] == want {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never became {want}: {last}");
+    support::wait_status(&r.server.base, &r.key, id, want, 15).await
 }
 
 async fn inbound(r: &Rig) -> Vec<Value> {

@@ -12,7 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Server, call, create_key, create_key_with_tenant, eventually, free_port, start_smsc,
+    Server, call, create_key, create_key_with_tenant, eventually, free_port, get_message,
+    send_message as send, start_smsc, wait_status,
 };
 
 fn fixture(name: &str) -> String {
@@ -23,36 +24,6 @@ fn write_config(dir: &Path, toml: &str) -> std::path::PathBuf {
     let p = dir.join("hermod.toml");
     std::fs::write(&p, toml).unwrap();
     p
-}
-
-async fn send(base: &str, key: &str, body: Value) -> (u16, Value) {
-    let (s, v, _) = call(
-        Method::POST,
-        &format!("{base}/v1/messages"),
-        key,
-        Some(body),
-    )
-    .await;
-    (s, v)
-}
-
-async fn status_of(base: &str, key: &str, id: &str) -> Value {
-    call(Method::GET, &format!("{base}/v1/messages/{id}"), key, None)
-        .await
-        .1
-}
-
-async fn wait_status(base: &str, key: &str, id: &str, want: &str, secs: u64) -> Value {
-    let mut last = Value::Null;
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        last = status_of(base, key, id).await;
-        if last["status"] == want {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never became {want}: {last}");
 }
 
 /// How many times each text reached the SMSCs (accepted submits only).
@@ -641,7 +612,7 @@ url = "{url}"
     assert_eq!((s, v["status"].as_str()), (202, Some("scheduled")));
     let id = v["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status_of(&base, &key, &id).await["status"], "scheduled");
+    assert_eq!(get_message(&base, &key, &id).await["status"], "scheduled");
     assert_eq!(smsc.submit_count(), 0);
     let m = wait_status(&base, &key, &id, "delivered", 30).await;
     let types: Vec<&str> = m["events"]
@@ -1004,6 +975,6 @@ async fn jobs_delivered_too_often_are_listed_as_dead_letters() {
     .await;
     let (_, v, _) = call(Method::GET, &url, "tok", None).await;
     assert_eq!(v["data"][0]["job"]["type"], "send.v1", "{v}");
-    assert_ne!(status_of(&base, &key, &id).await["status"], "delivered");
+    assert_ne!(get_message(&base, &key, &id).await["status"], "delivered");
     smsc.stop();
 }

@@ -344,3 +344,51 @@ pub async fn amqp(tag: &str) -> Option<(String, String)> {
         }
     }
 }
+
+/// `POST /v1/messages`: `(status, body)`.
+pub async fn send_message(
+    base: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (s, v, _) = call(
+        reqwest::Method::POST,
+        &format!("{base}/v1/messages"),
+        key,
+        Some(body),
+    )
+    .await;
+    (s, v)
+}
+
+/// `GET /v1/messages/{id}`: the message with its attempts and events.
+pub async fn get_message(base: &str, key: &str, id: &str) -> serde_json::Value {
+    call(
+        reqwest::Method::GET,
+        &format!("{base}/v1/messages/{id}"),
+        key,
+        None,
+    )
+    .await
+    .1
+}
+
+/// Polls a message until it has status `want`; panics with the last view after `secs`.
+pub async fn wait_status(
+    base: &str,
+    key: &str,
+    id: &str,
+    want: &str,
+    secs: u64,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        last = get_message(base, key, id).await;
+        if last["status"] == want {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("message {id} never became {want}: {last}");
+}
