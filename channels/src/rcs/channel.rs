@@ -60,8 +60,12 @@ impl RcsChannel {
 
     /// The agent a message goes through: the one its `from` names, else the default.
     pub fn agent_for(&self, from: Option<&str>) -> &RbmClient {
-        from.and_then(|f| self.agents.iter().find(|a| a.config().name == f))
-            .unwrap_or(&self.agents[self.default])
+        &self.agents[self.agent_index(from)]
+    }
+
+    fn agent_index(&self, from: Option<&str>) -> usize {
+        from.and_then(|f| self.agents.iter().position(|a| a.config().name == f))
+            .unwrap_or(self.default)
     }
 
     /// Withdraws a sent message that the device has not received yet (before a
@@ -110,15 +114,10 @@ impl Channel for RcsChannel {
     async fn prepare(&self, batch: &[Outgoing]) {
         let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
         for o in batch {
-            let a = self.agent_for(o.from.as_deref());
-            if a.cached_capability(o.to.as_str()).is_some() {
+            let i = self.agent_index(o.from.as_deref());
+            if self.agents[i].cached_capability(o.to.as_str()).is_some() {
                 continue;
             }
-            let i = self
-                .agents
-                .iter()
-                .position(|x| std::ptr::eq(x, a))
-                .unwrap_or(self.default);
             let list = by_agent.entry(i).or_default();
             if !list.iter().any(|p| p == o.to.as_str()) {
                 list.push(o.to.as_str().to_owned());

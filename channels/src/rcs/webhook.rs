@@ -159,7 +159,7 @@ impl RbmWebhook {
         })
     }
 
-    async fn apply(&self, event: RbmEvent) -> Result<(), PortError> {
+    async fn apply(&self, agent: &str, event: RbmEvent) -> Result<(), PortError> {
         match event {
             RbmEvent::Receipt(r) => {
                 if self.receipts.deliver(r).await {
@@ -169,10 +169,9 @@ impl RbmWebhook {
                 }
             }
             RbmEvent::Inbound(p) => {
-                let agent = p.connector.trim_start_matches("rbm:").to_owned();
                 let msg = self.store.receive_inbound(&p).await?;
                 if let Some(m) = msg {
-                    self.help(&agent, &m).await;
+                    self.help(agent, &m).await;
                 }
                 Ok(())
             }
@@ -271,7 +270,7 @@ impl WebhookIngress for RbmWebhook {
             RbmEvent::Inbound(_) => "USER_MESSAGE".into(),
             RbmEvent::Ignore(k) => k.clone(),
         };
-        if let Err(e) = self.apply(decoded).await {
+        if let Err(e) = self.apply(name, decoded).await {
             tracing::error!(error = %e, agent = name, "RBM webhook: event not recorded");
             let _ = self.store.forget_event(&source, &id).await;
             return WebhookReply::error(503, "unavailable", "try again");
