@@ -191,7 +191,7 @@ impl Roles {
         stages: Stages::ALL,
     };
 
-    /// `--stages relay,dispatch,sms,rcs,app` (any subset).
+    /// `--stages relay,dispatch,sms,rcs,app,fallback,webhooks` (any subset).
     pub fn worker(stages: &str) -> anyhow::Result<Roles> {
         let mut r = Roles {
             api: false,
@@ -201,6 +201,8 @@ impl Roles {
                 sms: false,
                 rcs: false,
                 app: false,
+                fallback: false,
+                webhooks: false,
             },
         };
         for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -210,7 +212,11 @@ impl Roles {
                 "sms" => r.stages.sms = true,
                 "rcs" => r.stages.rcs = true,
                 "app" => r.stages.app = true,
-                other => anyhow::bail!("unknown stage {other:?} (relay, dispatch, sms, rcs, app)"),
+                "fallback" => r.stages.fallback = true,
+                "webhooks" => r.stages.webhooks = true,
+                other => anyhow::bail!(
+                    "unknown stage {other:?} (relay, dispatch, sms, rcs, app, fallback, webhooks)"
+                ),
             }
         }
         Ok(r)
@@ -366,13 +372,16 @@ pub async fn run(
         Arc::new(NoChannel)
     };
     let rcs_on = !settings.rcs.agents.is_empty();
-    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = if rcs_on && roles.stages.rcs {
+    // Dispatch (planning) and fallback (withdrawing) need the rich channels too.
+    let st = roles.stages;
+    let rich = st.dispatch || st.fallback;
+    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = if rcs_on && (st.rcs || rich) {
         Some(RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?)
     } else {
         None
     };
     let (app_wake, _) = tokio::sync::broadcast::channel::<String>(1024);
-    let app: Option<Arc<dyn hermod_core::ports::Channel>> = if roles.stages.app {
+    let app: Option<Arc<dyn hermod_core::ports::Channel>> = if st.app || rich {
         Some(
             AppChannel::new(store.clone(), app_wake.clone(), settings.app.clone())
                 .map_err(anyhow::Error::msg)?,
@@ -389,6 +398,18 @@ pub async fn run(
         sms,
         rcs,
         app,
+        webhooks: if roles.stages.webhooks {
+            let poster = hermod_channels::hooks::HttpPoster::new(Duration::from_secs(
+                settings.webhooks.timeout_secs.max(1),
+            ))
+            .map_err(anyhow::Error::msg)?;
+            Some((
+                store.clone() as Arc<dyn hermod_core::webhook::Webhooks>,
+                Arc::new(poster) as Arc<dyn hermod_core::webhook::WebhookPoster>,
+            ))
+        } else {
+            None
+        },
         settings: WorkerSettings {
             batch: settings.workers.batch,
             senders: settings.workers.senders,
@@ -419,6 +440,7 @@ pub async fn run(
                 devices: Some(store.clone() as Arc<dyn hermod_core::ports::Devices>),
                 app_wake: Some(app_wake),
                 receipts,
+                webhooks: Some(store.clone() as Arc<dyn hermod_core::webhook::Webhooks>),
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

@@ -41,11 +41,12 @@ enum Cmd {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, SMS, RCS.
+    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, sms, rcs,
+    /// app, fallback (timers) and webhooks (customer deliveries).
     Worker {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, default_value = "relay,dispatch,sms,rcs,app")]
+        #[arg(long, default_value = "relay,dispatch,sms,rcs,app,fallback,webhooks")]
         stages: String,
     },
     /// `serve` plus the built-in SMSC and RBM simulators on loopback, with an API key
@@ -276,6 +277,8 @@ async fn main() -> anyhow::Result<()> {
                     sms: false,
                     rcs: false,
                     app: false,
+                    fallback: false,
+                    webhooks: false,
                 },
             };
             app::run(s, config, roles, Some(listener), shutdown_token()).await?;

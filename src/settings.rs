@@ -44,7 +44,24 @@ pub struct Settings {
     /// The encrypted app channel: `[app] push_relay_url`, `[app.push_relays]`.
     #[serde(default)]
     pub app: AppConfig,
+    /// Customer webhooks: `[webhooks] timeout_secs`.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     pub workers: Workers,
+}
+
+/// `[webhooks]`: how deliveries to customer endpoints are made.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Each POST's time limit; a slow endpoint holds a slot for at most this.
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self { timeout_secs: 10 }
+    }
 }
 
 /// Per-tenant limits on message creation (`0` = unlimited).
@@ -140,6 +157,7 @@ impl Default for Settings {
             },
             rcs: RcsConfig::default(),
             app: AppConfig::default(),
+            webhooks: WebhooksConfig::default(),
             workers: Workers {
                 batch: 128,
                 senders: 4,

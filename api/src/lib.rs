@@ -12,6 +12,7 @@ pub mod limits;
 mod messages;
 pub mod openapi;
 mod ops;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub app_wake: Option<tokio::sync::broadcast::Sender<String>>,
     /// Where app acknowledgements go: batched into the store with other receipts.
     pub receipts: Arc<dyn hermod_core::ports::ReceiptSink>,
+    /// Customer webhook endpoints and deliveries.
+    pub webhooks: Option<Arc<dyn hermod_core::webhook::Webhooks>>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -83,7 +86,33 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/devices/{id}", web::delete().to(app::revoke))
                     .route("/app/inbox", web::get().to(app::inbox))
                     .route("/app/stream", web::get().to(app::stream))
-                    .route("/app/receipts", web::post().to(app::receipt)),
+                    .route("/app/receipts", web::post().to(app::receipt))
+                    .route("/tenant/defaults", web::get().to(webhooks::get_defaults))
+                    .route("/tenant/defaults", web::put().to(webhooks::put_defaults))
+                    .route(
+                        "/webhook-endpoints",
+                        web::post().to(webhooks::create_endpoint),
+                    )
+                    .route(
+                        "/webhook-endpoints",
+                        web::get().to(webhooks::list_endpoints),
+                    )
+                    .route(
+                        "/webhook-endpoints/{id}",
+                        web::delete().to(webhooks::delete_endpoint),
+                    )
+                    .route(
+                        "/webhook-secret",
+                        web::post().to(webhooks::rotate_callback_secret),
+                    )
+                    .route(
+                        "/webhook-deliveries",
+                        web::get().to(webhooks::list_deliveries),
+                    )
+                    .route(
+                        "/webhook-deliveries/{id}/retry",
+                        web::post().to(webhooks::retry_delivery),
+                    ),
             )
             .default_service(web::to(not_found));
     }

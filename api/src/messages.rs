@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::content::{Content, RichMessage, Suggestion};
 use hermod_core::model::*;
+use hermod_core::plan::FallbackSpec;
 use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,9 +37,16 @@ pub struct SendMessage {
     /// Your own id of the recipient: the app channel also reaches the devices
     /// registered with this `user_id` (≤ 200 characters).
     pub user_id: Option<String>,
-    /// Ordered channels to try (`sms`, `rcs`, `app`); default `["sms"]`. The first one
-    /// is used; falling back along the list comes with channel selection.
+    /// Ordered channels to try (`app`, `rcs`, `sms`); default: the tenant's
+    /// (`PUT /v1/tenant/defaults`), else `["app", "rcs", "sms"]`. Each recipient gets the
+    /// channels it can take (a registered device, RCS capability); the message falls
+    /// along the list when a channel fails or stays silent.
     pub channels: Option<Vec<String>>,
+    /// When to fall to the next channel: `{"after": "90s", "until": "delivered" |
+    /// "read", "duplicates": "avoid" | "allow"}`; fields left out come from the
+    /// tenant's defaults, else 90 s, delivered, avoid.
+    #[schema(value_type = Object)]
+    pub fallback: Option<serde_json::Value>,
     /// Seconds the message stays worth delivering (1 to 604800).
     pub ttl: Option<i64>,
     /// Your own JSON object, returned as given (≤ 4 KiB).
@@ -102,7 +110,17 @@ pub struct MessageResource {
     pub suggestions: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The channels asked for (empty: the tenant's default order).
     pub channels: Vec<String>,
+    /// The fallback policy as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub fallback: Option<serde_json::Value>,
+    /// The plan made for the recipient: each channel kept or skipped, with the reason,
+    /// and the fallback policy in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub plan: Option<serde_json::Value>,
     pub ttl: Option<i64>,
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
@@ -126,15 +144,7 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub(crate) use hermod_core::rfc3339;
 
 fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
     MessageResource {
@@ -154,6 +164,11 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
             .and_then(|c| serde_json::to_value(&c.suggestions).ok()),
         user_id: m.user_id.clone(),
         channels: m.channels.clone(),
+        fallback: m
+            .fallback
+            .as_ref()
+            .and_then(|f| serde_json::to_value(f).ok()),
+        plan: m.plan.as_ref().and_then(|p| serde_json::to_value(p).ok()),
         ttl: m.ttl_secs,
         metadata: m.metadata.clone(),
         callback_url: m.callback_url.clone(),
@@ -295,7 +310,8 @@ fn validate(
         }
     }
     let channels = match &req.channels {
-        None => vec![ChannelKind::Sms],
+        // The tenant's default order, resolved when the message is planned.
+        None => Vec::new(),
         Some(list) if list.is_empty() => {
             return Err(ApiError::field(f("channels"), "channels must not be empty"));
         }
@@ -369,7 +385,12 @@ fn validate(
             ));
         }
     }
+    let fallback = match &req.fallback {
+        None => None,
+        Some(v) => Some(parse_fallback(v.clone(), &f("fallback"))?),
+    };
     Ok(NewMessage {
+        fallback,
         id: MessageId::generate(),
         tenant_id: tenant.clone(),
         to,
@@ -436,7 +457,17 @@ fn accepted_view(m: &NewMessage) -> Message {
         reason: None,
         content: m.content.clone(),
         user_id: m.user_id.clone(),
+        fallback: m.fallback.clone(),
+        plan: None,
     }
+}
+
+/// A fallback spec; errors name the field (`fallback.after`).
+pub(crate) fn parse_fallback(v: serde_json::Value, field: &str) -> Result<FallbackSpec, ApiError> {
+    let spec: FallbackSpec = parse(v, &format!("{field}."))?;
+    spec.validate()
+        .map_err(|(name, msg)| ApiError::field(format!("{field}.{name}"), msg))?;
+    Ok(spec)
 }
 
 /// Charges the tenant's rate limit `n` messages.

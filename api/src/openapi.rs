@@ -3,7 +3,7 @@ use utoipa::OpenApi;
 
 use crate::inbound::{self, *};
 use crate::messages::{self, *};
-use crate::{app, ops};
+use crate::{app, ops, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,10 +11,15 @@ use crate::{app, ops};
     paths(messages::create, messages::create_batch, messages::get, messages::list, messages::cancel,
           inbound::list_inbound, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
           ops::connectors, ops::reload, ops::dead_letters, crate::rbm_webhook,
-          app::register, app::list, app::rotate, app::revoke, app::inbox, app::receipt),
+          app::register, app::list, app::rotate, app::revoke, app::inbox, app::receipt,
+          webhooks::create_endpoint, webhooks::list_endpoints, webhooks::delete_endpoint,
+          webhooks::rotate_callback_secret, webhooks::list_deliveries, webhooks::retry_delivery,
+          webhooks::get_defaults, webhooks::put_defaults),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
                        InboundResource, InboundList, NewOptOut, OptOutResource,
-                       app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt)),
+                       app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt,
+                       webhooks::NewEndpoint, webhooks::EndpointResource, webhooks::DeliveryResource,
+                       webhooks::DefaultsBody)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 //! not our client code.
 
 pub mod app;
+pub mod hooks;
 pub mod rcs;
 pub mod sim;
 pub mod smpp;

@@ -427,6 +427,38 @@ impl RichMessage {
         out
     }
 
+    /// The richest form of this message that a device with `supports` can show: a
+    /// carousel becomes its first card as a standalone card, then plain text; chips
+    /// the device cannot show are dropped. `None` when the message already fits.
+    pub fn degrade(&self, supports: impl Fn(&str) -> bool) -> Option<RichMessage> {
+        let fits = |m: &RichMessage| m.features().iter().all(|f| supports(f));
+        if fits(self) {
+            return None;
+        }
+        let mut forms = Vec::new();
+        if let Content::Carousel(cards) = &self.content
+            && let Some(first) = cards.first()
+        {
+            forms.push(RichMessage {
+                content: Content::Card(Card {
+                    orientation: None,
+                    image_alignment: None,
+                    ..first.clone()
+                }),
+                suggestions: self.suggestions.clone(),
+            });
+        }
+        forms.push(RichMessage {
+            content: Content::Text(self.plain_text()),
+            suggestions: self.suggestions.clone(),
+        });
+        forms.push(RichMessage {
+            content: Content::Text(self.plain_text()),
+            suggestions: Vec::new(),
+        });
+        forms.into_iter().find(fits)
+    }
+
     /// Readable plain text for channels without rich content (SMS): the text, or each
     /// card's title and description, then the links of URL actions.
     pub fn plain_text(&self) -> String {
@@ -566,5 +598,27 @@ mod tests {
         assert_eq!(m.plain_text(), "A\nfirst\nB");
         let s = &m.suggestions;
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_carousel_degrades_to_a_card_then_to_text() {
+        let m = parse(serde_json::json!({"content": {"carousel": [
+            {"title": "Red", "description": "A red shirt", "suggestions": [{"open_url": {"text": "Buy", "url": "https://shop.example/red"}}]},
+            {"title": "Blue"}
+        ]}}));
+        let all = |_: &str| true;
+        assert_eq!(m.degrade(all), None);
+        let no_carousel = |f: &str| f != "RICHCARD_CAROUSEL";
+        let card = m.degrade(no_carousel).unwrap();
+        let Content::Card(c) = &card.content else {
+            panic!("{card:?}")
+        };
+        assert_eq!(c.title.as_deref(), Some("Red"));
+        let nothing = |_: &str| false;
+        let text = m.degrade(nothing).unwrap();
+        assert_eq!(
+            text.content,
+            Content::Text("Red\nA red shirt\nBlue\nBuy: https://shop.example/red".into())
+        );
     }
 }

@@ -55,3 +55,4 @@ mod tests {
         assert!(a < b, "ids are time ordered");
     }
 }
+prefixed_id!(EndpointId, "whe_");

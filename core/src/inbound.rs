@@ -76,6 +76,7 @@ impl InboundMessage {
             send_at: None,
             content: None,
             user_id: None,
+            fallback: None,
         })
     }
 }

@@ -58,6 +58,8 @@ pub struct NewMessage {
     /// The tenant's own id of the recipient (the app channel reaches the devices
     /// registered with it too).
     pub user_id: Option<String>,
+    /// The message's own fallback policy, over the tenant's defaults.
+    pub fallback: Option<crate::plan::FallbackSpec>,
 }
 
 /// A stored message as the API shows it.
@@ -80,6 +82,10 @@ pub struct Message {
     pub reason: Option<String>,
     pub content: Option<RichMessage>,
     pub user_id: Option<String>,
+    /// The fallback policy as the request gave it.
+    pub fallback: Option<crate::plan::FallbackSpec>,
+    /// The plan dispatch recorded: each channel kept or skipped, and the policy.
+    pub plan: Option<crate::plan::Plan>,
 }
 
 /// One try on one channel.

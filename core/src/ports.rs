@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::inbound::*;
 use crate::model::*;
+use crate::plan::*;
 use crate::{AttemptId, MessageId, Status, TenantId};
 
 /// Errors from a backend. `Conflict` is a uniqueness clash the caller can act on.
@@ -64,10 +65,32 @@ pub trait Store: Send + Sync {
 
     /// Creates (or finds) the first attempt of each message on its channel and moves
     /// the message to `queued`. Idempotent: a redelivered dispatch job finds the attempt.
+    /// The messages of `ids` still to be planned (no attempt yet, not final), with
+    /// their channel order and fallback policy resolved over the tenant's defaults.
+    async fn dispatch_candidates(&self, ids: &[MessageId]) -> PortResult<Vec<Candidate>>;
+    /// Creates (or finds) the first attempt of each message on the first channel of its
+    /// plan (recorded on the message) and moves it to `queued`. Idempotent: a
+    /// redelivered dispatch job finds the attempt, and a queued fallback attempt is
+    /// handed out again.
     async fn plan_attempts(
         &self,
         messages: &[MessageId],
+        plans: &[(MessageId, Plan)],
     ) -> PortResult<Vec<(AttemptId, ChannelKind)>>;
+    /// Leases up to `max` due fallback timers for `lease`.
+    async fn due_fallbacks(&self, max: usize, lease: Duration) -> PortResult<Vec<DueFallback>>;
+    /// Fires a timer once: with `Withdrawn` or `NotSupported` the next channel's attempt
+    /// is queued (and `message.fallback` recorded); with `AlreadyDelivered` nothing
+    /// follows. The timer is gone afterwards either way.
+    async fn fire_fallback(&self, attempt: &AttemptId, outcome: Withdrawal) -> PortResult<()>;
+    /// Tries a timer again after `delay` (the withdrawal failed for now).
+    async fn postpone_fallback(&self, attempt: &AttemptId, delay: Duration) -> PortResult<()>;
+    async fn tenant_defaults(&self, tenant: &TenantId) -> PortResult<TenantDefaults>;
+    async fn set_tenant_defaults(
+        &self,
+        tenant: &TenantId,
+        defaults: &TenantDefaults,
+    ) -> PortResult<()>;
     /// Moves attempts `queued → sending` and reports what each one needs.
     async fn claim_attempts(&self, attempts: &[AttemptId]) -> PortResult<Vec<Claim>>;
     /// Records submit outcomes (and any receipts that arrived before them).
@@ -169,6 +192,14 @@ pub trait Devices: Send + Sync {
     /// expired, canceled, rejected, read) and deletes envelopes that expired or were
     /// acknowledged more than a day ago. Returns `(messages, envelopes)` touched.
     async fn sweep_app(&self) -> PortResult<(usize, usize)>;
+    /// For each `(tenant, recipient E.164, user id)`: whether a live device is there.
+    async fn has_devices(
+        &self,
+        who: &[(TenantId, String, Option<String>)],
+    ) -> PortResult<Vec<bool>>;
+    /// Withdraws an attempt's envelopes not yet acknowledged; `AlreadyDelivered` when a
+    /// device acknowledged one.
+    async fn withdraw_envelopes(&self, attempt: &AttemptId) -> PortResult<Withdrawal>;
 }
 
 /// Named leases with expiry (SMPP binds held by one live process at a time).
@@ -238,6 +269,19 @@ pub trait Channel: Send + Sync {
     async fn prepare(&self, _batch: &[Outgoing]) {}
     /// Submits and returns the provider ids (one per part) and the raw provider status.
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
+    /// What the channel knows of each candidate's recipient (device registered, RCS
+    /// capable, ...): kept or skipped, with the reason. One entry per candidate.
+    async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
+        batch
+            .iter()
+            .map(|_| Assessment::keep("available"))
+            .collect()
+    }
+    /// Withdraws an unanswered message before a fallback (RBM revoke, envelope
+    /// deletion).
+    async fn withdraw(&self, _due: &DueFallback) -> Result<Withdrawal, SendError> {
+        Ok(Withdrawal::NotSupported)
+    }
 }
 
 /// A provider's webhook (RBM events): what the HTTP layer hands over and answers.

@@ -3,6 +3,7 @@
 
 pub mod hpke;
 pub mod rbm;
+pub mod webhook;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -138,6 +138,13 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                     .transpose()
                     .map_err(backend)?,
                 user_id: m.user_id.clone(),
+                plan: None,
+                fallback: m
+                    .fallback
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(backend)?,
             });
             evs.push(event_row(
                 m.id.as_str(),

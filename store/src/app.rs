@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
 use hermod_core::app::{Device, Envelope};
+use hermod_core::plan::Withdrawal;
 use hermod_core::ports::PortResult;
 use hermod_core::{AttemptId, TenantId, now_ms};
 
@@ -258,6 +259,64 @@ pub async fn sweep(db: &Db) -> PortResult<(usize, usize)> {
         .execute(c)
         .await?;
         Ok::<_, DieselError>((m, e))
+    })
+    .map_err(backend)
+}
+
+pub async fn has_devices(
+    db: &Db,
+    who: &[(TenantId, String, Option<String>)],
+) -> PortResult<Vec<bool>> {
+    if who.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<&str> = who.iter().map(|(t, _, _)| t.as_str()).collect();
+    let numbers: Vec<&str> = who.iter().map(|(_, r, _)| r.as_str()).collect();
+    let users: Vec<&str> = who.iter().filter_map(|(_, _, u)| u.as_deref()).collect();
+    let found: Vec<(String, Option<String>, Option<String>)> = with_conn!(db, |c| {
+        devices::table
+            .filter(devices::tenant_id.eq_any(&tenants))
+            .filter(devices::revoked_at.is_null())
+            .filter(
+                devices::recipient
+                    .eq_any(&numbers)
+                    .or(devices::user_id.eq_any(&users)),
+            )
+            .select((devices::tenant_id, devices::recipient, devices::user_id))
+            .load(c)
+            .await
+            .map_err(backend)?
+    });
+    Ok(who
+        .iter()
+        .map(|(t, r, u)| {
+            found.iter().any(|(ft, fr, fu)| {
+                ft == t.as_str()
+                    && (fr.as_deref() == Some(r.as_str())
+                        || (u.is_some() && fu.as_deref() == u.as_deref()))
+            })
+        })
+        .collect())
+}
+
+/// Deletes an attempt's unacknowledged envelopes; `AlreadyDelivered` when a device
+/// acknowledged one (then nothing is deleted: the message reached the user).
+pub async fn withdraw(db: &Db, attempt: &AttemptId) -> PortResult<Withdrawal> {
+    let aid = attempt.to_string();
+    write_tx!(db, |c| {
+        let acked: i64 = app_inbox::table
+            .filter(app_inbox::attempt_id.eq(&aid))
+            .filter(app_inbox::acked_at.is_not_null())
+            .count()
+            .get_result(c)
+            .await?;
+        if acked > 0 {
+            return Ok(Withdrawal::AlreadyDelivered);
+        }
+        diesel::delete(app_inbox::table.filter(app_inbox::attempt_id.eq(&aid)))
+            .execute(c)
+            .await?;
+        Ok::<_, DieselError>(Withdrawal::Withdrawn)
     })
     .map_err(backend)
 }

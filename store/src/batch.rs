@@ -20,6 +20,9 @@ pub(crate) trait BatchInsert {
     async fn insert_orphans(&mut self, rows: Vec<OrphanRow>) -> QueryResult<usize>;
     /// App inbox rows; one already there (same device and message) is left alone.
     async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize>;
+    /// Fallback timers; one already set for the attempt is left alone.
+    async fn insert_timers(&mut self, rows: Vec<TimerRow>) -> QueryResult<usize>;
+    async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize>;
 }
 
 const CHUNK: usize = 500;
@@ -85,6 +88,56 @@ macro_rules! lite_insert {
     }};
 }
 
+/// Inserts timeline events and, in the same transaction, one webhook delivery per
+/// event and destination (subscribed endpoints, the message's callback URL). The
+/// extra reads happen only for event kinds that go out as webhooks.
+macro_rules! events_with_webhooks {
+    ($c:ident, $rows:ident, |$chunk:ident| $insert_returning:expr) => {{
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        if $rows.is_empty() {
+            return Ok(0);
+        }
+        let (tenants, msgs) = crate::webhooks::published(&$rows);
+        let endpoints: Vec<EndpointRow> = if tenants.is_empty() {
+            Vec::new()
+        } else {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::tenant_id.eq_any(&tenants))
+                .select(EndpointRow::as_select())
+                .load($c)
+                .await?
+        };
+        let targets: crate::webhooks::MessageTargets = if msgs.is_empty() {
+            Vec::new()
+        } else if endpoints.is_empty() {
+            messages::table
+                .filter(messages::id.eq_any(&msgs))
+                .filter(messages::callback_url.is_not_null())
+                .select((messages::id, messages::callback_url, messages::metadata))
+                .load($c)
+                .await?
+        } else {
+            messages::table
+                .filter(messages::id.eq_any(&msgs))
+                .select((messages::id, messages::callback_url, messages::metadata))
+                .load($c)
+                .await?
+        };
+        if endpoints.is_empty() && targets.is_empty() {
+            return $c.insert_plain_events($rows).await;
+        }
+        let mut inserted: Vec<EventRow> = Vec::with_capacity($rows.len());
+        for $chunk in $rows.chunks(CHUNK) {
+            inserted.extend($insert_returning);
+        }
+        let deliveries =
+            crate::webhooks::deliveries(&inserted, &endpoints, &targets, hermod_core::now_ms());
+        $c.insert_deliveries(deliveries).await?;
+        Ok(inserted.len())
+    }};
+}
+
 impl BatchInsert for AsyncPgConnection {
     async fn insert_messages(&mut self, rows: Vec<MessageRow>) -> QueryResult<usize> {
         pg_insert!(self, messages::table, rows)
@@ -93,7 +146,14 @@ impl BatchInsert for AsyncPgConnection {
         pg_insert!(self, attempts::table, rows)
     }
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        pg_insert!(self, events::table, rows)
+        let c = self;
+        events_with_webhooks!(c, rows, |chunk| {
+            diesel::insert_into(events::table)
+                .values(chunk)
+                .returning(EventRow::as_returning())
+                .get_results::<EventRow>(c)
+                .await?
+        })
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         pg_insert!(self, jobs::table, rows)
@@ -107,6 +167,12 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize> {
         pg_insert!(self, app_inbox::table, rows, ignore)
     }
+    async fn insert_timers(&mut self, rows: Vec<TimerRow>) -> QueryResult<usize> {
+        pg_insert!(self, fallback_timers::table, rows, ignore)
+    }
+    async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
+        pg_insert!(self, webhook_deliveries::table, rows)
+    }
 }
 
 impl BatchInsert for Lite {
@@ -117,7 +183,22 @@ impl BatchInsert for Lite {
         lite_insert!(self, attempts::table, rows)
     }
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        lite_insert!(self, events::table, rows)
+        let c = self;
+        // One writer at a time (the gate), so the rows after the current maximum are
+        // exactly the ones inserted here.
+        events_with_webhooks!(c, rows, |chunk| {
+            let before: Option<i64> = events::table
+                .select(diesel::dsl::max(events::seq))
+                .first(c)
+                .await?;
+            c.insert_plain_events(chunk.to_vec()).await?;
+            events::table
+                .filter(events::seq.gt(before.unwrap_or(0)))
+                .order(events::seq.asc())
+                .select(EventRow::as_select())
+                .load::<EventRow>(c)
+                .await?
+        })
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         lite_insert!(self, jobs::table, rows)
@@ -130,5 +211,28 @@ impl BatchInsert for Lite {
     }
     async fn insert_envelopes(&mut self, rows: Vec<NewInboxRow>) -> QueryResult<usize> {
         lite_insert!(self, app_inbox::table, rows, ignore)
+    }
+    async fn insert_timers(&mut self, rows: Vec<TimerRow>) -> QueryResult<usize> {
+        lite_insert!(self, fallback_timers::table, rows, ignore)
+    }
+    async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
+        lite_insert!(self, webhook_deliveries::table, rows)
+    }
+}
+
+/// The events-only half of `insert_events`.
+trait PlainEvents {
+    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize>;
+}
+
+impl PlainEvents for AsyncPgConnection {
+    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
+        pg_insert!(self, events::table, rows)
+    }
+}
+
+impl PlainEvents for Lite {
+    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
+        lite_insert!(self, events::table, rows)
     }
 }

@@ -8,6 +8,7 @@ use hermod_core::model::CancelOutcome;
 use hermod_core::ports::PortResult;
 use hermod_core::{MessageId, Status, TenantId, now_ms};
 
+use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
 use crate::store::{event_row, parse_status};
@@ -214,6 +215,30 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
             .values(&row)
             .execute(c)
             .await?;
+        if let Some(t) = &row.tenant_id {
+            let endpoints: Vec<EndpointRow> = webhook_endpoints::table
+                .filter(webhook_endpoints::tenant_id.eq(t))
+                .select(EndpointRow::as_select())
+                .load(c)
+                .await?;
+            if !endpoints.is_empty() {
+                let payload = serde_json::json!({
+                    "id": format!("evt_{}", row.id),
+                    "type": "message.inbound",
+                    "inbound_id": row.id,
+                    "from": row.from_number,
+                    "to": row.to_addr,
+                    "text": row.body,
+                    "channel": if row.connector.starts_with("rbm:") { "rcs" } else { "sms" },
+                    "connector": row.connector,
+                    "keyword": row.keyword,
+                    "payload": part.payload,
+                    "occurred_at": hermod_core::rfc3339(row.received_at),
+                });
+                let rows = crate::webhooks::inbound_deliveries(t, &payload, &endpoints, now_ms());
+                c.insert_deliveries(rows).await?;
+            }
+        }
         Ok::<_, DieselError>(Some(to_inbound(row)))
     })
     .map_err(backend)

@@ -9,12 +9,14 @@ mod accept;
 mod app;
 mod batch;
 mod db;
+mod fallback;
 mod inbound;
 mod leases;
 mod pipeline;
 pub mod rows;
 pub mod schema;
 mod store;
+mod webhooks;
 
 pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
 pub use store::SqlStore;

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
 use hermod_core::model::*;
+use hermod_core::plan::{Plan, Until, next_channel};
 use hermod_core::ports::PortResult;
 use hermod_core::{AttemptId, MessageId, Msisdn, Status, now_ms};
 
@@ -60,6 +61,129 @@ fn group<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<
     }
     m
 }
+
+/// The plan dispatch recorded on a message.
+pub(crate) fn plan_of(m: &MessageRow) -> Option<Plan> {
+    m.plan.as_deref().and_then(|p| serde_json::from_str(p).ok())
+}
+
+/// A new attempt row, queued.
+fn attempt_row(message_id: &str, no: i32, channel: ChannelKind, now: i64) -> AttemptRow {
+    AttemptRow {
+        id: AttemptId::generate().to_string(),
+        message_id: message_id.to_owned(),
+        attempt_no: no,
+        channel: channel.as_str().to_owned(),
+        status: Status::Queued.as_str().to_owned(),
+        user_ref: user_ref(),
+        raw_status: None,
+        error_code: None,
+        error_permanent: None,
+        parts: 1,
+        sending_since: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// What moves a message from attempt `a` to the next channel of its plan: the new
+/// attempt, its dispatch job (the outbox in distributed mode) and the
+/// `message.fallback` event. None when the plan has no further channel or the
+/// message has ended.
+pub(crate) struct FallbackRows {
+    pub attempt: AttemptRow,
+    pub job: NewJobRow,
+    pub event: NewEventRow,
+}
+
+pub(crate) fn fallback_rows(
+    m: &MessageRow,
+    a: &AttemptRow,
+    reason: &str,
+    now: i64,
+) -> Option<FallbackRows> {
+    if parse_status(&m.status).is_final() {
+        return None;
+    }
+    let plan = plan_of(m)?;
+    let next = next_channel(&plan.steps, channel_of(&a.channel))?;
+    let no = a.attempt_no + 1;
+    let job = Job::DispatchV1 {
+        message_id: m.id.clone(),
+    };
+    Some(FallbackRows {
+        attempt: attempt_row(&m.id, no, next, now),
+        job: NewJobRow {
+            queue: queues::DISPATCH.to_owned(),
+            payload: serde_json::to_string(&job).ok()?,
+            available_at: now,
+            locked_until: 0,
+            deliveries: 0,
+            created_at: now,
+        },
+        event: NewEventRow {
+            message_id: m.id.clone(),
+            tenant_id: m.tenant_id.clone(),
+            kind: "message.fallback".into(),
+            status: m.status.clone(),
+            attempt_no: Some(no),
+            channel: Some(next.as_str().to_owned()),
+            detail: Some(
+                serde_json::json!({
+                    "from_attempt": a.attempt_no,
+                    "from_channel": a.channel,
+                    "reason": reason,
+                })
+                .to_string(),
+            ),
+            at: now,
+        },
+    })
+}
+
+/// The fallback timer of a sent attempt whose plan has a further channel.
+fn timer_row(m: &MessageRow, a: &AttemptRow, now: i64) -> Option<TimerRow> {
+    let plan = plan_of(m)?;
+    next_channel(&plan.steps, channel_of(&a.channel))?;
+    let after = i64::try_from(plan.fallback.after_secs).unwrap_or(i64::MAX / 2000);
+    Some(TimerRow {
+        attempt_id: a.id.clone(),
+        message_id: m.id.clone(),
+        due_at: now + after * 1000,
+        locked_until: 0,
+        tries: 0,
+    })
+}
+
+/// Whether `status` is the positive receipt the message's fallback waits for.
+fn ends_wait(m: &MessageRow, status: Status) -> bool {
+    let until = plan_of(m).map_or(Until::Delivered, |p| p.fallback.until);
+    match until {
+        Until::Delivered => matches!(status, Status::Delivered | Status::Read),
+        Until::Read => status == Status::Read,
+    }
+}
+
+/// Inserts fallback rows inside a transaction.
+macro_rules! insert_fallbacks {
+    ($c:ident, $rows:expr) => {{
+        let rows: Vec<FallbackRows> = $rows;
+        if !rows.is_empty() {
+            let mut atts = Vec::new();
+            let mut jobs = Vec::new();
+            let mut evs = Vec::new();
+            for r in rows {
+                atts.push(r.attempt);
+                jobs.push(r.job);
+                evs.push(r.event);
+            }
+            $c.insert_attempts(atts).await?;
+            $c.insert_jobs(jobs).await?;
+            $c.insert_events(evs).await?;
+        }
+    }};
+}
+pub(crate) use insert_fallbacks;
 
 fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
     Some(Outgoing {
@@ -143,15 +267,35 @@ macro_rules! apply_in_tx {
                 .select(PartRow::as_select())
                 .load($c)
                 .await?;
+            let msg_ids: Vec<&str> = atts.iter().map(|(a, _)| a.message_id.as_str()).collect();
+            let siblings: Vec<(String, i32)> = attempts::table
+                .filter(attempts::message_id.eq_any(&msg_ids))
+                .select((attempts::message_id, attempts::attempt_no))
+                .load($c)
+                .await?;
+            let mut latest: HashMap<String, i32> = HashMap::new();
+            for (mid, no) in siblings {
+                let e = latest.entry(mid).or_insert(no);
+                *e = (*e).max(no);
+            }
             let mut att_updates = Vec::new();
+            let mut late_raw = Vec::new();
             let mut msg_updates = Vec::new();
             let mut evs = Vec::new();
+            let mut fallbacks = Vec::new();
+            let mut done_timers: Vec<String> = Vec::new();
             for (a, m) in atts {
                 let mine: Vec<&PartRow> = all_parts.iter().filter(|p| p.attempt_id == a.id).collect();
                 let statuses: Vec<Status> = mine.iter().map(|p| parse_status(&p.status)).collect();
                 let folded = Status::fold_parts(&statuses, usize::try_from(a.parts).unwrap_or(1));
                 let same = parse_status(&a.status) == folded;
                 if !same && !parse_status(&a.status).can_advance_to(folded) {
+                    // A late receipt on an abandoned (withdrawn or failed) attempt: its
+                    // raw state is recorded on the attempt; nothing moves.
+                    if parse_status(&a.status).is_failure() {
+                        let raw = mine.iter().find(|p| parse_status(&p.status) == folded).and_then(|p| p.raw_status.clone());
+                        late_raw.push((raw, a.id.clone()));
+                    }
                     continue;
                 }
                 // The raw status and error of the part that decided the outcome.
@@ -163,7 +307,24 @@ macro_rules! apply_in_tx {
                 // `err:000` on a delivered part is no error.
                 let err = decider.and_then(|p| p.error_code.clone()).filter(|_| folded.is_failure());
                 att_updates.push(((folded.as_str(), raw.clone(), err.clone()), a.id.clone()));
-                if !same && parse_status(&m.status).can_advance_to(folded) {
+                if same {
+                    continue;
+                }
+                if folded.is_failure() {
+                    done_timers.push(a.id.clone());
+                    if latest.get(&m.id).is_some_and(|n| *n > a.attempt_no) {
+                        // An attempt the message already moved on from.
+                        continue;
+                    }
+                    let reason = err.clone().unwrap_or_else(|| folded.as_str().to_owned());
+                    if let Some(fb) = fallback_rows(&m, &a, &reason, now) {
+                        fallbacks.push(fb);
+                        continue;
+                    }
+                } else if ends_wait(&m, folded) {
+                    done_timers.push(a.id.clone());
+                }
+                if parse_status(&m.status).can_advance_to(folded) {
                     msg_updates.push((folded.as_str(), m.id.clone()));
                     evs.push(event_row(
                         &m.id,
@@ -189,6 +350,12 @@ macro_rules! apply_in_tx {
                     .execute($c)
                     .await?;
             }
+            for (raw, ids) in group(late_raw) {
+                diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
+                    .set((attempts::raw_status.eq(raw), attempts::updated_at.eq(now)))
+                    .execute($c)
+                    .await?;
+            }
             for (st, ids) in group(msg_updates) {
                 diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
                     .set((messages::status.eq(st), messages::updated_at.eq(now)))
@@ -196,6 +363,12 @@ macro_rules! apply_in_tx {
                     .await?;
             }
             $c.insert_events(evs).await?;
+            insert_fallbacks!($c, fallbacks);
+            if !done_timers.is_empty() {
+                diesel::delete(fallback_timers::table.filter(fallback_timers::attempt_id.eq_any(&done_timers)))
+                    .execute($c)
+                    .await?;
+            }
         }
         Ok::<Vec<Receipt>, DieselError>(unknown)
     }};
@@ -216,8 +389,10 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
 pub async fn plan_attempts(
     db: &Db,
     ids: &[MessageId],
+    plans: &[(MessageId, Plan)],
 ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let plans: HashMap<&str, &Plan> = plans.iter().map(|(m, p)| (m.as_str(), p)).collect();
     let now = now_ms();
     write_tx!(db, |c| {
         let msgs: Vec<MessageRow> = messages::table
@@ -230,10 +405,16 @@ pub async fn plan_attempts(
             .select(AttemptRow::as_select())
             .load(c)
             .await?;
-        let existing: HashMap<&str, &AttemptRow> = existing
-            .iter()
-            .map(|a| (a.message_id.as_str(), a))
-            .collect();
+        // The latest attempt of each message (a fallback's may be waiting to go out).
+        let mut latest: HashMap<&str, &AttemptRow> = HashMap::new();
+        for a in &existing {
+            let e = latest.entry(a.message_id.as_str()).or_insert(a);
+            if a.attempt_no > e.attempt_no {
+                *e = a;
+            }
+        }
+        let existing = latest;
+        let mut plan_updates = Vec::new();
         let tos: Vec<&str> = msgs.iter().map(|m| m.to_number.as_str()).collect();
         let outs: Vec<OptOutRow> = opt_outs::table
             .filter(opt_outs::recipient.eq_any(&tos))
@@ -272,26 +453,22 @@ pub async fn plan_attempts(
                 ));
                 continue;
             }
-            let channels: Vec<String> = serde_json::from_str(&m.channels).unwrap_or_default();
-            let channel = <[String]>::first(&channels)
-                .map(|c| channel_of(c))
-                .unwrap_or(ChannelKind::Sms);
-            let id = AttemptId::generate();
-            new_atts.push(AttemptRow {
-                id: id.to_string(),
-                message_id: m.id.clone(),
-                attempt_no: 1,
-                channel: channel.as_str().to_owned(),
-                status: Status::Queued.as_str().to_owned(),
-                user_ref: user_ref(),
-                raw_status: None,
-                error_code: None,
-                error_permanent: None,
-                parts: 1,
-                sending_since: None,
-                created_at: now,
-                updated_at: now,
-            });
+            let channel = match plans.get(m.id.as_str()) {
+                Some(plan) => {
+                    plan_updates.push((
+                        serde_json::to_string(plan).unwrap_or_default(),
+                        m.id.clone(),
+                    ));
+                    plan.first_channel()
+                }
+                None => {
+                    let asked: Vec<String> = serde_json::from_str(&m.channels).unwrap_or_default();
+                    <[String]>::first(&asked).map_or(ChannelKind::Sms, |c| channel_of(c))
+                }
+            };
+            let row = attempt_row(&m.id, 1, channel, now);
+            let id = AttemptId::from_trusted(row.id.clone());
+            new_atts.push(row);
             if status.can_advance_to(Status::Queued) {
                 queued.push(m.id.clone());
                 evs.push(event_row(
@@ -307,6 +484,12 @@ pub async fn plan_attempts(
         }
         c.insert_attempts(new_atts).await?;
         c.insert_events(evs).await?;
+        for (plan, ids) in group(plan_updates) {
+            diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
+                .set(messages::plan.eq(plan))
+                .execute(c)
+                .await?;
+        }
         if !rejected.is_empty() {
             diesel::update(messages::table.filter(messages::id.eq_any(&rejected)))
                 .set((
@@ -436,6 +619,8 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
         let mut att_retry = Vec::new();
         let mut msg_updates = Vec::new();
         let mut evs = Vec::new();
+        let mut timers = Vec::new();
+        let mut fallbacks = Vec::new();
         for r in results {
             let Some((a, m)) = rows.get(r.attempt_id.as_str()) else {
                 continue;
@@ -464,6 +649,7 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
                     }
                     let n = i32::try_from(provider_ids.len()).unwrap_or(1);
                     att_sent.push(((raw_status.clone(), n), a.id.clone()));
+                    timers.extend(timer_row(m, a, now));
                     (
                         Status::Sent,
                         serde_json::json!({"provider_ids": provider_ids, "raw_status": raw_status}),
@@ -474,6 +660,10 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
                         continue;
                     }
                     att_failed.push(((code.clone(), *permanent), a.id.clone()));
+                    if let Some(fb) = fallback_rows(m, a, code, now) {
+                        fallbacks.push(fb);
+                        continue;
+                    }
                     (
                         Status::Failed,
                         serde_json::json!({"error_code": code, "permanent": permanent}),
@@ -541,6 +731,8 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
                 .await?;
         }
         c.insert_events(evs).await?;
+        insert_fallbacks!(c, fallbacks);
+        c.insert_timers(timers).await?;
         // Receipts that overtook their submit response.
         if !new_pids.is_empty() {
             let orphans: Vec<OrphanRow> = orphan_receipts::table

@@ -24,6 +24,8 @@ pub struct MessageRow {
     pub reason: Option<String>,
     pub content: Option<String>,
     pub user_id: Option<String>,
+    pub plan: Option<String>,
+    pub fallback: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -189,4 +191,65 @@ pub struct NewInboxRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub acked_at: Option<i64>,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = fallback_timers)]
+pub struct TimerRow {
+    pub attempt_id: String,
+    pub message_id: String,
+    pub due_at: i64,
+    pub locked_until: i64,
+    pub tries: i32,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub events: String,
+    pub secret: String,
+    pub created_at: i64,
+}
+
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = webhook_deliveries)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewDeliveryRow {
+    pub tenant_id: String,
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    pub event_type: String,
+    pub message_id: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_at: i64,
+    pub locked_until: i64,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub tenant_id: String,
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    pub event_type: String,
+    pub message_id: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_at: i64,
+    pub locked_until: i64,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

@@ -5,6 +5,8 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> BigInt,
+        defaults -> Nullable<Text>,
+        callback_secret -> Nullable<Text>,
     }
 }
 
@@ -36,6 +38,8 @@ diesel::table! {
         reason -> Nullable<Text>,
         content -> Nullable<Text>,
         user_id -> Nullable<Text>,
+        plan -> Nullable<Text>,
+        fallback -> Nullable<Text>,
     }
 }
 
@@ -203,6 +207,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    fallback_timers (attempt_id) {
+        attempt_id -> Text,
+        message_id -> Text,
+        due_at -> BigInt,
+        locked_until -> BigInt,
+        tries -> Integer,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        tenant_id -> Text,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        endpoint_id -> Nullable<Text>,
+        url -> Text,
+        event_type -> Text,
+        message_id -> Nullable<Text>,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_at -> BigInt,
+        locked_until -> BigInt,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -221,4 +266,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     devices,
     app_inbox,
+    fallback_timers,
+    webhook_endpoints,
+    webhook_deliveries,
 );

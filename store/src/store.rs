@@ -98,6 +98,8 @@ fn to_message(r: MessageRow) -> Message {
         reason: r.reason,
         content: r.content.and_then(|c| serde_json::from_str(&c).ok()),
         user_id: r.user_id,
+        fallback: r.fallback.and_then(|c| serde_json::from_str(&c).ok()),
+        plan: r.plan.and_then(|c| serde_json::from_str(&c).ok()),
     }
 }
 
@@ -334,8 +336,58 @@ impl Store for SqlStore {
             .collect())
     }
 
-    async fn plan_attempts(&self, ids: &[MessageId]) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
-        crate::pipeline::plan_attempts(&self.db, ids).await
+    async fn dispatch_candidates(
+        &self,
+        ids: &[MessageId],
+    ) -> PortResult<Vec<hermod_core::plan::Candidate>> {
+        crate::fallback::dispatch_candidates(&self.db, ids).await
+    }
+
+    async fn plan_attempts(
+        &self,
+        ids: &[MessageId],
+        plans: &[(MessageId, hermod_core::plan::Plan)],
+    ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
+        crate::pipeline::plan_attempts(&self.db, ids, plans).await
+    }
+
+    async fn due_fallbacks(
+        &self,
+        max: usize,
+        lease: std::time::Duration,
+    ) -> PortResult<Vec<hermod_core::plan::DueFallback>> {
+        crate::fallback::due_fallbacks(&self.db, max, lease).await
+    }
+
+    async fn fire_fallback(
+        &self,
+        attempt: &AttemptId,
+        outcome: hermod_core::plan::Withdrawal,
+    ) -> PortResult<()> {
+        crate::fallback::fire_fallback(&self.db, attempt, outcome).await
+    }
+
+    async fn postpone_fallback(
+        &self,
+        attempt: &AttemptId,
+        delay: std::time::Duration,
+    ) -> PortResult<()> {
+        crate::fallback::postpone_fallback(&self.db, attempt, delay).await
+    }
+
+    async fn tenant_defaults(
+        &self,
+        tenant: &TenantId,
+    ) -> PortResult<hermod_core::plan::TenantDefaults> {
+        crate::fallback::tenant_defaults(&self.db, tenant).await
+    }
+
+    async fn set_tenant_defaults(
+        &self,
+        tenant: &TenantId,
+        defaults: &hermod_core::plan::TenantDefaults,
+    ) -> PortResult<()> {
+        crate::fallback::set_tenant_defaults(&self.db, tenant, defaults).await
     }
     async fn claim_attempts(&self, ids: &[AttemptId]) -> PortResult<Vec<Claim>> {
         crate::pipeline::claim_attempts(&self.db, ids).await
@@ -457,5 +509,19 @@ impl hermod_core::ports::Devices for SqlStore {
     }
     async fn sweep_app(&self) -> PortResult<(usize, usize)> {
         crate::app::sweep(&self.db).await
+    }
+
+    async fn has_devices(
+        &self,
+        who: &[(TenantId, String, Option<String>)],
+    ) -> PortResult<Vec<bool>> {
+        crate::app::has_devices(&self.db, who).await
+    }
+
+    async fn withdraw_envelopes(
+        &self,
+        attempt: &AttemptId,
+    ) -> PortResult<hermod_core::plan::Withdrawal> {
+        crate::app::withdraw(&self.db, attempt).await
     }
 }

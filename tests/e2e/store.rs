@@ -28,6 +28,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         send_at: None,
         content: None,
         user_id: None,
+        fallback: None,
     }
 }
 
@@ -75,12 +76,12 @@ async fn exercise(url: &str) {
     // Pipeline: plan (twice: idempotent), claim, a receipt that overtakes the submit
     // response, then the response: the message ends delivered, never moving back.
     let planned = store
-        .plan_attempts(std::slice::from_ref(&m.id))
+        .plan_attempts(std::slice::from_ref(&m.id), &[])
         .await
         .unwrap();
     assert_eq!(planned.len(), 1);
     let again = store
-        .plan_attempts(std::slice::from_ref(&m.id))
+        .plan_attempts(std::slice::from_ref(&m.id), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -162,7 +163,7 @@ async fn exercise(url: &str) {
         .await
         .unwrap();
     let aid2 = store
-        .plan_attempts(std::slice::from_ref(&m2.id))
+        .plan_attempts(std::slice::from_ref(&m2.id), &[])
         .await
         .unwrap()[0]
         .0
@@ -325,7 +326,7 @@ async fn exercise_inbound(url: &str) {
         .await
         .unwrap();
     let (aid, kind) = store
-        .plan_attempts(std::slice::from_ref(&app_msg.id))
+        .plan_attempts(std::slice::from_ref(&app_msg.id), &[])
         .await
         .unwrap()
         .remove(0);
@@ -471,11 +472,14 @@ async fn exercise_inbound(url: &str) {
         .await
         .unwrap();
     let planned = store
-        .plan_attempts(&[
-            blocked.id.clone(),
-            other_sender.id.clone(),
-            other_tenant.id.clone(),
-        ])
+        .plan_attempts(
+            &[
+                blocked.id.clone(),
+                other_sender.id.clone(),
+                other_tenant.id.clone(),
+            ],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(planned.len(), 2, "only the opted-out message is held back");
@@ -521,7 +525,7 @@ async fn exercise_inbound(url: &str) {
         CancelOutcome::NotFound
     );
     let planned = store
-        .plan_attempts(&[c1.id.clone(), c2.id.clone(), c3.id.clone()])
+        .plan_attempts(&[c1.id.clone(), c2.id.clone(), c3.id.clone()], &[])
         .await
         .unwrap();
     assert_eq!(planned.len(), 2, "a canceled message gets no attempt");

@@ -1,7 +1,10 @@
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use hermod_core::MessageId;
 use hermod_core::model::{ChannelKind, Job, queues};
+use hermod_core::plan::{Assessment, Candidate, Plan, PlanStep};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Pipeline, pause};
@@ -54,7 +57,9 @@ async fn plan_and_forward(
             }
         }
     }
-    let planned = p.store.plan_attempts(&ids).await?;
+    let candidates = p.store.dispatch_candidates(&ids).await?;
+    let plans = plan(p, &candidates).await;
+    let planned = p.store.plan_attempts(&ids, &plans).await?;
     for kind in ChannelKind::ALL {
         let jobs: Vec<Job> = planned
             .iter()
@@ -71,4 +76,59 @@ async fn plan_and_forward(
             .increment(jobs.len() as u64);
     }
     Ok(())
+}
+
+/// Each candidate's plan: every channel of its order, kept or skipped by what that
+/// channel knows of the recipient (one assessment call per channel and batch).
+async fn plan(p: &Pipeline, candidates: &[Candidate]) -> Vec<(MessageId, Plan)> {
+    let mut verdicts: HashMap<ChannelKind, Vec<Assessment>> = HashMap::new();
+    for kind in ChannelKind::ALL {
+        let wanted: Vec<Candidate> = candidates
+            .iter()
+            .filter(|c| c.channels.contains(&kind))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let assessed = match p.channel(kind) {
+            Some(ch) => ch.assess(&wanted).await,
+            None => wanted
+                .iter()
+                .map(|_| Assessment::skip("channel_not_configured"))
+                .collect(),
+        };
+        verdicts.insert(kind, assessed);
+    }
+    let mut cursor: HashMap<ChannelKind, usize> = HashMap::new();
+    candidates
+        .iter()
+        .map(|c| {
+            let steps = c
+                .channels
+                .iter()
+                .map(|kind| {
+                    let i = cursor.entry(*kind).or_insert(0);
+                    let a = verdicts
+                        .get(kind)
+                        .and_then(|v| v.get(*i))
+                        .cloned()
+                        .unwrap_or_else(|| Assessment::keep("unchecked"));
+                    *i += 1;
+                    PlanStep {
+                        channel: *kind,
+                        kept: a.kept,
+                        reason: a.reason,
+                    }
+                })
+                .collect();
+            (
+                c.message_id.clone(),
+                Plan {
+                    steps,
+                    fallback: c.policy,
+                },
+            )
+        })
+        .collect()
 }

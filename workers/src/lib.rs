@@ -4,16 +4,19 @@
 //! publishes queue depth (messages by stage and status are counters, not a table scan).
 
 mod dispatch;
+mod fallback;
 mod inbound;
 mod receipts;
 pub mod relay;
 mod send;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_core::model::queues;
+use hermod_core::model::{ChannelKind, queues};
 use hermod_core::ports::{Channel, Queue, Store};
+use hermod_core::webhook::{WebhookPoster, Webhooks};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +34,8 @@ pub struct WorkerSettings {
     pub in_doubt_grace: Duration,
     /// Deliveries of a send job before the attempt fails.
     pub max_send_deliveries: i32,
+    /// How often the fallback stage looks for due timers when there were none.
+    pub fallback_poll: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -40,6 +45,7 @@ impl Default for WorkerSettings {
             senders: 4,
             in_doubt_grace: Duration::from_secs(30),
             max_send_deliveries: 50,
+            fallback_poll: Duration::from_millis(500),
         }
     }
 }
@@ -51,6 +57,10 @@ pub struct Stages {
     pub sms: bool,
     pub rcs: bool,
     pub app: bool,
+    /// Due fallback timers.
+    pub fallback: bool,
+    /// Customer webhook deliveries.
+    pub webhooks: bool,
 }
 
 impl Stages {
@@ -59,6 +69,8 @@ impl Stages {
         sms: true,
         rcs: true,
         app: true,
+        fallback: true,
+        webhooks: true,
     };
 }
 
@@ -72,10 +84,21 @@ pub struct Pipeline {
     pub rcs: Option<Arc<dyn Channel>>,
     /// The encrypted app channel.
     pub app: Option<Arc<dyn Channel>>,
+    /// Customer webhook deliveries and where they are POSTed.
+    pub webhooks: Option<(Arc<dyn Webhooks>, Arc<dyn WebhookPoster>)>,
     pub settings: WorkerSettings,
 }
 
 impl Pipeline {
+    /// The channel of `kind`, when this process has it.
+    pub fn channel(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
+        match kind {
+            ChannelKind::Sms => Some(&self.sms),
+            ChannelKind::Rcs => self.rcs.as_ref(),
+            ChannelKind::App => self.app.as_ref(),
+        }
+    }
+
     /// Starts every stage; they stop when `cancel` fires.
     pub fn spawn(&self, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
         self.spawn_stages(Stages::ALL, cancel)
@@ -86,6 +109,18 @@ impl Pipeline {
         let mut tasks = Vec::new();
         if stages.dispatch {
             tasks.push(tokio::spawn(dispatch::run(self.clone(), cancel.clone())));
+        }
+        if stages.fallback {
+            tasks.push(tokio::spawn(fallback::run(self.clone(), cancel.clone())));
+        }
+        if stages.webhooks
+            && let Some((store, poster)) = &self.webhooks
+        {
+            tasks.push(tokio::spawn(webhooks::run(
+                store.clone(),
+                poster.clone(),
+                cancel.clone(),
+            )));
         }
         let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
         if stages.sms {

@@ -14,6 +14,7 @@ use hermod_core::AttemptId;
 use hermod_core::app::{Device, Envelope, envelope_info};
 use hermod_core::model::{ChannelKind, Outgoing};
 use hermod_core::now_ms;
+use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
 use hermod_core::ports::{Channel, Devices, SendError};
 use hermod_crypto::hpke::{self, Aead};
 use serde::{Deserialize, Serialize};
@@ -256,6 +257,48 @@ impl Channel for AppChannel {
     /// An envelope per (device, message) is stored once; a repeat is ignored.
     fn idempotent_sends(&self) -> bool {
         true
+    }
+
+    /// Kept when the recipient (or the message's user id) has a live device.
+    async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
+        let who: Vec<_> = batch
+            .iter()
+            .map(|c| {
+                (
+                    c.tenant_id.clone(),
+                    c.to.as_str().to_owned(),
+                    c.user_id.clone(),
+                )
+            })
+            .collect();
+        match self.devices.has_devices(&who).await {
+            Ok(found) => found
+                .into_iter()
+                .map(|f| {
+                    if f {
+                        Assessment::keep("device_registered")
+                    } else {
+                        Assessment::skip(codes::NO_DEVICE)
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "app channel: device lookup failed");
+                batch
+                    .iter()
+                    .map(|_| Assessment::keep("device_lookup_failed"))
+                    .collect()
+            }
+        }
+    }
+
+    /// Deletes the envelopes no device acknowledged; a device that did means the
+    /// message arrived.
+    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, SendError> {
+        self.devices
+            .withdraw_envelopes(&due.attempt_id)
+            .await
+            .map_err(transient)
     }
 
     /// Seals the whole batch and stores its envelopes in one transaction; `send` then

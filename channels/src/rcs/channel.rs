@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, Outgoing};
 use hermod_core::now_ms;
+use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
 use hermod_core::ports::{Channel, SendError};
 
 use super::client::{Capability, RbmClient, RbmError, Revoke, message_id_for};
@@ -66,6 +67,27 @@ impl RcsChannel {
     fn agent_index(&self, from: Option<&str>) -> usize {
         from.and_then(|f| self.agents.iter().position(|a| a.config().name == f))
             .unwrap_or(self.default)
+    }
+
+    async fn assess_one(&self, c: &Candidate) -> Assessment {
+        let agent = self.agent_for(c.from.as_deref());
+        let needed = c.content.as_ref().map(|m| m.features()).unwrap_or_default();
+        match agent.capability(c.to.as_str(), !needed.is_empty()).await {
+            Ok(Capability::NotCapable) => Assessment::skip(codes::NOT_CAPABLE),
+            Ok(cap) if cap.supports(&needed) => Assessment::keep("rcs_capable"),
+            Ok(cap) => match c
+                .content
+                .as_ref()
+                .and_then(|m| m.degrade(|f| cap.supports(&[f])))
+            {
+                Some(_) => Assessment::keep("rcs_capable_degraded_content"),
+                None => Assessment::skip(codes::FEATURE_UNSUPPORTED),
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "capability lookup failed at planning");
+                Assessment::keep("rcs_capability_unknown")
+            }
+        }
     }
 
     /// Withdraws a sent message that the device has not received yet (before a
@@ -133,6 +155,46 @@ impl Channel for RcsChannel {
         }
     }
 
+    /// Kept when the number is RCS-capable (cached, else one `users:batchGet` per
+    /// agent, else a capability lookup); skipped when it is not. A lookup that fails
+    /// keeps the channel: the send decides, and falls back if need be.
+    async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
+        let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
+        for c in batch {
+            let i = self.agent_index(c.from.as_deref());
+            if self.agents[i].cached_capability(c.to.as_str()).is_none() {
+                let list = by_agent.entry(i).or_default();
+                if !list.iter().any(|p| p == c.to.as_str()) {
+                    list.push(c.to.as_str().to_owned());
+                }
+            }
+        }
+        for (i, phones) in by_agent {
+            if phones.len() >= 2
+                && let Err(e) = self.agents[i].batch_reachable(&phones).await
+            {
+                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed");
+            }
+        }
+        futures::future::join_all(batch.iter().map(|c| self.assess_one(c))).await
+    }
+
+    /// Revokes the RBM message: 200 withdrawn, 404 already delivered.
+    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, SendError> {
+        let agent = self.agent_for(due.from.as_deref());
+        match agent
+            .revoke(due.to.as_str(), &message_id_for(due.attempt_id.as_str()))
+            .await
+        {
+            Ok(Revoke::Revoked) => Ok(Withdrawal::Withdrawn),
+            Ok(Revoke::AlreadyDelivered) => Ok(Withdrawal::AlreadyDelivered),
+            Err(e) => Err(SendError::Transient {
+                code: e.code(),
+                retry_after: None,
+            }),
+        }
+    }
+
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
         let now = now_ms();
         if msg.expires_at.is_some_and(|e| e <= now) {
@@ -156,11 +218,27 @@ impl Channel for RcsChannel {
                 code: codes::NOT_CAPABLE.into(),
             });
         }
-        if !cap.supports(&needed) {
-            return Err(SendError::Permanent {
-                code: codes::FEATURE_UNSUPPORTED.into(),
-            });
-        }
+        // A carousel to a device without carousels goes as a standalone card, or as
+        // text; only when nothing fits is the feature missing.
+        let degraded;
+        let msg = if cap.supports(&needed) {
+            msg
+        } else {
+            let Some(form) = msg
+                .content
+                .as_ref()
+                .and_then(|c| c.degrade(|f| cap.supports(&[f])))
+            else {
+                return Err(SendError::Permanent {
+                    code: codes::FEATURE_UNSUPPORTED.into(),
+                });
+            };
+            degraded = Outgoing {
+                content: Some(form),
+                ..msg.clone()
+            };
+            &degraded
+        };
         let id = message_id_for(msg.attempt_id.as_str());
         match agent.send(phone, &id, &agent_message(msg, now)).await {
             Ok(()) => Ok((vec![provider_id(&id)], "SENT".into())),

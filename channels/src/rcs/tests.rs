@@ -264,16 +264,15 @@ async fn errors_map_to_permanent_or_transient() {
             code: codes::NOT_CAPABLE.into()
         }
     );
-    // Reachable, but no carousel support.
+    // Reachable, but no carousel support: the first card goes as a standalone card.
     let carousel = json!({"content": {"carousel": [{"title": "a"}, {"title": "b"}]}});
-    assert_eq!(
-        ch.send(&outgoing("+447700900040", Some(carousel)))
-            .await
-            .unwrap_err(),
-        SendError::Permanent {
-            code: codes::FEATURE_UNSUPPORTED.into()
-        }
-    );
+    ch.send(&outgoing("+447700900040", Some(carousel)))
+        .await
+        .unwrap();
+    let got = sim.received();
+    let card = &got.last().unwrap().2["contentMessage"]["richCard"];
+    assert_eq!(card["standaloneCard"]["cardContent"]["title"], "a", "{card}");
+    assert!(card["carouselCard"].is_null());
     // 503 and 429 are transient; the retry of the same attempt then goes through, and
     // a repeat of a send that got through is not an error (RBM ignores the id).
     sim.fail_next(&[503, 429]);
@@ -286,7 +285,7 @@ async fn errors_map_to_permanent_or_transient() {
     }
     ch.send(&o).await.unwrap();
     ch.send(&o).await.unwrap();
-    assert_eq!(sim.received().len(), 1, "one message at RBM");
+    assert_eq!(sim.received().len(), 2, "one message at RBM (besides the card)");
     // RBM's own validation: a 26-character chip is INVALID_ARGUMENT (400), permanent.
     let c = client(&sim);
     let bad = json!({"contentMessage": {"text": "hi", "suggestions": [{"reply": {"text": "x".repeat(26), "postbackData": "x"}}]}});

@@ -1,0 +1,383 @@
+//! Customer webhooks: endpoints, and the delivery rows written in the same transaction
+//! as the events they carry (so an event recorded is an event delivered, eventually).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::RunQueryDsl;
+use hermod_core::ports::PortResult;
+use hermod_core::webhook::*;
+use hermod_core::{TenantId, now_ms};
+
+use crate::rows::*;
+use crate::schema::*;
+use crate::{SqlStore, backend, with_conn, write_tx};
+
+/// `(message id, callback url, metadata)` of the messages an event batch is about.
+pub(crate) type MessageTargets = Vec<(String, Option<String>, Option<String>)>;
+
+/// Tenants and messages of the events in `rows` that go out as webhooks.
+pub(crate) fn published(rows: &[NewEventRow]) -> (Vec<String>, Vec<String>) {
+    let mut tenants: Vec<String> = Vec::new();
+    let mut msgs: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| is_published(&r.kind)) {
+        if !tenants.contains(&r.tenant_id) {
+            tenants.push(r.tenant_id.clone());
+        }
+        msgs.push(r.message_id.clone());
+    }
+    msgs.sort_unstable();
+    msgs.dedup();
+    (tenants, msgs)
+}
+
+/// One delivery row per (event, subscribed endpoint) and per (event, callback URL).
+pub(crate) fn deliveries(
+    events: &[EventRow],
+    endpoints: &[EndpointRow],
+    messages: &MessageTargets,
+    now: i64,
+) -> Vec<NewDeliveryRow> {
+    let endpoints: Vec<(&EndpointRow, Vec<String>)> = endpoints
+        .iter()
+        .map(|e| (e, serde_json::from_str(&e.events).unwrap_or_default()))
+        .collect();
+    let by_msg: HashMap<&str, (Option<&str>, Option<serde_json::Value>)> = messages
+        .iter()
+        .map(|(id, cb, meta)| {
+            (
+                id.as_str(),
+                (
+                    cb.as_deref(),
+                    meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+                ),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for ev in events.iter().filter(|e| is_published(&e.kind)) {
+        let (callback, metadata) = by_msg
+            .get(ev.message_id.as_str())
+            .map_or((None, None), |(c, m)| (*c, m.as_ref()));
+        let detail: Option<serde_json::Value> = ev
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok());
+        let payload = event_payload(
+            ev.seq,
+            &ev.message_id,
+            &ev.kind,
+            &ev.status,
+            ev.attempt_no,
+            ev.channel.as_deref(),
+            detail.as_ref(),
+            ev.at,
+            metadata,
+        )
+        .to_string();
+        let row = |endpoint_id: Option<String>, url: &str| NewDeliveryRow {
+            tenant_id: ev.tenant_id.clone(),
+            endpoint_id,
+            url: url.to_owned(),
+            event_type: ev.kind.clone(),
+            message_id: Some(ev.message_id.clone()),
+            payload: payload.clone(),
+            status: DeliveryStatus::Pending.as_str().to_owned(),
+            attempts: 0,
+            next_at: now,
+            locked_until: 0,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        for (e, subscribed) in &endpoints {
+            if e.tenant_id == ev.tenant_id && wants(subscribed, &ev.kind) {
+                out.push(row(Some(e.id.clone()), &e.url));
+            }
+        }
+        if let Some(cb) = callback {
+            out.push(row(None, cb));
+        }
+    }
+    out
+}
+
+/// A delivery row for an inbound message, for each endpoint subscribed to
+/// `message.inbound`.
+pub(crate) fn inbound_deliveries(
+    tenant: &str,
+    payload: &serde_json::Value,
+    endpoints: &[EndpointRow],
+    now: i64,
+) -> Vec<NewDeliveryRow> {
+    endpoints
+        .iter()
+        .filter(|e| e.tenant_id == tenant)
+        .filter(|e| {
+            let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
+            wants(&subscribed, "message.inbound")
+        })
+        .map(|e| NewDeliveryRow {
+            tenant_id: tenant.to_owned(),
+            endpoint_id: Some(e.id.clone()),
+            url: e.url.clone(),
+            event_type: "message.inbound".into(),
+            message_id: None,
+            payload: payload.to_string(),
+            status: DeliveryStatus::Pending.as_str().to_owned(),
+            attempts: 0,
+            next_at: now,
+            locked_until: 0,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect()
+}
+
+fn to_delivery(r: DeliveryRow) -> WebhookDelivery {
+    WebhookDelivery {
+        id: r.id,
+        endpoint_id: r.endpoint_id,
+        url: r.url,
+        event_type: r.event_type,
+        message_id: r.message_id,
+        status: DeliveryStatus::parse(&r.status).unwrap_or(DeliveryStatus::Failed),
+        attempts: r.attempts,
+        next_at: r.next_at,
+        last_status: r.last_status,
+        last_error: r.last_error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn to_endpoint(r: EndpointRow) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: r.id,
+        tenant_id: TenantId::from_trusted(r.tenant_id),
+        url: r.url,
+        events: serde_json::from_str(&r.events).unwrap_or_default(),
+        created_at: r.created_at,
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[async_trait]
+impl Webhooks for SqlStore {
+    async fn create_endpoint(&self, e: &WebhookEndpoint, secret: &str) -> PortResult<()> {
+        let events = serde_json::to_string(&e.events).map_err(backend)?;
+        write_tx!(&self.db, |c| {
+            diesel::insert_into(webhook_endpoints::table)
+                .values((
+                    webhook_endpoints::id.eq(&e.id),
+                    webhook_endpoints::tenant_id.eq(e.tenant_id.as_str()),
+                    webhook_endpoints::url.eq(&e.url),
+                    webhook_endpoints::events.eq(&events),
+                    webhook_endpoints::secret.eq(secret),
+                    webhook_endpoints::created_at.eq(e.created_at),
+                ))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_endpoints(&self, tenant: &TenantId) -> PortResult<Vec<WebhookEndpoint>> {
+        let rows: Vec<EndpointRow> = with_conn!(&self.db, |c| {
+            webhook_endpoints::table
+                .filter(webhook_endpoints::tenant_id.eq(tenant.as_str()))
+                .order(webhook_endpoints::created_at.asc())
+                .select(EndpointRow::as_select())
+                .load(c)
+                .await
+                .map_err(backend)?
+        });
+        Ok(rows.into_iter().map(to_endpoint).collect())
+    }
+
+    async fn delete_endpoint(&self, tenant: &TenantId, id: &str) -> PortResult<bool> {
+        let n = write_tx!(&self.db, |c| {
+            diesel::delete(
+                webhook_endpoints::table
+                    .filter(webhook_endpoints::tenant_id.eq(tenant.as_str()))
+                    .filter(webhook_endpoints::id.eq(id)),
+            )
+            .execute(c)
+            .await
+        })
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn set_callback_secret(&self, tenant: &TenantId, secret: &str) -> PortResult<()> {
+        write_tx!(&self.db, |c| {
+            diesel::update(tenants::table.filter(tenants::id.eq(tenant.as_str())))
+                .set(tenants::callback_secret.eq(secret))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn due_deliveries(&self, max: usize, lease: Duration) -> PortResult<Vec<DueDelivery>> {
+        let now = now_ms();
+        let until = now + ms(lease);
+        let limit = i64::try_from(max).unwrap_or(100);
+        write_tx!(&self.db, |c| {
+            let due: Vec<i64> = webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(webhook_deliveries::next_at.le(now))
+                .filter(webhook_deliveries::locked_until.lt(now))
+                .order(webhook_deliveries::next_at.asc())
+                .limit(limit)
+                .select(webhook_deliveries::id)
+                .load(c)
+                .await?;
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            // The lease is re-checked row by row, so two workers never take the same one.
+            let rows: Vec<DeliveryRow> = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq_any(&due))
+                    .filter(webhook_deliveries::locked_until.lt(now)),
+            )
+            .set(webhook_deliveries::locked_until.eq(until))
+            .returning(DeliveryRow::as_returning())
+            .get_results(c)
+            .await?;
+            let endpoint_ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|r| r.endpoint_id.as_deref())
+                .collect();
+            let secrets: HashMap<String, String> = webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq_any(&endpoint_ids))
+                .select((webhook_endpoints::id, webhook_endpoints::secret))
+                .load::<(String, String)>(c)
+                .await?
+                .into_iter()
+                .collect();
+            let tenant_ids: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.endpoint_id.is_none())
+                .map(|r| r.tenant_id.as_str())
+                .collect();
+            let callback: HashMap<String, Option<String>> = tenants::table
+                .filter(tenants::id.eq_any(&tenant_ids))
+                .select((tenants::id, tenants::callback_secret))
+                .load::<(String, Option<String>)>(c)
+                .await?
+                .into_iter()
+                .collect();
+            let mut out = Vec::new();
+            for r in rows {
+                let secret = match &r.endpoint_id {
+                    // A deleted endpoint: nothing more to send.
+                    Some(e) => match secrets.get(e) {
+                        Some(s) => Some(s.clone()),
+                        None => continue,
+                    },
+                    None => callback.get(&r.tenant_id).cloned().flatten(),
+                };
+                out.push(DueDelivery {
+                    id: r.id,
+                    url: r.url,
+                    payload: r.payload,
+                    secret,
+                    attempts: r.attempts,
+                    created_at: r.created_at,
+                });
+            }
+            Ok::<_, DieselError>(out)
+        })
+        .map_err(backend)
+    }
+
+    async fn record_deliveries(&self, results: &[DeliveryResult]) -> PortResult<()> {
+        let now = now_ms();
+        write_tx!(&self.db, |c| {
+            for r in results {
+                let status = match (&r.error, r.retry_in) {
+                    (None, _) => DeliveryStatus::Delivered,
+                    (Some(_), Some(_)) => DeliveryStatus::Pending,
+                    (Some(_), None) => DeliveryStatus::Failed,
+                };
+                diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(r.id)))
+                    .set((
+                        webhook_deliveries::status.eq(status.as_str()),
+                        webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                        webhook_deliveries::next_at.eq(now + r.retry_in.map_or(0, ms)),
+                        webhook_deliveries::locked_until.eq(0),
+                        webhook_deliveries::last_status.eq(r.status.map(i32::from)),
+                        webhook_deliveries::last_error.eq(&r.error),
+                        webhook_deliveries::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<_, DieselError>(())
+        })
+        .map_err(backend)
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> PortResult<Vec<WebhookDelivery>> {
+        let rows: Vec<DeliveryRow> = with_conn!(&self.db, |c| {
+            let mut q = webhook_deliveries::table
+                .filter(webhook_deliveries::tenant_id.eq(tenant.as_str()))
+                .into_boxed();
+            if let Some(s) = status {
+                q = q.filter(webhook_deliveries::status.eq(s.as_str()));
+            }
+            if let Some(b) = before {
+                q = q.filter(webhook_deliveries::id.lt(b));
+            }
+            q.order(webhook_deliveries::id.desc())
+                .limit(limit)
+                .select(DeliveryRow::as_select())
+                .load(c)
+                .await
+                .map_err(backend)?
+        });
+        Ok(rows.into_iter().map(to_delivery).collect())
+    }
+
+    async fn retry_delivery(&self, tenant: &TenantId, id: i64) -> PortResult<bool> {
+        let now = now_ms();
+        let n = write_tx!(&self.db, |c| {
+            diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::tenant_id.eq(tenant.as_str()))
+                    .filter(webhook_deliveries::id.eq(id)),
+            )
+            .set((
+                webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                webhook_deliveries::next_at.eq(now),
+                webhook_deliveries::locked_until.eq(0),
+                // A replay gets a fresh retry period.
+                webhook_deliveries::created_at.eq(now),
+                webhook_deliveries::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+        })
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+}
