@@ -17,16 +17,18 @@ use crate::support::{
 const AGENT: &str = "e2e-agent@rbm.goog";
 const TOKEN: &str = "e2e-client-token";
 
-struct Rig {
-    server: Server,
-    sim: RbmSim,
-    key: String,
-    _dir: tempfile::TempDir,
-    _smsc: hermod_channels::sim::smsc::Smsc,
+pub(crate) struct Rig {
+    pub server: Server,
+    pub sim: RbmSim,
+    pub key: String,
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+    pub port: u16,
+    pub smsc: hermod_channels::sim::smsc::Smsc,
 }
 
 /// A server with one RBM agent `shop` on the simulator; `tweak` sets the simulator up.
-async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
+pub(crate) async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
     let smsc = start_smsc(Default::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -78,8 +80,10 @@ client_token = "{TOKEN}"
         server,
         sim,
         key,
-        _dir: dir,
-        _smsc: smsc,
+        dir,
+        config,
+        port,
+        smsc,
     }
 }
 

@@ -271,7 +271,10 @@ async fn errors_map_to_permanent_or_transient() {
         .unwrap();
     let got = sim.received();
     let card = &got.last().unwrap().2["contentMessage"]["richCard"];
-    assert_eq!(card["standaloneCard"]["cardContent"]["title"], "a", "{card}");
+    assert_eq!(
+        card["standaloneCard"]["cardContent"]["title"], "a",
+        "{card}"
+    );
     assert!(card["carouselCard"].is_null());
     // 503 and 429 are transient; the retry of the same attempt then goes through, and
     // a repeat of a send that got through is not an error (RBM ignores the id).
@@ -285,7 +288,11 @@ async fn errors_map_to_permanent_or_transient() {
     }
     ch.send(&o).await.unwrap();
     ch.send(&o).await.unwrap();
-    assert_eq!(sim.received().len(), 2, "one message at RBM (besides the card)");
+    assert_eq!(
+        sim.received().len(),
+        2,
+        "one message at RBM (besides the card)"
+    );
     // RBM's own validation: a 26-character chip is INVALID_ARGUMENT (400), permanent.
     let c = client(&sim);
     let bad = json!({"contentMessage": {"text": "hi", "suggestions": [{"reply": {"text": "x".repeat(26), "postbackData": "x"}}]}});
