@@ -74,10 +74,10 @@ pub fn event_payload(
     if let Some(m) = metadata {
         v["metadata"] = m.clone();
     }
-    if kind == "message.fallback" || kind == "message.rejected" {
-        if let Some(d) = detail {
-            v["detail"] = d.clone();
-        }
+    if (kind == "message.fallback" || kind == "message.rejected")
+        && let Some(d) = detail
+    {
+        v["detail"] = d.clone();
     }
     v
 }

@@ -26,29 +26,29 @@ fn defaults_of(raw: Option<&str>) -> TenantDefaults {
 
 pub async fn dispatch_candidates(db: &Db, ids: &[MessageId]) -> PortResult<Vec<Candidate>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    let (msgs, planned, tenants): (Vec<MessageRow>, Vec<String>, Vec<(String, Option<String>)>) =
-        with_conn!(db, |c| {
-            let msgs: Vec<MessageRow> = messages::table
-                .filter(messages::id.eq_any(&ids))
-                .select(MessageRow::as_select())
-                .load(c)
-                .await
-                .map_err(backend)?;
-            let planned: Vec<String> = attempts::table
-                .filter(attempts::message_id.eq_any(&ids))
-                .select(attempts::message_id)
-                .load(c)
-                .await
-                .map_err(backend)?;
-            let tids: HashSet<&str> = msgs.iter().map(|m| m.tenant_id.as_str()).collect();
-            let tenants: Vec<(String, Option<String>)> = tenants::table
-                .filter(tenants::id.eq_any(tids))
-                .select((tenants::id, tenants::defaults))
-                .load(c)
-                .await
-                .map_err(backend)?;
-            (msgs, planned, tenants)
-        });
+    type Loaded = (Vec<MessageRow>, Vec<String>, Vec<(String, Option<String>)>);
+    let (msgs, planned, tenants): Loaded = with_conn!(db, |c| {
+        let msgs: Vec<MessageRow> = messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select(MessageRow::as_select())
+            .load(c)
+            .await
+            .map_err(backend)?;
+        let planned: Vec<String> = attempts::table
+            .filter(attempts::message_id.eq_any(&ids))
+            .select(attempts::message_id)
+            .load(c)
+            .await
+            .map_err(backend)?;
+        let tids: HashSet<&str> = msgs.iter().map(|m| m.tenant_id.as_str()).collect();
+        let tenants: Vec<(String, Option<String>)> = tenants::table
+            .filter(tenants::id.eq_any(tids))
+            .select((tenants::id, tenants::defaults))
+            .load(c)
+            .await
+            .map_err(backend)?;
+        (msgs, planned, tenants)
+    });
     let planned: HashSet<String> = planned.into_iter().collect();
     let defaults: HashMap<String, TenantDefaults> = tenants
         .into_iter()

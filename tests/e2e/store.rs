@@ -1,5 +1,7 @@
 //! The same store tests on SQLite and on the real PostgreSQL.
 
+use std::time::Duration;
+
 use hermod_core::inbound::{Concat, InboundPart};
 use hermod_core::model::*;
 use hermod_core::ports::Store;
@@ -559,11 +561,203 @@ async fn exercise_inbound(url: &str) {
     ));
 }
 
+/// Fallback timers fire once however many workers race for them, and webhook
+/// deliveries are written with their event, fail after the retry period and replay.
+async fn exercise_fallback_and_webhooks(url: &str) {
+    use hermod_core::plan::*;
+    use hermod_core::webhook::*;
+    let store = std::sync::Arc::new(open(url).await);
+    let t = store.create_api_key("acme", "fk1", "h").await.unwrap();
+    let ep = WebhookEndpoint {
+        id: hermod_core::EndpointId::generate().to_string(),
+        tenant_id: t.clone(),
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["message.queued".into(), "message.fallback".into()],
+        created_at: now_ms(),
+    };
+    store.create_endpoint(&ep, "whsec_x").await.unwrap();
+    let m = new_message(&t, "fall");
+    store
+        .accept(&t, std::slice::from_ref(&m), None)
+        .await
+        .unwrap();
+    let step = |c, kept| PlanStep {
+        channel: c,
+        kept,
+        reason: "test".into(),
+    };
+    let plan = Plan {
+        steps: vec![
+            step(ChannelKind::Rcs, true),
+            step(ChannelKind::App, false),
+            step(ChannelKind::Sms, true),
+        ],
+        fallback: FallbackPolicy {
+            after_secs: 1,
+            ..FallbackPolicy::default()
+        },
+    };
+    let planned = store
+        .plan_attempts(std::slice::from_ref(&m.id), &[(m.id.clone(), plan)])
+        .await
+        .unwrap();
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0].1, ChannelKind::Rcs);
+    let att = planned[0].0.clone();
+    store
+        .claim_attempts(std::slice::from_ref(&att))
+        .await
+        .unwrap();
+    store
+        .record_sends(&[SendResult {
+            attempt_id: att.clone(),
+            outcome: SendOutcome::Sent {
+                provider_ids: vec!["rbm:1234".into()],
+                raw_status: "SENT".into(),
+            },
+        }])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_fallbacks(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Two workers lease at once: one gets the timer.
+    let (a, b) = tokio::join!(
+        store.due_fallbacks(10, Duration::from_secs(60)),
+        store.due_fallbacks(10, Duration::from_secs(60))
+    );
+    let leased: Vec<DueFallback> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].provider_ids, vec!["rbm:1234".to_owned()]);
+    assert_eq!(leased[0].policy.after_secs, 1);
+    // Fired twice at once (a lease that ran out): one fallback.
+    let (x, y) = tokio::join!(
+        store.fire_fallback(&att, Withdrawal::Withdrawn),
+        store.fire_fallback(&att, Withdrawal::Withdrawn)
+    );
+    assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+    store
+        .fire_fallback(&att, Withdrawal::Withdrawn)
+        .await
+        .unwrap();
+    let view = store.get_message(&t, &m.id).await.unwrap().unwrap();
+    let chans: Vec<(&str, Status)> = view
+        .attempts
+        .iter()
+        .map(|a| (a.channel.as_str(), a.status))
+        .collect();
+    assert_eq!(
+        chans,
+        vec![("rcs", Status::Canceled), ("sms", Status::Queued)],
+        "the skipped app channel is passed over"
+    );
+    assert_eq!(
+        view.events
+            .iter()
+            .filter(|e| e.kind == "message.fallback")
+            .count(),
+        1
+    );
+    // The dispatch job hands out the queued SMS attempt.
+    let again = store
+        .plan_attempts(std::slice::from_ref(&m.id), &[])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, ChannelKind::Sms);
+    // A late receipt on the withdrawn attempt is recorded there; the message stays.
+    store
+        .apply_receipts(&[Receipt {
+            channel: ChannelKind::Rcs,
+            provider_id: "rbm:1234".into(),
+            status: Status::Delivered,
+            raw_status: "DELIVERED".into(),
+            error_code: None,
+            user_ref: None,
+            recipient: None,
+        }])
+        .await
+        .unwrap();
+    let view = store.get_message(&t, &m.id).await.unwrap().unwrap();
+    assert_eq!(view.attempts[0].status, Status::Canceled);
+    assert_eq!(view.attempts[0].raw_status.as_deref(), Some("DELIVERED"));
+    assert_eq!(view.message.status, Status::Sent);
+
+    // Webhook deliveries: queued and fallback, written with their events.
+    let due = store
+        .due_deliveries(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = due
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, vec!["message.queued", "message.fallback"]);
+    assert!(due.iter().all(|d| d.secret.as_deref() == Some("whsec_x")));
+    assert!(
+        store
+            .due_deliveries(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // Past the retry period: failed, listed, replayed on request.
+    store
+        .record_deliveries(&[
+            DeliveryResult {
+                id: due[0].id,
+                status: Some(500),
+                error: Some("http_500".into()),
+                retry_in: None,
+            },
+            DeliveryResult {
+                id: due[1].id,
+                status: Some(204),
+                error: None,
+                retry_in: None,
+            },
+        ])
+        .await
+        .unwrap();
+    let failed = store
+        .list_deliveries(&t, Some(DeliveryStatus::Failed), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_status, Some(500));
+    assert_eq!(failed[0].attempts, 1);
+    assert!(store.retry_delivery(&t, failed[0].id).await.unwrap());
+    let due = store
+        .due_deliveries(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, failed[0].id);
+    let other = store.create_api_key("other", "fk2", "h").await.unwrap();
+    assert!(
+        !store.retry_delivery(&other, failed[0].id).await.unwrap(),
+        "another tenant's"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn store_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     exercise(dir.path().join("t.db").to_str().unwrap()).await;
     exercise_inbound(dir.path().join("i.db").to_str().unwrap()).await;
+    exercise_fallback_and_webhooks(dir.path().join("f.db").to_str().unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -576,6 +770,10 @@ async fn store_on_postgres() {
         return;
     };
     exercise_inbound(&url).await;
+    let Some(url) = pg_database("fallback").await else {
+        return;
+    };
+    exercise_fallback_and_webhooks(&url).await;
 }
 
 /// Every migration goes up, down and up again on both backends.
