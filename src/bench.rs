@@ -5,6 +5,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -47,6 +48,46 @@ pub struct BenchArgs {
     /// WebSocket stream). rcs and app: embedded mode.
     #[arg(long, default_value = "sms")]
     channel: String,
+    /// A customer webhook endpoint subscribed to every event: `none`, `ok` (a local
+    /// receiver answering 204) or `dead` (accepts connections, never answers: every
+    /// POST runs into the timeout). Shows what webhooks cost message delivery.
+    #[arg(long, default_value = "none")]
+    webhook: String,
+}
+
+/// A local webhook receiver: `ok` answers 204 and counts, `dead` never answers.
+async fn webhook_receiver(kind: &str) -> anyhow::Result<(String, Arc<AtomicU64>)> {
+    let hits = Arc::new(AtomicU64::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    if kind == "dead" {
+        listener.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        });
+        return Ok((url, hits));
+    }
+    let h = hits.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let h = h.clone();
+        actix_web::App::new().default_service(actix_web::web::to(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::Relaxed);
+                actix_web::HttpResponse::NoContent().finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok((url, hits))
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -239,6 +280,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
     let auth = format!("Bearer {key}");
+    let hook = match a.webhook.as_str() {
+        "none" => None,
+        kind @ ("ok" | "dead") => {
+            while reqwest::get(format!("{base}/healthz")).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let (url, hits) = webhook_receiver(kind).await?;
+            let r = client
+                .post(format!("{base}/v1/webhook-endpoints"))
+                .header("authorization", &auth)
+                .json(&serde_json::json!({"url": url, "events": ["*"]}))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 201, "creating the endpoint: {}", r.status());
+            Some(hits)
+        }
+        other => anyhow::bail!("--webhook: none, ok or dead, not {other}"),
+    };
     let requests = a.messages.div_ceil(a.per_request.max(1));
     let started = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(requests)));
@@ -385,6 +444,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "  delivered (DLR):     {:>9.0} msg/s  ({done_secs:.2} s end to end)",
         total as f64 / done_secs
     );
+    if let Some(hits) = &hook {
+        println!(
+            "  webhook ({}):       {} POSTs received by the end (every event of every message)",
+            a.webhook,
+            hits.load(Ordering::Relaxed)
+        );
+    }
     println!(
         "  API latency:         p50 {:.2} ms, p99 {:.2} ms",
         pct(&mut lat, 0.5),

@@ -99,34 +99,29 @@ macro_rules! events_with_webhooks {
             return Ok(0);
         }
         let (tenants, msgs) = crate::webhooks::published(&$rows);
-        let endpoints: Vec<EndpointRow> = if tenants.is_empty() {
-            Vec::new()
-        } else {
-            webhook_endpoints::table
-                .filter(webhook_endpoints::tenant_id.eq_any(&tenants))
-                .select(EndpointRow::as_select())
-                .load($c)
-                .await?
-        };
+        // One indexed read in the common case: the messages that have a callback URL
+        // or whose tenant has an endpoint. Nothing found: a plain insert.
         let targets: crate::webhooks::MessageTargets = if msgs.is_empty() {
             Vec::new()
-        } else if endpoints.is_empty() {
-            messages::table
-                .filter(messages::id.eq_any(&msgs))
-                .filter(messages::callback_url.is_not_null())
-                .select((messages::id, messages::callback_url, messages::metadata))
-                .load($c)
-                .await?
         } else {
             messages::table
                 .filter(messages::id.eq_any(&msgs))
+                .filter(
+                    messages::callback_url.is_not_null().or(messages::tenant_id
+                        .eq_any(webhook_endpoints::table.select(webhook_endpoints::tenant_id))),
+                )
                 .select((messages::id, messages::callback_url, messages::metadata))
                 .load($c)
                 .await?
         };
-        if endpoints.is_empty() && targets.is_empty() {
+        if targets.is_empty() {
             return $c.insert_plain_events($rows).await;
         }
+        let endpoints: Vec<EndpointRow> = webhook_endpoints::table
+            .filter(webhook_endpoints::tenant_id.eq_any(&tenants))
+            .select(EndpointRow::as_select())
+            .load($c)
+            .await?;
         let mut inserted: Vec<EventRow> = Vec::with_capacity($rows.len());
         for $chunk in $rows.chunks(CHUNK) {
             inserted.extend($insert_returning);

@@ -306,21 +306,30 @@ impl Webhooks for SqlStore {
 
     async fn record_deliveries(&self, results: &[DeliveryResult]) -> PortResult<()> {
         let now = now_ms();
+        // Outcomes alike (most often: delivered, 2xx) are one UPDATE.
+        let mut groups: std::collections::BTreeMap<_, Vec<i64>> = std::collections::BTreeMap::new();
+        for r in results {
+            let status = match (&r.error, r.retry_in) {
+                (None, _) => DeliveryStatus::Delivered,
+                (Some(_), Some(_)) => DeliveryStatus::Pending,
+                (Some(_), None) => DeliveryStatus::Failed,
+            };
+            let next_at = now + r.retry_in.map_or(0, ms);
+            groups
+                .entry((status.as_str(), next_at, r.status.map(i32::from), r.error.clone()))
+                .or_default()
+                .push(r.id);
+        }
         write_tx!(&self.db, |c| {
-            for r in results {
-                let status = match (&r.error, r.retry_in) {
-                    (None, _) => DeliveryStatus::Delivered,
-                    (Some(_), Some(_)) => DeliveryStatus::Pending,
-                    (Some(_), None) => DeliveryStatus::Failed,
-                };
-                diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(r.id)))
+            for ((status, next_at, code, error), ids) in &groups {
+                diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
                     .set((
-                        webhook_deliveries::status.eq(status.as_str()),
+                        webhook_deliveries::status.eq(*status),
                         webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                        webhook_deliveries::next_at.eq(now + r.retry_in.map_or(0, ms)),
+                        webhook_deliveries::next_at.eq(*next_at),
                         webhook_deliveries::locked_until.eq(0),
-                        webhook_deliveries::last_status.eq(r.status.map(i32::from)),
-                        webhook_deliveries::last_error.eq(&r.error),
+                        webhook_deliveries::last_status.eq(*code),
+                        webhook_deliveries::last_error.eq(error),
                         webhook_deliveries::updated_at.eq(now),
                     ))
                     .execute(c)

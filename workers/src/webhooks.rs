@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hermod_core::now_ms;
 use hermod_core::webhook::*;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::pause;
@@ -21,10 +21,12 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (tx, rx) = mpsc::channel::<DeliveryResult>(IN_FLIGHT * 4);
+    tokio::spawn(record(store.clone(), rx, cancel.clone()));
     while !cancel.is_cancelled() {
         let free = slots.available_permits();
         if free == 0 {
-            pause(&cancel, Duration::from_millis(100)).await;
+            pause(&cancel, Duration::from_millis(20)).await;
             continue;
         }
         let due = match store.due_deliveries(free, Duration::from_secs(60)).await {
@@ -43,15 +45,40 @@ pub(crate) async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let (store, poster) = (store.clone(), poster.clone());
+            let (poster, tx) = (poster.clone(), tx.clone());
             tokio::spawn(async move {
                 let result = outcome(&d, poster.post(&d).await, now_ms());
-                if let Err(e) = store.record_deliveries(&[result]).await {
-                    // The lease runs out and the delivery is sent again.
-                    tracing::warn!(error = %e, "recording a webhook delivery failed");
-                }
+                // If this is lost, the lease runs out and the delivery goes again.
+                let _ = tx.send(result).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+/// Records outcomes in batches (one transaction for everything that finished
+/// meanwhile), off the POSTing path.
+async fn record(
+    store: Arc<dyn Webhooks>,
+    mut rx: mpsc::Receiver<DeliveryResult>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => r,
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.record_deliveries(&batch).await {
+            // Their leases run out and they are sent again.
+            tracing::warn!(error = %e, n = batch.len(), "recording webhook deliveries failed");
         }
     }
 }
