@@ -293,7 +293,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 .json(&serde_json::json!({"url": url, "events": ["*"]}))
                 .send()
                 .await?;
-            anyhow::ensure!(r.status().as_u16() == 201, "creating the endpoint: {}", r.status());
+            anyhow::ensure!(
+                r.status().as_u16() == 201,
+                "creating the endpoint: {}",
+                r.status()
+            );
             Some(hits)
         }
         other => anyhow::bail!("--webhook: none, ok or dead, not {other}"),

@@ -316,24 +316,31 @@ impl Webhooks for SqlStore {
             };
             let next_at = now + r.retry_in.map_or(0, ms);
             groups
-                .entry((status.as_str(), next_at, r.status.map(i32::from), r.error.clone()))
+                .entry((
+                    status.as_str(),
+                    next_at,
+                    r.status.map(i32::from),
+                    r.error.clone(),
+                ))
                 .or_default()
                 .push(r.id);
         }
         write_tx!(&self.db, |c| {
             for ((status, next_at, code, error), ids) in &groups {
-                diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
-                    .set((
-                        webhook_deliveries::status.eq(*status),
-                        webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                        webhook_deliveries::next_at.eq(*next_at),
-                        webhook_deliveries::locked_until.eq(0),
-                        webhook_deliveries::last_status.eq(*code),
-                        webhook_deliveries::last_error.eq(error),
-                        webhook_deliveries::updated_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await?;
+                diesel::update(
+                    webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)),
+                )
+                .set((
+                    webhook_deliveries::status.eq(*status),
+                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                    webhook_deliveries::next_at.eq(*next_at),
+                    webhook_deliveries::locked_until.eq(0),
+                    webhook_deliveries::last_status.eq(*code),
+                    webhook_deliveries::last_error.eq(error),
+                    webhook_deliveries::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
             }
             Ok::<_, DieselError>(())
         })
