@@ -2,7 +2,8 @@
 //! concurrency, each outcome recorded on its own so a slow endpoint holds only its own
 //! slots. Message delivery never waits for any of this.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hermod_core::now_ms;
@@ -14,6 +15,17 @@ use crate::pause;
 
 /// POSTs in flight at once.
 const IN_FLIGHT: usize = 64;
+/// POSTs in flight to one endpoint (scheme, host and port): a slow or dead endpoint
+/// holds at most this many slots; its other deliveries wait for their lease to end.
+const PER_ENDPOINT: usize = 16;
+/// How long a leased delivery is ours (longer than any POST's timeout).
+const LEASE: Duration = Duration::from_secs(30);
+
+/// `scheme://host:port` of a URL (the unit of the per-endpoint cap).
+fn origin(url: &str) -> &str {
+    let rest = url.find("://").map_or(0, |i| i + 3);
+    url[rest..].find('/').map_or(url, |j| &url[..rest + j])
+}
 
 pub(crate) async fn run(
     store: Arc<dyn Webhooks>,
@@ -21,6 +33,7 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let (tx, rx) = mpsc::channel::<DeliveryResult>(IN_FLIGHT * 4);
     tokio::spawn(record(store.clone(), rx, cancel.clone()));
     while !cancel.is_cancelled() {
@@ -29,7 +42,7 @@ pub(crate) async fn run(
             pause(&cancel, Duration::from_millis(20)).await;
             continue;
         }
-        let due = match store.due_deliveries(free, Duration::from_secs(60)).await {
+        let due = match store.due_deliveries(free, LEASE).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "leasing webhook deliveries failed");
@@ -42,12 +55,31 @@ pub(crate) async fn run(
             continue;
         }
         for d in due {
+            let key = origin(&d.url).to_owned();
+            {
+                let mut b = busy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = b.entry(key.clone()).or_insert(0);
+                if *n >= PER_ENDPOINT {
+                    // Left leased: it comes back when the lease ends.
+                    continue;
+                }
+                *n += 1;
+            }
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let (poster, tx) = (poster.clone(), tx.clone());
+            let (poster, tx, busy) = (poster.clone(), tx.clone(), busy.clone());
             tokio::spawn(async move {
                 let result = outcome(&d, poster.post(&d).await, now_ms());
+                if let Some(n) = busy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_mut(&key)
+                {
+                    *n = n.saturating_sub(1);
+                }
                 // If this is lost, the lease runs out and the delivery goes again.
                 let _ = tx.send(result).await;
                 drop(permit);
@@ -119,6 +151,15 @@ mod tests {
             attempts,
             created_at,
         }
+    }
+
+    #[test]
+    fn endpoints_are_their_origin() {
+        assert_eq!(
+            origin("https://a.example:8443/hook?x=1"),
+            "https://a.example:8443"
+        );
+        assert_eq!(origin("http://a.example"), "http://a.example");
     }
 
     #[test]
