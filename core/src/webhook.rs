@@ -171,6 +171,9 @@ pub trait Webhooks: Send + Sync {
     async fn set_callback_secret(&self, tenant: &TenantId, secret: &str) -> PortResult<()>;
     /// Leases up to `max` pending deliveries that are due, for `lease`.
     async fn due_deliveries(&self, max: usize, lease: Duration) -> PortResult<Vec<DueDelivery>>;
+    /// Hands leased deliveries back untried, due again after `delay` (their endpoint
+    /// is busy).
+    async fn defer_deliveries(&self, ids: &[i64], delay: Duration) -> PortResult<()>;
     /// Records outcomes; a result without `retry_in` that failed marks it failed.
     async fn record_deliveries(&self, results: &[DeliveryResult]) -> PortResult<()>;
     /// A tenant's deliveries, newest first, optionally of one status, before `before`.

@@ -304,6 +304,18 @@ impl Webhooks for SqlStore {
         .map_err(backend)
     }
 
+    async fn defer_deliveries(&self, ids: &[i64], delay: Duration) -> PortResult<()> {
+        let until = now_ms() + ms(delay);
+        write_tx!(&self.db, |c| {
+            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
+                .set(webhook_deliveries::locked_until.eq(until))
+                .execute(c)
+                .await
+        })
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn record_deliveries(&self, results: &[DeliveryResult]) -> PortResult<()> {
         let now = now_ms();
         // Outcomes alike (most often: delivered, 2xx) are one UPDATE.

@@ -1,14 +1,15 @@
-//! Customer webhook deliveries: leased from the store, POSTed (signed) with bounded
-//! concurrency, each outcome recorded on its own so a slow endpoint holds only its own
-//! slots. Message delivery never waits for any of this.
+//! Customer webhook deliveries: leased from the store in batches, held per endpoint,
+//! POSTed (signed) with bounded concurrency overall and per endpoint, and recorded in
+//! batches. A slow or dead endpoint holds only its own slots; message delivery never
+//! waits for any of this.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hermod_core::now_ms;
 use hermod_core::webhook::*;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::pause;
@@ -16,10 +17,16 @@ use crate::pause;
 /// POSTs in flight at once.
 const IN_FLIGHT: usize = 64;
 /// POSTs in flight to one endpoint (scheme, host and port): a slow or dead endpoint
-/// holds at most this many slots; its other deliveries wait for their lease to end.
+/// holds at most this many slots.
 const PER_ENDPOINT: usize = 16;
-/// How long a leased delivery is ours (longer than any POST's timeout).
-const LEASE: Duration = Duration::from_secs(30);
+/// Leased deliveries held in this process, overall and per endpoint; beyond that they
+/// are handed back for later.
+const HELD: usize = 512;
+const HELD_PER_ENDPOINT: usize = 128;
+/// How long a leased delivery is ours. One held locally for longer than the lease
+/// less a POST's time is dropped here (another worker may have it by then).
+const LEASE: Duration = Duration::from_secs(60);
+const STALE: Duration = Duration::from_secs(40);
 
 /// `scheme://host:port` of a URL (the unit of the per-endpoint cap).
 fn origin(url: &str) -> &str {
@@ -32,58 +39,87 @@ pub(crate) async fn run(
     poster: Arc<dyn WebhookPoster>,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let (tx, rx) = mpsc::channel::<DeliveryResult>(IN_FLIGHT * 4);
     tokio::spawn(record(store.clone(), rx, cancel.clone()));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut held: HashMap<String, VecDeque<(Instant, DueDelivery)>> = HashMap::new();
+    let mut inflight: HashMap<String, usize> = HashMap::new();
+    let mut total_inflight = 0usize;
     while !cancel.is_cancelled() {
-        let free = slots.available_permits();
-        if free == 0 {
-            pause(&cancel, Duration::from_millis(20)).await;
-            continue;
-        }
-        let due = match store.due_deliveries(free, LEASE).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "leasing webhook deliveries failed");
-                pause(&cancel, Duration::from_secs(1)).await;
-                continue;
+        while let Ok(o) = done_rx.try_recv() {
+            total_inflight -= 1;
+            if let Some(n) = inflight.get_mut(&o) {
+                *n -= 1;
             }
-        };
-        if due.is_empty() {
-            pause(&cancel, Duration::from_millis(250)).await;
-            continue;
         }
-        for d in due {
-            let key = origin(&d.url).to_owned();
-            {
-                let mut b = busy
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = b.entry(key.clone()).or_insert(0);
-                if *n >= PER_ENDPOINT {
-                    // Left leased: it comes back when the lease ends.
+        // Start what the caps allow.
+        let mut started = 0;
+        for (o, queue) in held.iter_mut() {
+            let n = inflight.entry(o.clone()).or_insert(0);
+            while *n < PER_ENDPOINT && total_inflight < IN_FLIGHT {
+                let Some((leased_at, d)) = queue.pop_front() else {
+                    break;
+                };
+                if leased_at.elapsed() > STALE {
                     continue;
                 }
                 *n += 1;
+                total_inflight += 1;
+                started += 1;
+                let (poster, tx, done, o) =
+                    (poster.clone(), tx.clone(), done_tx.clone(), o.clone());
+                tokio::spawn(async move {
+                    let result = outcome(&d, poster.post(&d).await, now_ms());
+                    // If this is lost, the lease runs out and the delivery goes again.
+                    let _ = tx.send(result).await;
+                    let _ = done.send(o);
+                });
             }
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let (poster, tx, busy) = (poster.clone(), tx.clone(), busy.clone());
-            tokio::spawn(async move {
-                let result = outcome(&d, poster.post(&d).await, now_ms());
-                if let Some(n) = busy
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .get_mut(&key)
-                {
-                    *n = n.saturating_sub(1);
+        }
+        held.retain(|_, q| !q.is_empty());
+        // Lease more while there is room.
+        let count: usize = held.values().map(VecDeque::len).sum();
+        let mut leased = 0;
+        if count < HELD / 2 {
+            match store.due_deliveries(HELD - count, LEASE).await {
+                Ok(due) => {
+                    leased = due.len();
+                    let now = Instant::now();
+                    let mut deferred = Vec::new();
+                    for d in due {
+                        let q = held.entry(origin(&d.url).to_owned()).or_default();
+                        if q.len() >= HELD_PER_ENDPOINT {
+                            deferred.push(d.id);
+                        } else {
+                            q.push_back((now, d));
+                        }
+                    }
+                    if !deferred.is_empty()
+                        && let Err(e) = store
+                            .defer_deliveries(&deferred, Duration::from_secs(1))
+                            .await
+                    {
+                        tracing::warn!(error = %e, "deferring webhook deliveries failed");
+                    }
                 }
-                // If this is lost, the lease runs out and the delivery goes again.
-                let _ = tx.send(result).await;
-                drop(permit);
-            });
+                Err(e) => {
+                    tracing::warn!(error = %e, "leasing webhook deliveries failed");
+                    pause(&cancel, Duration::from_secs(1)).await;
+                }
+            }
+        }
+        if started == 0 && leased == 0 {
+            // Wait for a POST to finish or for new deliveries to come due.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                o = done_rx.recv() => if let Some(o) = o {
+                    total_inflight -= 1;
+                    if let Some(n) = inflight.get_mut(&o) {
+                        *n -= 1;
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
         }
     }
 }
