@@ -9,7 +9,7 @@ use hermod_crypto::hpke::Aead;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::rcs::{Rig, rig};
+use crate::rcs::{Rig, rig, rig_with};
 use crate::support::{Server, eventually, get_message, send_message, wait_status};
 
 async fn send(r: &Rig, body: Value) -> String {
@@ -409,4 +409,39 @@ async fn tenant_defaults_and_fallback_errors_name_the_field() {
     let m = status(&r, &id, "delivered").await;
     assert_eq!(plan(&m), vec![("sms".into(), true, "available".into())]);
     assert_eq!(m["plan"]["fallback"]["after_secs"], 120);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_receipt_falls_to_the_next_channel() {
+    let r = rig_with(
+        hermod_channels::sim::smsc::SmscConfig {
+            undeliverable_prefix: Some("447700900620".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let phone = "+447700900620";
+    r.sim.add_device(phone, None, true);
+    // SMS first: the SMSC accepts, then its receipt says UNDELIV; RCS follows.
+    let id = send(
+        &r,
+        json!({"to": phone, "text": "Receipt says no", "channels": ["sms", "rcs"]}),
+    )
+    .await;
+    let m = status(&r, &id, "read").await;
+    let a = attempts(&m);
+    assert_eq!(a.len(), 2, "{m}");
+    assert_eq!(a[0].0, "sms");
+    assert!(
+        ["failed", "rejected", "expired"].contains(&a[0].1.as_str()),
+        "{a:?}"
+    );
+    assert_eq!(a[1], ("rcs".into(), "read".into()));
+    assert_eq!(events_of(&m, "message.fallback"), 1);
+    assert_eq!(
+        events_of(&m, "message.failed"),
+        0,
+        "the message itself never failed"
+    );
 }

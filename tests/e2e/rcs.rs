@@ -29,7 +29,15 @@ pub(crate) struct Rig {
 
 /// A server with one RBM agent `shop` on the simulator; `tweak` sets the simulator up.
 pub(crate) async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
-    let smsc = start_smsc(Default::default()).await;
+    rig_with(Default::default(), tweak).await
+}
+
+/// `rig` with the SMSC simulator set up by `smsc`.
+pub(crate) async fn rig_with(
+    smsc: hermod_channels::sim::smsc::SmscConfig,
+    tweak: impl FnOnce(&mut RbmSimConfig),
+) -> Rig {
+    let smsc = start_smsc(smsc).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cfg = RbmSimConfig::new(AGENT, DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM).unwrap();
