@@ -184,6 +184,13 @@ pub trait Webhooks: Send + Sync {
         before: Option<i64>,
         limit: i64,
     ) -> PortResult<Vec<WebhookDelivery>>;
+    /// Housekeeping: deletes deliveries delivered more than `delivered_for` ago and
+    /// failed ones older than `failed_for`; returns how many.
+    async fn purge_deliveries(
+        &self,
+        delivered_for: Duration,
+        failed_for: Duration,
+    ) -> PortResult<usize>;
     /// Queues a delivery again now (any status); false when unknown.
     async fn retry_delivery(&self, tenant: &TenantId, id: i64) -> PortResult<bool>;
 }

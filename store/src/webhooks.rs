@@ -386,6 +386,32 @@ impl Webhooks for SqlStore {
         Ok(rows.into_iter().map(to_delivery).collect())
     }
 
+    async fn purge_deliveries(
+        &self,
+        delivered_for: Duration,
+        failed_for: Duration,
+    ) -> PortResult<usize> {
+        let now = now_ms();
+        write_tx!(&self.db, |c| {
+            let a = diesel::delete(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::status.eq(DeliveryStatus::Delivered.as_str()))
+                    .filter(webhook_deliveries::updated_at.le(now - ms(delivered_for))),
+            )
+            .execute(c)
+            .await?;
+            let b = diesel::delete(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()))
+                    .filter(webhook_deliveries::updated_at.le(now - ms(failed_for))),
+            )
+            .execute(c)
+            .await?;
+            Ok::<_, DieselError>(a + b)
+        })
+        .map_err(backend)
+    }
+
     async fn retry_delivery(&self, tenant: &TenantId, id: i64) -> PortResult<bool> {
         let now = now_ms();
         let n = write_tx!(&self.db, |c| {

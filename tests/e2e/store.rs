@@ -745,6 +745,22 @@ async fn exercise_fallback_and_webhooks(url: &str) {
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, failed[0].id);
+    // Housekeeping: delivered rows go after their period; pending ones stay.
+    assert_eq!(
+        store
+            .purge_deliveries(Duration::ZERO, Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_deliveries(&t, None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let other = store.create_api_key("other", "fk2", "h").await.unwrap();
     assert!(
         !store.retry_delivery(&other, failed[0].id).await.unwrap(),

@@ -41,6 +41,7 @@ pub(crate) async fn run(
 ) {
     let (tx, rx) = mpsc::channel::<DeliveryResult>(IN_FLIGHT * 4);
     tokio::spawn(record(store.clone(), rx, cancel.clone()));
+    tokio::spawn(purge(store.clone(), cancel.clone()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut held: HashMap<String, VecDeque<(Instant, DueDelivery)>> = HashMap::new();
     let mut inflight: HashMap<String, usize> = HashMap::new();
@@ -121,6 +122,24 @@ pub(crate) async fn run(
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
+    }
+}
+
+/// Delivered deliveries are kept 3 days (to list and replay), failed ones 30 days.
+async fn purge(store: Arc<dyn Webhooks>, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        match store
+            .purge_deliveries(
+                Duration::from_secs(3 * 86_400),
+                Duration::from_secs(30 * 86_400),
+            )
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "old webhook deliveries deleted"),
+            Err(e) => tracing::warn!(error = %e, "purging webhook deliveries failed"),
+        }
+        pause(&cancel, Duration::from_secs(600)).await;
     }
 }
 
