@@ -395,6 +395,8 @@ async fn main() -> anyhow::Result<()> {
             rbm_cfg.delivery_delay = Duration::from_millis(500);
             rbm_cfg.read_delay = Some(Duration::from_millis(1500));
             let rbm = RbmSim::start(rbm_cfg.clone(), "127.0.0.1:0".parse()?)?;
+            // An RCS phone that is switched off: messages to it fall back to SMS.
+            rbm.add_device(DEMO_OFFLINE, None, false);
             let mut agent = AgentConfig::new("demo", "demo@rbm.goog", &rbm.base_url());
             agent.service_account_json = Some(hermod_channels::smpp::Secret(demo_service_account(
                 &rbm.token_uri(),
@@ -416,6 +418,9 @@ async fn main() -> anyhow::Result<()> {
             );
             println!(
                 "  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"{DEMO_APP_USER}\",\"channels\":[\"app\"],\"text\":\"End-to-end encrypted hello\"}}'"
+            );
+            println!(
+                "  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"{DEMO_OFFLINE}\",\"text\":\"Your code is 391 205\",\"fallback\":{{\"after\":\"5s\"}}}}'   # RCS phone off: revoked after 5 s, then SMS"
             );
             println!("  curl -s http://{addr}/v1/messages/<id> -H 'Authorization: Bearer {key}'");
             // A simulated app device of DEMO_APP_USER, once the API answers.
@@ -535,6 +540,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// The number of the demo's simulated app device.
 const DEMO_APP_USER: &str = "+447700900777";
+/// The demo's switched-off RCS phone (its messages fall back to SMS).
+const DEMO_OFFLINE: &str = "+447700900888";
 
 /// A service-account key file for the simulators' public demo key.
 pub(crate) fn demo_service_account(token_uri: &str) -> String {

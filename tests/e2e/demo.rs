@@ -1,5 +1,6 @@
 //! `hermod demo`: prints the key and address, carries an SMS to delivered, an RCS card
-//! and a sealed app message to read with its built-in simulators, and stops cleanly on SIGTERM.
+//! and a sealed app message to read with its built-in simulators, falls back from a
+//! switched-off RCS phone to SMS, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -62,6 +63,22 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         assert_eq!(s, 202, "{v}");
         wait_status(&base, &key, v["id"].as_str().unwrap(), want, 20).await;
     }
+    // The switched-off RCS phone: revoked after 5 s, then delivered by SMS.
+    let (s, v) = send_message(
+        &base,
+        &key,
+        json!({"to": "+447700900888", "text": "Your code is 391 205", "fallback": {"after": "5s"}}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let m = wait_status(&base, &key, v["id"].as_str().unwrap(), "delivered", 30).await;
+    let channels: Vec<&str> = m["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["rcs", "sms"], "{m}");
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
