@@ -2,6 +2,7 @@
 //! traits (`Store`, `Queue`, `Channel`) that the pipeline is generic over. No I/O here.
 
 pub mod app;
+pub mod audit;
 pub mod content;
 pub mod ids;
 pub mod inbound;

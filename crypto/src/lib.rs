@@ -1,6 +1,7 @@
 //! The only crate that names `ring`: API-key secrets and their keyed hashes, request
 //! digests, RBM's JWT and webhook signatures, and the process-wide TLS crypto provider.
 
+pub mod audit;
 pub mod hpke;
 pub mod rbm;
 pub mod webhook;
