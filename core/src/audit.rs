@@ -52,6 +52,30 @@ pub struct Checkpoint {
     pub signature: String,
 }
 
+/// Export lines (JSON Lines, `hermod-audit-export-v1`): a header, then each entry and
+/// checkpoint as one object with a `type`. `scripts/audit_verify.py` checks them with
+/// nothing but the published public key.
+pub fn export_header(tenant: &str, public_key_b64: &str, key_id: &str) -> Value {
+    serde_json::json!({
+        "type": "header", "format": "hermod-audit-export-v1",
+        "tenant": tenant, "public_key": public_key_b64, "key_id": key_id,
+    })
+}
+
+pub fn export_entry(e: &AuditEntry) -> Value {
+    serde_json::json!({
+        "type": "entry", "tenant": e.tenant, "seq": e.seq, "at": e.at, "kind": e.kind,
+        "subject": e.subject, "data": e.data, "prev_hash": e.prev_hash, "hash": e.hash,
+    })
+}
+
+pub fn export_checkpoint(c: &Checkpoint) -> Value {
+    serde_json::json!({
+        "type": "checkpoint", "tenant": c.tenant, "seq": c.seq, "head_hash": c.head_hash,
+        "at": c.at, "key_id": c.key_id, "signature": c.signature,
+    })
+}
+
 /// JSON with sorted keys and no whitespace (see the module docs).
 pub fn canonical_json(v: &Value) -> String {
     let mut out = String::new();
