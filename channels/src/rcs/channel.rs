@@ -69,6 +69,29 @@ impl RcsChannel {
             .unwrap_or(self.default)
     }
 
+    /// One `users:batchGet` per agent for the numbers not cached yet (when there are
+    /// at least two: one number is a plain capability lookup anyway).
+    async fn lookup_uncached<'a>(&self, who: impl Iterator<Item = (Option<&'a str>, &'a str)>) {
+        let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
+        for (from, phone) in who {
+            let i = self.agent_index(from);
+            if self.agents[i].cached_capability(phone).is_some() {
+                continue;
+            }
+            let list = by_agent.entry(i).or_default();
+            if !list.iter().any(|p| p == phone) {
+                list.push(phone.to_owned());
+            }
+        }
+        for (i, phones) in by_agent {
+            if phones.len() >= 2
+                && let Err(e) = self.agents[i].batch_reachable(&phones).await
+            {
+                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed; checking numbers one by one");
+            }
+        }
+    }
+
     async fn assess_one(&self, c: &Candidate) -> Assessment {
         let agent = self.agent_for(c.from.as_deref());
         let needed = c.content.as_ref().map(|m| m.features()).unwrap_or_default();
@@ -88,14 +111,6 @@ impl RcsChannel {
                 Assessment::keep("rcs_capability_unknown")
             }
         }
-    }
-
-    /// Withdraws a sent message that the device has not received yet (before a
-    /// fallback): `Revoked`, or `AlreadyDelivered` when RBM no longer has it.
-    pub async fn revoke(&self, msg: &Outgoing) -> Result<Revoke, RbmError> {
-        self.agent_for(msg.from.as_deref())
-            .revoke(msg.to.as_str(), &message_id_for(msg.attempt_id.as_str()))
-            .await
     }
 }
 
@@ -134,48 +149,16 @@ impl Channel for RcsChannel {
 
     /// One `users:batchGet` per agent for the numbers of a batch that are not cached.
     async fn prepare(&self, batch: &[Outgoing]) {
-        let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
-        for o in batch {
-            let i = self.agent_index(o.from.as_deref());
-            if self.agents[i].cached_capability(o.to.as_str()).is_some() {
-                continue;
-            }
-            let list = by_agent.entry(i).or_default();
-            if !list.iter().any(|p| p == o.to.as_str()) {
-                list.push(o.to.as_str().to_owned());
-            }
-        }
-        for (i, phones) in by_agent {
-            if phones.len() < 2 {
-                continue;
-            }
-            if let Err(e) = self.agents[i].batch_reachable(&phones).await {
-                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed; checking numbers one by one");
-            }
-        }
+        self.lookup_uncached(batch.iter().map(|o| (o.from.as_deref(), o.to.as_str())))
+            .await;
     }
 
     /// Kept when the number is RCS-capable (cached, else one `users:batchGet` per
     /// agent, else a capability lookup); skipped when it is not. A lookup that fails
     /// keeps the channel: the send decides, and falls back if need be.
     async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
-        let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
-        for c in batch {
-            let i = self.agent_index(c.from.as_deref());
-            if self.agents[i].cached_capability(c.to.as_str()).is_none() {
-                let list = by_agent.entry(i).or_default();
-                if !list.iter().any(|p| p == c.to.as_str()) {
-                    list.push(c.to.as_str().to_owned());
-                }
-            }
-        }
-        for (i, phones) in by_agent {
-            if phones.len() >= 2
-                && let Err(e) = self.agents[i].batch_reachable(&phones).await
-            {
-                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed");
-            }
-        }
+        self.lookup_uncached(batch.iter().map(|c| (c.from.as_deref(), c.to.as_str())))
+            .await;
         futures::future::join_all(batch.iter().map(|c| self.assess_one(c))).await
     }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use hermod_core::content::RichMessage;
 use hermod_core::model::Outgoing;
+use hermod_core::plan::Withdrawal;
 use hermod_core::ports::{Channel, SendError};
 use hermod_core::{AttemptId, MessageId, Msisdn};
 use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
@@ -49,6 +50,21 @@ fn channel(sim: &RbmSim, tweak: impl FnOnce(&mut AgentConfig)) -> std::sync::Arc
         default_agent: None,
     })
     .unwrap()
+}
+
+/// The fallback timer of a sent attempt, as the fallback stage hands it over.
+fn due(o: &Outgoing) -> hermod_core::plan::DueFallback {
+    hermod_core::plan::DueFallback {
+        attempt_id: o.attempt_id.clone(),
+        message_id: o.message_id.clone(),
+        tenant_id: o.tenant_id.clone(),
+        to: o.to.clone(),
+        from: o.from.clone(),
+        channel: hermod_core::model::ChannelKind::Rcs,
+        provider_ids: Vec::new(),
+        policy: Default::default(),
+        tries: 1,
+    }
 }
 
 fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
@@ -329,7 +345,7 @@ async fn errors_map_to_permanent_or_transient() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoke_answers_revoked_before_delivery_and_already_delivered_after() {
+async fn withdraw_revokes_before_delivery_and_finds_it_delivered_after() {
     let sim = sim_with(|_| {});
     sim.add_device("+447700900050", None, false);
     let ch = channel(&sim, |_| {});
@@ -342,7 +358,10 @@ async fn revoke_answers_revoked_before_delivery_and_already_delivered_after() {
         Some(SimState::Pending),
         "device offline"
     );
-    assert_eq!(ch.revoke(&pending).await.unwrap(), Revoke::Revoked);
+    assert_eq!(
+        ch.withdraw(&due(&pending)).await.unwrap(),
+        Withdrawal::Withdrawn
+    );
     assert_eq!(sim.message_state(&mid), Some(SimState::Revoked));
     sim.set_online("+447700900050", true);
     let delivered = outgoing("+447700900050", None);
@@ -356,8 +375,8 @@ async fn revoke_answers_revoked_before_delivery_and_already_delivered_after() {
     }
     assert_eq!(sim.message_state(&mid2), Some(SimState::Delivered));
     assert_eq!(
-        ch.revoke(&delivered).await.unwrap(),
-        Revoke::AlreadyDelivered
+        ch.withdraw(&due(&delivered)).await.unwrap(),
+        Withdrawal::AlreadyDelivered
     );
     // The revoked message never reaches the device.
     tokio::time::sleep(Duration::from_millis(150)).await;
