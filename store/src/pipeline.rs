@@ -164,6 +164,25 @@ fn ends_wait(m: &MessageRow, status: Status) -> bool {
     }
 }
 
+/// The timeline row of a receipt that moved a message.
+fn receipt_event(
+    m: &MessageRow,
+    a: &AttemptRow,
+    status: Status,
+    raw: &Option<String>,
+    err: &Option<String>,
+    now: i64,
+) -> NewEventRow {
+    event_row(
+        &m.id,
+        &m.tenant_id,
+        status,
+        Some((a.attempt_no, &a.channel)),
+        Some(serde_json::json!({"raw_status": raw, "error_code": err})),
+        now,
+    )
+}
+
 /// Inserts fallback rows inside a transaction.
 macro_rules! insert_fallbacks {
     ($c:ident, $rows:expr) => {{
@@ -217,8 +236,10 @@ macro_rules! apply_in_tx {
             .select(PartRow::as_select())
             .load($c)
             .await?;
-        let mut by_pid: HashMap<String, PartRow> =
-            parts.into_iter().map(|p| (p.provider_id.clone(), p)).collect();
+        let mut by_pid: HashMap<String, PartRow> = parts
+            .into_iter()
+            .map(|p| (p.provider_id.clone(), p))
+            .collect();
         let mut unknown = Vec::new();
         let mut touched: HashSet<String> = HashSet::new();
         let mut part_updates = Vec::new();
@@ -229,7 +250,8 @@ macro_rules! apply_in_tx {
                     let cur = parse_status(&p.status);
                     // Same status, new raw state (RBM's TTL_EXPIRATION_REVOKE_FAILED on
                     // a sent message): recorded, nothing moves.
-                    let note = cur == r.status && p.raw_status.as_deref() != Some(r.raw_status.as_str());
+                    let note =
+                        cur == r.status && p.raw_status.as_deref() != Some(r.raw_status.as_str());
                     if cur.can_advance_to(r.status) || note {
                         p.status = r.status.as_str().to_owned();
                         p.raw_status = Some(r.raw_status.clone());
@@ -267,25 +289,17 @@ macro_rules! apply_in_tx {
                 .select(PartRow::as_select())
                 .load($c)
                 .await?;
-            let msg_ids: Vec<&str> = atts.iter().map(|(a, _)| a.message_id.as_str()).collect();
-            let siblings: Vec<(String, i32)> = attempts::table
-                .filter(attempts::message_id.eq_any(&msg_ids))
-                .select((attempts::message_id, attempts::attempt_no))
-                .load($c)
-                .await?;
-            let mut latest: HashMap<String, i32> = HashMap::new();
-            for (mid, no) in siblings {
-                let e = latest.entry(mid).or_insert(no);
-                *e = (*e).max(no);
-            }
             let mut att_updates = Vec::new();
             let mut late_raw = Vec::new();
             let mut msg_updates = Vec::new();
             let mut evs = Vec::new();
             let mut fallbacks = Vec::new();
             let mut done_timers: Vec<String> = Vec::new();
+            // Failures are settled after the loop: they need the message's other attempts.
+            let mut failures = Vec::new();
             for (a, m) in atts {
-                let mine: Vec<&PartRow> = all_parts.iter().filter(|p| p.attempt_id == a.id).collect();
+                let mine: Vec<&PartRow> =
+                    all_parts.iter().filter(|p| p.attempt_id == a.id).collect();
                 let statuses: Vec<Status> = mine.iter().map(|p| parse_status(&p.status)).collect();
                 let folded = Status::fold_parts(&statuses, usize::try_from(a.parts).unwrap_or(1));
                 let same = parse_status(&a.status) == folded;
@@ -293,7 +307,10 @@ macro_rules! apply_in_tx {
                     // A late receipt on an abandoned (withdrawn or failed) attempt: its
                     // raw state is recorded on the attempt; nothing moves.
                     if parse_status(&a.status).is_failure() {
-                        let raw = mine.iter().find(|p| parse_status(&p.status) == folded).and_then(|p| p.raw_status.clone());
+                        let raw = mine
+                            .iter()
+                            .find(|p| parse_status(&p.status) == folded)
+                            .and_then(|p| p.raw_status.clone());
                         late_raw.push((raw, a.id.clone()));
                     }
                     continue;
@@ -305,35 +322,53 @@ macro_rules! apply_in_tx {
                     .or(<[&PartRow]>::first(&mine));
                 let raw = decider.and_then(|p| p.raw_status.clone());
                 // `err:000` on a delivered part is no error.
-                let err = decider.and_then(|p| p.error_code.clone()).filter(|_| folded.is_failure());
+                let err = decider
+                    .and_then(|p| p.error_code.clone())
+                    .filter(|_| folded.is_failure());
                 att_updates.push(((folded.as_str(), raw.clone(), err.clone()), a.id.clone()));
                 if same {
                     continue;
                 }
                 if folded.is_failure() {
+                    failures.push((a, m, folded, raw, err));
+                    continue;
+                }
+                if ends_wait(&m, folded) && timer_row(&m, &a, now).is_some() {
+                    done_timers.push(a.id.clone());
+                }
+                if parse_status(&m.status).can_advance_to(folded) {
+                    msg_updates.push((folded.as_str(), m.id.clone()));
+                    evs.push(receipt_event(&m, &a, folded, &raw, &err, now));
+                }
+            }
+            if !failures.is_empty() {
+                let msg_ids: Vec<&str> = failures
+                    .iter()
+                    .map(|(a, ..)| a.message_id.as_str())
+                    .collect();
+                let siblings: Vec<(String, i32)> = attempts::table
+                    .filter(attempts::message_id.eq_any(&msg_ids))
+                    .select((attempts::message_id, attempts::attempt_no))
+                    .load($c)
+                    .await?;
+                let mut latest: HashMap<String, i32> = HashMap::new();
+                for (mid, no) in siblings {
+                    let e = latest.entry(mid).or_insert(no);
+                    *e = (*e).max(no);
+                }
+                for (a, m, folded, raw, err) in &failures {
                     done_timers.push(a.id.clone());
                     if latest.get(&m.id).is_some_and(|n| *n > a.attempt_no) {
                         // An attempt the message already moved on from.
                         continue;
                     }
                     let reason = err.clone().unwrap_or_else(|| folded.as_str().to_owned());
-                    if let Some(fb) = fallback_rows(&m, &a, &reason, now) {
+                    if let Some(fb) = fallback_rows(m, a, &reason, now) {
                         fallbacks.push(fb);
-                        continue;
+                    } else if parse_status(&m.status).can_advance_to(*folded) {
+                        msg_updates.push((folded.as_str(), m.id.clone()));
+                        evs.push(receipt_event(m, a, *folded, raw, err, now));
                     }
-                } else if ends_wait(&m, folded) {
-                    done_timers.push(a.id.clone());
-                }
-                if parse_status(&m.status).can_advance_to(folded) {
-                    msg_updates.push((folded.as_str(), m.id.clone()));
-                    evs.push(event_row(
-                        &m.id,
-                        &m.tenant_id,
-                        folded,
-                        Some((a.attempt_no, &a.channel)),
-                        Some(serde_json::json!({"raw_status": raw, "error_code": err})),
-                        now,
-                    ));
                 }
             }
             for ((st, raw, err), ids) in group(att_updates) {
@@ -365,9 +400,11 @@ macro_rules! apply_in_tx {
             $c.insert_events(evs).await?;
             insert_fallbacks!($c, fallbacks);
             if !done_timers.is_empty() {
-                diesel::delete(fallback_timers::table.filter(fallback_timers::attempt_id.eq_any(&done_timers)))
-                    .execute($c)
-                    .await?;
+                diesel::delete(
+                    fallback_timers::table.filter(fallback_timers::attempt_id.eq_any(&done_timers)),
+                )
+                .execute($c)
+                .await?;
             }
         }
         Ok::<Vec<Receipt>, DieselError>(unknown)

@@ -78,25 +78,20 @@ pub(crate) fn deliveries(
             metadata,
         )
         .to_string();
-        let row = |endpoint_id: Option<String>, url: &str| NewDeliveryRow {
-            tenant_id: ev.tenant_id.clone(),
-            endpoint_id,
-            url: url.to_owned(),
-            event_type: ev.kind.clone(),
-            message_id: Some(ev.message_id.clone()),
-            payload: payload.clone(),
-            status: DeliveryStatus::Pending.as_str().to_owned(),
-            attempts: 0,
-            next_at: now,
-            locked_until: 0,
-            last_status: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
+        let row = |endpoint_id: Option<&str>, url: &str| {
+            pending(
+                &ev.tenant_id,
+                endpoint_id,
+                url,
+                &ev.kind,
+                Some(&ev.message_id),
+                &payload,
+                now,
+            )
         };
         for (e, subscribed) in &endpoints {
             if e.tenant_id == ev.tenant_id && wants(subscribed, &ev.kind) {
-                out.push(row(Some(e.id.clone()), &e.url));
+                out.push(row(Some(&e.id), &e.url));
             }
         }
         if let Some(cb) = callback {
@@ -114,6 +109,7 @@ pub(crate) fn inbound_deliveries(
     endpoints: &[EndpointRow],
     now: i64,
 ) -> Vec<NewDeliveryRow> {
+    let body = payload.to_string();
     endpoints
         .iter()
         .filter(|e| e.tenant_id == tenant)
@@ -121,23 +117,46 @@ pub(crate) fn inbound_deliveries(
             let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
             wants(&subscribed, "message.inbound")
         })
-        .map(|e| NewDeliveryRow {
-            tenant_id: tenant.to_owned(),
-            endpoint_id: Some(e.id.clone()),
-            url: e.url.clone(),
-            event_type: "message.inbound".into(),
-            message_id: None,
-            payload: payload.to_string(),
-            status: DeliveryStatus::Pending.as_str().to_owned(),
-            attempts: 0,
-            next_at: now,
-            locked_until: 0,
-            last_status: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
+        .map(|e| {
+            pending(
+                tenant,
+                Some(&e.id),
+                &e.url,
+                "message.inbound",
+                None,
+                &body,
+                now,
+            )
         })
         .collect()
+}
+
+/// A delivery waiting for its first POST.
+fn pending(
+    tenant: &str,
+    endpoint_id: Option<&str>,
+    url: &str,
+    event_type: &str,
+    message_id: Option<&str>,
+    payload: &str,
+    now: i64,
+) -> NewDeliveryRow {
+    NewDeliveryRow {
+        tenant_id: tenant.to_owned(),
+        endpoint_id: endpoint_id.map(str::to_owned),
+        url: url.to_owned(),
+        event_type: event_type.to_owned(),
+        message_id: message_id.map(str::to_owned),
+        payload: payload.to_owned(),
+        status: DeliveryStatus::Pending.as_str().to_owned(),
+        attempts: 0,
+        next_at: now,
+        locked_until: 0,
+        last_status: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 fn to_delivery(r: DeliveryRow) -> WebhookDelivery {
