@@ -83,11 +83,8 @@ fn endpoint(e: &WebhookEndpoint, secret: Option<String>) -> EndpointResource {
 }
 
 fn new_secret() -> Result<String, ApiError> {
-    hermod_crypto::webhook::generate_secret().map_err(|_| ApiError::Invalid {
-        code: "rng_failed",
-        message: "could not generate a secret".into(),
-        field: None,
-    })
+    hermod_crypto::webhook::generate_secret()
+        .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
 }
 
 #[utoipa::path(post, path = "/v1/webhook-endpoints", request_body = NewEndpoint,

@@ -45,11 +45,13 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs:
 }
 
 /// A new signing secret: `whsec_` and 32 random bytes, base64url.
-pub fn generate_secret() -> Result<String, ring::error::Unspecified> {
+pub fn generate_secret() -> Result<String, crate::CryptoError> {
     use base64::Engine;
     use ring::rand::SecureRandom;
     let mut b = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut b)?;
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| crate::CryptoError::Rng)?;
     Ok(format!(
         "whsec_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)

@@ -34,6 +34,29 @@ fn origin(url: &str) -> &str {
     url[rest..].find('/').map_or(url, |j| &url[..rest + j])
 }
 
+/// POSTs in flight, overall and per endpoint.
+#[derive(Default)]
+struct InFlight {
+    total: usize,
+    per: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn has_room(&self, origin: &str) -> bool {
+        self.total < IN_FLIGHT && self.per.get(origin).copied().unwrap_or(0) < PER_ENDPOINT
+    }
+    fn start(&mut self, origin: &str) {
+        self.total += 1;
+        *self.per.entry(origin.to_owned()).or_insert(0) += 1;
+    }
+    fn finish(&mut self, origin: &str) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per.get_mut(origin) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 pub(crate) async fn run(
     store: Arc<dyn Webhooks>,
     poster: Arc<dyn WebhookPoster>,
@@ -44,28 +67,22 @@ pub(crate) async fn run(
     tokio::spawn(purge(store.clone(), cancel.clone()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut held: HashMap<String, VecDeque<(Instant, DueDelivery)>> = HashMap::new();
-    let mut inflight: HashMap<String, usize> = HashMap::new();
-    let mut total_inflight = 0usize;
+    let mut busy = InFlight::default();
     while !cancel.is_cancelled() {
         while let Ok(o) = done_rx.try_recv() {
-            total_inflight -= 1;
-            if let Some(n) = inflight.get_mut(&o) {
-                *n -= 1;
-            }
+            busy.finish(&o);
         }
         // Start what the caps allow.
         let mut started = 0;
         for (o, queue) in held.iter_mut() {
-            let n = inflight.entry(o.clone()).or_insert(0);
-            while *n < PER_ENDPOINT && total_inflight < IN_FLIGHT {
+            while busy.has_room(o) {
                 let Some((leased_at, d)) = queue.pop_front() else {
                     break;
                 };
                 if leased_at.elapsed() > STALE {
                     continue;
                 }
-                *n += 1;
-                total_inflight += 1;
+                busy.start(o);
                 started += 1;
                 let (poster, tx, done, o) =
                     (poster.clone(), tx.clone(), done_tx.clone(), o.clone());
@@ -114,10 +131,7 @@ pub(crate) async fn run(
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 o = done_rx.recv() => if let Some(o) = o {
-                    total_inflight -= 1;
-                    if let Some(n) = inflight.get_mut(&o) {
-                        *n -= 1;
-                    }
+                    busy.finish(&o);
                 },
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
