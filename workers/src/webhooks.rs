@@ -223,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn one_endpoint_takes_at_most_its_share_of_the_slots() {
+        let mut busy = InFlight::default();
+        for _ in 0..PER_ENDPOINT {
+            assert!(busy.has_room("http://dead:1"));
+            busy.start("http://dead:1");
+        }
+        assert!(
+            !busy.has_room("http://dead:1"),
+            "the dead endpoint is at its cap"
+        );
+        assert!(busy.has_room("http://ok:1"), "others still get slots");
+        busy.finish("http://dead:1");
+        assert!(busy.has_room("http://dead:1"));
+        while busy.has_room("http://ok:1") && busy.total < IN_FLIGHT {
+            busy.start(&format!("http://ok:{}", busy.total));
+        }
+        assert!(!busy.has_room("http://new:1"), "the overall cap holds");
+    }
+
+    #[test]
     fn endpoints_are_their_origin() {
         assert_eq!(
             origin("https://a.example:8443/hook?x=1"),
