@@ -32,7 +32,36 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<(Db, Arc<SqlStore>)> {
     migrate(settings).await?;
     let db = Db::open(&settings.database_url(), 8).await?;
-    Ok((db.clone(), Arc::new(SqlStore::new(db))))
+    let vault = crate::keyfiles::vault(settings)?;
+    Ok((db.clone(), Arc::new(SqlStore::new(db, vault))))
+}
+
+/// `hermod audit verify`: chains what is pending, then verifies each tenant's chain
+/// (or one) and prints one line per tenant; false when any is broken.
+pub async fn audit_verify(settings: &Settings, tenant: Option<&str>) -> anyhow::Result<bool> {
+    use hermod_core::audit::{AuditLog, chain_all};
+    let (_, store) = open_store(settings).await?;
+    let signer = hermod_api::audit::Ed25519Signer(crate::keyfiles::signer(settings)?);
+    chain_all(store.as_ref()).await?;
+    let tenants = match tenant {
+        Some(t) => vec![t.to_owned()],
+        None => store.audit_tenants().await?,
+    };
+    let mut ok = true;
+    for t in tenants {
+        let r = hermod_api::audit::verify_tenant(store.as_ref(), &signer, &t).await?;
+        match r.broken {
+            None => println!(
+                "OK tenant {t}: {} entries, {} checkpoints",
+                r.entries, r.checkpoints
+            ),
+            Some(b) => {
+                ok = false;
+                println!("BROKEN tenant {t} seq {}: {}", b.seq, b.reason.as_str());
+            }
+        }
+    }
+    Ok(ok)
 }
 
 /// Creates an API key for a tenant; prints nothing, returns the tenant id and the
@@ -203,6 +232,7 @@ impl Roles {
                 app: false,
                 fallback: false,
                 webhooks: false,
+                audit: false,
             },
         };
         for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -214,8 +244,9 @@ impl Roles {
                 "app" => r.stages.app = true,
                 "fallback" => r.stages.fallback = true,
                 "webhooks" => r.stages.webhooks = true,
+                "audit" => r.stages.audit = true,
                 other => anyhow::bail!(
-                    "unknown stage {other:?} (relay, dispatch, sms, rcs, app, fallback, webhooks)"
+                    "unknown stage {other:?} (relay, dispatch, sms, rcs, app, fallback, webhooks, audit)"
                 ),
             }
         }
@@ -392,6 +423,18 @@ pub async fn run(
     if roles.stages.app {
         tasks.push(tokio::spawn(sweep_app(store.clone(), cancel.clone())));
     }
+    let signer: Arc<dyn hermod_core::audit::CheckpointSigning> = Arc::new(
+        hermod_api::audit::Ed25519Signer(crate::keyfiles::signer(&settings)?),
+    );
+    if roles.stages.audit {
+        tasks.push(tokio::spawn(hermod_workers::audit::run(
+            store.clone(),
+            signer.clone(),
+            Duration::from_secs(settings.audit.checkpoint_interval_secs.max(1)),
+            Duration::from_secs(settings.audit.retention_sweep_secs.max(1)),
+            cancel.clone(),
+        )));
+    }
     let pipeline = Pipeline {
         store: store.clone(),
         queue: queue.clone(),
@@ -441,6 +484,8 @@ pub async fn run(
                 app_wake: Some(app_wake),
                 receipts,
                 webhooks: Some(store.clone() as Arc<dyn hermod_core::webhook::Webhooks>),
+                audit: Some(store.clone() as Arc<dyn hermod_core::audit::AuditLog>),
+                signer: Some(signer),
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

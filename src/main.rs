@@ -2,6 +2,7 @@
 
 mod app;
 mod bench;
+mod keyfiles;
 mod settings;
 mod sim_admin;
 
@@ -42,11 +43,15 @@ enum Cmd {
         config: Option<PathBuf>,
     },
     /// Pipeline stages only (distributed mode): the outbox relay, dispatch, sms, rcs,
-    /// app, fallback (timers) and webhooks (customer deliveries).
+    /// app, fallback (timers), webhooks (customer deliveries) and audit (the hash
+    /// chain, checkpoints, retention).
     Worker {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, default_value = "relay,dispatch,sms,rcs,app,fallback,webhooks")]
+        #[arg(
+            long,
+            default_value = "relay,dispatch,sms,rcs,app,fallback,webhooks,audit"
+        )]
         stages: String,
     },
     /// `serve` plus the built-in SMSC and RBM simulators on loopback, with an API key
@@ -66,6 +71,11 @@ enum Cmd {
     Keys {
         #[command(subcommand)]
         cmd: KeysCmd,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
     },
     /// Protocol simulators.
     Sim {
@@ -99,6 +109,24 @@ enum KeysCmd {
     Create {
         #[arg(long)]
         tenant: String,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recomputes every tenant's chain (or one) and checks each checkpoint signature;
+    /// prints the first broken sequence number and why, and exits 1 if any is broken.
+    Verify {
+        /// Only this tenant (`ten_...`).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Prints the checkpoint public key (base64) and its id.
+    PublicKey {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -279,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
                     app: false,
                     fallback: false,
                     webhooks: false,
+                    audit: false,
                 },
             };
             app::run(s, config, roles, Some(listener), shutdown_token()).await?;
@@ -465,6 +494,23 @@ async fn main() -> anyhow::Result<()> {
             let (id, key) = app::create_key(&s, &tenant).await?;
             println!("Tenant: {id}");
             println!("API key: {key}");
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Verify { tenant, config },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            if !app::audit_verify(&s, tenant.as_deref()).await? {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::PublicKey { config },
+        } => {
+            use hermod_core::audit::CheckpointSigning as _;
+            let s = Settings::load(config.as_deref())?;
+            let signer = hermod_api::audit::Ed25519Signer(keyfiles::signer(&s)?);
+            println!("Key id: {}", signer.key_id());
+            println!("Public key: {}", signer.public_key());
         }
         Cmd::Sim {
             cmd:

@@ -47,7 +47,45 @@ pub struct Settings {
     /// Customer webhooks: `[webhooks] timeout_secs`.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// Content at rest: `[encryption] key_file`.
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+    /// The audit chain: `[audit] signing_key_file`, `checkpoint_interval_secs`.
+    #[serde(default)]
+    pub audit: AuditConfig,
     pub workers: Workers,
+}
+
+/// `[encryption]`: where the master keys are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionConfig {
+    /// JSON `{"active": id, "master_keys": {id: base64}, "lookup_key": base64}`;
+    /// default `<data_dir>/master-keys.json`, created on first start if missing.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[audit]`: the checkpoint signing key and how often heads are signed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Ed25519 private key, PKCS#8 DER as base64; default
+    /// `<data_dir>/audit-signing-key.p8`, created on first start if missing.
+    pub signing_key_file: Option<PathBuf>,
+    /// Sign every tenant's moved head this often.
+    pub checkpoint_interval_secs: u64,
+    /// Look for content past its tenant's retention period this often.
+    pub retention_sweep_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            signing_key_file: None,
+            checkpoint_interval_secs: 300,
+            retention_sweep_secs: 600,
+        }
+    }
 }
 
 /// `[webhooks]`: how deliveries to customer endpoints are made.
@@ -158,6 +196,8 @@ impl Default for Settings {
             rcs: RcsConfig::default(),
             app: AppConfig::default(),
             webhooks: WebhooksConfig::default(),
+            encryption: EncryptionConfig::default(),
+            audit: AuditConfig::default(),
             workers: Workers {
                 batch: 128,
                 senders: 4,
@@ -197,6 +237,20 @@ impl Settings {
                 .to_string_lossy()
                 .into_owned()
         })
+    }
+
+    pub fn master_key_file(&self) -> PathBuf {
+        self.encryption
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master-keys.json"))
+    }
+
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.audit
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-signing-key.p8"))
     }
 
     /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`.

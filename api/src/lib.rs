@@ -5,6 +5,7 @@
 //! with the right 4xx; unknown JSON fields are refused with the field named.
 
 mod app;
+pub mod audit;
 mod auth;
 mod error;
 mod inbound;
@@ -52,6 +53,10 @@ pub struct AppState {
     pub receipts: Arc<dyn hermod_core::ports::ReceiptSink>,
     /// Customer webhook endpoints and deliveries.
     pub webhooks: Option<Arc<dyn hermod_core::webhook::Webhooks>>,
+    /// The audit chain, erasure and retention.
+    pub audit: Option<Arc<dyn hermod_core::audit::AuditLog>>,
+    /// Signs audit checkpoints.
+    pub signer: Option<Arc<dyn hermod_core::audit::CheckpointSigning>>,
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -87,6 +92,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/app/inbox", web::get().to(app::inbox))
                     .route("/app/stream", web::get().to(app::stream))
                     .route("/app/receipts", web::post().to(app::receipt))
+                    .route("/audit/public-key", web::get().to(audit::public_key))
+                    .route("/audit/verify", web::get().to(audit::verify))
+                    .route("/audit/checkpoints", web::post().to(audit::checkpoint))
+                    .route("/audit/export", web::get().to(audit::export))
+                    .route("/subjects/{number}", web::delete().to(audit::erase))
+                    .route("/tenant/retention", web::get().to(audit::get_retention))
+                    .route("/tenant/retention", web::put().to(audit::put_retention))
                     .route("/tenant/defaults", web::get().to(webhooks::get_defaults))
                     .route("/tenant/defaults", web::put().to(webhooks::put_defaults))
                     .route(

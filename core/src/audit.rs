@@ -12,6 +12,8 @@
 
 use serde_json::Value;
 
+use crate::ports::PortResult;
+
 /// One entry of a tenant's chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEntry {
@@ -150,6 +152,100 @@ pub struct ChainBreak {
     pub reason: BreakReason,
 }
 
+/// Verifies a chain page by page, so that a tenant's whole history need not fit in
+/// memory: feed each page (ordered by `seq`) with the page after it as look-ahead, then
+/// `finish` with the checkpoints.
+pub struct ChainVerifier<H: Fn(&str, &[u8]) -> String> {
+    hash: H,
+    prev: String,
+    /// The hash of the entry before the current page's first one.
+    before_prev: Option<String>,
+    expected: i64,
+    /// Hashes at the sequence numbers checkpoints name.
+    wanted: std::collections::HashMap<i64, Option<String>>,
+    pub entries: i64,
+}
+
+impl<H: Fn(&str, &[u8]) -> String> ChainVerifier<H> {
+    /// `genesis` is the first entry's `prev_hash`; `checkpoint_seqs` are the sequence
+    /// numbers whose hashes `finish` compares with signed heads.
+    pub fn new(genesis: &str, first_seq: i64, checkpoint_seqs: &[i64], hash: H) -> Self {
+        Self {
+            hash,
+            prev: genesis.to_owned(),
+            before_prev: None,
+            expected: first_seq,
+            wanted: checkpoint_seqs.iter().map(|s| (*s, None)).collect(),
+            entries: 0,
+        }
+    }
+
+    pub fn feed(
+        &mut self,
+        page: &[AuditEntry],
+        lookahead: &[AuditEntry],
+    ) -> Result<(), ChainBreak> {
+        let brk = |seq, reason| Err(ChainBreak { seq, reason });
+        for (i, e) in page.iter().enumerate() {
+            if e.seq > self.expected {
+                return brk(self.expected, BreakReason::Deleted);
+            }
+            if e.seq < self.expected {
+                return brk(e.seq, BreakReason::Reordered);
+            }
+            if e.prev_hash != self.prev {
+                let later = page[i + 1..]
+                    .iter()
+                    .chain(lookahead)
+                    .any(|x| x.hash == e.prev_hash);
+                let skips_previous = self.before_prev.as_deref() == Some(e.prev_hash.as_str());
+                return if later {
+                    brk(e.seq, BreakReason::Reordered)
+                } else if skips_previous {
+                    // The entry before this one was slipped in between.
+                    brk(e.seq - 1, BreakReason::Inserted)
+                } else if self.entries > 0 {
+                    // The previous entry was rewritten with a fresh hash.
+                    brk(e.seq - 1, BreakReason::Changed)
+                } else {
+                    brk(e.seq, BreakReason::Changed)
+                };
+            }
+            if (self.hash)(&e.prev_hash, e.canonical().as_bytes()) != e.hash {
+                return brk(e.seq, BreakReason::Changed);
+            }
+            if let Some(w) = self.wanted.get_mut(&e.seq) {
+                *w = Some(e.hash.clone());
+            }
+            self.before_prev = Some(std::mem::replace(&mut self.prev, e.hash.clone()));
+            self.expected += 1;
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks each checkpoint's signature and that its head is the chain's hash there.
+    pub fn finish(
+        self,
+        checkpoints: &[Checkpoint],
+        signed: impl Fn(&Checkpoint) -> bool,
+    ) -> Result<(), ChainBreak> {
+        let brk = |seq, reason| Err(ChainBreak { seq, reason });
+        for c in checkpoints {
+            if !signed(c) {
+                return brk(c.seq, BreakReason::BadSignature);
+            }
+            match self.wanted.get(&c.seq) {
+                Some(Some(h)) if *h == c.head_hash => {}
+                // The chain is shorter than a signed head: entries were cut off the end.
+                _ if c.seq >= self.expected => return brk(self.expected, BreakReason::Deleted),
+                _ => return brk(c.seq, BreakReason::CheckpointMismatch),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Verifies a tenant's entries (as read, ordered by `seq`) and its checkpoints.
 /// `hash(prev_hash, canonical)` recomputes an entry's hash; `signed(checkpoint)` checks
 /// a checkpoint's signature. `genesis` is the first entry's `prev_hash`.
@@ -160,50 +256,149 @@ pub fn verify_chain(
     hash: impl Fn(&str, &[u8]) -> String,
     signed: impl Fn(&Checkpoint) -> bool,
 ) -> Result<(), ChainBreak> {
-    let brk = |seq, reason| Err(ChainBreak { seq, reason });
-    let mut prev = genesis.to_owned();
-    let mut expected = 1;
-    for (i, e) in entries.iter().enumerate() {
-        if e.seq > expected {
-            return brk(expected, BreakReason::Deleted);
+    let seqs: Vec<i64> = checkpoints.iter().map(|c| c.seq).collect();
+    let mut v = ChainVerifier::new(genesis, 1, &seqs, hash);
+    v.feed(entries, &[])?;
+    v.finish(checkpoints, signed)
+}
+
+/// What a verification found for one tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub tenant: String,
+    pub entries: i64,
+    pub checkpoints: i64,
+    pub broken: Option<ChainBreak>,
+}
+
+/// Entries read per page when verifying or exporting.
+pub const PAGE: usize = 2000;
+
+/// Reads a tenant's chain from `log` page by page and verifies it.
+pub async fn verify_log(
+    log: &dyn AuditLog,
+    tenant: &str,
+    genesis: &str,
+    hash: &(dyn Fn(&str, &[u8]) -> String + Sync),
+    signed: &(dyn Fn(&Checkpoint) -> bool + Sync),
+) -> PortResult<VerifyReport> {
+    let checkpoints = log.audit_checkpoints(tenant, 0, i64::MAX).await?;
+    let seqs: Vec<i64> = checkpoints.iter().map(|c| c.seq).collect();
+    let mut v = ChainVerifier::new(genesis, 1, &seqs, hash);
+    let mut page = log.audit_entries(tenant, 0, i64::MAX, PAGE).await?;
+    let mut broken = None;
+    while !page.is_empty() {
+        let after = page.last().map_or(0, |e| e.seq);
+        let next = log.audit_entries(tenant, after + 1, i64::MAX, PAGE).await?;
+        if let Err(b) = v.feed(&page, &next) {
+            broken = Some(b);
+            break;
         }
-        if e.seq < expected {
-            return brk(e.seq, BreakReason::Reordered);
-        }
-        if e.prev_hash != prev {
-            let later = entries[i + 1..].iter().any(|x| x.hash == e.prev_hash);
-            let skips_previous = i > 0 && entries[i - 1].prev_hash == e.prev_hash;
-            return if later {
-                brk(e.seq, BreakReason::Reordered)
-            } else if skips_previous {
-                // The entry before this one was slipped in between.
-                brk(e.seq - 1, BreakReason::Inserted)
-            } else if i > 0 {
-                // The previous entry was rewritten with a fresh hash.
-                brk(e.seq - 1, BreakReason::Changed)
-            } else {
-                brk(e.seq, BreakReason::Changed)
-            };
-        }
-        if hash(&e.prev_hash, e.canonical().as_bytes()) != e.hash {
-            return brk(e.seq, BreakReason::Changed);
-        }
-        prev = e.hash.clone();
-        expected += 1;
+        page = next;
     }
-    for c in checkpoints {
-        if !signed(c) {
-            return brk(c.seq, BreakReason::BadSignature);
-        }
-        let at = usize::try_from(c.seq - 1).ok().and_then(|i| entries.get(i));
-        match at {
-            Some(e) if e.hash == c.head_hash => {}
-            // The chain is shorter than a signed head: entries were cut off the end.
-            None if c.seq > 0 => return brk(expected, BreakReason::Deleted),
-            _ => return brk(c.seq, BreakReason::CheckpointMismatch),
-        }
+    let entries = v.entries;
+    if broken.is_none() {
+        broken = v.finish(&checkpoints, signed).err();
     }
+    Ok(VerifyReport {
+        tenant: tenant.to_owned(),
+        entries,
+        checkpoints: i64::try_from(checkpoints.len()).unwrap_or(i64::MAX),
+        broken,
+    })
+}
+
+/// Facts chained per round when catching up.
+pub const CHAIN_BATCH: usize = 5000;
+
+/// Chains every pending fact.
+pub async fn chain_all(log: &dyn AuditLog) -> PortResult<()> {
+    while log.chain_pending(CHAIN_BATCH).await? == CHAIN_BATCH {}
     Ok(())
+}
+
+/// Signs every head that moved since its last checkpoint; returns how many.
+pub async fn checkpoint_all(
+    log: &dyn AuditLog,
+    signer: &dyn CheckpointSigning,
+) -> PortResult<usize> {
+    let heads = log.heads_to_checkpoint().await?;
+    for (tenant, seq, hash) in &heads {
+        log.add_checkpoint(&signer.sign(tenant, *seq, hash, crate::now_ms()))
+            .await?;
+    }
+    Ok(heads.len())
+}
+
+/// A fact to append to a tenant's chain (written with the change it records).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditFact {
+    pub tenant: String,
+    pub at: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub data: Value,
+}
+
+/// Signs checkpoints with the operator's Ed25519 key.
+pub trait CheckpointSigning: Send + Sync {
+    fn key_id(&self) -> String;
+    /// Raw 32-byte public key, base64.
+    fn public_key(&self) -> String;
+    fn sign(&self, tenant: &str, seq: i64, head_hash: &str, at: i64) -> Checkpoint;
+    fn verify(&self, c: &Checkpoint) -> bool;
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// The number's keyed hash (what the `erasure` entry names).
+    pub subject: String,
+    /// Whether a data key existed and was destroyed.
+    pub key_destroyed: bool,
+    pub messages: i64,
+    /// Messages still on their way that were canceled.
+    pub canceled: i64,
+}
+
+/// The audit chain, checkpoints, erasure and retention.
+#[async_trait::async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Chains up to `max` pending facts; returns how many (0 = none, or another
+    /// process is chaining).
+    async fn chain_pending(&self, max: usize) -> PortResult<usize>;
+    /// Tenants that have a chain.
+    async fn audit_tenants(&self) -> PortResult<Vec<String>>;
+    /// `(seq, hash)` of a tenant's head.
+    async fn audit_head(&self, tenant: &str) -> PortResult<Option<(i64, String)>>;
+    /// Heads that moved since their last checkpoint: `(tenant, seq, hash)`.
+    async fn heads_to_checkpoint(&self) -> PortResult<Vec<(String, i64, String)>>;
+    async fn add_checkpoint(&self, c: &Checkpoint) -> PortResult<()>;
+    /// Entries with `from <= seq <= to`, at most `limit`, in order.
+    async fn audit_entries(
+        &self,
+        tenant: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> PortResult<Vec<AuditEntry>>;
+    async fn audit_checkpoints(
+        &self,
+        tenant: &str,
+        from: i64,
+        to: i64,
+    ) -> PortResult<Vec<Checkpoint>>;
+    /// Appends facts outside any other change (e.g. an export or a verification).
+    async fn record_facts(&self, facts: &[AuditFact]) -> PortResult<()>;
+    /// Destroys the tenant's data key for `number`, cancels its messages in flight and
+    /// records an `erasure` fact.
+    async fn erase_subject(&self, tenant: &str, number: &str) -> PortResult<Erasure>;
+    /// Sets (or clears) a tenant's retention period in days.
+    async fn set_retention(&self, tenant: &str, days: Option<i64>) -> PortResult<()>;
+    async fn retention(&self, tenant: &str) -> PortResult<Option<i64>>;
+    /// Shreds the content of ended messages older than their tenant's retention;
+    /// returns how many.
+    async fn shred_expired(&self, max: usize) -> PortResult<usize>;
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod hpke;
 pub mod rbm;
+pub mod vault;
 pub mod webhook;
 
 use base64::Engine;

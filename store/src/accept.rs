@@ -14,9 +14,15 @@ use hermod_core::ports::{PortError, PortResult};
 use hermod_core::{Status, TenantId, now_ms};
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
+use hermod_crypto::sha256_hex;
+use hermod_crypto::vault::Vault;
+
 use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
+use crate::seal::{SubjectKeys as _, message_subject, open_idem_row, seal_idem, seal_message};
 use crate::store::{event_row, is_unique_violation, to_idem};
 use crate::{Db, backend, write_tx};
 
@@ -37,9 +43,9 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(db: Db) -> Self {
+    pub(crate) fn start(db: Db, vault: Arc<Vault>) -> Self {
         let (tx, rx) = mpsc::channel(MAX_REQUESTS * 4);
-        tokio::spawn(run(db, rx));
+        tokio::spawn(run(db, vault, rx));
         Self { tx }
     }
 }
@@ -62,7 +68,7 @@ pub(crate) async fn submit(
     rx.await.map_err(|_| gone())?
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
+async fn run(db: Db, vault: Arc<Vault>, mut rx: mpsc::Receiver<Request>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_REQUESTS {
@@ -71,7 +77,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        match commit(&db, &batch).await {
+        match commit(&db, &vault, &batch).await {
             Ok(outcomes) => {
                 for (req, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = req.done.send(Ok(outcome));
@@ -79,7 +85,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
             }
             Err(_) if batch.len() > 1 => {
                 for req in batch {
-                    let res = commit(&db, std::slice::from_ref(&req)).await;
+                    let res = commit(&db, &vault, std::slice::from_ref(&req)).await;
                     let _ = req.done.send(res.map(|mut v| v.remove(0)));
                 }
             }
@@ -103,7 +109,7 @@ fn port_error(e: DieselError) -> PortError {
 /// Stores the requests in one transaction: messages, `accepted` events, dispatch jobs
 /// and idempotency records; a key seen before (stored, or earlier in this batch)
 /// answers `Replay` and stores nothing.
-async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
+async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
     let now = now_ms();
     let mut per_req = Vec::with_capacity(reqs.len());
     for req in reqs {
@@ -139,6 +145,8 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                     .map_err(backend)?,
                 user_id: m.user_id.clone(),
                 plan: None,
+                to_hash: Some(vault.lookup(m.to.as_str())),
+                shredded_at: None,
                 fallback: m
                     .fallback
                     .as_ref()
@@ -180,11 +188,17 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
         per_req.push((rows, evs, jobs_rows));
     }
     write_tx!(db, |c| {
+        // Numbers and bodies are sealed under their subject's data key.
+        let pairs: Vec<(String, String)> = per_req
+            .iter()
+            .flat_map(|(rows, _, _)| rows.iter().filter_map(message_subject))
+            .collect();
+        let keys = c.ensure_keys(vault, &pairs, now).await?;
         let mut outcomes = Vec::with_capacity(reqs.len());
         let mut seen: HashMap<(&str, &str), &IdempotencyRecord> = HashMap::new();
         // Which requests' rows to keep: a replayed one stores nothing.
         let mut keep = Vec::with_capacity(reqs.len());
-        for req in reqs {
+        for (i, req) in reqs.iter().enumerate() {
             let Some(ir) = &req.idem else {
                 outcomes.push(AcceptOutcome::Accepted);
                 keep.push(true);
@@ -202,7 +216,8 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                 .first(c)
                 .await
                 .optional()?;
-            if let Some(p) = prior {
+            if let Some(mut p) = prior {
+                open_idem_row!(c, vault, p);
                 outcomes.push(AcceptOutcome::Replay(to_idem(p)));
                 keep.push(false);
                 continue;
@@ -213,7 +228,15 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                     key: ir.key.clone(),
                     request_hash: ir.request_hash.clone(),
                     status_code: i32::from(ir.status_code),
-                    body: ir.body.clone(),
+                    // The response names recipients and bodies: sealed under the
+                    // first recipient's key.
+                    body: match <[MessageRow]>::first(&per_req[i].0).and_then(message_subject) {
+                        Some(pair) => match keys.get(&pair) {
+                            Some((_, k)) => seal_idem(vault, &pair.1, k, &ir.body)?,
+                            None => ir.body.clone(),
+                        },
+                        None => ir.body.clone(),
+                    },
                     created_at: now,
                 })
                 .execute(c)
@@ -230,8 +253,38 @@ async fn commit(db: &Db, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
                 jobs_rows.extend(j);
             }
         }
+        // The accepted fact carries digests of the ciphertext, never the plaintext.
+        let mut facts = Vec::with_capacity(evs.len());
+        for r in rows.iter_mut() {
+            let pair = message_subject(r).unwrap_or_default();
+            let (key_id, key) = keys
+                .get(&pair)
+                .ok_or_else(|| DieselError::QueryBuilderError("a data key is missing".into()))?;
+            seal_message(vault, key, r)?;
+            facts.push(crate::audit::fact(
+                &r.tenant_id,
+                r.created_at,
+                "message.accepted",
+                Some(&r.id),
+                serde_json::json!({
+                    "status": r.status,
+                    "to": pair.1,
+                    "key_id": key_id,
+                    "to_sealed_sha256": sha256_hex(r.to_number.as_bytes()),
+                    "body_sealed_sha256": sha256_hex(r.body.as_bytes()),
+                    "content_sealed_sha256": r.content.as_deref().map(|c| sha256_hex(c.as_bytes())),
+                    "channels": r.channels,
+                }),
+            ));
+        }
+        let others: Vec<NewEventRow> = evs
+            .iter()
+            .filter(|e| e.kind != "message.accepted")
+            .cloned()
+            .collect();
+        facts.extend(crate::audit::event_facts(&others));
         c.insert_messages(rows).await?;
-        c.insert_events(evs).await?;
+        c.insert_events_audited(evs, facts).await?;
         c.insert_jobs(jobs_rows).await?;
         Ok::<_, DieselError>(outcomes)
     })

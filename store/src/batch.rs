@@ -23,6 +23,17 @@ pub(crate) trait BatchInsert {
     /// Fallback timers; one already set for the attempt is left alone.
     async fn insert_timers(&mut self, rows: Vec<TimerRow>) -> QueryResult<usize>;
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize>;
+    /// Data keys; one already there (created concurrently) wins.
+    async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize>;
+    /// Facts for the audit chain (chained later, in order, by the audit stage).
+    async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize>;
+    async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize>;
+    /// Events with the audit facts given instead of the ones derived from them.
+    async fn insert_events_audited(
+        &mut self,
+        rows: Vec<NewEventRow>,
+        facts: Vec<NewAuditRow>,
+    ) -> QueryResult<usize>;
 }
 
 const CHUNK: usize = 500;
@@ -92,12 +103,13 @@ macro_rules! lite_insert {
 /// event and destination (subscribed endpoints, the message's callback URL). The
 /// extra reads happen only for event kinds that go out as webhooks.
 macro_rules! events_with_webhooks {
-    ($c:ident, $rows:ident, |$chunk:ident| $insert_returning:expr) => {{
+    ($c:ident, $rows:ident, $facts:ident, |$chunk:ident| $insert_returning:expr) => {{
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
         if $rows.is_empty() {
             return Ok(0);
         }
+        $c.insert_audit($facts).await?;
         let (tenants, msgs) = crate::webhooks::published(&$rows);
         // One indexed read in the common case: the messages that have a callback URL
         // or whose tenant has an endpoint. Nothing found: a plain insert.
@@ -141,8 +153,16 @@ impl BatchInsert for AsyncPgConnection {
         pg_insert!(self, attempts::table, rows)
     }
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
+        let facts = crate::audit::event_facts(&rows);
+        self.insert_events_audited(rows, facts).await
+    }
+    async fn insert_events_audited(
+        &mut self,
+        rows: Vec<NewEventRow>,
+        facts: Vec<NewAuditRow>,
+    ) -> QueryResult<usize> {
         let c = self;
-        events_with_webhooks!(c, rows, |chunk| {
+        events_with_webhooks!(c, rows, facts, |chunk| {
             diesel::insert_into(events::table)
                 .values(chunk)
                 .returning(EventRow::as_returning())
@@ -168,6 +188,15 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
         pg_insert!(self, webhook_deliveries::table, rows)
     }
+    async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize> {
+        pg_insert!(self, subject_keys::table, rows, ignore)
+    }
+    async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize> {
+        pg_insert!(self, audit_outbox::table, rows)
+    }
+    async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
+        pg_insert!(self, audit_entries::table, rows)
+    }
 }
 
 impl BatchInsert for Lite {
@@ -178,10 +207,18 @@ impl BatchInsert for Lite {
         lite_insert!(self, attempts::table, rows)
     }
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
+        let facts = crate::audit::event_facts(&rows);
+        self.insert_events_audited(rows, facts).await
+    }
+    async fn insert_events_audited(
+        &mut self,
+        rows: Vec<NewEventRow>,
+        facts: Vec<NewAuditRow>,
+    ) -> QueryResult<usize> {
         let c = self;
         // One writer at a time (the gate), so the rows after the current maximum are
         // exactly the ones inserted here.
-        events_with_webhooks!(c, rows, |chunk| {
+        events_with_webhooks!(c, rows, facts, |chunk| {
             let before: Option<i64> = events::table
                 .select(diesel::dsl::max(events::seq))
                 .first(c)
@@ -212,6 +249,15 @@ impl BatchInsert for Lite {
     }
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
         lite_insert!(self, webhook_deliveries::table, rows)
+    }
+    async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize> {
+        lite_insert!(self, subject_keys::table, rows, ignore)
+    }
+    async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize> {
+        lite_insert!(self, audit_outbox::table, rows)
+    }
+    async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
+        lite_insert!(self, audit_entries::table, rows)
     }
 }
 

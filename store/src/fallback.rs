@@ -16,6 +16,7 @@ use crate::batch::BatchInsert as _;
 use crate::pipeline::{FallbackRows, fallback_rows, insert_fallbacks, plan_of};
 use crate::rows::*;
 use crate::schema::*;
+use crate::seal::open_messages;
 use crate::store::parse_status;
 use crate::{Db, backend, with_conn, write_tx};
 
@@ -24,16 +25,21 @@ fn defaults_of(raw: Option<&str>) -> TenantDefaults {
         .unwrap_or_default()
 }
 
-pub async fn dispatch_candidates(db: &Db, ids: &[MessageId]) -> PortResult<Vec<Candidate>> {
+pub async fn dispatch_candidates(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    ids: &[MessageId],
+) -> PortResult<Vec<Candidate>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     type Loaded = (Vec<MessageRow>, Vec<String>, Vec<(String, Option<String>)>);
     let (msgs, planned, tenants): Loaded = with_conn!(db, |c| {
-        let msgs: Vec<MessageRow> = messages::table
+        let mut msgs: Vec<MessageRow> = messages::table
             .filter(messages::id.eq_any(&ids))
             .select(MessageRow::as_select())
             .load(c)
             .await
             .map_err(backend)?;
+        open_messages!(c, vault, msgs.iter_mut(), backend);
         let planned: Vec<String> = attempts::table
             .filter(attempts::message_id.eq_any(&ids))
             .select(attempts::message_id)
@@ -135,7 +141,12 @@ pub async fn set_tenant_defaults(
     Ok(())
 }
 
-pub async fn due_fallbacks(db: &Db, max: usize, lease: Duration) -> PortResult<Vec<DueFallback>> {
+pub async fn due_fallbacks(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    max: usize,
+    lease: Duration,
+) -> PortResult<Vec<DueFallback>> {
     let now = now_ms();
     let until = now + i64::try_from(lease.as_millis()).unwrap_or(60_000);
     let limit = i64::try_from(max).unwrap_or(100);
@@ -165,12 +176,13 @@ pub async fn due_fallbacks(db: &Db, max: usize, lease: Duration) -> PortResult<V
         .get_results(c)
         .await?;
         let ids: Vec<&str> = timers.iter().map(|t| t.attempt_id.as_str()).collect();
-        let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
+        let mut rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))
             .select((AttemptRow::as_select(), MessageRow::as_select()))
             .load(c)
             .await?;
+        open_messages!(c, vault, rows.iter_mut().map(|(_, m)| m));
         let parts: Vec<(String, String)> = attempt_parts::table
             .filter(attempt_parts::attempt_id.eq_any(&ids))
             .order(attempt_parts::part_no.asc())

@@ -8,9 +8,12 @@ use hermod_core::model::CancelOutcome;
 use hermod_core::ports::PortResult;
 use hermod_core::{MessageId, Status, TenantId, now_ms};
 
+use hermod_crypto::vault::Vault;
+
 use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
+use crate::seal::{SubjectKeys as _, inbound_subject, open_inbound, seal_inbound};
 use crate::store::{event_row, parse_status};
 use crate::{Db, backend, with_conn, write_tx};
 
@@ -56,6 +59,17 @@ fn inbound_id() -> String {
     format!("in_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// An opt-out change for the audit chain: the number's HMAC, not the number.
+fn opt_fact(tenant: &str, at: i64, kind: &str, subject: &str, source: &str) -> NewAuditRow {
+    crate::audit::fact(
+        tenant,
+        at,
+        kind,
+        Some(subject),
+        serde_json::json!({ "source": source }),
+    )
+}
+
 fn to_inbound(r: InboundRow) -> InboundMessage {
     InboundMessage {
         id: r.id,
@@ -79,7 +93,11 @@ fn to_inbound(r: InboundRow) -> InboundMessage {
 
 /// Stores one part; when it completes a message, stores the message, applies its
 /// keyword and returns it. Idempotent for a part delivered twice.
-pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMessage>> {
+pub async fn receive(
+    db: &Db,
+    vault: &Vault,
+    part: &InboundPart,
+) -> PortResult<Option<InboundMessage>> {
     let part = part.clone();
     let pg = db.is_postgres();
     write_tx!(db, |c| {
@@ -146,8 +164,9 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
         };
         // The tenant that last wrote to this sender from this number (or any).
         let plus = format!("+{}", part.from);
+        let from_hash = vault.lookup(&plus);
         let recent: Vec<(String, Option<String>)> = messages::table
-            .filter(messages::to_number.eq(&plus))
+            .filter(messages::to_hash.eq(&from_hash))
             .order(messages::id.desc())
             .limit(50)
             .select((messages::tenant_id, messages::from_addr))
@@ -183,6 +202,14 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
                         .on_conflict_do_nothing()
                         .execute(c)
                         .await?;
+                    c.insert_audit(vec![opt_fact(
+                        t,
+                        now,
+                        "opt_out.added",
+                        &from_hash,
+                        "keyword",
+                    )])
+                    .await?;
                 }
                 Keyword::Start => {
                     diesel::delete(
@@ -194,6 +221,14 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
                         ),
                     )
                     .execute(c)
+                    .await?;
+                    c.insert_audit(vec![opt_fact(
+                        t,
+                        now,
+                        "opt_out.removed",
+                        &from_hash,
+                        "keyword",
+                    )])
                     .await?;
                 }
                 Keyword::Help => {}
@@ -210,11 +245,38 @@ pub async fn receive(db: &Db, part: &InboundPart) -> PortResult<Option<InboundMe
             keyword: keyword.map(|k| k.as_str().to_owned()),
             received_at: part.received_at,
             payload: part.payload.as_ref().map(|p| p.to_string()),
+            from_hash: Some(from_hash.clone()),
         };
+        // The stored copy is sealed under the sender's data key for this tenant.
+        let mut sealed = row.clone();
+        let pair = inbound_subject(&sealed).unwrap_or_default();
+        let keys = c
+            .ensure_keys(vault, std::slice::from_ref(&pair), now)
+            .await?;
+        let (key_id, key) = keys
+            .get(&pair)
+            .ok_or_else(|| DieselError::QueryBuilderError("a data key is missing".into()))?;
+        seal_inbound(vault, key, &mut sealed)?;
         diesel::insert_into(inbound_messages::table)
-            .values(&row)
+            .values(&sealed)
             .execute(c)
             .await?;
+        if let Some(t) = &row.tenant_id {
+            c.insert_audit(vec![crate::audit::fact(
+                t,
+                row.received_at,
+                "message.inbound",
+                Some(&row.id),
+                serde_json::json!({
+                    "from": from_hash,
+                    "key_id": key_id,
+                    "connector": row.connector,
+                    "keyword": row.keyword,
+                    "body_sealed_sha256": hermod_crypto::sha256_hex(sealed.body.as_bytes()),
+                }),
+            )])
+            .await?;
+        }
         if let Some(t) = &row.tenant_id {
             let endpoints: Vec<EndpointRow> = webhook_endpoints::table
                 .filter(webhook_endpoints::tenant_id.eq(t))
@@ -302,6 +364,7 @@ pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart
 /// A tenant's inbound messages, newest first, after `cursor` (an id).
 pub async fn list(
     db: &Db,
+    vault: &Vault,
     tenant: &TenantId,
     cursor: Option<&str>,
     limit: i64,
@@ -315,14 +378,20 @@ pub async fn list(
         if let Some(cur) = &cursor {
             q = q.filter(inbound_messages::id.lt(cur.clone()));
         }
-        q.order(inbound_messages::id.desc())
+        let mut rows: Vec<InboundRow> = q
+            .order(inbound_messages::id.desc())
             .limit(limit)
             .select(InboundRow::as_select())
             .load(c)
             .await
+            .map_err(backend)?;
+        let pairs: Vec<(String, String)> = rows.iter().filter_map(inbound_subject).collect();
+        let keys = c.load_keys(vault, &pairs).await.map_err(backend)?;
+        for r in &mut rows {
+            open_inbound(&keys, r);
+        }
+        Ok(rows.into_iter().map(to_inbound).collect())
     })
-    .map(|rows| rows.into_iter().map(to_inbound).collect())
-    .map_err(backend)
 }
 
 pub async fn list_opt_outs(
@@ -361,6 +430,7 @@ pub async fn list_opt_outs(
 /// Records an opt-out (`sender` `*` = all senders); true when it is new.
 pub async fn add_opt_out(
     db: &Db,
+    vault: &Vault,
     tenant: &TenantId,
     recipient: &str,
     sender: &str,
@@ -377,12 +447,24 @@ pub async fn add_opt_out(
         source: source.to_owned(),
         created_at: now_ms(),
     };
+    let subject = vault.lookup(recipient);
     write_tx!(db, |c| {
-        diesel::insert_into(opt_outs::table)
+        let n = diesel::insert_into(opt_outs::table)
             .values(&row)
             .on_conflict_do_nothing()
             .execute(c)
-            .await
+            .await?;
+        if n > 0 {
+            let f = opt_fact(
+                &row.tenant_id,
+                row.created_at,
+                "opt_out.added",
+                &subject,
+                &row.source,
+            );
+            c.insert_audit(vec![f]).await?;
+        }
+        Ok::<_, DieselError>(n)
     })
     .map(|n| n > 0)
     .map_err(backend)
@@ -391,6 +473,7 @@ pub async fn add_opt_out(
 /// Removes opt-outs of a recipient: one sender's, or every one when `sender` is None.
 pub async fn remove_opt_out(
     db: &Db,
+    vault: &Vault,
     tenant: &TenantId,
     recipient: &str,
     sender: Option<&str>,
@@ -404,22 +487,29 @@ pub async fn remove_opt_out(
             sender_key(s)
         }
     });
+    let subject = vault.lookup(recipient);
+    let now = now_ms();
     write_tx!(db, |c| {
         let base = opt_outs::tenant_id
             .eq(t.clone())
             .and(opt_outs::recipient.eq(r.clone()));
-        match &s {
+        let n = match &s {
             Some(s) => {
                 diesel::delete(opt_outs::table.filter(base.and(opt_outs::sender.eq(s.clone()))))
                     .execute(c)
-                    .await
+                    .await?
             }
             None => {
                 diesel::delete(opt_outs::table.filter(base))
                     .execute(c)
-                    .await
+                    .await?
             }
+        };
+        if n > 0 {
+            c.insert_audit(vec![opt_fact(&t, now, "opt_out.removed", &subject, "api")])
+                .await?;
         }
+        Ok::<_, DieselError>(n)
     })
     .map_err(backend)
 }
@@ -482,9 +572,7 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: &MessageId) -> PortResult<Ca
             ))
             .execute(c)
             .await?;
-        diesel::insert_into(events::table)
-            .values(event_row(&id, &t, Status::Canceled, None, None, now))
-            .execute(c)
+        c.insert_events(vec![event_row(&id, &t, Status::Canceled, None, None, now)])
             .await?;
         Ok::<_, DieselError>(CancelOutcome::Canceled)
     })

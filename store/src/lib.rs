@@ -7,6 +7,7 @@
 
 mod accept;
 mod app;
+pub mod audit;
 mod batch;
 mod db;
 mod fallback;
@@ -15,10 +16,12 @@ mod leases;
 mod pipeline;
 pub mod rows;
 pub mod schema;
+pub(crate) mod seal;
 mod store;
 mod webhooks;
 
 pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
+pub use hermod_crypto::vault::Vault;
 pub use store::SqlStore;
 
 use hermod_core::ports::PortError;

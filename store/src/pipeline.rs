@@ -15,6 +15,7 @@ use hermod_core::{AttemptId, MessageId, Msisdn, Status, now_ms};
 use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
+use crate::seal::open_messages;
 use crate::store::{event_row, parse_status};
 use crate::{Db, backend, write_tx};
 
@@ -425,6 +426,7 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
 
 pub async fn plan_attempts(
     db: &Db,
+    vault: &hermod_crypto::vault::Vault,
     ids: &[MessageId],
     plans: &[(MessageId, Plan)],
 ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
@@ -432,11 +434,12 @@ pub async fn plan_attempts(
     let plans: HashMap<&str, &Plan> = plans.iter().map(|(m, p)| (m.as_str(), p)).collect();
     let now = now_ms();
     write_tx!(db, |c| {
-        let msgs: Vec<MessageRow> = messages::table
+        let mut msgs: Vec<MessageRow> = messages::table
             .filter(messages::id.eq_any(&ids))
             .select(MessageRow::as_select())
             .load(c)
             .await?;
+        open_messages!(c, vault, msgs.iter_mut());
         let existing: Vec<AttemptRow> = attempts::table
             .filter(attempts::message_id.eq_any(&ids))
             .select(AttemptRow::as_select())
@@ -551,16 +554,21 @@ pub async fn plan_attempts(
     .map_err(backend)
 }
 
-pub async fn claim_attempts(db: &Db, ids: &[AttemptId]) -> PortResult<Vec<Claim>> {
+pub async fn claim_attempts(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    ids: &[AttemptId],
+) -> PortResult<Vec<Claim>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let now = now_ms();
     write_tx!(db, |c| {
-        let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
+        let mut rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))
             .select((AttemptRow::as_select(), MessageRow::as_select()))
             .load(c)
             .await?;
+        open_messages!(c, vault, rows.iter_mut().map(|(_, m)| m));
         let mut out = Vec::new();
         let mut candidates: Vec<(&AttemptRow, &MessageRow, Outgoing)> = Vec::new();
         let mut msg_sending = Vec::new();
@@ -793,7 +801,11 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
     .map_err(backend)
 }
 
-pub async fn apply_receipts(db: &Db, receipts: &[Receipt]) -> PortResult<()> {
+pub async fn apply_receipts(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    receipts: &[Receipt],
+) -> PortResult<()> {
     let now = now_ms();
     let receipts: Vec<Receipt> = receipts
         .iter()
@@ -812,7 +824,7 @@ pub async fn apply_receipts(db: &Db, receipts: &[Receipt]) -> PortResult<()> {
                 raw_status: r.raw_status.clone(),
                 error_code: r.error_code.clone(),
                 user_ref: r.user_ref.map(i32::from),
-                recipient: r.recipient.clone(),
+                recipient: r.recipient.as_deref().map(|d| vault.lookup(d)),
                 received_at: now,
             })
             .collect();
@@ -854,11 +866,16 @@ pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
     .map_err(backend)
 }
 
-pub async fn resolve_in_doubt(db: &Db, o: &Outgoing) -> PortResult<bool> {
+pub async fn resolve_in_doubt(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    o: &Outgoing,
+) -> PortResult<bool> {
     let now = now_ms();
     let aid = o.attempt_id.to_string();
     let uref = i32::from(o.user_ref);
-    let recipient = o.to.digits().to_owned();
+    // Orphans keep the recipient's HMAC, not the number.
+    let recipient = vault.lookup(o.to.digits());
     write_tx!(db, |c| {
         let orphans: Vec<OrphanRow> = orphan_receipts::table
             .filter(orphan_receipts::user_ref.eq(uref))

@@ -26,6 +26,9 @@ pub struct MessageRow {
     pub user_id: Option<String>,
     pub plan: Option<String>,
     pub fallback: Option<String>,
+    /// HMAC of the recipient number (`to_number` holds its ciphertext).
+    pub to_hash: Option<String>,
+    pub shredded_at: Option<i64>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -137,6 +140,7 @@ pub struct InboundRow {
     pub keyword: Option<String>,
     pub received_at: i64,
     pub payload: Option<String>,
+    pub from_hash: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -252,4 +256,59 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = audit_outbox)]
+pub struct NewAuditRow {
+    pub tenant_id: String,
+    pub at: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub data: String,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = audit_outbox)]
+pub struct AuditOutboxRow {
+    pub id: i64,
+    pub tenant_id: String,
+    pub at: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub data: String,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = audit_entries)]
+pub struct AuditEntryRow {
+    pub tenant_id: String,
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct CheckpointRow {
+    pub tenant_id: String,
+    pub seq: i64,
+    pub head_hash: String,
+    pub at: i64,
+    pub key_id: String,
+    pub signature: String,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = subject_keys)]
+pub struct SubjectKeyRow {
+    pub tenant_id: String,
+    pub subject: String,
+    pub key_id: String,
+    pub wrapped: String,
+    pub created_at: i64,
 }

@@ -7,6 +7,7 @@ diesel::table! {
         created_at -> BigInt,
         defaults -> Nullable<Text>,
         callback_secret -> Nullable<Text>,
+        retention_days -> Nullable<BigInt>,
     }
 }
 
@@ -40,6 +41,8 @@ diesel::table! {
         user_id -> Nullable<Text>,
         plan -> Nullable<Text>,
         fallback -> Nullable<Text>,
+        to_hash -> Nullable<Text>,
+        shredded_at -> Nullable<BigInt>,
     }
 }
 
@@ -134,6 +137,7 @@ diesel::table! {
         keyword -> Nullable<Text>,
         received_at -> BigInt,
         payload -> Nullable<Text>,
+        from_hash -> Nullable<Text>,
     }
 }
 
@@ -248,6 +252,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_outbox (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        at -> BigInt,
+        kind -> Text,
+        subject -> Nullable<Text>,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    audit_entries (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        subject -> Nullable<Text>,
+        data -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_heads (tenant_id) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        hash -> Text,
+        checkpointed_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        head_hash -> Text,
+        at -> BigInt,
+        key_id -> Text,
+        signature -> Text,
+    }
+}
+
+diesel::table! {
+    subject_keys (tenant_id, subject) {
+        tenant_id -> Text,
+        subject -> Text,
+        key_id -> Text,
+        wrapped -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -269,4 +327,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     fallback_timers,
     webhook_endpoints,
     webhook_deliveries,
+    audit_outbox,
+    audit_entries,
+    audit_heads,
+    audit_checkpoints,
+    subject_keys,
 );

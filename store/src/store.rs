@@ -9,8 +9,10 @@ use hermod_core::model::*;
 use hermod_core::ports::{PortResult, Store};
 use hermod_core::{AttemptId, MessageId, Status, TenantId, now_ms};
 
+use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
+use crate::seal::{open_idem_row, open_messages};
 use crate::{Db, backend, with_conn, write_tx};
 
 #[async_trait]
@@ -39,15 +41,21 @@ impl hermod_core::ports::Leases for SqlStore {
 pub struct SqlStore {
     pub(crate) db: Db,
     accepts: crate::accept::Committer,
+    /// Seals numbers and bodies at rest (see `seal`).
+    pub(crate) vault: std::sync::Arc<hermod_crypto::vault::Vault>,
 }
 
 impl SqlStore {
     /// Call inside a tokio runtime: it starts the group-commit task for accepts.
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, vault: std::sync::Arc<hermod_crypto::vault::Vault>) -> Self {
         Self {
-            accepts: crate::accept::Committer::start(db.clone()),
+            accepts: crate::accept::Committer::start(db.clone(), vault.clone()),
             db,
+            vault,
         }
+    }
+    pub fn vault(&self) -> &hermod_crypto::vault::Vault {
+        &self.vault
     }
     pub fn db(&self) -> &Db {
         &self.db
@@ -159,6 +167,14 @@ impl Store for SqlStore {
                 ))
                 .execute(c)
                 .await?;
+            c.insert_audit(vec![crate::audit::fact(
+                &tenant_id,
+                now,
+                "api_key.created",
+                Some(key_id),
+                serde_json::json!({ "key_id": key_id }),
+            )])
+            .await?;
             Ok::<_, DieselError>(tenant_id)
         })
         .map_err(backend)?;
@@ -194,14 +210,21 @@ impl Store for SqlStore {
         key: &str,
     ) -> PortResult<Option<IdempotencyRecord>> {
         let row: Option<IdempotencyRow> = with_conn!(&self.db, |c| {
-            idempotency_keys::table
+            let row: Option<IdempotencyRow> = idempotency_keys::table
                 .filter(idempotency_keys::tenant_id.eq(tenant.as_str()))
                 .filter(idempotency_keys::key.eq(key))
                 .select(IdempotencyRow::as_select())
                 .first(c)
                 .await
                 .optional()
-                .map_err(backend)?
+                .map_err(backend)?;
+            match row {
+                Some(mut r) => {
+                    open_idem_row!(c, &self.vault, r, backend);
+                    Some(r)
+                }
+                None => None,
+            }
         });
         Ok(row.map(to_idem))
     }
@@ -213,7 +236,7 @@ impl Store for SqlStore {
     ) -> PortResult<Option<MessageView>> {
         let found: Option<(MessageRow, Vec<AttemptRow>, Vec<PartRow>, Vec<EventRow>)> =
             with_conn!(&self.db, |c| {
-                let m: Option<MessageRow> = messages::table
+                let mut m: Option<MessageRow> = messages::table
                     .filter(messages::id.eq(id.as_str()))
                     .filter(messages::tenant_id.eq(tenant.as_str()))
                     .select(MessageRow::as_select())
@@ -221,6 +244,7 @@ impl Store for SqlStore {
                     .await
                     .optional()
                     .map_err(backend)?;
+                open_messages!(c, &self.vault, m.iter_mut(), backend);
                 match m {
                     None => None,
                     Some(m) => {
@@ -308,7 +332,7 @@ impl Store for SqlStore {
                 q = q.filter(messages::status.eq(s.as_str()));
             }
             if let Some(to) = &f.to {
-                q = q.filter(messages::to_number.eq(to.clone()));
+                q = q.filter(messages::to_hash.eq(self.vault.lookup(to)));
             }
             if let Some(since) = f.since {
                 q = q.filter(messages::created_at.ge(since));
@@ -316,7 +340,9 @@ impl Store for SqlStore {
             if let Some(cursor) = &f.cursor {
                 q = q.filter(messages::id.lt(cursor.to_string()));
             }
-            q.load(c).await.map_err(backend)?
+            let mut rows: Vec<MessageRow> = q.load(c).await.map_err(backend)?;
+            open_messages!(c, &self.vault, rows.iter_mut(), backend);
+            rows
         });
         Ok(rows.into_iter().map(to_message).collect())
     }
@@ -340,7 +366,7 @@ impl Store for SqlStore {
         &self,
         ids: &[MessageId],
     ) -> PortResult<Vec<hermod_core::plan::Candidate>> {
-        crate::fallback::dispatch_candidates(&self.db, ids).await
+        crate::fallback::dispatch_candidates(&self.db, &self.vault, ids).await
     }
 
     async fn plan_attempts(
@@ -348,7 +374,7 @@ impl Store for SqlStore {
         ids: &[MessageId],
         plans: &[(MessageId, hermod_core::plan::Plan)],
     ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
-        crate::pipeline::plan_attempts(&self.db, ids, plans).await
+        crate::pipeline::plan_attempts(&self.db, &self.vault, ids, plans).await
     }
 
     async fn due_fallbacks(
@@ -356,7 +382,7 @@ impl Store for SqlStore {
         max: usize,
         lease: std::time::Duration,
     ) -> PortResult<Vec<hermod_core::plan::DueFallback>> {
-        crate::fallback::due_fallbacks(&self.db, max, lease).await
+        crate::fallback::due_fallbacks(&self.db, &self.vault, max, lease).await
     }
 
     async fn fire_fallback(
@@ -390,19 +416,19 @@ impl Store for SqlStore {
         crate::fallback::set_tenant_defaults(&self.db, tenant, defaults).await
     }
     async fn claim_attempts(&self, ids: &[AttemptId]) -> PortResult<Vec<Claim>> {
-        crate::pipeline::claim_attempts(&self.db, ids).await
+        crate::pipeline::claim_attempts(&self.db, &self.vault, ids).await
     }
     async fn record_sends(&self, results: &[SendResult]) -> PortResult<()> {
         crate::pipeline::record_sends(&self.db, results).await
     }
     async fn apply_receipts(&self, receipts: &[Receipt]) -> PortResult<()> {
-        crate::pipeline::apply_receipts(&self.db, receipts).await
+        crate::pipeline::apply_receipts(&self.db, &self.vault, receipts).await
     }
     async fn adopt_orphans(&self) -> PortResult<usize> {
         crate::pipeline::adopt_orphans(&self.db).await
     }
     async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool> {
-        crate::pipeline::resolve_in_doubt(&self.db, outgoing).await
+        crate::pipeline::resolve_in_doubt(&self.db, &self.vault, outgoing).await
     }
 
     async fn cancel_message(&self, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome> {
@@ -410,7 +436,7 @@ impl Store for SqlStore {
     }
 
     async fn receive_inbound(&self, part: &InboundPart) -> PortResult<Option<InboundMessage>> {
-        crate::inbound::receive(&self.db, part).await
+        crate::inbound::receive(&self.db, &self.vault, part).await
     }
 
     async fn stale_inbound_parts(&self, before: i64) -> PortResult<Vec<Vec<InboundPart>>> {
@@ -423,7 +449,7 @@ impl Store for SqlStore {
         cursor: Option<&str>,
         limit: i64,
     ) -> PortResult<Vec<InboundMessage>> {
-        crate::inbound::list(&self.db, tenant, cursor, limit).await
+        crate::inbound::list(&self.db, &self.vault, tenant, cursor, limit).await
     }
 
     async fn list_opt_outs(
@@ -441,7 +467,7 @@ impl Store for SqlStore {
         sender: &str,
         source: &str,
     ) -> PortResult<bool> {
-        crate::inbound::add_opt_out(&self.db, tenant, recipient, sender, source).await
+        crate::inbound::add_opt_out(&self.db, &self.vault, tenant, recipient, sender, source).await
     }
 
     async fn remove_opt_out(
@@ -450,7 +476,7 @@ impl Store for SqlStore {
         recipient: &str,
         sender: Option<&str>,
     ) -> PortResult<usize> {
-        crate::inbound::remove_opt_out(&self.db, tenant, recipient, sender).await
+        crate::inbound::remove_opt_out(&self.db, &self.vault, tenant, recipient, sender).await
     }
 
     async fn first_seen_event(&self, source: &str, event_id: &str) -> PortResult<bool> {

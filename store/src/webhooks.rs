@@ -12,6 +12,7 @@ use hermod_core::ports::PortResult;
 use hermod_core::webhook::*;
 use hermod_core::{TenantId, now_ms};
 
+use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
@@ -372,6 +373,67 @@ impl Webhooks for SqlStore {
                 ))
                 .execute(c)
                 .await?;
+            }
+            // Final outcomes go into the audit chain (pending retries do not).
+            let finals: Vec<(i64, &str, Option<u16>, Option<&str>)> = results
+                .iter()
+                .filter(|r| r.retry_in.is_none())
+                .map(|r| {
+                    let kind = if r.error.is_none() {
+                        "webhook.delivered"
+                    } else {
+                        "webhook.failed"
+                    };
+                    (r.id, kind, r.status, r.error.as_deref())
+                })
+                .collect();
+            if !finals.is_empty() {
+                let ids: Vec<i64> = finals.iter().map(|f| f.0).collect();
+                type Meta = (
+                    i64,
+                    String,
+                    Option<String>,
+                    String,
+                    Option<String>,
+                    String,
+                    i32,
+                );
+                let meta: Vec<Meta> = webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq_any(&ids))
+                    .select((
+                        webhook_deliveries::id,
+                        webhook_deliveries::tenant_id,
+                        webhook_deliveries::endpoint_id,
+                        webhook_deliveries::event_type,
+                        webhook_deliveries::message_id,
+                        webhook_deliveries::url,
+                        webhook_deliveries::attempts,
+                    ))
+                    .load(c)
+                    .await?;
+                let facts = finals
+                    .iter()
+                    .filter_map(|(id, kind, code, error)| {
+                        let (_, tenant, endpoint, event, message, url, attempts) =
+                            meta.iter().find(|m| m.0 == *id)?;
+                        Some(crate::audit::fact(
+                            tenant,
+                            now,
+                            kind,
+                            Some(&format!("whd_{id}")),
+                            serde_json::json!({
+                                "endpoint_id": endpoint,
+                                "event_type": event,
+                                "message_id": message,
+                                "url_sha256": hermod_crypto::sha256_hex(url.as_bytes()),
+                                "http_status": code,
+                                "error": error,
+                                "attempts": attempts,
+                            }),
+                        ))
+                    })
+                    .collect();
+                c.insert_audit(facts).await?;
             }
             Ok::<_, DieselError>(())
         })

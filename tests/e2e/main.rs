@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod audit;
+mod compliance;
 mod crash;
 mod demo;
 mod distributed;

@@ -12,7 +12,10 @@ use crate::support::{HAPPY_PATH, pg_database};
 
 async fn open(url: &str) -> SqlStore {
     Db::migrate(url).await.unwrap();
-    SqlStore::new(Db::open(url, 4).await.unwrap())
+    SqlStore::new(
+        Db::open(url, 4).await.unwrap(),
+        crate::compliance::test_vault(),
+    )
 }
 
 fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {

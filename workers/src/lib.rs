@@ -3,6 +3,7 @@
 //! receipts (batched into the store before they are acknowledged), and a sampler that
 //! publishes queue depth (messages by stage and status are counters, not a table scan).
 
+pub mod audit;
 mod dispatch;
 mod fallback;
 mod inbound;
@@ -61,6 +62,8 @@ pub struct Stages {
     pub fallback: bool,
     /// Customer webhook deliveries.
     pub webhooks: bool,
+    /// The audit chain, its checkpoints and retention.
+    pub audit: bool,
 }
 
 impl Stages {
@@ -71,6 +74,7 @@ impl Stages {
         app: true,
         fallback: true,
         webhooks: true,
+        audit: true,
     };
 }
 

@@ -1,0 +1,14 @@
+ALTER TABLE messages DROP COLUMN shredded_at;
+ALTER TABLE tenants DROP COLUMN retention_days;
+DROP INDEX inbound_tenant_from_hash;
+ALTER TABLE inbound_messages DROP COLUMN from_hash;
+DROP INDEX messages_to_hash;
+DROP INDEX messages_tenant_to_hash;
+ALTER TABLE messages DROP COLUMN to_hash;
+DROP TABLE subject_keys;
+DROP TABLE audit_checkpoints;
+DROP TABLE audit_heads;
+DROP TABLE audit_entries;
+DROP TABLE audit_outbox;
+CREATE INDEX messages_tenant_to ON messages (tenant_id, to_number, id);
+CREATE INDEX messages_to ON messages (to_number, id);

@@ -1,0 +1,295 @@
+//! Content at rest: recipient numbers and bodies are sealed under their subject's
+//! data key (`subject_keys`, one per tenant and number, wrapped by a master key) and
+//! found by the number's HMAC. Rows whose key was destroyed read back empty.
+
+use std::collections::HashMap;
+
+use diesel::QueryResult;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hermod_crypto::vault::{DataKey, Vault, WrappedKey, is_sealed};
+
+use crate::batch::BatchInsert as _;
+use crate::db::Lite;
+use crate::rows::*;
+use crate::schema::*;
+
+/// Unwrapped data keys (with the id of the master key that wraps them) by
+/// (tenant, subject hash).
+pub(crate) type Keys = HashMap<(String, String), (String, DataKey)>;
+
+pub(crate) const TO: &str = "messages.to_number";
+pub(crate) const BODY: &str = "messages.body";
+pub(crate) const CONTENT: &str = "messages.content";
+pub(crate) const IN_FROM: &str = "inbound.from_number";
+pub(crate) const IN_BODY: &str = "inbound.body";
+pub(crate) const IN_PAYLOAD: &str = "inbound.payload";
+
+/// The tenant scope of inbound messages no tenant could be found for.
+pub(crate) const NO_TENANT: &str = "";
+
+pub(crate) trait SubjectKeys {
+    /// The stored keys of these subjects (missing = never created, or erased).
+    async fn load_keys(&mut self, vault: &Vault, pairs: &[(String, String)]) -> QueryResult<Keys>;
+    /// The keys of these subjects, creating the missing ones.
+    async fn ensure_keys(
+        &mut self,
+        vault: &Vault,
+        pairs: &[(String, String)],
+        now: i64,
+    ) -> QueryResult<Keys>;
+}
+
+fn unwrap_rows(vault: &Vault, rows: Vec<SubjectKeyRow>, keys: &mut Keys) {
+    for r in rows {
+        let w = WrappedKey {
+            key_id: r.key_id,
+            wrapped: r.wrapped,
+        };
+        match vault.unwrap(&w) {
+            Ok(k) => {
+                keys.insert((r.tenant_id, r.subject), (w.key_id, k));
+            }
+            // A key wrapped by a master key no longer configured: its content reads
+            // back empty, like an erased one; say so once per batch.
+            Err(e) => tracing::error!(error = %e, key_id = %w.key_id, "cannot unwrap a data key"),
+        }
+    }
+}
+
+macro_rules! subject_keys_impl {
+    () => {
+        async fn load_keys(
+            &mut self,
+            vault: &Vault,
+            pairs: &[(String, String)],
+        ) -> QueryResult<Keys> {
+            let mut keys = Keys::new();
+            if pairs.is_empty() {
+                return Ok(keys);
+            }
+            let mut tenants: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+            tenants.sort_unstable();
+            tenants.dedup();
+            let subjects: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+            for chunk in subjects.chunks(500) {
+                let rows: Vec<SubjectKeyRow> = subject_keys::table
+                    .filter(subject_keys::tenant_id.eq_any(&tenants))
+                    .filter(subject_keys::subject.eq_any(chunk))
+                    .select(SubjectKeyRow::as_select())
+                    .load(self)
+                    .await?;
+                unwrap_rows(vault, rows, &mut keys);
+            }
+            Ok(keys)
+        }
+
+        async fn ensure_keys(
+            &mut self,
+            vault: &Vault,
+            pairs: &[(String, String)],
+            now: i64,
+        ) -> QueryResult<Keys> {
+            let mut keys = self.load_keys(vault, pairs).await?;
+            let mut missing: Vec<(String, String)> = pairs
+                .iter()
+                .filter(|p| !keys.contains_key(*p))
+                .cloned()
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            if missing.is_empty() {
+                return Ok(keys);
+            }
+            let mut rows = Vec::with_capacity(missing.len());
+            for (t, s) in &missing {
+                let (w, _) = vault
+                    .new_data_key()
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+                rows.push(SubjectKeyRow {
+                    tenant_id: t.clone(),
+                    subject: s.clone(),
+                    key_id: w.key_id,
+                    wrapped: w.wrapped,
+                    created_at: now,
+                });
+            }
+            // Another transaction may have created some meanwhile: theirs win, and
+            // everyone reads back the stored ones.
+            self.insert_subject_keys(rows).await?;
+            keys.extend(self.load_keys(vault, &missing).await?);
+            Ok(keys)
+        }
+    };
+}
+
+impl SubjectKeys for AsyncPgConnection {
+    subject_keys_impl!();
+}
+
+impl SubjectKeys for Lite {
+    subject_keys_impl!();
+}
+
+/// The (tenant, subject) of a message row, if its content is sealed.
+pub(crate) fn message_subject(m: &MessageRow) -> Option<(String, String)> {
+    m.to_hash.clone().map(|h| (m.tenant_id.clone(), h))
+}
+
+/// Opens a message row's sealed fields in place. Without its key (erased, shredded)
+/// they read back empty.
+pub(crate) fn open_message(keys: &Keys, m: &mut MessageRow) {
+    let Some(pair) = message_subject(m) else {
+        return;
+    };
+    if !is_sealed(&m.to_number) && !is_sealed(&m.body) {
+        return;
+    }
+    let opened = keys.get(&pair).and_then(|(_, k)| {
+        let to = k.open(TO, &m.to_number).ok()?;
+        let body = k.open(BODY, &m.body).ok()?;
+        let content = match &m.content {
+            Some(c) => Some(k.open(CONTENT, c).ok()?),
+            None => None,
+        };
+        Some((to, body, content))
+    });
+    match opened {
+        Some((to, body, content)) => {
+            m.to_number = to;
+            m.body = body;
+            m.content = content;
+        }
+        None => {
+            m.to_number = String::new();
+            m.body = String::new();
+            m.content = None;
+        }
+    }
+}
+
+/// Seals a new message row's number, body and rich content.
+pub(crate) fn seal_message(vault: &Vault, key: &DataKey, m: &mut MessageRow) -> QueryResult<()> {
+    let err = |e| diesel::result::Error::QueryBuilderError(Box::new(e));
+    m.to_number = vault.seal(key, TO, &m.to_number).map_err(err)?;
+    m.body = vault.seal(key, BODY, &m.body).map_err(err)?;
+    if let Some(c) = &m.content {
+        m.content = Some(vault.seal(key, CONTENT, c).map_err(err)?);
+    }
+    Ok(())
+}
+
+/// Loads the keys of the message rows `$rows` yields (`&mut MessageRow`, an
+/// expression evaluated twice) and opens them: one query for the batch. `$map` turns
+/// the query error into the caller's error type.
+macro_rules! open_messages {
+    ($c:expr, $vault:expr, $rows:expr) => {
+        open_messages!($c, $vault, $rows, |e| e)
+    };
+    ($c:expr, $vault:expr, $rows:expr, $map:expr) => {{
+        use crate::seal::SubjectKeys as _;
+        let pairs: Vec<(String, String)> = $rows
+            .filter_map(|m: &mut crate::rows::MessageRow| crate::seal::message_subject(m))
+            .collect();
+        let keys = $c.load_keys($vault, &pairs).await.map_err($map)?;
+        for m in $rows {
+            crate::seal::open_message(&keys, m);
+        }
+    }};
+}
+pub(crate) use open_messages;
+
+/// The subject of an inbound row.
+pub(crate) fn inbound_subject(r: &InboundRow) -> Option<(String, String)> {
+    r.from_hash.clone().map(|h| {
+        (
+            r.tenant_id.clone().unwrap_or_else(|| NO_TENANT.to_owned()),
+            h,
+        )
+    })
+}
+
+pub(crate) fn seal_inbound(vault: &Vault, key: &DataKey, r: &mut InboundRow) -> QueryResult<()> {
+    let err = |e| diesel::result::Error::QueryBuilderError(Box::new(e));
+    r.from_number = vault.seal(key, IN_FROM, &r.from_number).map_err(err)?;
+    r.body = vault.seal(key, IN_BODY, &r.body).map_err(err)?;
+    if let Some(p) = &r.payload {
+        r.payload = Some(vault.seal(key, IN_PAYLOAD, p).map_err(err)?);
+    }
+    Ok(())
+}
+
+pub(crate) fn open_inbound(keys: &Keys, r: &mut InboundRow) {
+    let Some(pair) = inbound_subject(r) else {
+        return;
+    };
+    let opened = keys.get(&pair).and_then(|(_, k)| {
+        let from = k.open(IN_FROM, &r.from_number).ok()?;
+        let body = k.open(IN_BODY, &r.body).ok()?;
+        let payload = match &r.payload {
+            Some(p) => Some(k.open(IN_PAYLOAD, p).ok()?),
+            None => None,
+        };
+        Some((from, body, payload))
+    });
+    match opened {
+        Some((f, b, p)) => {
+            r.from_number = f;
+            r.body = b;
+            r.payload = p;
+        }
+        None => {
+            r.from_number = String::new();
+            r.body = String::new();
+            r.payload = None;
+        }
+    }
+}
+
+pub(crate) const IDEM: &str = "idempotency.body";
+
+/// A stored idempotent response: `<subject>:<sealed>`, so that it can be opened (and
+/// is shredded with that subject's key).
+pub(crate) fn seal_idem(
+    vault: &Vault,
+    subject: &str,
+    key: &DataKey,
+    body: &str,
+) -> QueryResult<String> {
+    let sealed = vault
+        .seal(key, IDEM, body)
+        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+    Ok(format!("{subject}:{sealed}"))
+}
+
+/// The subject and sealed part of a stored idempotent response, if it is sealed.
+pub(crate) fn idem_parts(stored: &str) -> Option<(&str, &str)> {
+    stored
+        .split_once(':')
+        .filter(|(s, rest)| s.len() == 64 && is_sealed(rest))
+}
+
+/// The body a replay answers with once the subject was erased.
+pub(crate) const ERASED_BODY: &str = r#"{"erased":true}"#;
+
+/// Opens an idempotency row's body in place (`$c` a connection, `$row` mutable).
+macro_rules! open_idem_row {
+    ($c:expr, $vault:expr, $row:expr) => {
+        open_idem_row!($c, $vault, $row, |e| e)
+    };
+    ($c:expr, $vault:expr, $row:expr, $map:expr) => {{
+        use crate::seal::SubjectKeys as _;
+        if let Some((subject, sealed)) = crate::seal::idem_parts(&$row.body) {
+            let pair = ($row.tenant_id.clone(), subject.to_owned());
+            let keys = $c
+                .load_keys($vault, std::slice::from_ref(&pair))
+                .await
+                .map_err($map)?;
+            let opened = keys
+                .get(&pair)
+                .and_then(|(_, k)| k.open(crate::seal::IDEM, sealed).ok());
+            $row.body = opened.unwrap_or_else(|| crate::seal::ERASED_BODY.to_owned());
+        }
+    }};
+}
+pub(crate) use open_idem_row;
