@@ -63,7 +63,10 @@ pub async fn verify_tenant(
     verify_log(log, tenant, GENESIS, &hash, &signed).await
 }
 
-fn parts(state: &AppState) -> Result<(&Arc<dyn AuditLog>, &Arc<dyn CheckpointSigning>), ApiError> {
+/// The audit log and the checkpoint signer of this process.
+type Parts<'a> = (&'a Arc<dyn AuditLog>, &'a Arc<dyn CheckpointSigning>);
+
+fn parts(state: &AppState) -> Result<Parts<'_>, ApiError> {
     match (&state.audit, &state.signer) {
         (Some(a), Some(s)) => Ok((a, s)),
         _ => Err(ApiError::NotFound(

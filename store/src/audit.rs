@@ -28,6 +28,14 @@ use crate::{backend, with_conn, write_tx};
 /// Why an erased subject's messages in flight ended.
 pub const ERASED: &str = "subject_erased";
 
+/// Not yet at an outcome: still to be sent, or sent and awaiting its receipt.
+fn in_flight(s: Status) -> bool {
+    matches!(
+        s,
+        Status::Accepted | Status::Scheduled | Status::Queued | Status::Sending | Status::Sent
+    )
+}
+
 pub(crate) fn fact(
     tenant: &str,
     at: i64,
@@ -217,7 +225,7 @@ async fn erase(store: &SqlStore, tenant: &str, number: &str) -> PortResult<Erasu
             .await?;
         let open: Vec<String> = msgs
             .iter()
-            .filter(|(_, s)| !parse_status(s).is_final())
+            .filter(|(_, s)| in_flight(parse_status(s)))
             .map(|(id, _)| id.clone())
             .collect();
         let all: Vec<&str> = msgs.iter().map(|(id, _)| id.as_str()).collect();
@@ -322,7 +330,7 @@ async fn shred_expired(store: &SqlStore, max: usize) -> PortResult<usize> {
                 .await?;
             let ids: Vec<&str> = candidates
                 .iter()
-                .filter(|(_, s)| parse_status(s).is_final())
+                .filter(|(_, s)| !in_flight(parse_status(s)))
                 .map(|(id, _)| id.as_str())
                 .collect();
             for chunk in ids.chunks(500) {

@@ -61,7 +61,7 @@ fn lines(
 
 /// Runs the Python verifier; None (loudly) where Python or `cryptography` is missing
 /// outside CI.
-fn python_verify(lines: &[Value], public_key: &[u8]) -> Option<(bool, String)> {
+pub(crate) fn python_verify(lines: &[Value], public_key: &[u8]) -> Option<(bool, String)> {
     let ok = Command::new("python3")
         .args(["-c", "import cryptography"])
         .status()

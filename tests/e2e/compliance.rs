@@ -500,3 +500,299 @@ async fn concurrent_chainers_keep_one_chain() {
     assert_eq!(report.broken, None);
     assert_eq!(report.entries, 1 + 4 * 5 * 50);
 }
+
+/// Through the real server: the audit API and the export checked by the independent
+/// verifier, erasure by API, and no plaintext number or body in the database file.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_api_erasure_and_no_plaintext_at_rest() {
+    use crate::support::*;
+    use hermod_channels::sim::smsc::SmscConfig;
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    let smsc = start_smsc(SmscConfig {
+        credentials: Some(("hermod".into(), "pw".into())),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tenant, key) = create_key_with_tenant(dir.path(), "clinic");
+    let server = Server::start(dir.path(), &smsc.url("hermod", "pw"), free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let (ada, bob) = ("+447700900123", "+447700900456");
+    let (ada_body, bob_body) = ("Secret-body-7781 for Ada", "Other-body-5521 for Bob");
+
+    // An idempotent request (its stored response names the recipient), a scheduled
+    // one still in flight, and one to another recipient.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "order-7781")
+        .json(&json!({"to": ada, "text": ada_body, "channels": ["sms"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let first: Value = r.json().await.unwrap();
+    let id1 = first["id"].as_str().unwrap().to_owned();
+    let later = hermod_core::rfc3339(now_ms() + 3_600_000);
+    let (s, sched) = send_message(
+        &base,
+        &key,
+        json!({"to": ada, "text": ada_body, "channels": ["sms"], "send_at": later}),
+    )
+    .await;
+    assert_eq!(s, 202, "{sched}");
+    let (s, other) = send_message(
+        &base,
+        &key,
+        json!({"to": bob, "text": bob_body, "channels": ["sms"]}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let id3 = other["id"].as_str().unwrap().to_owned();
+    wait_status(&base, &key, &id1, "delivered", 30).await;
+    wait_status(&base, &key, &id3, "delivered", 30).await;
+    let view = get_message(&base, &key, &id1).await;
+    assert_eq!(
+        (view["to"].as_str(), view["text"].as_str()),
+        (Some(ada), Some(ada_body))
+    );
+
+    // The public key needs no API key; a checkpoint on demand; the chain verifies.
+    let pk: Value = reqwest::get(format!("{base}/v1/audit/public-key"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pk["algorithm"], "Ed25519");
+    let pk_raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        pk["public_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (s, cp, _) = call(
+        Method::POST,
+        &format!("{base}/v1/audit/checkpoints"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{cp}");
+    assert_eq!(cp["tenant"], tenant.as_str());
+    assert_eq!(cp["key_id"], pk["key_id"]);
+    let (s, v, _) = call(Method::GET, &format!("{base}/v1/audit/verify"), &key, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    // accepted x3, then queued/sent/delivered of two messages, scheduled, key
+    assert!(v["entries"].as_i64().unwrap() >= 10, "{v}");
+
+    // Export: accepted by the independent verifier; a tampered copy is not.
+    let export = |from: Option<i64>| {
+        let (base, key) = (base.clone(), key.clone());
+        async move {
+            let q = from.map(|f| format!("?from={f}")).unwrap_or_default();
+            let r = reqwest::Client::new()
+                .get(format!("{base}/v1/audit/export{q}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+            r.text()
+                .await
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<Value>>()
+        }
+    };
+    let lines = export(None).await;
+    assert_eq!(lines[0]["type"], "header");
+    assert!(lines.iter().any(|l| l["type"] == "checkpoint"));
+    let text: String = lines.iter().map(|l| l.to_string()).collect();
+    assert!(!text.contains("447700900123") && !text.contains("Secret-body"));
+    if let Some((ok, out)) = crate::audit::python_verify(&lines, &pk_raw) {
+        assert!(ok, "{out}");
+        let mut tampered = lines.clone();
+        let i = tampered
+            .iter()
+            .position(|l| l["type"] == "entry" && l["seq"] == 3)
+            .unwrap();
+        tampered[i]["kind"] = "message.delivered".into();
+        let (ok, out) = crate::audit::python_verify(&tampered, &pk_raw).unwrap();
+        assert!(!ok);
+        assert!(out.contains("seq 3: changed"), "{out}");
+    }
+    let (s, v, _) = call(
+        Method::GET,
+        &format!("{base}/v1/audit/export?from=0"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("from")),
+        "{v}"
+    );
+
+    // No plaintext number or body anywhere in the embedded database files.
+    if !distributed() {
+        for f in ["hermod.db", "hermod.db-wal"] {
+            let Ok(raw) = std::fs::read(dir.path().join(f)) else {
+                continue;
+            };
+            for needle in [
+                ada_body,
+                bob_body,
+                "Secret-body",
+                "447700900123",
+                "447700900456",
+            ] {
+                assert!(
+                    !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle} found in {f}"
+                );
+            }
+        }
+    }
+
+    // Erasure: the number and bodies cannot be read back through any API.
+    let (s, v, _) = call(
+        Method::DELETE,
+        &format!("{base}/v1/subjects/not-a-number"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("number")),
+        "{v}"
+    );
+    let (s, v, _) = call(
+        Method::DELETE,
+        &format!("{base}/v1/subjects/{ada}"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["key_destroyed"], true);
+    assert_eq!(
+        (v["messages"].as_i64(), v["canceled"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let gone = get_message(&base, &key, &id1).await;
+    assert_eq!(
+        (gone["to"].as_str(), gone["text"].as_str()),
+        (Some(""), Some("")),
+        "{gone}"
+    );
+    let canceled = get_message(&base, &key, sched["id"].as_str().unwrap()).await;
+    assert_eq!(canceled["status"], "canceled");
+    let (_, list, _) = call(
+        Method::GET,
+        &format!("{base}/v1/messages?to=%2B447700900123"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2, "{list}");
+    assert!(
+        !list.to_string().contains("Secret-body") && !list.to_string().contains("447700900123")
+    );
+    let replay = reqwest::Client::new()
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "order-7781")
+        .json(&json!({"to": ada, "text": ada_body, "channels": ["sms"]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !replay.contains("Secret-body") && !replay.contains("447700900123"),
+        "{replay}"
+    );
+    assert_eq!(get_message(&base, &key, &id3).await["text"], bob_body);
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/audit/verify"), &key, None).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let lines = export(None).await;
+    assert!(lines.iter().any(|l| l["kind"] == "erasure"));
+    if let Some((ok, out)) = crate::audit::python_verify(&lines, &pk_raw) {
+        assert!(ok, "{out}");
+    }
+
+    // Retention: validated, and stored.
+    let (s, v, _) = call(
+        Method::PUT,
+        &format!("{base}/v1/tenant/retention"),
+        &key,
+        Some(json!({"days": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (400, Some("days")),
+        "{v}"
+    );
+    let (s, _, _) = call(
+        Method::PUT,
+        &format!("{base}/v1/tenant/retention"),
+        &key,
+        Some(json!({"days": 30})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, v, _) = call(
+        Method::GET,
+        &format!("{base}/v1/tenant/retention"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(v["days"], 30);
+
+    // The CLI verifies every tenant's chain against the same database and key.
+    drop(server);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["audit", "verify"])
+        .envs(backend_env(dir.path()))
+        .env("HERMOD_DATA_DIR", dir.path())
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(&format!("OK tenant {tenant}:")), "{stdout}");
+    if !distributed() {
+        let db = dir.path().join("hermod.db").to_string_lossy().into_owned();
+        let store = SqlStore::new(Db::open(&db, 1).await.unwrap(), test_vault());
+        sql(
+            &store,
+            &format!(
+                "UPDATE audit_entries SET at = at + 1 WHERE tenant_id = '{tenant}' AND seq = 4"
+            ),
+        )
+        .await;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(["audit", "verify", "--tenant", &tenant])
+            .env("HERMOD_DATA_DIR", dir.path())
+            .env("HERMOD_LOG", "warn")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&format!("BROKEN tenant {tenant} seq 4: changed")),
+            "{stdout}"
+        );
+    }
+}

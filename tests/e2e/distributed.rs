@@ -32,6 +32,8 @@ impl Drop for Proc {
 }
 
 struct Cluster {
+    /// Shared by the cluster's processes: the master and audit signing keys.
+    _data: tempfile::TempDir,
     env: Vec<(String, String)>,
     db: String,
     base: String,
@@ -43,7 +45,12 @@ impl Cluster {
         let db = pg_database(tag).await?;
         let (url, prefix) = amqp(tag).await?;
         let port = free_port();
+        let data = tempfile::tempdir().unwrap();
         let env = vec![
+            (
+                "HERMOD_DATA_DIR".into(),
+                data.path().to_string_lossy().into_owned(),
+            ),
             ("HERMOD_DATABASE_URL".into(), db.clone()),
             ("HERMOD_QUEUE".into(), url),
             ("HERMOD_QUEUE_PREFIX".into(), prefix),
@@ -58,6 +65,7 @@ impl Cluster {
             ),
         ];
         Some(Cluster {
+            _data: data,
             env,
             db,
             base: format!("http://127.0.0.1:{port}"),
