@@ -11,6 +11,8 @@ from the documented canonical encoding and checks every checkpoint signature:
   checkpoint = Ed25519 over "hermod-audit-checkpoint-v1\\n{tenant}\\n{seq}\\n{head_hash}\\n{at}"
 
 Usage: audit_verify.py EXPORT.jsonl --public-key BASE64
+(An export of a range, `?from=N`, says so in its header; its first entry's prev_hash
+is then taken as given.)
 Exit 0 and "OK ..." when everything verifies; exit 1 and "BROKEN seq N: reason" at the
 first break (changed, deleted, inserted, reordered, bad_signature, checkpoint_mismatch).
 """
@@ -36,8 +38,13 @@ def entry_hash(prev, e):
     return hashlib.sha256(msg).hexdigest()
 
 
-def verify(entries, checkpoints, key):
-    prev, expected = GENESIS, 1
+def verify(entries, checkpoints, key, first=1):
+    """`first`: the export's first sequence number (its header's `from`). A range
+    that starts later takes its first entry's prev_hash as given; checkpoints in the
+    range anchor it."""
+    prev, expected = GENESIS, first
+    if first > 1 and entries and entries[0]["seq"] == first:
+        prev = entries[0]["prev_hash"]
     for i, e in enumerate(entries):
         if e["seq"] > expected:
             return expected, "deleted"
@@ -59,7 +66,7 @@ def verify(entries, checkpoints, key):
             key.verify(base64.b64decode(c["signature"]), msg.encode("utf-8"))
         except (InvalidSignature, ValueError):
             return c["seq"], "bad_signature"
-        idx = c["seq"] - 1
+        idx = c["seq"] - first
         if idx >= len(entries):
             return expected, "deleted"
         if entries[idx]["hash"] != c["head_hash"]:
@@ -74,11 +81,14 @@ def main():
     a = ap.parse_args()
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(a.public_key))
     by_tenant = {}
+    first = {}
     with open(a.export, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
                 continue
             rec = json.loads(line)
+            if rec["type"] == "header":
+                first[rec.get("tenant")] = rec.get("from", 1)
             t = by_tenant.setdefault(rec.get("tenant"), ([], []))
             if rec["type"] == "entry":
                 t[0].append(rec)
@@ -88,7 +98,7 @@ def main():
     for tenant, (entries, checkpoints) in sorted(by_tenant.items(), key=lambda kv: str(kv[0])):
         if tenant is None:
             continue
-        broken = verify(entries, checkpoints, key)
+        broken = verify(entries, checkpoints, key, first.get(tenant, 1))
         if broken:
             print("BROKEN tenant %s seq %d: %s" % (tenant, broken[0], broken[1]))
             sys.exit(1)

@@ -112,6 +112,12 @@ enum KeysCmd {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Revokes a key at once (the full key, or its id); recorded in the audit log.
+    Revoke {
+        key: String,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -494,6 +500,18 @@ async fn main() -> anyhow::Result<()> {
             let (id, key) = app::create_key(&s, &tenant).await?;
             println!("Tenant: {id}");
             println!("API key: {key}");
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Revoke { key, config },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            let id = hermod_crypto::ApiKeys::split(&key).map_or(key.as_str(), |(id, _)| id);
+            let (_, store) = app::open_store(&s).await?;
+            if store.revoke_api_key(id).await? {
+                println!("Revoked key {id}");
+            } else {
+                anyhow::bail!("no live key {id}");
+            }
         }
         Cmd::Audit {
             cmd: AuditCmd::Verify { tenant, config },

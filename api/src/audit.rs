@@ -207,7 +207,8 @@ pub async fn export(
     chain_all(log.as_ref()).await?;
     let t = tenant.0.to_string();
     let checkpoints = log.audit_checkpoints(&t, from, to).await?;
-    let header = export_header(&t, &signer.public_key(), &signer.key_id());
+    let mut header = export_header(&t, &signer.public_key(), &signer.key_id());
+    header["from"] = from.into();
     let log = log.clone();
     // State: the next sequence number to read, and whether the checkpoints went out.
     let body = futures::stream::unfold(

@@ -456,6 +456,34 @@ mod tests {
     }
 
     #[test]
+    fn pages_with_look_ahead_find_the_same_breaks() {
+        let e = chain(50);
+        let by_pages = |e: &[AuditEntry]| {
+            let mut v = ChainVerifier::new(G, 1, &[], h);
+            for (i, page) in e.chunks(7).enumerate() {
+                let next = e.chunks(7).nth(i + 1).unwrap_or(&[]);
+                v.feed(page, next)?;
+            }
+            v.finish(&[], |_| true)
+        };
+        assert_eq!(by_pages(&e), Ok(()));
+        // A swap across a page boundary (entries 14 and 15 are on two pages).
+        let mut swapped = e.clone();
+        swapped.swap(13, 14);
+        swapped[13].seq = 14;
+        swapped[14].seq = 15;
+        assert_eq!(by_pages(&swapped), verify(&swapped));
+        assert_eq!(
+            by_pages(&swapped).unwrap_err().reason,
+            BreakReason::Reordered
+        );
+        // An entry deleted as the first of a page.
+        let mut cut = e.clone();
+        cut.remove(21);
+        assert_eq!(by_pages(&cut), verify(&cut));
+    }
+
+    #[test]
     fn an_intact_chain_verifies() {
         assert_eq!(verify(&chain(1000)), Ok(()));
         assert_eq!(verify(&[]), Ok(()));

@@ -203,6 +203,36 @@ impl DataKey {
     }
 }
 
+/// Prefix of a secret sealed directly under a master key (`encm1:<key id>:<base64>`).
+pub const MASTER_SEALED_PREFIX: &str = "encm1:";
+
+impl Vault {
+    /// Seals a server secret (a webhook signing secret) under the active master key:
+    /// not a subject's content, so erasure does not touch it.
+    pub fn seal_secret(&self, field: &str, plain: &str) -> Result<String, VaultError> {
+        let master = self
+            .masters
+            .get(&self.active)
+            .ok_or_else(|| VaultError::NoActiveKey(self.active.clone()))?;
+        let b = seal_bytes(&self.rng, master, &field_aad(field), plain.as_bytes())?;
+        Ok(format!("{MASTER_SEALED_PREFIX}{}:{b}", self.active))
+    }
+
+    /// Opens what `seal_secret` sealed; anything else is returned as it is (a secret
+    /// stored before sealing was introduced).
+    pub fn open_secret(&self, field: &str, stored: &str) -> Result<String, VaultError> {
+        let Some(rest) = stored.strip_prefix(MASTER_SEALED_PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let (key_id, b) = rest.split_once(':').ok_or(VaultError::Open)?;
+        let master = self
+            .masters
+            .get(key_id)
+            .ok_or_else(|| VaultError::UnknownKey(key_id.to_owned()))?;
+        String::from_utf8(open_bytes(master, &field_aad(field), b)?).map_err(|_| VaultError::Open)
+    }
+}
+
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED_PREFIX)
 }
@@ -271,6 +301,16 @@ mod tests {
         );
         assert_eq!(new.lookup("+447700900123"), old.lookup("+447700900123"));
         assert_eq!(new.new_data_key().unwrap().0.key_id, "k2");
+    }
+
+    #[test]
+    fn secrets_are_sealed_under_the_master_key() {
+        let v = vault();
+        let s = v.seal_secret("webhook", "whsec_abc").unwrap();
+        assert!(s.starts_with("encm1:k2:") && !s.contains("whsec_abc"));
+        assert_eq!(v.open_secret("webhook", &s).unwrap(), "whsec_abc");
+        assert_eq!(v.open_secret("other", &s), Err(VaultError::Open));
+        assert_eq!(v.open_secret("webhook", "whsec_old").unwrap(), "whsec_old");
     }
 
     #[test]

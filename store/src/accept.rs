@@ -270,7 +270,6 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
                     "status": r.status,
                     "to": pair.1,
                     "key_id": key_id,
-                    "to_sealed_sha256": sha256_hex(r.to_number.as_bytes()),
                     "body_sealed_sha256": sha256_hex(r.body.as_bytes()),
                     "content_sealed_sha256": r.content.as_deref().map(|c| sha256_hex(c.as_bytes())),
                     "channels": r.channels,

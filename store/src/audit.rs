@@ -126,8 +126,100 @@ fn to_checkpoint(r: CheckpointRow) -> Checkpoint {
     }
 }
 
+/// Appends facts (in order) to their tenants' chains: reads the heads, hashes, inserts
+/// the entries and moves the heads, all in the caller's transaction.
+macro_rules! append_facts {
+    ($c:expr, $facts:expr) => {{
+        let facts: &[NewAuditRow] = $facts;
+        let tenants: HashSet<&str> = facts.iter().map(|r| r.tenant_id.as_str()).collect();
+        let stored: Vec<(String, i64, String)> = audit_heads::table
+            .filter(audit_heads::tenant_id.eq_any(&tenants))
+            .select((audit_heads::tenant_id, audit_heads::seq, audit_heads::hash))
+            .load($c)
+            .await?;
+        let (entries, heads) = chain(facts, stored);
+        $c.insert_audit_entries(entries).await?;
+        for (t, (seq, hash)) in &heads {
+            diesel::insert_into(audit_heads::table)
+                .values((
+                    audit_heads::tenant_id.eq(t),
+                    audit_heads::seq.eq(seq),
+                    audit_heads::hash.eq(hash),
+                    audit_heads::checkpointed_seq.eq(0i64),
+                ))
+                .on_conflict(audit_heads::tenant_id)
+                .do_update()
+                .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(hash)))
+                .execute($c)
+                .await?;
+        }
+    }};
+}
+
+/// The entries for `facts` after the stored heads, and the tenants' new heads.
+fn chain(
+    facts: &[NewAuditRow],
+    stored: Vec<(String, i64, String)>,
+) -> (Vec<AuditEntryRow>, BTreeMap<String, (i64, String)>) {
+    let mut heads: BTreeMap<String, (i64, String)> =
+        stored.into_iter().map(|(t, s, h)| (t, (s, h))).collect();
+    let mut entries = Vec::with_capacity(facts.len());
+    for r in facts {
+        let head = heads
+            .entry(r.tenant_id.clone())
+            .or_insert_with(|| (0, GENESIS.to_owned()));
+        let mut e = AuditEntry {
+            tenant: r.tenant_id.clone(),
+            seq: head.0 + 1,
+            at: r.at,
+            kind: r.kind.clone(),
+            subject: r.subject.clone(),
+            data: serde_json::from_str(&r.data).unwrap_or(Value::String(r.data.clone())),
+            prev_hash: head.1.clone(),
+            hash: String::new(),
+        };
+        e.hash = entry_hash(&e.prev_hash, e.canonical().as_bytes());
+        *head = (e.seq, e.hash.clone());
+        entries.push(AuditEntryRow {
+            data: r.data.clone(),
+            tenant_id: e.tenant,
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind,
+            subject: e.subject,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        });
+    }
+    (entries, heads)
+}
+
+/// SQLite: the writer gate already puts transactions in one order, so facts are
+/// chained in the transaction that records them (no outbox round trip).
+pub(crate) async fn append_now(c: &mut Lite, facts: Vec<NewAuditRow>) -> QueryResult<usize> {
+    if facts.is_empty() {
+        return Ok(0);
+    }
+    append_facts!(c, &facts);
+    Ok(facts.len())
+}
+
+/// PostgreSQL: facts written to the outbox by concurrent transactions are chained
+/// here, in insertion order, by one chainer at a time.
 async fn chain_pending(store: &SqlStore, max: usize) -> PortResult<usize> {
     let limit = i64::try_from(max).unwrap_or(1000);
+    // A read first: the common answer is "nothing", and it needs no writer.
+    let pending: Option<i64> = with_conn!(&store.db, |c| {
+        audit_outbox::table
+            .select(audit_outbox::id)
+            .first(c)
+            .await
+            .optional()
+            .map_err(backend)?
+    });
+    if pending.is_none() {
+        return Ok(0);
+    }
     write_tx!(&store.db, |c| {
         if !c.chain_lock().await? {
             return Ok(0);
@@ -141,57 +233,17 @@ async fn chain_pending(store: &SqlStore, max: usize) -> PortResult<usize> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let tenants: HashSet<&str> = rows.iter().map(|r| r.tenant_id.as_str()).collect();
-        let stored: Vec<(String, i64, String)> = audit_heads::table
-            .filter(audit_heads::tenant_id.eq_any(&tenants))
-            .select((audit_heads::tenant_id, audit_heads::seq, audit_heads::hash))
-            .load(c)
-            .await?;
-        let mut heads: BTreeMap<String, (i64, String)> =
-            stored.into_iter().map(|(t, s, h)| (t, (s, h))).collect();
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let head = heads
-                .entry(r.tenant_id.clone())
-                .or_insert_with(|| (0, GENESIS.to_owned()));
-            let mut e = AuditEntry {
-                tenant: r.tenant_id.clone(),
-                seq: head.0 + 1,
+        let facts: Vec<NewAuditRow> = rows
+            .iter()
+            .map(|r| NewAuditRow {
+                tenant_id: r.tenant_id.clone(),
                 at: r.at,
                 kind: r.kind.clone(),
                 subject: r.subject.clone(),
-                data: serde_json::from_str(&r.data).unwrap_or(Value::String(r.data.clone())),
-                prev_hash: head.1.clone(),
-                hash: String::new(),
-            };
-            e.hash = entry_hash(&e.prev_hash, e.canonical().as_bytes());
-            *head = (e.seq, e.hash.clone());
-            entries.push(AuditEntryRow {
-                data: canonical_json(&e.data),
-                tenant_id: e.tenant,
-                seq: e.seq,
-                at: e.at,
-                kind: e.kind,
-                subject: e.subject,
-                prev_hash: e.prev_hash,
-                hash: e.hash,
-            });
-        }
-        c.insert_audit_entries(entries).await?;
-        for (t, (seq, hash)) in heads.iter().filter(|(t, _)| tenants.contains(t.as_str())) {
-            diesel::insert_into(audit_heads::table)
-                .values((
-                    audit_heads::tenant_id.eq(t),
-                    audit_heads::seq.eq(seq),
-                    audit_heads::hash.eq(hash),
-                    audit_heads::checkpointed_seq.eq(0i64),
-                ))
-                .on_conflict(audit_heads::tenant_id)
-                .do_update()
-                .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(hash)))
-                .execute(c)
-                .await?;
-        }
+                data: r.data.clone(),
+            })
+            .collect();
+        append_facts!(c, &facts);
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         for chunk in ids.chunks(500) {
             diesel::delete(audit_outbox::table.filter(audit_outbox::id.eq_any(chunk)))

@@ -25,7 +25,8 @@ pub(crate) trait BatchInsert {
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize>;
     /// Data keys; one already there (created concurrently) wins.
     async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize>;
-    /// Facts for the audit chain (chained later, in order, by the audit stage).
+    /// Facts for the audit chain: chained in this transaction on SQLite, through the
+    /// outbox (and the audit stage) on PostgreSQL.
     async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize>;
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize>;
     /// Events with the audit facts given instead of the ones derived from them.
@@ -254,7 +255,7 @@ impl BatchInsert for Lite {
         lite_insert!(self, subject_keys::table, rows, ignore)
     }
     async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize> {
-        lite_insert!(self, audit_outbox::table, rows)
+        crate::audit::append_now(self, rows).await
     }
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
         lite_insert!(self, audit_entries::table, rows)

@@ -13,7 +13,7 @@ use hermod_crypto::vault::Vault;
 use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
-use crate::seal::{SubjectKeys as _, inbound_subject, open_inbound, seal_inbound};
+use crate::seal::{OPT_NUMBER, SubjectKeys as _, inbound_subject, open_inbound, seal_inbound};
 use crate::store::{event_row, parse_status};
 use crate::{Db, backend, with_conn, write_tx};
 
@@ -26,7 +26,7 @@ pub const OPTED_OUT: &str = "recipient_opted_out";
 pub(crate) fn opted_out(outs: &[OptOutRow], m: &MessageRow) -> bool {
     outs.iter().any(|o| {
         o.tenant_id == m.tenant_id
-            && o.recipient == m.to_number
+            && (m.to_hash.as_deref() == Some(o.recipient.as_str()) || o.recipient == m.to_number)
             && (o.sender == ALL_SENDERS
                 || m.from_addr
                     .as_deref()
@@ -191,13 +191,26 @@ pub async fn receive(
                     } else {
                         ours.clone()
                     };
+                    let pair = (t.clone(), from_hash.clone());
+                    let keys = c
+                        .ensure_keys(vault, std::slice::from_ref(&pair), now)
+                        .await?;
+                    let number = match keys.get(&pair) {
+                        Some((_, k)) => Some(
+                            vault
+                                .seal(k, OPT_NUMBER, &plus)
+                                .map_err(|e| DieselError::QueryBuilderError(Box::new(e)))?,
+                        ),
+                        None => None,
+                    };
                     diesel::insert_into(opt_outs::table)
                         .values(OptOutRow {
                             tenant_id: t.clone(),
-                            recipient: plus.clone(),
+                            recipient: from_hash.clone(),
                             sender,
                             source: "keyword".into(),
                             created_at: now,
+                            number,
                         })
                         .on_conflict_do_nothing()
                         .execute(c)
@@ -216,7 +229,7 @@ pub async fn receive(
                         opt_outs::table.filter(
                             opt_outs::tenant_id
                                 .eq(t)
-                                .and(opt_outs::recipient.eq(&plus))
+                                .and(opt_outs::recipient.eq_any([&from_hash, &plus]))
                                 .and(opt_outs::sender.eq_any([ours.as_str(), ALL_SENDERS])),
                         ),
                     )
@@ -396,35 +409,54 @@ pub async fn list(
 
 pub async fn list_opt_outs(
     db: &Db,
+    vault: &Vault,
     tenant: &TenantId,
     recipient: Option<&str>,
 ) -> PortResult<Vec<OptOut>> {
     let t = tenant.to_string();
-    let r = recipient.map(str::to_owned);
-    with_conn!(db, |c| {
+    let r = recipient.map(|r| vec![vault.lookup(r), r.to_owned()]);
+    let (rows, keys) = with_conn!(db, |c| {
         let mut q = opt_outs::table
             .filter(opt_outs::tenant_id.eq(&t))
             .into_boxed();
         if let Some(r) = &r {
-            q = q.filter(opt_outs::recipient.eq(r.clone()));
+            q = q.filter(opt_outs::recipient.eq_any(r.clone()));
         }
-        q.order((opt_outs::recipient.asc(), opt_outs::sender.asc()))
+        let rows: Vec<OptOutRow> = q
+            .order((opt_outs::created_at.asc(), opt_outs::sender.asc()))
             .limit(10_000)
             .select(OptOutRow::as_select())
             .load(c)
             .await
-    })
-    .map(|rows| {
-        rows.into_iter()
-            .map(|o| OptOut {
-                recipient: o.recipient,
+            .map_err(backend)?;
+        let pairs: Vec<(String, String)> = rows
+            .iter()
+            .filter(|o| o.number.is_some())
+            .map(|o| (o.tenant_id.clone(), o.recipient.clone()))
+            .collect();
+        let keys = c.load_keys(vault, &pairs).await.map_err(backend)?;
+        (rows, keys)
+    });
+    Ok(rows
+        .into_iter()
+        .map(|o| {
+            // Sealed: opened with the subject's key ("" once erased). Older rows hold
+            // the number itself.
+            let recipient = match &o.number {
+                Some(sealed) => keys
+                    .get(&(o.tenant_id.clone(), o.recipient.clone()))
+                    .and_then(|(_, k)| k.open(OPT_NUMBER, sealed).ok())
+                    .unwrap_or_default(),
+                None => o.recipient.clone(),
+            };
+            OptOut {
+                recipient,
                 sender: o.sender,
                 source: o.source,
                 created_at: o.created_at,
-            })
-            .collect()
-    })
-    .map_err(backend)
+            }
+        })
+        .collect())
 }
 
 /// Records an opt-out (`sender` `*` = all senders); true when it is new.
@@ -436,9 +468,10 @@ pub async fn add_opt_out(
     sender: &str,
     source: &str,
 ) -> PortResult<bool> {
-    let row = OptOutRow {
+    let subject = vault.lookup(recipient);
+    let mut row = OptOutRow {
         tenant_id: tenant.to_string(),
-        recipient: recipient.to_owned(),
+        recipient: subject.clone(),
         sender: if sender == ALL_SENDERS {
             ALL_SENDERS.to_owned()
         } else {
@@ -446,9 +479,21 @@ pub async fn add_opt_out(
         },
         source: source.to_owned(),
         created_at: now_ms(),
+        number: None,
     };
-    let subject = vault.lookup(recipient);
+    let number = recipient.to_owned();
     write_tx!(db, |c| {
+        let pair = (row.tenant_id.clone(), subject.clone());
+        let keys = c
+            .ensure_keys(vault, std::slice::from_ref(&pair), row.created_at)
+            .await?;
+        if let Some((_, k)) = keys.get(&pair) {
+            row.number = Some(
+                vault
+                    .seal(k, OPT_NUMBER, &number)
+                    .map_err(|e| DieselError::QueryBuilderError(Box::new(e)))?,
+            );
+        }
         let n = diesel::insert_into(opt_outs::table)
             .values(&row)
             .on_conflict_do_nothing()
@@ -492,7 +537,7 @@ pub async fn remove_opt_out(
     write_tx!(db, |c| {
         let base = opt_outs::tenant_id
             .eq(t.clone())
-            .and(opt_outs::recipient.eq(r.clone()));
+            .and(opt_outs::recipient.eq_any([subject.clone(), r.clone()]));
         let n = match &s {
             Some(s) => {
                 diesel::delete(opt_outs::table.filter(base.and(opt_outs::sender.eq(s.clone()))))

@@ -426,7 +426,6 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
 
 pub async fn plan_attempts(
     db: &Db,
-    vault: &hermod_crypto::vault::Vault,
     ids: &[MessageId],
     plans: &[(MessageId, Plan)],
 ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
@@ -434,12 +433,12 @@ pub async fn plan_attempts(
     let plans: HashMap<&str, &Plan> = plans.iter().map(|(m, p)| (m.as_str(), p)).collect();
     let now = now_ms();
     write_tx!(db, |c| {
-        let mut msgs: Vec<MessageRow> = messages::table
+        let msgs: Vec<MessageRow> = messages::table
             .filter(messages::id.eq_any(&ids))
             .select(MessageRow::as_select())
             .load(c)
             .await?;
-        open_messages!(c, vault, msgs.iter_mut());
+        // Planning needs no plaintext: opt-outs are matched by the number's HMAC.
         let existing: Vec<AttemptRow> = attempts::table
             .filter(attempts::message_id.eq_any(&ids))
             .select(AttemptRow::as_select())
@@ -455,7 +454,13 @@ pub async fn plan_attempts(
         }
         let existing = latest;
         let mut plan_updates = Vec::new();
-        let tos: Vec<&str> = msgs.iter().map(|m| m.to_number.as_str()).collect();
+        // Opt-outs are keyed by the number's HMAC (rows from before sealing by the
+        // number, which such messages hold in plaintext).
+        let tos: Vec<&str> = msgs
+            .iter()
+            .flat_map(|m| [m.to_hash.as_deref(), Some(m.to_number.as_str())])
+            .flatten()
+            .collect();
         let outs: Vec<OptOutRow> = opt_outs::table
             .filter(opt_outs::recipient.eq_any(&tos))
             .select(OptOutRow::as_select())

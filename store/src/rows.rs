@@ -160,10 +160,13 @@ pub struct InboundPartRow {
 #[diesel(table_name = opt_outs)]
 pub struct OptOutRow {
     pub tenant_id: String,
+    /// The number's HMAC (a plain number in rows from before sealing).
     pub recipient: String,
     pub sender: String,
     pub source: String,
     pub created_at: i64,
+    /// The number, sealed under its subject's key.
+    pub number: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

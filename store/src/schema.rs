@@ -161,6 +161,7 @@ diesel::table! {
         sender -> Text,
         source -> Text,
         created_at -> BigInt,
+        number -> Nullable<Text>,
     }
 }
 

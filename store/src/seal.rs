@@ -24,6 +24,7 @@ pub(crate) const CONTENT: &str = "messages.content";
 pub(crate) const IN_FROM: &str = "inbound.from_number";
 pub(crate) const IN_BODY: &str = "inbound.body";
 pub(crate) const IN_PAYLOAD: &str = "inbound.payload";
+pub(crate) const OPT_NUMBER: &str = "opt_outs.number";
 
 /// The tenant scope of inbound messages no tenant could be found for.
 pub(crate) const NO_TENANT: &str = "";
@@ -102,10 +103,12 @@ macro_rules! subject_keys_impl {
                 return Ok(keys);
             }
             let mut rows = Vec::with_capacity(missing.len());
+            let mut fresh = Vec::with_capacity(missing.len());
             for (t, s) in &missing {
-                let (w, _) = vault
+                let (w, k) = vault
                     .new_data_key()
                     .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+                fresh.push(((t.clone(), s.clone()), (w.key_id.clone(), k)));
                 rows.push(SubjectKeyRow {
                     tenant_id: t.clone(),
                     subject: s.clone(),
@@ -115,9 +118,13 @@ macro_rules! subject_keys_impl {
                 });
             }
             // Another transaction may have created some meanwhile: theirs win, and
-            // everyone reads back the stored ones.
-            self.insert_subject_keys(rows).await?;
-            keys.extend(self.load_keys(vault, &missing).await?);
+            // then everyone reads back the stored ones.
+            let n = rows.len();
+            if self.insert_subject_keys(rows).await? == n {
+                keys.extend(fresh);
+            } else {
+                keys.extend(self.load_keys(vault, &missing).await?);
+            }
             Ok(keys)
         }
     };

@@ -57,6 +57,37 @@ impl SqlStore {
     pub fn vault(&self) -> &hermod_crypto::vault::Vault {
         &self.vault
     }
+
+    /// Revokes an API key (recorded in its tenant's audit chain); false when there is
+    /// no such live key.
+    pub async fn revoke_api_key(&self, key_id: &str) -> PortResult<bool> {
+        let now = now_ms();
+        write_tx!(&self.db, |c| {
+            let tenant: Option<String> = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(key_id))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(now))
+            .returning(api_keys::tenant_id)
+            .get_result(c)
+            .await
+            .optional()?;
+            let Some(t) = tenant else {
+                return Ok(false);
+            };
+            c.insert_audit(vec![crate::audit::fact(
+                &t,
+                now,
+                "api_key.revoked",
+                Some(key_id),
+                serde_json::json!({ "key_id": key_id }),
+            )])
+            .await?;
+            Ok::<_, DieselError>(true)
+        })
+        .map_err(backend)
+    }
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -374,7 +405,7 @@ impl Store for SqlStore {
         ids: &[MessageId],
         plans: &[(MessageId, hermod_core::plan::Plan)],
     ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
-        crate::pipeline::plan_attempts(&self.db, &self.vault, ids, plans).await
+        crate::pipeline::plan_attempts(&self.db, ids, plans).await
     }
 
     async fn due_fallbacks(
@@ -457,7 +488,7 @@ impl Store for SqlStore {
         tenant: &TenantId,
         recipient: Option<&str>,
     ) -> PortResult<Vec<OptOut>> {
-        crate::inbound::list_opt_outs(&self.db, tenant, recipient).await
+        crate::inbound::list_opt_outs(&self.db, &self.vault, tenant, recipient).await
     }
 
     async fn add_opt_out(

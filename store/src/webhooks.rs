@@ -187,6 +187,9 @@ fn to_endpoint(r: EndpointRow) -> WebhookEndpoint {
     }
 }
 
+/// The sealed-field name of webhook signing secrets (endpoints and callback).
+const SECRET: &str = "webhook.secret";
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -195,6 +198,7 @@ fn ms(d: Duration) -> i64 {
 impl Webhooks for SqlStore {
     async fn create_endpoint(&self, e: &WebhookEndpoint, secret: &str) -> PortResult<()> {
         let events = serde_json::to_string(&e.events).map_err(backend)?;
+        let secret = self.vault.seal_secret(SECRET, secret).map_err(backend)?;
         write_tx!(&self.db, |c| {
             diesel::insert_into(webhook_endpoints::table)
                 .values((
@@ -202,7 +206,7 @@ impl Webhooks for SqlStore {
                     webhook_endpoints::tenant_id.eq(e.tenant_id.as_str()),
                     webhook_endpoints::url.eq(&e.url),
                     webhook_endpoints::events.eq(&events),
-                    webhook_endpoints::secret.eq(secret),
+                    webhook_endpoints::secret.eq(&secret),
                     webhook_endpoints::created_at.eq(e.created_at),
                 ))
                 .execute(c)
@@ -240,9 +244,10 @@ impl Webhooks for SqlStore {
     }
 
     async fn set_callback_secret(&self, tenant: &TenantId, secret: &str) -> PortResult<()> {
+        let secret = self.vault.seal_secret(SECRET, secret).map_err(backend)?;
         write_tx!(&self.db, |c| {
             diesel::update(tenants::table.filter(tenants::id.eq(tenant.as_str())))
-                .set(tenants::callback_secret.eq(secret))
+                .set(tenants::callback_secret.eq(&secret))
                 .execute(c)
                 .await
         })
@@ -302,13 +307,21 @@ impl Webhooks for SqlStore {
                 .collect();
             let mut out = Vec::new();
             for r in rows {
-                let secret = match &r.endpoint_id {
+                let sealed = match &r.endpoint_id {
                     // A deleted endpoint: nothing more to send.
                     Some(e) => match secrets.get(e) {
                         Some(s) => Some(s.clone()),
                         None => continue,
                     },
                     None => callback.get(&r.tenant_id).cloned().flatten(),
+                };
+                let secret = match sealed {
+                    Some(s) => Some(
+                        self.vault
+                            .open_secret(SECRET, &s)
+                            .map_err(|e| DieselError::QueryBuilderError(Box::new(e)))?,
+                    ),
+                    None => None,
                 };
                 out.push(DueDelivery {
                     id: r.id,

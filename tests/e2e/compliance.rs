@@ -351,7 +351,18 @@ async fn exercise(url: &str) {
     let view = store.get_message(&tenant, &gone).await.unwrap().unwrap();
     assert_eq!(view.message.to, number);
     assert_eq!(view.message.text, "Your order 1234 has shipped");
+    // Its opt-out is found by the number's HMAC, and shows the number until erased.
+    store
+        .add_opt_out(&tenant, number, "Acme", "api")
+        .await
+        .unwrap();
+    let outs = store.list_opt_outs(&tenant, Some(number)).await.unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].recipient, number);
     let out = store.erase_subject(&t, number).await.unwrap();
+    let outs = store.list_opt_outs(&tenant, Some(number)).await.unwrap();
+    assert_eq!(outs.len(), 1, "an erased subject stays suppressed");
+    assert_eq!(outs[0].recipient, "", "but is no longer named");
     assert!(out.key_destroyed);
     assert_eq!((out.messages, out.canceled), (1, 1));
     let view = store.get_message(&tenant, &gone).await.unwrap().unwrap();
@@ -425,6 +436,11 @@ async fn exercise(url: &str) {
         "a new order"
     );
 
+    // Key revocation takes effect at once and is recorded.
+    assert!(store.revoke_api_key("k1").await.unwrap());
+    assert!(!store.revoke_api_key("k1").await.unwrap());
+    assert_eq!(store.api_key("k1").await.unwrap(), None);
+
     chain_all(&store).await.unwrap();
     checkpoint_all(&store, &s).await.unwrap();
     let report = verify_tenant(&store, &s, &t).await.unwrap();
@@ -436,7 +452,12 @@ async fn exercise(url: &str) {
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    for k in ["erasure", "retention.set", "retention.shredded"] {
+    for k in [
+        "erasure",
+        "retention.set",
+        "retention.shredded",
+        "api_key.revoked",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
 }
@@ -640,7 +661,16 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
         "{v}"
     );
 
-    // No plaintext number or body anywhere in the embedded database files.
+    // No plaintext number, body or webhook secret anywhere in the embedded database.
+    let (s, ep, _) = call(
+        Method::POST,
+        &format!("{base}/v1/webhook-endpoints"),
+        &key,
+        Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["message.delivered"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{ep}");
+    let secret = ep["secret"].as_str().unwrap().to_owned();
     if !distributed() {
         for f in ["hermod.db", "hermod.db-wal"] {
             let Ok(raw) = std::fs::read(dir.path().join(f)) else {
@@ -652,6 +682,7 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
                 "Secret-body",
                 "447700900123",
                 "447700900456",
+                secret.as_str(),
             ] {
                 assert!(
                     !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -729,6 +760,16 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
     if let Some((ok, out)) = crate::audit::python_verify(&lines, &pk_raw) {
         assert!(ok, "{out}");
     }
+    // A range verifies on its own; one with an entry cut out of it does not.
+    let mut range = export(Some(3)).await;
+    assert_eq!(range[0]["from"], 3);
+    assert_eq!(range[1]["seq"], 3);
+    if let Some((ok, out)) = crate::audit::python_verify(&range, &pk_raw) {
+        assert!(ok, "{out}");
+        range.remove(2);
+        let (ok, out) = crate::audit::python_verify(&range, &pk_raw).unwrap();
+        assert!(!ok && out.contains("seq 4: deleted"), "{out}");
+    }
 
     // Retention: validated, and stored.
     let (s, v, _) = call(
@@ -760,8 +801,22 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
     .await;
     assert_eq!(v["days"], 30);
 
-    // The CLI verifies every tenant's chain against the same database and key.
+    // The CLI revokes a key, and verifies every tenant's chain against the same
+    // database and key.
     drop(server);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["keys", "revoke", &key])
+        .envs(backend_env(dir.path()))
+        .env("HERMOD_DATA_DIR", dir.path())
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Revoked key "));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
         .args(["audit", "verify"])
         .envs(backend_env(dir.path()))

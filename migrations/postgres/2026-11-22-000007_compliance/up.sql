@@ -54,11 +54,11 @@ CREATE TABLE subject_keys (
     PRIMARY KEY (tenant_id, subject)
 );
 
--- Numbers are found by their HMAC; the number columns hold ciphertext.
+-- Numbers are found by their HMAC; the number columns hold ciphertext. One index:
+-- HMACs are random, so each index costs a random page write per message.
 DROP INDEX messages_tenant_to;
 DROP INDEX messages_to;
 ALTER TABLE messages ADD COLUMN to_hash TEXT;
-CREATE INDEX messages_tenant_to_hash ON messages (tenant_id, to_hash, id);
 CREATE INDEX messages_to_hash ON messages (to_hash, id);
 ALTER TABLE inbound_messages ADD COLUMN from_hash TEXT;
 CREATE INDEX inbound_tenant_from_hash ON inbound_messages (tenant_id, from_hash);
@@ -67,3 +67,7 @@ CREATE INDEX inbound_tenant_from_hash ON inbound_messages (tenant_id, from_hash)
 ALTER TABLE tenants ADD COLUMN retention_days BIGINT;
 -- When a message's content was shredded (retention or erasure).
 ALTER TABLE messages ADD COLUMN shredded_at BIGINT;
+
+-- Opt-outs are found by the number's HMAC (`recipient`); `number` holds the number
+-- sealed under its subject's key, so an erased subject stays suppressed but unnamed.
+ALTER TABLE opt_outs ADD COLUMN number TEXT;

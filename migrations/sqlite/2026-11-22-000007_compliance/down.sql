@@ -1,9 +1,9 @@
+ALTER TABLE opt_outs DROP COLUMN number;
 ALTER TABLE messages DROP COLUMN shredded_at;
 ALTER TABLE tenants DROP COLUMN retention_days;
 DROP INDEX inbound_tenant_from_hash;
 ALTER TABLE inbound_messages DROP COLUMN from_hash;
 DROP INDEX messages_to_hash;
-DROP INDEX messages_tenant_to_hash;
 ALTER TABLE messages DROP COLUMN to_hash;
 DROP TABLE subject_keys;
 DROP TABLE audit_checkpoints;

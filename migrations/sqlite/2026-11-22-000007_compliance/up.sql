@@ -23,7 +23,7 @@ CREATE TABLE audit_entries (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE audit_heads (
     tenant_id TEXT PRIMARY KEY NOT NULL,
@@ -41,7 +41,7 @@ CREATE TABLE audit_checkpoints (
     key_id TEXT NOT NULL,
     signature TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
-);
+) WITHOUT ROWID;
 
 -- One data key per (tenant, recipient), wrapped by a master key; deleting the row
 -- shreds every body and number sealed under it. `subject` is the number's HMAC.
@@ -52,13 +52,13 @@ CREATE TABLE subject_keys (
     wrapped TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, subject)
-);
+) WITHOUT ROWID;
 
--- Numbers are found by their HMAC; the number columns hold ciphertext.
+-- Numbers are found by their HMAC; the number columns hold ciphertext. One index:
+-- HMACs are random, so each index costs a random page write per message.
 DROP INDEX messages_tenant_to;
 DROP INDEX messages_to;
 ALTER TABLE messages ADD COLUMN to_hash TEXT;
-CREATE INDEX messages_tenant_to_hash ON messages (tenant_id, to_hash, id);
 CREATE INDEX messages_to_hash ON messages (to_hash, id);
 ALTER TABLE inbound_messages ADD COLUMN from_hash TEXT;
 CREATE INDEX inbound_tenant_from_hash ON inbound_messages (tenant_id, from_hash);
@@ -67,3 +67,7 @@ CREATE INDEX inbound_tenant_from_hash ON inbound_messages (tenant_id, from_hash)
 ALTER TABLE tenants ADD COLUMN retention_days BIGINT;
 -- When a message's content was shredded (retention or erasure).
 ALTER TABLE messages ADD COLUMN shredded_at BIGINT;
+
+-- Opt-outs are found by the number's HMAC (`recipient`); `number` holds the number
+-- sealed under its subject's key, so an erased subject stays suppressed but unnamed.
+ALTER TABLE opt_outs ADD COLUMN number TEXT;
