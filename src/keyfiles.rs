@@ -41,11 +41,15 @@ impl MasterKeys {
     }
 }
 
-/// Writes `contents` to `path` unless it exists; true when written here.
-fn create_once(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
+/// Writes `contents()` to `path` unless it exists; true when written here.
+fn create_once(
+    path: &Path,
+    contents: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
+    let contents = contents()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -57,7 +61,7 @@ fn create_once(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(contents)?;
+        f.write_all(&contents)?;
         f.sync_all()?;
     }
     let linked = std::fs::hard_link(&tmp, path);
@@ -71,8 +75,9 @@ fn create_once(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
 
 pub fn vault(settings: &Settings) -> anyhow::Result<Arc<Vault>> {
     let path = settings.master_key_file();
-    let fresh = serde_json::to_vec_pretty(&MasterKeys::generate()?)?;
-    if create_once(&path, &fresh)? {
+    if create_once(&path, || {
+        Ok(serde_json::to_vec_pretty(&MasterKeys::generate()?)?)
+    })? {
         tracing::warn!(
             file = %path.display(),
             "created new master keys: back this file up, and give every process the same one"
@@ -90,8 +95,12 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Arc<Vault>> {
 
 pub fn signer(settings: &Settings) -> anyhow::Result<CheckpointSigner> {
     let path = settings.signing_key_file();
-    let fresh = STANDARD.encode(CheckpointSigner::generate_pkcs8()?);
-    if create_once(&path, fresh.as_bytes())? {
+    let fresh = || {
+        Ok(STANDARD
+            .encode(CheckpointSigner::generate_pkcs8()?)
+            .into_bytes())
+    };
+    if create_once(&path, fresh)? {
         tracing::warn!(file = %path.display(), "created a new audit signing key");
     }
     let raw =

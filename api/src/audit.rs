@@ -140,16 +140,6 @@ pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(verify_resource(&report, head)))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct CheckpointResource {
-    pub tenant: String,
-    pub seq: i64,
-    pub head_hash: String,
-    pub at: i64,
-    pub key_id: String,
-    pub signature: String,
-}
-
 /// `POST /v1/audit/checkpoints`: chains what is pending and signs the head now.
 pub async fn checkpoint(
     state: web::Data<AppState>,
@@ -165,14 +155,7 @@ pub async fn checkpoint(
     };
     let c = signer.sign(&t, seq, &hash, now_ms());
     log.add_checkpoint(&c).await?;
-    Ok(HttpResponse::Created().json(CheckpointResource {
-        tenant: c.tenant,
-        seq: c.seq,
-        head_hash: c.head_hash,
-        at: c.at,
-        key_id: c.key_id,
-        signature: c.signature,
-    }))
+    Ok(HttpResponse::Created().json(&c))
 }
 
 fn parse_seq(name: &str, v: &str) -> Result<i64, ApiError> {

@@ -44,7 +44,7 @@ impl AuditEntry {
 }
 
 /// A signed checkpoint of a tenant's chain head.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Checkpoint {
     pub tenant: String,
     pub seq: i64,
@@ -330,16 +330,6 @@ pub async fn checkpoint_all(
     Ok(heads.len())
 }
 
-/// A fact to append to a tenant's chain (written with the change it records).
-#[derive(Clone, Debug, PartialEq)]
-pub struct AuditFact {
-    pub tenant: String,
-    pub at: i64,
-    pub kind: String,
-    pub subject: Option<String>,
-    pub data: Value,
-}
-
 /// Signs checkpoints with the operator's Ed25519 key.
 pub trait CheckpointSigning: Send + Sync {
     fn key_id(&self) -> String;
@@ -388,8 +378,6 @@ pub trait AuditLog: Send + Sync {
         from: i64,
         to: i64,
     ) -> PortResult<Vec<Checkpoint>>;
-    /// Appends facts outside any other change (e.g. an export or a verification).
-    async fn record_facts(&self, facts: &[AuditFact]) -> PortResult<()>;
     /// Destroys the tenant's data key for `number`, cancels its messages in flight and
     /// records an `erasure` fact.
     async fn erase_subject(&self, tenant: &str, number: &str) -> PortResult<Erasure>;

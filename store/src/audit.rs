@@ -541,24 +541,6 @@ impl AuditLog for SqlStore {
         Ok(rows.into_iter().map(to_checkpoint).collect())
     }
 
-    async fn record_facts(&self, facts: &[AuditFact]) -> PortResult<()> {
-        let rows: Vec<NewAuditRow> = facts
-            .iter()
-            .map(|f| {
-                fact(
-                    &f.tenant,
-                    f.at,
-                    &f.kind,
-                    f.subject.as_deref(),
-                    f.data.clone(),
-                )
-            })
-            .collect();
-        write_tx!(&self.db, |c| c.insert_audit(rows).await)
-            .map(|_| ())
-            .map_err(backend)
-    }
-
     async fn erase_subject(&self, tenant: &str, number: &str) -> PortResult<Erasure> {
         erase(self, tenant, number).await
     }

@@ -12,7 +12,11 @@ use crate::schema::*;
 pub(crate) trait BatchInsert {
     async fn insert_messages(&mut self, rows: Vec<MessageRow>) -> QueryResult<usize>;
     async fn insert_attempts(&mut self, rows: Vec<AttemptRow>) -> QueryResult<usize>;
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize>;
+    /// Events with the audit facts derived from them.
+    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
+        let facts = crate::audit::event_facts(&rows);
+        self.insert_events_audited(rows, facts).await
+    }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize>;
     /// Ignores provider ids already stored (a redelivered outcome).
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize>;
@@ -153,10 +157,6 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_attempts(&mut self, rows: Vec<AttemptRow>) -> QueryResult<usize> {
         pg_insert!(self, attempts::table, rows)
     }
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        let facts = crate::audit::event_facts(&rows);
-        self.insert_events_audited(rows, facts).await
-    }
     async fn insert_events_audited(
         &mut self,
         rows: Vec<NewEventRow>,
@@ -206,10 +206,6 @@ impl BatchInsert for Lite {
     }
     async fn insert_attempts(&mut self, rows: Vec<AttemptRow>) -> QueryResult<usize> {
         lite_insert!(self, attempts::table, rows)
-    }
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        let facts = crate::audit::event_facts(&rows);
-        self.insert_events_audited(rows, facts).await
     }
     async fn insert_events_audited(
         &mut self,

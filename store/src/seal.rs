@@ -143,6 +143,58 @@ pub(crate) fn message_subject(m: &MessageRow) -> Option<(String, String)> {
     m.to_hash.clone().map(|h| (m.tenant_id.clone(), h))
 }
 
+/// A row's sealed fields, each with its name (the AAD): a number, a text, and an
+/// optional payload.
+struct Fields<'a> {
+    number: (&'static str, &'a mut String),
+    text: (&'static str, &'a mut String),
+    extra: (&'static str, &'a mut Option<String>),
+}
+
+fn seal_fields(vault: &Vault, key: &DataKey, f: Fields<'_>) -> QueryResult<()> {
+    let err = |e| diesel::result::Error::QueryBuilderError(Box::new(e));
+    *f.number.1 = vault.seal(key, f.number.0, f.number.1).map_err(err)?;
+    *f.text.1 = vault.seal(key, f.text.0, f.text.1).map_err(err)?;
+    if let Some(x) = f.extra.1.as_deref() {
+        *f.extra.1 = Some(vault.seal(key, f.extra.0, x).map_err(err)?);
+    }
+    Ok(())
+}
+
+/// Opens every field, or blanks every one when there is no key (erased, shredded) or
+/// one does not open.
+fn open_fields(key: Option<&DataKey>, f: Fields<'_>) {
+    let opened = key.and_then(|k| {
+        let number = k.open(f.number.0, f.number.1).ok()?;
+        let text = k.open(f.text.0, f.text.1).ok()?;
+        let extra = match f.extra.1.as_deref() {
+            Some(x) => Some(k.open(f.extra.0, x).ok()?),
+            None => None,
+        };
+        Some((number, text, extra))
+    });
+    let (number, text, extra) = opened.unwrap_or_default();
+    *f.number.1 = number;
+    *f.text.1 = text;
+    *f.extra.1 = extra;
+}
+
+fn message_fields(m: &mut MessageRow) -> Fields<'_> {
+    Fields {
+        number: (TO, &mut m.to_number),
+        text: (BODY, &mut m.body),
+        extra: (CONTENT, &mut m.content),
+    }
+}
+
+fn inbound_fields(r: &mut InboundRow) -> Fields<'_> {
+    Fields {
+        number: (IN_FROM, &mut r.from_number),
+        text: (IN_BODY, &mut r.body),
+        extra: (IN_PAYLOAD, &mut r.payload),
+    }
+}
+
 /// Opens a message row's sealed fields in place. Without its key (erased, shredded)
 /// they read back empty.
 pub(crate) fn open_message(keys: &Keys, m: &mut MessageRow) {
@@ -152,38 +204,12 @@ pub(crate) fn open_message(keys: &Keys, m: &mut MessageRow) {
     if !is_sealed(&m.to_number) && !is_sealed(&m.body) {
         return;
     }
-    let opened = keys.get(&pair).and_then(|(_, k)| {
-        let to = k.open(TO, &m.to_number).ok()?;
-        let body = k.open(BODY, &m.body).ok()?;
-        let content = match &m.content {
-            Some(c) => Some(k.open(CONTENT, c).ok()?),
-            None => None,
-        };
-        Some((to, body, content))
-    });
-    match opened {
-        Some((to, body, content)) => {
-            m.to_number = to;
-            m.body = body;
-            m.content = content;
-        }
-        None => {
-            m.to_number = String::new();
-            m.body = String::new();
-            m.content = None;
-        }
-    }
+    open_fields(keys.get(&pair).map(|(_, k)| k), message_fields(m));
 }
 
 /// Seals a new message row's number, body and rich content.
 pub(crate) fn seal_message(vault: &Vault, key: &DataKey, m: &mut MessageRow) -> QueryResult<()> {
-    let err = |e| diesel::result::Error::QueryBuilderError(Box::new(e));
-    m.to_number = vault.seal(key, TO, &m.to_number).map_err(err)?;
-    m.body = vault.seal(key, BODY, &m.body).map_err(err)?;
-    if let Some(c) = &m.content {
-        m.content = Some(vault.seal(key, CONTENT, c).map_err(err)?);
-    }
-    Ok(())
+    seal_fields(vault, key, message_fields(m))
 }
 
 /// Loads the keys of the message rows `$rows` yields (`&mut MessageRow`, an
@@ -217,40 +243,14 @@ pub(crate) fn inbound_subject(r: &InboundRow) -> Option<(String, String)> {
 }
 
 pub(crate) fn seal_inbound(vault: &Vault, key: &DataKey, r: &mut InboundRow) -> QueryResult<()> {
-    let err = |e| diesel::result::Error::QueryBuilderError(Box::new(e));
-    r.from_number = vault.seal(key, IN_FROM, &r.from_number).map_err(err)?;
-    r.body = vault.seal(key, IN_BODY, &r.body).map_err(err)?;
-    if let Some(p) = &r.payload {
-        r.payload = Some(vault.seal(key, IN_PAYLOAD, p).map_err(err)?);
-    }
-    Ok(())
+    seal_fields(vault, key, inbound_fields(r))
 }
 
 pub(crate) fn open_inbound(keys: &Keys, r: &mut InboundRow) {
     let Some(pair) = inbound_subject(r) else {
         return;
     };
-    let opened = keys.get(&pair).and_then(|(_, k)| {
-        let from = k.open(IN_FROM, &r.from_number).ok()?;
-        let body = k.open(IN_BODY, &r.body).ok()?;
-        let payload = match &r.payload {
-            Some(p) => Some(k.open(IN_PAYLOAD, p).ok()?),
-            None => None,
-        };
-        Some((from, body, payload))
-    });
-    match opened {
-        Some((f, b, p)) => {
-            r.from_number = f;
-            r.body = b;
-            r.payload = p;
-        }
-        None => {
-            r.from_number = String::new();
-            r.body = String::new();
-            r.payload = None;
-        }
-    }
+    open_fields(keys.get(&pair).map(|(_, k)| k), inbound_fields(r));
 }
 
 pub(crate) const IDEM: &str = "idempotency.body";

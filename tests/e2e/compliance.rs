@@ -28,6 +28,18 @@ pub fn test_vault() -> Arc<Vault> {
     )
 }
 
+/// The `(kind, data)` of a tenant's audit entries, after chaining what is pending.
+pub async fn facts(store: &SqlStore, tenant: &str) -> Vec<(String, serde_json::Value)> {
+    chain_all(store).await.unwrap();
+    store
+        .audit_entries(tenant, 1, i64::MAX, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.data))
+        .collect()
+}
+
 async fn open(url: &str) -> SqlStore {
     Db::migrate(url).await.unwrap();
     SqlStore::new(Db::open(url, 4).await.unwrap(), test_vault())
@@ -546,14 +558,15 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
 
     // An idempotent request (its stored response names the recipient), a scheduled
     // one still in flight, and one to another recipient.
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "order-7781")
-        .json(&json!({"to": ada, "text": ada_body, "channels": ["sms"]}))
-        .send()
-        .await
-        .unwrap();
+    let idempotent_send = || {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/messages"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "order-7781")
+            .json(&json!({"to": ada, "text": ada_body, "channels": ["sms"]}))
+            .send()
+    };
+    let r = idempotent_send().await.unwrap();
     assert_eq!(r.status().as_u16(), 202);
     let first: Value = r.json().await.unwrap();
     let id1 = first["id"].as_str().unwrap().to_owned();
@@ -737,17 +750,7 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
     assert!(
         !list.to_string().contains("Secret-body") && !list.to_string().contains("447700900123")
     );
-    let replay = reqwest::Client::new()
-        .post(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .header("Idempotency-Key", "order-7781")
-        .json(&json!({"to": ada, "text": ada_body, "channels": ["sms"]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let replay = idempotent_send().await.unwrap().text().await.unwrap();
     assert!(
         !replay.contains("Secret-body") && !replay.contains("447700900123"),
         "{replay}"
@@ -804,26 +807,23 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
     // The CLI revokes a key, and verifies every tenant's chain against the same
     // database and key.
     drop(server);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .args(["keys", "revoke", &key])
-        .envs(backend_env(dir.path()))
-        .env("HERMOD_DATA_DIR", dir.path())
-        .env("HERMOD_LOG", "warn")
-        .output()
-        .unwrap();
+    let hermod = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(args)
+            .envs(backend_env(dir.path()))
+            .env("HERMOD_DATA_DIR", dir.path())
+            .env("HERMOD_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = hermod(&["keys", "revoke", &key]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Revoked key "));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .args(["audit", "verify"])
-        .envs(backend_env(dir.path()))
-        .env("HERMOD_DATA_DIR", dir.path())
-        .env("HERMOD_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = hermod(&["audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains(&format!("OK tenant {tenant}:")), "{stdout}");
@@ -837,12 +837,7 @@ async fn audit_api_erasure_and_no_plaintext_at_rest() {
             ),
         )
         .await;
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
-            .args(["audit", "verify", "--tenant", &tenant])
-            .env("HERMOD_DATA_DIR", dir.path())
-            .env("HERMOD_LOG", "warn")
-            .output()
-            .unwrap();
+        let out = hermod(&["audit", "verify", "--tenant", &tenant]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");
         assert!(

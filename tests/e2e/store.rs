@@ -499,6 +499,20 @@ async fn exercise_inbound(url: &str) {
         .unwrap()
         .unwrap();
     assert!(store.list_opt_outs(&t1, None).await.unwrap().is_empty());
+    // The keyword opt-out and opt-in and the inbound messages are in the audit log,
+    // by the number's HMAC.
+    let log = crate::compliance::facts(&store, t1.as_str()).await;
+    let kinds: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+    for k in ["message.inbound", "opt_out.added", "opt_out.removed"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let (_, added) = log.iter().find(|(k, _)| k == "opt_out.added").unwrap();
+    assert_eq!(added["source"], "keyword");
+    assert!(
+        !serde_json::to_string(&log)
+            .unwrap()
+            .contains("447911123456")
+    );
     // A configured owner of the number wins over the last writer.
     let mut owned = part("STOP", None);
     owned.tenant = Some(t2.clone());
@@ -734,6 +748,19 @@ async fn exercise_fallback_and_webhooks(url: &str) {
         ])
         .await
         .unwrap();
+    // Final outcomes are in the audit log, with a digest of the URL.
+    let log = crate::compliance::facts(&store, t.as_str()).await;
+    let outcome = |kind: &str| log.iter().find(|(k, _)| k == kind).map(|(_, d)| d.clone());
+    let failed = outcome("webhook.failed").expect("webhook.failed fact");
+    assert_eq!(
+        (failed["http_status"].as_i64(), failed["error"].as_str()),
+        (Some(500), Some("http_500"))
+    );
+    assert_eq!(
+        outcome("webhook.delivered").expect("webhook.delivered fact")["http_status"],
+        204
+    );
+    assert!(failed["url_sha256"].is_string() && failed.get("url").is_none());
     let failed = store
         .list_deliveries(&t, Some(DeliveryStatus::Failed), None, 10)
         .await
