@@ -2,6 +2,7 @@
 
 mod app;
 mod bench;
+mod bulk;
 mod keyfiles;
 mod settings;
 mod sim_admin;
@@ -99,6 +100,10 @@ enum Cmd {
     },
     /// Throughput and latency benchmark of the embedded mode with the SMSC simulator.
     Bench(bench::BenchArgs),
+    /// Sends a CSV campaign through a running server with a template: a progress
+    /// bar, failed rows in a report file, and resumable (run it again after an
+    /// interruption; nobody gets a message twice).
+    Send(bulk::SendArgs),
     /// Prints the OpenAPI document.
     Openapi,
 }
@@ -597,6 +602,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Bench(args) => bench::run(args).await?,
+        Cmd::Send(args) => bulk::run(args).await?,
         Cmd::Openapi => println!("{}", hermod_api::openapi::document()),
     }
     Ok(())

@@ -8,11 +8,13 @@ mod app;
 pub mod audit;
 mod auth;
 mod error;
+mod hooks;
 mod inbound;
 pub mod limits;
 mod messages;
 pub mod openapi;
 mod ops;
+mod templates;
 mod webhooks;
 
 use std::sync::Arc;
@@ -57,6 +59,53 @@ pub struct AppState {
     pub audit: Option<Arc<dyn hermod_core::audit::AuditLog>>,
     /// Signs audit checkpoints.
     pub signer: Option<Arc<dyn hermod_core::audit::CheckpointSigning>>,
+    /// Message templates.
+    pub templates: Option<Arc<dyn hermod_core::ports::Templates>>,
+    /// Alert hooks.
+    pub hooks: Option<Arc<dyn hermod_core::ports::Hooks>>,
+    /// Tenants' quiet hours, read at most every few seconds per tenant.
+    pub quiet: Arc<QuietCache>,
+}
+
+/// Each tenant's quiet hours as last read, and when.
+#[derive(Default)]
+pub struct QuietCache(
+    std::sync::Mutex<
+        std::collections::HashMap<
+            hermod_core::TenantId,
+            (std::time::Instant, Option<hermod_core::quiet::QuietHours>),
+        >,
+    >,
+);
+
+/// How long a tenant's quiet hours are used before being read again (other API
+/// processes see a change within this).
+const QUIET_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl AppState {
+    /// The tenant's quiet hours, if it has set any.
+    pub(crate) async fn quiet_hours(
+        &self,
+        tenant: &hermod_core::TenantId,
+    ) -> Result<Option<hermod_core::quiet::QuietHours>, ApiError> {
+        if let Ok(c) = self.quiet.0.lock()
+            && let Some((at, q)) = c.get(tenant)
+            && at.elapsed() < QUIET_TTL
+        {
+            return Ok(q.clone());
+        }
+        let q = self.store.tenant_defaults(tenant).await?.quiet_hours;
+        if let Ok(mut c) = self.quiet.0.lock() {
+            c.insert(tenant.clone(), (std::time::Instant::now(), q.clone()));
+        }
+        Ok(q)
+    }
+
+    pub(crate) fn forget_quiet_hours(&self, tenant: &hermod_core::TenantId) {
+        if let Ok(mut c) = self.quiet.0.lock() {
+            c.remove(tenant);
+        }
+    }
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`.
@@ -99,6 +148,19 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/subjects/{number}", web::delete().to(audit::erase))
                     .route("/tenant/retention", web::get().to(audit::get_retention))
                     .route("/tenant/retention", web::put().to(audit::put_retention))
+                    .route("/templates", web::post().to(templates::create))
+                    .route("/templates", web::get().to(templates::list))
+                    .route("/templates/{id}", web::get().to(templates::get))
+                    .route("/templates/{id}", web::put().to(templates::replace))
+                    .route("/templates/{id}", web::delete().to(templates::delete))
+                    .route(
+                        "/templates/{id}/preview",
+                        web::post().to(templates::preview),
+                    )
+                    .route("/hooks", web::post().to(hooks::create))
+                    .route("/hooks", web::get().to(hooks::list))
+                    .route("/hooks/{id}", web::delete().to(hooks::delete))
+                    .route("/hooks/{token}", web::post().to(hooks::ingest))
                     .route("/tenant/defaults", web::get().to(webhooks::get_defaults))
                     .route("/tenant/defaults", web::put().to(webhooks::put_defaults))
                     .route(

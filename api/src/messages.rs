@@ -4,6 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::content::{Content, RichMessage, Suggestion};
 use hermod_core::model::*;
 use hermod_core::plan::FallbackSpec;
+use hermod_core::quiet::QuietHours;
+use hermod_core::template::Template;
 use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -57,6 +59,25 @@ pub struct SendMessage {
     /// Hold the message until this time (RFC 3339, at most 366 days ahead); cancel it
     /// before then with `DELETE /v1/messages/{id}`.
     pub send_at: Option<String>,
+    /// `normal` (default) or `high`: high-priority messages overtake bulk traffic at
+    /// every stage and are not held by quiet hours.
+    pub priority: Option<String>,
+    /// Send a stored template instead of `text`/`content`/`suggestions`:
+    /// `{"id": "order_shipped", "locale": "de-DE", "vars": {"order": {"id": "A-17"}}}`.
+    #[schema(value_type = Object)]
+    pub template: Option<TemplateRef>,
+    /// The recipient's IANA time zone (`Europe/Berlin`), for quiet hours and template
+    /// dates; default: from the number's country code.
+    pub timezone: Option<String>,
+}
+
+/// A template to render for a message.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    pub id: String,
+    pub locale: Option<String>,
+    pub vars: Option<serde_json::Value>,
 }
 
 /// `POST /v1/messages/batch` body.
@@ -99,6 +120,8 @@ pub struct EventView {
 pub struct MessageResource {
     pub id: String,
     pub status: String,
+    /// `normal` or `high`.
+    pub priority: String,
     pub to: String,
     pub from: Option<String>,
     pub text: String,
@@ -150,6 +173,7 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
     MessageResource {
         id: m.id.to_string(),
         status: m.status.as_str().to_owned(),
+        priority: m.priority.as_str().to_owned(),
         to: m.to.clone(),
         from: m.from.clone(),
         text: m.text.clone(),
@@ -240,6 +264,14 @@ fn parse<T: serde::de::DeserializeOwned>(
             field: Some(field),
         }
     })
+}
+
+/// A JSON value parsed into `T`, errors naming the field under `prefix`.
+pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ApiError> {
+    parse(value, prefix)
 }
 
 /// A JSON body parsed into `T`, errors naming the field.
@@ -389,7 +421,16 @@ fn validate(
         None => None,
         Some(v) => Some(parse_fallback(v.clone(), &f("fallback"))?),
     };
+    let priority = match &req.priority {
+        None => Priority::Normal,
+        Some(p) => Priority::parse(p).ok_or_else(|| {
+            ApiError::field(f("priority"), "priority must be \"normal\" or \"high\"")
+        })?,
+    };
     Ok(NewMessage {
+        priority,
+        alert: None,
+        deferred: None,
         fallback,
         id: MessageId::generate(),
         tenant_id: tenant.clone(),
@@ -405,6 +446,108 @@ fn validate(
         content: rich,
         user_id: req.user_id,
     })
+}
+
+/// What preparing a request's messages needs once per request: the tenant's quiet
+/// hours and the templates used so far.
+pub(crate) struct Prep {
+    tenant: TenantId,
+    quiet: Option<QuietHours>,
+    templates: HashMap<String, Template>,
+}
+
+impl Prep {
+    pub(crate) async fn load(state: &AppState, tenant: &TenantId) -> Result<Self, ApiError> {
+        Ok(Self {
+            tenant: tenant.clone(),
+            quiet: state.quiet_hours(tenant).await?,
+            templates: HashMap::new(),
+        })
+    }
+
+    /// A template by id, fetched once per request; `field` names the reference.
+    pub(crate) async fn template(
+        &mut self,
+        state: &AppState,
+        id: &str,
+        field: &str,
+    ) -> Result<&Template, ApiError> {
+        if !self.templates.contains_key(id) {
+            let store = state
+                .templates
+                .as_ref()
+                .ok_or_else(|| ApiError::field(field, "templates are not available here"))?;
+            let t = store
+                .template(&self.tenant, id)
+                .await?
+                .ok_or_else(|| ApiError::field(field, format!("no template '{id}'")))?;
+            self.templates.insert(id.to_owned(), t);
+        }
+        self.templates
+            .get(id)
+            .ok_or_else(|| ApiError::field(field, format!("no template '{id}'")))
+    }
+
+    /// Validates a request into a message: its template rendered, quiet hours applied.
+    pub(crate) async fn message(
+        &mut self,
+        state: &AppState,
+        mut req: SendMessage,
+        prefix: &str,
+        now: i64,
+    ) -> Result<NewMessage, ApiError> {
+        let f = |name: &str| format!("{prefix}{name}");
+        if let Some(z) = &req.timezone
+            && !hermod_core::quiet::valid_zone(z)
+        {
+            return Err(ApiError::field(
+                f("timezone"),
+                format!("unknown time zone '{z}'"),
+            ));
+        }
+        let to = Msisdn::parse(req.to.trim()).ok();
+        let zone =
+            crate::templates::zone(req.timezone.as_deref(), to.as_ref(), self.quiet.as_ref());
+        if let Some(tr) = req.template.take() {
+            if req.text.is_some() || req.content.is_some() || req.suggestions.is_some() {
+                return Err(ApiError::field(
+                    f("template"),
+                    "template replaces text, content and suggestions: give one or the other",
+                ));
+            }
+            let vars = tr.vars.unwrap_or_else(|| serde_json::json!({}));
+            let t = self.template(state, &tr.id, &f("template.id")).await?;
+            let r = t
+                .render(tr.locale.as_deref(), &vars, zone.as_deref())
+                .map_err(|e| crate::templates::template_error(&f("template."), e))?;
+            req.text = Some(r.text);
+            if let Some(rich) = r.content {
+                req.content = serde_json::to_value(&rich.content).ok();
+                if !rich.suggestions.is_empty() {
+                    req.suggestions = serde_json::to_value(&rich.suggestions)
+                        .ok()
+                        .and_then(|v| serde_json::from_value(v).ok());
+                }
+            }
+        }
+        let mut msg = validate(req, &self.tenant, prefix, now, &state.channels)?;
+        self.defer(&mut msg, zone.as_deref(), now);
+        Ok(msg)
+    }
+
+    /// Holds a non-urgent message until the recipient's quiet hours end.
+    pub(crate) fn defer(&self, msg: &mut NewMessage, zone: Option<&str>, now: i64) {
+        let (Some(q), Some(zone)) = (&self.quiet, zone) else {
+            return;
+        };
+        if msg.priority.is_high() {
+            return;
+        }
+        if let Some(end) = q.defer(zone, msg.send_at.unwrap_or(now)) {
+            msg.send_at = Some(end);
+            msg.deferred = Some("quiet_hours".into());
+        }
+    }
 }
 
 /// `content` and `suggestions` as one rich message, checked against RBM's limits;
@@ -459,6 +602,7 @@ fn accepted_view(m: &NewMessage) -> Message {
         user_id: m.user_id.clone(),
         fallback: m.fallback.clone(),
         plan: None,
+        priority: m.priority,
     }
 }
 
@@ -471,7 +615,7 @@ pub(crate) fn parse_fallback(v: serde_json::Value, field: &str) -> Result<Fallba
 }
 
 /// Charges the tenant's rate limit `n` messages.
-fn rate_limit(state: &AppState, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
+pub(crate) fn rate_limit(state: &AppState, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
     state
         .limits
         .check(tenant, u32::try_from(n).unwrap_or(u32::MAX))
@@ -512,7 +656,7 @@ fn replay(rec: &IdempotencyRecord, hash: &str) -> Result<HttpResponse, ApiError>
 }
 
 /// Stores messages with their response under the idempotency key, or replays.
-async fn store_and_answer(
+pub(crate) async fn store_and_answer(
     state: &AppState,
     tenant: &TenantId,
     key: Option<String>,
@@ -552,7 +696,7 @@ async fn store_and_answer(
     }
 }
 
-async fn check_prior(
+pub(crate) async fn check_prior(
     state: &AppState,
     tenant: &TenantId,
     key: &Option<String>,
@@ -568,7 +712,7 @@ async fn check_prior(
     Ok(None)
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
     serde_json::to_string(v)
         .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
 }
@@ -589,7 +733,8 @@ pub(crate) async fn create(
         return Ok(r);
     }
     let parsed: SendMessage = parse(value, "")?;
-    let msg = validate(parsed, &tenant.0, "", now_ms(), &state.channels)?;
+    let mut prep = Prep::load(&state, &tenant.0).await?;
+    let msg = prep.message(&state, parsed, "", now_ms()).await?;
     rate_limit(&state, &tenant.0, 1)?;
     let body = to_json(&resource(&accepted_view(&msg), None))?;
     store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
@@ -628,10 +773,13 @@ pub(crate) async fn create_batch(
     let now = now_ms();
     let mut msgs = Vec::new();
     let mut items = Vec::new();
+    let mut prep = Prep::load(&state, &tenant.0).await?;
     for (i, v) in batch.messages.into_iter().enumerate() {
         let prefix = format!("messages[{i}].");
-        let res = parse::<SendMessage>(v, &prefix)
-            .and_then(|m| validate(m, &tenant.0, &prefix, now, &state.channels));
+        let res = match parse::<SendMessage>(v, &prefix) {
+            Ok(m) => prep.message(&state, m, &prefix, now).await,
+            Err(e) => Err(e),
+        };
         match res {
             Ok(m) => {
                 items.push(BatchItem {

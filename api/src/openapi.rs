@@ -3,7 +3,7 @@ use utoipa::OpenApi;
 
 use crate::inbound::{self, *};
 use crate::messages::{self, *};
-use crate::{app, ops, webhooks};
+use crate::{app, hooks, ops, templates, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,12 +14,15 @@ use crate::{app, ops, webhooks};
           app::register, app::list, app::rotate, app::revoke, app::inbox, app::receipt,
           webhooks::create_endpoint, webhooks::list_endpoints, webhooks::delete_endpoint,
           webhooks::rotate_callback_secret, webhooks::list_deliveries, webhooks::retry_delivery,
-          webhooks::get_defaults, webhooks::put_defaults),
+          webhooks::get_defaults, webhooks::put_defaults,
+          templates::create, templates::list, templates::get, templates::replace, templates::delete,
+          templates::preview, hooks::create, hooks::list, hooks::delete, hooks::ingest),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
                        InboundResource, InboundList, NewOptOut, OptOutResource,
                        app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt,
                        webhooks::NewEndpoint, webhooks::EndpointResource, webhooks::DeliveryResource,
-                       webhooks::DefaultsBody)),
+                       webhooks::DefaultsBody, templates::TemplateBody, templates::PreviewBody,
+                       templates::TemplateResource, hooks::HookBody, hooks::HookResource)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

@@ -63,6 +63,11 @@ pub struct DefaultsBody {
     /// `{"after": "90s", "until": "delivered", "duplicates": "avoid"}`.
     #[schema(value_type = Object)]
     pub fallback: Option<serde_json::Value>,
+    /// `{"start": "21:00", "end": "08:00", "timezones": {"+1808": "Pacific/Honolulu"}}`:
+    /// messages that are not `high` priority wait while it is quiet where the
+    /// recipient is (time zone from the number's country code unless overridden).
+    #[schema(value_type = Object)]
+    pub quiet_hours: Option<serde_json::Value>,
 }
 
 fn hooks(state: &AppState) -> Result<&std::sync::Arc<dyn Webhooks>, ApiError> {
@@ -280,7 +285,22 @@ pub(crate) async fn put_defaults(
         None => None,
         Some(v) => Some(parse_fallback(v, "fallback")?),
     };
-    let d = TenantDefaults { channels, fallback };
+    let quiet_hours = match req.quiet_hours {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => {
+            let q: hermod_core::quiet::QuietHours =
+                crate::messages::parse_value(v, "quiet_hours.")?;
+            q.validate()
+                .map_err(|(f, m)| ApiError::field(format!("quiet_hours.{f}"), m))?;
+            Some(q)
+        }
+    };
+    let d = TenantDefaults {
+        channels,
+        fallback,
+        quiet_hours,
+    };
     state.store.set_tenant_defaults(&tenant.0, &d).await?;
+    state.forget_quiet_hours(&tenant.0);
     Ok(HttpResponse::Ok().json(d))
 }

@@ -77,6 +77,9 @@ impl InboundMessage {
             content: None,
             user_id: None,
             fallback: None,
+            priority: Default::default(),
+            alert: None,
+            deferred: None,
         })
     }
 }

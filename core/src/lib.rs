@@ -1,16 +1,20 @@
 //! Hermod domain: identifiers, phone numbers, the unified status model, jobs and the
 //! traits (`Store`, `Queue`, `Channel`) that the pipeline is generic over. No I/O here.
 
+pub mod alert;
 pub mod app;
 pub mod audit;
 pub mod content;
+pub mod gsm;
 pub mod ids;
 pub mod inbound;
 pub mod model;
 pub mod msisdn;
 pub mod plan;
 pub mod ports;
+pub mod quiet;
 pub mod status;
+pub mod template;
 pub mod webhook;
 
 pub use ids::{AttemptId, EndpointId, MessageId, TenantId};

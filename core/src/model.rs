@@ -60,6 +60,19 @@ pub struct NewMessage {
     pub user_id: Option<String>,
     /// The message's own fallback policy, over the tenant's defaults.
     pub fallback: Option<crate::plan::FallbackSpec>,
+    pub priority: Priority,
+    /// Set when an alert hook raised the message (its repeat suppression).
+    pub alert: Option<AlertRef>,
+    /// Why `send_at` was set by Hermod rather than the caller (`quiet_hours`).
+    pub deferred: Option<String>,
+}
+
+/// The alert a message was raised for: the hook and fingerprint (hashed together)
+/// and the alert's status (`firing`, `resolved`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRef {
+    pub key: String,
+    pub status: String,
 }
 
 /// A stored message as the API shows it.
@@ -86,6 +99,7 @@ pub struct Message {
     pub fallback: Option<crate::plan::FallbackSpec>,
     /// The plan dispatch recorded: each channel kept or skipped, and the policy.
     pub plan: Option<crate::plan::Plan>,
+    pub priority: Priority,
 }
 
 /// One try on one channel.
@@ -238,9 +252,57 @@ pub struct Receipt {
 #[serde(tag = "type")]
 pub enum Job {
     #[serde(rename = "dispatch.v1")]
-    DispatchV1 { message_id: String },
+    DispatchV1 {
+        message_id: String,
+        /// The fast lane (alerts, `priority: "high"`): taken before any other job of
+        /// its queue. Absent in jobs written before it existed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        high: bool,
+    },
     #[serde(rename = "send.v1")]
-    SendV1 { attempt_id: String },
+    SendV1 {
+        attempt_id: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        high: bool,
+    },
+}
+
+impl Job {
+    /// Whether the job travels in the fast lane.
+    pub fn is_high(&self) -> bool {
+        match self {
+            Job::DispatchV1 { high, .. } | Job::SendV1 { high, .. } => *high,
+        }
+    }
+}
+
+/// How urgent a message is: `high` (alerts, one-time codes) overtakes `normal`
+/// (bulk) at every stage and is exempt from quiet hours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s {
+            "normal" => Some(Priority::Normal),
+            "high" => Some(Priority::High),
+            _ => None,
+        }
+    }
+    pub fn is_high(self) -> bool {
+        self == Priority::High
+    }
 }
 
 /// A job handed to a consumer; `tag` acknowledges it.

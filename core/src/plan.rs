@@ -191,6 +191,9 @@ pub struct TenantDefaults {
     pub channels: Option<Vec<ChannelKind>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<FallbackSpec>,
+    /// Non-urgent messages wait while it is night where the recipient is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<crate::quiet::QuietHours>,
 }
 
 /// The outcome of withdrawing an unanswered rich message before falling back.

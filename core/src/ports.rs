@@ -71,12 +71,13 @@ pub trait Store: Send + Sync {
     /// Creates (or finds) the first attempt of each message on the first channel of its
     /// plan (recorded on the message) and moves it to `queued`. Idempotent: a
     /// redelivered dispatch job finds the attempt, and a queued fallback attempt is
-    /// handed out again.
+    /// handed out again. Each attempt comes with its channel and whether the message
+    /// travels in the fast lane.
     async fn plan_attempts(
         &self,
         messages: &[MessageId],
         plans: &[(MessageId, Plan)],
-    ) -> PortResult<Vec<(AttemptId, ChannelKind)>>;
+    ) -> PortResult<Vec<(AttemptId, ChannelKind, bool)>>;
     /// Leases up to `max` due fallback timers for `lease`.
     async fn due_fallbacks(&self, max: usize, lease: Duration) -> PortResult<Vec<DueFallback>>;
     /// Fires a timer once: with `Withdrawn` or `NotSupported` the next channel's attempt
@@ -328,4 +329,36 @@ pub trait InboundSink: Send + Sync {
 #[async_trait]
 pub trait ReceiptSink: Send + Sync {
     async fn deliver(&self, receipt: Receipt) -> bool;
+}
+
+/// A tenant's message templates.
+#[async_trait]
+pub trait Templates: Send + Sync {
+    /// Stores a template; unless `replace`, an id already used is a `Conflict`.
+    async fn put_template(
+        &self,
+        tenant: &TenantId,
+        template: &crate::template::Template,
+        replace: bool,
+    ) -> PortResult<()>;
+    async fn template(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> PortResult<Option<crate::template::Template>>;
+    async fn list_templates(&self, tenant: &TenantId)
+    -> PortResult<Vec<crate::template::Template>>;
+    async fn delete_template(&self, tenant: &TenantId, id: &str) -> PortResult<bool>;
+}
+
+/// Alert hooks and what they last sent.
+#[async_trait]
+pub trait Hooks: Send + Sync {
+    /// Stores a hook, found later by the SHA-256 of its URL token.
+    async fn create_hook(&self, hook: &crate::alert::Hook, token_hash: &str) -> PortResult<()>;
+    async fn hook_by_token(&self, token_hash: &str) -> PortResult<Option<crate::alert::Hook>>;
+    async fn list_hooks(&self, tenant: &TenantId) -> PortResult<Vec<crate::alert::Hook>>;
+    async fn delete_hook(&self, tenant: &TenantId, id: &str) -> PortResult<bool>;
+    /// For each alert key, the status and time of the newest message raised for it.
+    async fn last_alerts(&self, keys: &[String]) -> PortResult<Vec<(String, String, i64)>>;
 }

@@ -32,14 +32,16 @@ struct Leased {
     payload: String,
     #[diesel(sql_type = Integer)]
     deliveries: i32,
+    #[diesel(sql_type = Integer)]
+    priority: i32,
 }
 
 const LEASE_SQLITE: &str = "UPDATE jobs SET locked_until = ?, deliveries = deliveries + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND available_at <= ? AND locked_until <= ? \
-     ORDER BY id LIMIT ?) RETURNING id, payload, deliveries";
+     ORDER BY priority DESC, id LIMIT ?) RETURNING id, payload, deliveries, priority";
 const LEASE_PG: &str = "UPDATE jobs SET locked_until = $1, deliveries = deliveries + 1 \
      WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND available_at <= $3 AND locked_until <= $4 \
-     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, payload, deliveries";
+     ORDER BY priority DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, payload, deliveries, priority";
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
     PortError::Backend(Box::new(e))
@@ -111,7 +113,8 @@ impl SqlQueue {
                 .await
         })
         .map_err(backend)?;
-        rows.sort_by_key(|r| r.id);
+        // The fast lane first, then oldest first.
+        rows.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.id));
         let mut out = Vec::with_capacity(rows.len());
         let mut poison = Vec::new();
         for r in rows {
@@ -160,21 +163,10 @@ impl Queue for SqlQueue {
             return Ok(());
         }
         let now = now_ms();
-        let mut payloads = Vec::with_capacity(batch.len());
+        let mut rows = Vec::with_capacity(batch.len());
         for j in batch {
-            payloads.push(serde_json::to_string(j).map_err(backend)?);
+            rows.push(NewJobRow::new(queue, j, now, now).map_err(backend)?);
         }
-        let rows = payloads
-            .into_iter()
-            .map(|payload| NewJobRow {
-                queue: queue.to_owned(),
-                payload,
-                available_at: now,
-                locked_until: 0,
-                deliveries: 0,
-                created_at: now,
-            })
-            .collect();
         self.db.insert_jobs(rows).await.map_err(backend)?;
         self.notify.notify_waiters();
         Ok(())

@@ -147,6 +147,9 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
                 plan: None,
                 to_hash: Some(vault.lookup(m.to.as_str())),
                 shredded_at: None,
+                priority: i32::from(m.priority.is_high()),
+                alert_key: m.alert.as_ref().map(|a| a.key.clone()),
+                alert_status: m.alert.as_ref().map(|a| a.status.clone()),
                 fallback: m
                     .fallback
                     .as_ref()
@@ -168,22 +171,22 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
                     req.tenant.as_str(),
                     Status::Scheduled,
                     None,
-                    Some(serde_json::json!({ "send_at": m.send_at })),
+                    Some(match &m.deferred {
+                        Some(reason) => {
+                            serde_json::json!({ "send_at": m.send_at, "reason": reason })
+                        }
+                        None => serde_json::json!({ "send_at": m.send_at }),
+                    }),
                     m.created_at,
                 ));
             }
             let job = Job::DispatchV1 {
                 message_id: m.id.to_string(),
+                high: m.priority.is_high(),
             };
-            jobs_rows.push(NewJobRow {
-                queue: queues::DISPATCH.to_owned(),
-                payload: serde_json::to_string(&job).map_err(backend)?,
-                // A scheduled message's dispatch job waits in the queue until its time.
-                available_at: m.send_at.map_or(now, |t| t.max(now)),
-                locked_until: 0,
-                deliveries: 0,
-                created_at: now,
-            });
+            // A scheduled message's dispatch job waits in the queue until its time.
+            let at = m.send_at.map_or(now, |t| t.max(now));
+            jobs_rows.push(NewJobRow::new(queues::DISPATCH, &job, at, now).map_err(backend)?);
         }
         per_req.push((rows, evs, jobs_rows));
     }

@@ -18,6 +18,7 @@ pub mod rows;
 pub mod schema;
 pub(crate) mod seal;
 mod store;
+mod templates;
 mod webhooks;
 
 pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};

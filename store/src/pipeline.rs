@@ -111,17 +111,11 @@ pub(crate) fn fallback_rows(
     let no = a.attempt_no + 1;
     let job = Job::DispatchV1 {
         message_id: m.id.clone(),
+        high: m.priority > 0,
     };
     Some(FallbackRows {
         attempt: attempt_row(&m.id, no, next, now),
-        job: NewJobRow {
-            queue: queues::DISPATCH.to_owned(),
-            payload: serde_json::to_string(&job).ok()?,
-            available_at: now,
-            locked_until: 0,
-            deliveries: 0,
-            created_at: now,
-        },
+        job: NewJobRow::new(queues::DISPATCH, &job, now, now).ok()?,
         event: NewEventRow {
             message_id: m.id.clone(),
             tenant_id: m.tenant_id.clone(),
@@ -428,7 +422,7 @@ pub async fn plan_attempts(
     db: &Db,
     ids: &[MessageId],
     plans: &[(MessageId, Plan)],
-) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
+) -> PortResult<Vec<(AttemptId, ChannelKind, bool)>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let plans: HashMap<&str, &Plan> = plans.iter().map(|(m, p)| (m.as_str(), p)).collect();
     let now = now_ms();
@@ -478,6 +472,7 @@ pub async fn plan_attempts(
                     out.push((
                         AttemptId::from_trusted(a.id.clone()),
                         channel_of(&a.channel),
+                        m.priority > 0,
                     ));
                 }
                 continue;
@@ -525,7 +520,7 @@ pub async fn plan_attempts(
                     now,
                 ));
             }
-            out.push((id, channel));
+            out.push((id, channel, m.priority > 0));
         }
         c.insert_attempts(new_atts).await?;
         c.insert_events(evs).await?;

@@ -29,6 +29,10 @@ pub struct MessageRow {
     /// HMAC of the recipient number (`to_number` holds its ciphertext).
     pub to_hash: Option<String>,
     pub shredded_at: Option<i64>,
+    /// 1: the fast lane.
+    pub priority: i32,
+    pub alert_key: Option<String>,
+    pub alert_status: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -124,6 +128,28 @@ pub struct NewJobRow {
     pub locked_until: i64,
     pub deliveries: i32,
     pub created_at: i64,
+    /// 1: the fast lane, leased before any other job of the queue.
+    pub priority: i32,
+}
+
+impl NewJobRow {
+    /// A job ready at `available_at`, in its lane.
+    pub fn new(
+        queue: &str,
+        job: &hermod_core::model::Job,
+        available_at: i64,
+        now: i64,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            queue: queue.to_owned(),
+            payload: serde_json::to_string(job)?,
+            available_at,
+            locked_until: 0,
+            deliveries: 0,
+            created_at: now,
+            priority: i32::from(job.is_high()),
+        })
+    }
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

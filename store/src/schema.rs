@@ -43,6 +43,9 @@ diesel::table! {
         fallback -> Nullable<Text>,
         to_hash -> Nullable<Text>,
         shredded_at -> Nullable<BigInt>,
+        priority -> Integer,
+        alert_key -> Nullable<Text>,
+        alert_status -> Nullable<Text>,
     }
 }
 
@@ -122,6 +125,7 @@ diesel::table! {
         locked_until -> BigInt,
         deliveries -> Integer,
         created_at -> BigInt,
+        priority -> Integer,
     }
 }
 
@@ -308,6 +312,26 @@ diesel::table! {
 }
 
 diesel::joinable!(attempts -> messages (message_id));
+diesel::table! {
+    templates (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        body -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    hooks (id) {
+        id -> Text,
+        tenant_id -> Text,
+        token_hash -> Text,
+        config -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -318,6 +342,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     orphan_receipts,
     jobs,
+    templates,
+    hooks,
     inbound_messages,
     inbound_parts,
     opt_outs,

@@ -139,6 +139,11 @@ fn to_message(r: MessageRow) -> Message {
         user_id: r.user_id,
         fallback: r.fallback.and_then(|c| serde_json::from_str(&c).ok()),
         plan: r.plan.and_then(|c| serde_json::from_str(&c).ok()),
+        priority: if r.priority > 0 {
+            hermod_core::model::Priority::High
+        } else {
+            hermod_core::model::Priority::Normal
+        },
     }
 }
 
@@ -404,7 +409,7 @@ impl Store for SqlStore {
         &self,
         ids: &[MessageId],
         plans: &[(MessageId, hermod_core::plan::Plan)],
-    ) -> PortResult<Vec<(AttemptId, ChannelKind)>> {
+    ) -> PortResult<Vec<(AttemptId, ChannelKind, bool)>> {
         crate::pipeline::plan_attempts(&self.db, ids, plans).await
     }
 

@@ -49,7 +49,7 @@ async fn plan_and_forward(
 ) -> Result<(), hermod_core::ports::PortError> {
     let mut ids = Vec::with_capacity(batch.len());
     for d in batch {
-        if let Job::DispatchV1 { message_id } = &d.job
+        if let Job::DispatchV1 { message_id, .. } = &d.job
             && let Some(id) = MessageId::parse(message_id)
         {
             {
@@ -63,9 +63,10 @@ async fn plan_and_forward(
     for kind in ChannelKind::ALL {
         let jobs: Vec<Job> = planned
             .iter()
-            .filter(|(_, c)| *c == kind)
-            .map(|(attempt, _)| Job::SendV1 {
+            .filter(|(_, c, _)| *c == kind)
+            .map(|(attempt, _, high)| Job::SendV1 {
                 attempt_id: attempt.to_string(),
+                high: *high,
             })
             .collect();
         if jobs.is_empty() {

@@ -67,7 +67,7 @@ async fn work(
     let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
     let mut ids = Vec::new();
     for d in &batch {
-        if let Job::SendV1 { attempt_id } = &d.job
+        if let Job::SendV1 { attempt_id, .. } = &d.job
             && let Some(id) = AttemptId::parse(attempt_id)
         {
             {

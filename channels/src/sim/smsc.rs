@@ -47,6 +47,9 @@ pub struct SmscConfig {
     /// Serve `smpps`: TLS with this server configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub receipt_style: ReceiptStyle,
+    /// How long each submit_sm waits before it is answered (a slow SMSC: a bind then
+    /// takes at most one submit per this long).
+    pub submit_delay: Duration,
 }
 
 /// How receipts are written.
@@ -74,6 +77,7 @@ impl Default for SmscConfig {
             dlr_window: 64,
             tls: None,
             receipt_style: ReceiptStyle::Standard,
+            submit_delay: Duration::ZERO,
         }
     }
 }
@@ -476,6 +480,9 @@ impl Smsc {
                 Some(Pdu::SubmitSm(sm)) => match &bound {
                     Some((sid, true)) => {
                         let sid = sid.clone();
+                        if !self.cfg.submit_delay.is_zero() {
+                            tokio::time::sleep(self.cfg.submit_delay).await;
+                        }
                         if self.on_submit(&sid, sm, s, &out_tx) == Answer::Lost {
                             break;
                         }

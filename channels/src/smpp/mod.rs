@@ -8,7 +8,7 @@ mod bucket;
 pub mod config;
 mod connector;
 pub mod dlr;
-pub mod gsm;
+pub use hermod_core::gsm;
 pub mod mo;
 mod router;
 pub mod status;

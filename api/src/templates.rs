@@ -1,0 +1,230 @@
+//! `/v1/templates`: per-locale message templates, and a preview that renders without
+//! sending.
+
+use actix_web::{HttpResponse, web};
+use hermod_core::ports::{PortError, Templates};
+use hermod_core::template::{Rendered, Template, TemplateError, TemplateSpec, sms_info};
+use hermod_core::{Msisdn, now_ms};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Tenant;
+use crate::messages::{parse_json, rfc3339};
+use crate::{ApiError, AppState};
+
+/// `POST /v1/templates` body (`PUT /v1/templates/{id}` takes the same without `id`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    /// Your name for it (letters, digits, `_`, `-`, `.`; ≤ 64): messages refer to it.
+    pub id: Option<String>,
+    /// Used when a message asks for a locale the template lacks; required with more
+    /// than one variant.
+    pub default_locale: Option<String>,
+    /// Dotted variable names (`order.id`); each must be given when sending. Left
+    /// out: the variables the variants use.
+    pub variables: Option<Vec<String>>,
+    /// Locale (`en`, `de-DE`) → `{text?, content?, suggestions?}`, as in
+    /// `POST /v1/messages`; every string is a MiniJinja template.
+    #[schema(value_type = Object)]
+    pub variants: serde_json::Value,
+}
+
+/// `POST /v1/templates/{id}/preview` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    pub locale: Option<String>,
+    #[schema(value_type = Object)]
+    pub vars: Option<serde_json::Value>,
+    /// A recipient: dates show in its time zone.
+    pub to: Option<String>,
+    /// A time zone for dates, over the recipient's.
+    pub timezone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemplateResource {
+    pub id: String,
+    pub default_locale: String,
+    pub variables: Vec<String>,
+    #[schema(value_type = Object)]
+    pub variants: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn resource(t: &Template) -> TemplateResource {
+    TemplateResource {
+        id: t.id.clone(),
+        default_locale: t.default_locale.clone(),
+        variables: t.variables.clone(),
+        variants: serde_json::to_value(&t.variants).unwrap_or_default(),
+        created_at: rfc3339(t.created_at),
+        updated_at: rfc3339(t.updated_at),
+    }
+}
+
+fn store(state: &AppState) -> Result<&dyn Templates, ApiError> {
+    state
+        .templates
+        .as_deref()
+        .ok_or_else(|| ApiError::NotFound("templates are not available here".into()))
+}
+
+/// A template error as a 400 naming the field under `prefix`.
+pub(crate) fn template_error(prefix: &str, e: TemplateError) -> ApiError {
+    ApiError::field(format!("{prefix}{}", e.field), e.message)
+}
+
+fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError> {
+    let variants = serde_json::from_value(body.variants).map_err(|e| {
+        ApiError::field(
+            "variants",
+            format!("variants must map locales to {{text, content, suggestions}}: {e}"),
+        )
+    })?;
+    TemplateSpec {
+        id,
+        default_locale: body.default_locale,
+        variables: body.variables,
+        variants,
+    }
+    .validate(now_ms())
+    .map_err(|e| template_error("", e))
+}
+
+#[utoipa::path(post, path = "/v1/templates", request_body = TemplateBody,
+    responses((status = 201, body = TemplateResource), (status = 400), (status = 409)))]
+pub(crate) async fn create(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let b: TemplateBody = parse_json(&body)?;
+    let id =
+        b.id.clone()
+            .ok_or_else(|| ApiError::field("id", "id is required"))?;
+    let t = spec(b, id)?;
+    match store(&state)?.put_template(&tenant.0, &t, false).await {
+        Err(PortError::Conflict(m)) => return Err(ApiError::Conflict(m)),
+        other => other?,
+    }
+    Ok(HttpResponse::Created().json(resource(&t)))
+}
+
+#[utoipa::path(put, path = "/v1/templates/{id}", request_body = TemplateBody,
+    responses((status = 200, body = TemplateResource), (status = 400)))]
+pub(crate) async fn replace(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let b: TemplateBody = parse_json(&body)?;
+    let id = path.into_inner();
+    if b.id.as_ref().is_some_and(|i| *i != id) {
+        return Err(ApiError::field("id", "id differs from the path"));
+    }
+    let t = spec(b, id)?;
+    store(&state)?.put_template(&tenant.0, &t, true).await?;
+    let stored = store(&state)?
+        .template(&tenant.0, &t.id)
+        .await?
+        .unwrap_or(t);
+    Ok(HttpResponse::Ok().json(resource(&stored)))
+}
+
+#[utoipa::path(get, path = "/v1/templates", responses((status = 200, body = [TemplateResource])))]
+pub(crate) async fn list(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let all = store(&state)?.list_templates(&tenant.0).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": all.iter().map(resource).collect::<Vec<_>>()
+    })))
+}
+
+async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<Template, ApiError> {
+    store(state)?
+        .template(&tenant.0, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no template '{id}'")))
+}
+
+#[utoipa::path(get, path = "/v1/templates/{id}", responses((status = 200, body = TemplateResource), (status = 404)))]
+pub(crate) async fn get(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(resource(&find(&state, &tenant, &path).await?)))
+}
+
+#[utoipa::path(delete, path = "/v1/templates/{id}", responses((status = 204), (status = 404)))]
+pub(crate) async fn delete(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if store(&state)?.delete_template(&tenant.0, &path).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!("no template '{path}'")))
+    }
+}
+
+/// The time zone dates render in: `timezone`, else the recipient's.
+pub(crate) fn zone(
+    timezone: Option<&str>,
+    to: Option<&Msisdn>,
+    quiet: Option<&hermod_core::quiet::QuietHours>,
+) -> Option<String> {
+    timezone.map(str::to_owned).or_else(|| {
+        let to = to?;
+        quiet
+            .and_then(|q| q.zone_for(to))
+            .or_else(|| hermod_core::quiet::country_zone(to).map(str::to_owned))
+    })
+}
+
+pub(crate) fn rendered_json(r: &Rendered) -> serde_json::Value {
+    serde_json::json!({
+        "locale": r.locale,
+        "text": r.text,
+        "content": r.content.as_ref().map(|c| serde_json::to_value(&c.content).unwrap_or_default()),
+        "suggestions": r.content.as_ref().filter(|c| !c.suggestions.is_empty()).map(|c| serde_json::to_value(&c.suggestions).unwrap_or_default()),
+        "sms": sms_info(&r.text),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/templates/{id}/preview", request_body = PreviewBody,
+    responses((status = 200, description = "`{locale, text, content, suggestions, sms: {encoding, segments, characters}}`"), (status = 400), (status = 404)))]
+pub(crate) async fn preview(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let b: PreviewBody = parse_json(&body)?;
+    let t = find(&state, &tenant, &path).await?;
+    let to = match &b.to {
+        Some(v) => Some(Msisdn::parse(v).map_err(|e| ApiError::field("to", format!("to {e}")))?),
+        None => None,
+    };
+    if let Some(z) = &b.timezone
+        && !hermod_core::quiet::valid_zone(z)
+    {
+        return Err(ApiError::field(
+            "timezone",
+            format!("unknown time zone '{z}'"),
+        ));
+    }
+    let tz = zone(b.timezone.as_deref(), to.as_ref(), None);
+    let vars = b.vars.unwrap_or_else(|| serde_json::json!({}));
+    let r = t
+        .render(b.locale.as_deref(), &vars, tz.as_deref())
+        .map_err(|e| template_error("", e))?;
+    Ok(HttpResponse::Ok().json(rendered_json(&r)))
+}

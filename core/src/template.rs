@@ -1,0 +1,810 @@
+//! Message templates: per-locale variants of text and rich content, rendered with
+//! MiniJinja (`{{ order.id }}`, `{{ order.total | amount("EUR") }}`,
+//! `{{ order.placed_at | date("long") }}`).
+//!
+//! - A variable's value is inserted as it is: it is never evaluated as a template,
+//!   and in rich content every string is rendered on its own, so a quote or a brace in
+//!   a value cannot change the message's structure. `{% raw %}{{{% endraw %}` writes
+//!   literal braces; `| urlencode` escapes a value inside a URL.
+//! - Creation checks the syntax of every string, that each variable used is declared
+//!   (when `variables` is given; otherwise the used ones become the declared ones),
+//!   that each filter exists, and RBM's limits on the rich content with the variables
+//!   left empty. Rendering checks every declared variable is given, and the limits
+//!   again with the real values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::{Environment, Error as MjError, ErrorKind, State, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::content::{Content, RichMessage, Suggestion};
+
+/// One locale's content.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// The text (SMS, and the plain form of rich content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Rich content as in `POST /v1/messages`; every string in it is a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<Vec<serde_json::Value>>,
+}
+
+/// A stored template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub id: String,
+    /// The variant used when a message asks for a locale the template lacks.
+    pub default_locale: String,
+    /// Dotted names of the variables (`order.id`); each must be given when rendering.
+    pub variables: Vec<String>,
+    pub variants: BTreeMap<String, Variant>,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+/// A problem with a template or its variables; `field` names where (`variants.de.text`,
+/// `vars.order.id`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TemplateError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> TemplateError {
+    TemplateError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A rendered variant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    pub locale: String,
+    pub text: String,
+    pub content: Option<RichMessage>,
+}
+
+/// What `POST /v1/templates` takes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    pub id: String,
+    pub default_locale: Option<String>,
+    pub variables: Option<Vec<String>>,
+    pub variants: BTreeMap<String, Variant>,
+}
+
+fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(undefined);
+    env.add_filter("date", date);
+    env.add_filter("amount", amount);
+    env
+}
+
+/// Rendering: a variable that is not there is an error.
+static STRICT: LazyLock<Environment<'static>> =
+    LazyLock::new(|| environment(UndefinedBehavior::Strict));
+/// Checking at creation: variables are absent and print as a placeholder.
+static LENIENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = environment(UndefinedBehavior::Chainable);
+    env.set_formatter(|out, state, value| {
+        if value.is_undefined() {
+            out.write_str(PLACEHOLDER).map_err(MjError::from)
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
+    env
+});
+
+/// What an absent variable prints as when a template is checked at creation.
+const PLACEHOLDER: &str = "x";
+
+/// Context keys the filters read (the variant's locale, the recipient's time zone).
+const LOCALE_KEY: &str = "__locale";
+const TZ_KEY: &str = "__tz";
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `en`, `de-DE`, `pt-BR`, `zh-Hant-TW`.
+pub fn valid_locale(l: &str) -> bool {
+    let mut parts = l.split('-');
+    let lang = parts.next().unwrap_or_default();
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Every template string of a variant with its field name.
+fn strings(locale: &str, v: &Variant) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let base = format!("variants.{locale}");
+    if let Some(t) = &v.text {
+        out.push((format!("{base}.text"), t.clone()));
+    }
+    if let Some(c) = &v.content {
+        leaves(c, &format!("{base}.content"), &mut out);
+    }
+    for (i, s) in v.suggestions.iter().flatten().enumerate() {
+        leaves(s, &format!("{base}.suggestions[{i}]"), &mut out);
+    }
+    out
+}
+
+fn leaves(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                leaves(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                leaves(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `used` (`order.id`) is covered by a declared name (`order.id`, `order`).
+fn declared(used: &str, names: &[String]) -> bool {
+    names.iter().any(|d| {
+        used == d
+            || used
+                .strip_prefix(d.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+            || d.strip_prefix(used).is_some_and(|r| r.starts_with('.'))
+    })
+}
+
+fn mj_message(e: &MjError) -> String {
+    let mut m = e.to_string();
+    if let Some(line) = e.line() {
+        m = format!("{m} (line {line})");
+    }
+    m
+}
+
+impl TemplateSpec {
+    /// Checks the template and resolves its declared variables.
+    pub fn validate(self, now: i64) -> Result<Template, TemplateError> {
+        if !valid_id(&self.id) {
+            return Err(err(
+                "id",
+                "id must be 1 to 64 letters, digits, '_', '-' or '.'",
+            ));
+        }
+        if self.variants.is_empty() {
+            return Err(err("variants", "variants must name at least one locale"));
+        }
+        for (locale, v) in &self.variants {
+            if !valid_locale(locale) {
+                return Err(err(
+                    format!("variants.{locale}"),
+                    format!("'{locale}' is not a locale (e.g. en, de-DE)"),
+                ));
+            }
+            if v.text.is_none() && v.content.is_none() {
+                return Err(err(
+                    format!("variants.{locale}"),
+                    "a variant needs text or content",
+                ));
+            }
+        }
+        let default_locale = match self.default_locale {
+            Some(l) if self.variants.contains_key(&l) => l,
+            Some(l) => {
+                return Err(err(
+                    "default_locale",
+                    format!("default_locale '{l}' has no variant"),
+                ));
+            }
+            None if self.variants.len() == 1 => {
+                self.variants.keys().next().cloned().unwrap_or_default()
+            }
+            None => {
+                return Err(err(
+                    "default_locale",
+                    "default_locale is required with more than one variant",
+                ));
+            }
+        };
+        if let Some(names) = &self.variables {
+            for (i, n) in names.iter().enumerate() {
+                let ok = !n.is_empty()
+                    && n.split('.').all(|p| {
+                        !p.is_empty()
+                            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                            && !p.starts_with("__")
+                    });
+                if !ok {
+                    return Err(err(
+                        format!("variables[{i}]"),
+                        format!("'{n}' is not a variable name (letters, digits, '_', dots)"),
+                    ));
+                }
+            }
+        }
+        let mut used = BTreeSet::new();
+        for (locale, v) in &self.variants {
+            for (field, src) in strings(locale, v) {
+                let t = LENIENT
+                    .template_from_str(&src)
+                    .map_err(|e| err(&field, mj_message(&e)))?;
+                let vars = t.undeclared_variables(true);
+                for var in vars {
+                    if LENIENT
+                        .globals()
+                        .any(|(g, _)| g == var.split('.').next().unwrap_or_default())
+                    {
+                        continue;
+                    }
+                    if let Some(names) = &self.variables
+                        && !declared(&var, names)
+                    {
+                        return Err(err(
+                            &field,
+                            format!("unknown variable '{var}' (declared: {})", names.join(", ")),
+                        ));
+                    }
+                    used.insert(var);
+                }
+                // Unknown filters and bad filter arguments show when run.
+                let ctx = context(&serde_json::json!({}), locale, None);
+                t.render(ctx).map_err(|e| err(&field, mj_message(&e)))?;
+            }
+        }
+        let variables = self.variables.unwrap_or_else(|| used.into_iter().collect());
+        let tpl = Template {
+            id: self.id,
+            default_locale,
+            variables,
+            variants: self.variants,
+            created_at: now,
+            updated_at: now,
+        };
+        // RBM's limits, with a placeholder for every variable. A failure that a value
+        // could cure (an empty title, a URL or a time that is all variable) waits for
+        // the real values; a literal that breaks a rule, a length over a limit even
+        // so, or too many suggestions fails now.
+        for (locale, v) in &tpl.variants {
+            let sources: BTreeMap<String, String> = strings(locale, v).into_iter().collect();
+            if let Err(e) = tpl.render_with(locale, &serde_json::json!({}), None, &LENIENT) {
+                let templated = sources
+                    .get(&e.field)
+                    .is_some_and(|s| s.contains("{{") || s.contains("{%"));
+                let certain = e.message.contains("must be at most")
+                    || e.message.contains("suggestions are allowed");
+                if !templated || certain {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(tpl)
+    }
+}
+
+fn context(vars: &serde_json::Value, locale: &str, tz: Option<&str>) -> Value {
+    let mut map = match vars {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    map.insert(LOCALE_KEY.into(), locale.into());
+    if let Some(tz) = tz {
+        map.insert(TZ_KEY.into(), tz.into());
+    }
+    Value::from(minijinja::value::Serde(map))
+}
+
+/// Looks a dotted name up in the variables.
+fn lookup<'a>(vars: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    name.split('.').try_fold(vars, |v, k| v.get(k))
+}
+
+impl Template {
+    /// The locale to use for `wanted`: itself, its language (`de` for `de-AT`), another
+    /// variant of that language, else the default.
+    pub fn pick_locale(&self, wanted: Option<&str>) -> &str {
+        if let Some(w) = wanted {
+            if let Some((k, _)) = self.variants.get_key_value(w) {
+                return k;
+            }
+            let lang = w.split('-').next().unwrap_or(w);
+            if let Some((k, _)) = self.variants.get_key_value(lang) {
+                return k;
+            }
+            if let Some(k) = self
+                .variants
+                .keys()
+                .find(|k| k.split('-').next() == Some(lang))
+            {
+                return k;
+            }
+        }
+        &self.default_locale
+    }
+
+    /// Renders the variant for `locale` with `vars`; `tz` is the recipient's time zone
+    /// (the `date` filter's default). Errors name the field (`vars.order.id`).
+    pub fn render(
+        &self,
+        locale: Option<&str>,
+        vars: &serde_json::Value,
+        tz: Option<&str>,
+    ) -> Result<Rendered, TemplateError> {
+        if !vars.is_object() {
+            return Err(err("vars", "vars must be a JSON object"));
+        }
+        for name in &self.variables {
+            if lookup(vars, name).is_none_or(|v| v.is_null()) {
+                return Err(err(
+                    format!("vars.{name}"),
+                    format!("variable '{name}' is missing"),
+                ));
+            }
+        }
+        let locale = self.pick_locale(locale).to_owned();
+        self.render_with(&locale, vars, tz, &STRICT)
+    }
+
+    fn render_with(
+        &self,
+        locale: &str,
+        vars: &serde_json::Value,
+        tz: Option<&str>,
+        env: &Environment<'static>,
+    ) -> Result<Rendered, TemplateError> {
+        let Some(v) = self.variants.get(locale) else {
+            return Err(err(
+                "locale",
+                format!("the template has no variant '{locale}'"),
+            ));
+        };
+        let ctx = context(vars, locale, tz);
+        let base = format!("variants.{locale}");
+        let one = |field: &str, src: &str| -> Result<String, TemplateError> {
+            env.render_str(src, ctx.clone())
+                .map_err(|e| err(field, mj_message(&e)))
+        };
+        let text = match &v.text {
+            Some(t) => Some(one(&format!("{base}.text"), t)?),
+            None => None,
+        };
+        let content = match &v.content {
+            Some(c) => Some(render_json(c, &format!("{base}.content"), &one)?),
+            None => None,
+        };
+        let mut suggestions = Vec::new();
+        for (i, s) in v.suggestions.iter().flatten().enumerate() {
+            let field = format!("{base}.suggestions[{i}]");
+            let r = render_json(s, &field, &one)?;
+            suggestions.push(
+                serde_json::from_value::<Suggestion>(r).map_err(|e| err(&field, e.to_string()))?,
+            );
+        }
+        let rich = match (content, &text) {
+            (Some(c), _) => Some(
+                serde_json::from_value::<Content>(c)
+                    .map_err(|e| err(format!("{base}.content"), e.to_string()))?,
+            ),
+            (None, Some(t)) if !suggestions.is_empty() => Some(Content::Text(t.clone())),
+            _ => None,
+        }
+        .map(|content| RichMessage {
+            content,
+            suggestions,
+        });
+        if let Some(r) = &rich {
+            r.validate().map_err(|e| {
+                err(
+                    format!("{base}.{}", e.field),
+                    format!("{} {}", e.field, e.message),
+                )
+            })?;
+        }
+        let text = match (text, &rich) {
+            (Some(t), _) => t,
+            (None, Some(r)) => r.plain_text().chars().take(1600).collect(),
+            (None, None) => String::new(),
+        };
+        if text.chars().count() > 1600 {
+            return Err(err(
+                format!("{base}.text"),
+                "the rendered text is longer than 1600 characters",
+            ));
+        }
+        Ok(Rendered {
+            locale: locale.to_owned(),
+            text,
+            content: rich,
+        })
+    }
+}
+
+fn render_json(
+    v: &serde_json::Value,
+    path: &str,
+    one: &dyn Fn(&str, &str) -> Result<String, TemplateError>,
+) -> Result<serde_json::Value, TemplateError> {
+    Ok(match v {
+        serde_json::Value::String(s) => serde_json::Value::String(one(path, s)?),
+        serde_json::Value::Array(a) => serde_json::Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| render_json(x, &format!("{path}[{i}]"), one))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), render_json(x, &format!("{path}.{k}"), one)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn invalid(msg: impl Into<String>) -> MjError {
+    MjError::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+fn state_str(state: &State, key: &str) -> Option<String> {
+    state
+        .lookup(key)
+        .filter(|v| v.kind() == ValueKind::String)
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+/// `{{ t | date }}`, `{{ t | date("long") }}`, `{{ t | date("%d.%m.%Y %H:%M", tz="Europe/Berlin") }}`.
+/// The value is an RFC 3339 time, a `YYYY-MM-DD` date or Unix seconds; it is shown in
+/// `tz`, else the recipient's time zone, else UTC. Named formats: `short`
+/// (2026-11-22), `medium` (22 Nov 2026), `long` (22 November 2026), `time` (14:05),
+/// `datetime` (2026-11-22 14:05).
+fn date(
+    state: &State,
+    value: Value,
+    format: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, MjError> {
+    let tz_arg: Option<String> = kwargs.get("tz")?;
+    kwargs.assert_all_used()?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(PLACEHOLDER.into());
+    }
+    let tz_name = tz_arg.or_else(|| state_str(state, TZ_KEY));
+    let tz = match &tz_name {
+        Some(n) => {
+            jiff::tz::TimeZone::get(n).map_err(|_| invalid(format!("unknown time zone '{n}'")))?
+        }
+        None => jiff::tz::TimeZone::UTC,
+    };
+    let zoned = if let Some(s) = value.as_str() {
+        if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+            ts.to_zoned(tz)
+        } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
+            d.to_zoned(tz).map_err(|e| invalid(e.to_string()))?
+        } else {
+            return Err(invalid(format!(
+                "date: '{s}' is not an RFC 3339 time or a YYYY-MM-DD date"
+            )));
+        }
+    } else if let Some(secs) = value.as_i64() {
+        jiff::Timestamp::from_second(secs)
+            .map_err(|e| invalid(e.to_string()))?
+            .to_zoned(tz)
+    } else {
+        return Err(invalid("date: expects a time string or Unix seconds"));
+    };
+    let fmt = match format.as_deref() {
+        None | Some("medium") => "%-d %b %Y",
+        Some("short") => "%Y-%m-%d",
+        Some("long") => "%-d %B %Y",
+        Some("time") => "%H:%M",
+        Some("datetime") => "%Y-%m-%d %H:%M",
+        Some(f) => f,
+    };
+    jiff::fmt::strtime::format(fmt, &zoned).map_err(|e| invalid(format!("date: {e}")))
+}
+
+/// `{{ total | amount("EUR") }}`: a number (or numeric string) with the currency's
+/// decimals and the locale's separators: `€1,234.50` in English, `1.234,50 €` in
+/// German, `1 234,50 €` in French. `decimals=` overrides.
+fn amount(
+    state: &State,
+    value: Value,
+    currency: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, MjError> {
+    let decimals: Option<u32> = kwargs.get("decimals")?;
+    kwargs.assert_all_used()?;
+    if value.is_undefined() || value.is_none() {
+        return Ok(PLACEHOLDER.into());
+    }
+    let n: f64 = if let Some(s) = value.as_str() {
+        s.trim()
+            .parse()
+            .map_err(|_| invalid(format!("amount: '{s}' is not a number")))?
+    } else {
+        f64::try_from(value.clone()).map_err(|_| invalid("amount: expects a number"))?
+    };
+    let locale = state_str(state, LOCALE_KEY).unwrap_or_else(|| "en".into());
+    Ok(format_amount(n, currency.as_deref(), decimals, &locale))
+}
+
+/// The number formatting `amount` uses.
+pub fn format_amount(
+    n: f64,
+    currency: Option<&str>,
+    decimals: Option<u32>,
+    locale: &str,
+) -> String {
+    let cur = currency.map(|c| c.to_ascii_uppercase());
+    let (symbol, default_dec) = match cur.as_deref() {
+        Some("EUR") => ("€".to_owned(), 2),
+        Some("USD") => ("$".to_owned(), 2),
+        Some("GBP") => ("£".to_owned(), 2),
+        Some("JPY") => ("¥".to_owned(), 0),
+        Some("INR") => ("₹".to_owned(), 2),
+        Some("KRW") => ("₩".to_owned(), 0),
+        Some(c) => (c.to_owned(), 2),
+        None => (String::new(), 2),
+    };
+    let dec = decimals.unwrap_or(default_dec).min(6) as usize;
+    let lang = locale.split('-').next().unwrap_or("en");
+    // (group, decimal, symbol after the number)
+    let (group, point, after) = match lang {
+        "de" | "es" | "it" | "nl" | "pt" | "da" | "id" | "tr" | "el" | "ro" | "hr" | "sl" => {
+            (".", ",", true)
+        }
+        "fr" | "sv" | "nb" | "no" | "fi" | "pl" | "cs" | "sk" | "ru" | "uk" | "hu" | "et"
+        | "lt" | "lv" | "bg" => (" ", ",", true),
+        "de-CH" => ("'", ".", false),
+        _ => (",", ".", false),
+    };
+    let fixed = format!("{:.*}", dec, n.abs());
+    let (int, frac) = fixed.split_once('.').unwrap_or((&fixed, ""));
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push_str(group);
+        }
+        grouped.push(ch);
+    }
+    let mut num = grouped;
+    if !frac.is_empty() {
+        num.push_str(point);
+        num.push_str(frac);
+    }
+    let sign = if n < 0.0 && n.abs() >= 0.5 * 10f64.powi(-(dec as i32)) {
+        "-"
+    } else {
+        ""
+    };
+    match (symbol.is_empty(), after, symbol.chars().count() > 1) {
+        (true, _, _) => format!("{sign}{num}"),
+        (false, true, _) | (false, false, true) => format!("{sign}{num} {symbol}"),
+        (false, false, false) => format!("{sign}{symbol}{num}"),
+    }
+}
+
+/// How a text goes out as SMS: `GSM-7` or `UCS-2`, and in how many parts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SmsInfo {
+    pub encoding: &'static str,
+    pub segments: usize,
+    pub characters: usize,
+}
+
+pub fn sms_info(text: &str) -> SmsInfo {
+    let seg = crate::gsm::segment(text);
+    SmsInfo {
+        encoding: match seg.coding {
+            crate::gsm::Coding::Gsm7 => "GSM-7",
+            crate::gsm::Coding::Latin1 => "Latin-1",
+            crate::gsm::Coding::Ucs2 => "UCS-2",
+        },
+        segments: seg.parts.len(),
+        characters: text.chars().count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Result<Template, TemplateError> {
+        serde_json::from_value::<TemplateSpec>(v)
+            .unwrap()
+            .validate(0)
+    }
+
+    fn order() -> Template {
+        spec(serde_json::json!({
+            "id": "order_shipped",
+            "default_locale": "en",
+            "variants": {
+                "en": {"text": "Order {{ order.id }} shipped: {{ order.total | amount(order.currency) }}, arrives {{ order.eta | date(\"long\") }}."},
+                "de": {"text": "Bestellung {{ order.id }} versandt: {{ order.total | amount(order.currency) }}, Ankunft {{ order.eta | date(\"%d.%m.%Y\") }}."},
+                "fr": {"content": {"card": {"title": "Commande {{ order.id }}", "description": "Total {{ order.total | amount(order.currency) }}"}},
+                       "suggestions": [{"open_url": {"text": "Suivre", "url": "https://shop.example/t/{{ order.id | urlencode }}"}}]}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_per_locale_with_filters() {
+        let t = order();
+        assert_eq!(
+            t.variables,
+            vec!["order.currency", "order.eta", "order.id", "order.total"]
+        );
+        let vars = serde_json::json!({"order": {"id": "A-17", "total": 1234.5, "currency": "EUR", "eta": "2026-11-24"}});
+        let en = t.render(Some("en-GB"), &vars, None).unwrap();
+        assert_eq!(en.locale, "en");
+        assert_eq!(
+            en.text,
+            "Order A-17 shipped: €1,234.50, arrives 24 November 2026."
+        );
+        let de = t.render(Some("de-AT"), &vars, None).unwrap();
+        assert_eq!(
+            de.text,
+            "Bestellung A-17 versandt: 1.234,50 €, Ankunft 24.11.2026."
+        );
+        let fr = t.render(Some("fr"), &vars, None).unwrap();
+        let rich = fr.content.unwrap();
+        assert_eq!(fr.text, rich.plain_text());
+        let json = serde_json::to_value(&rich.content).unwrap();
+        assert_eq!(json["card"]["title"], "Commande A-17");
+        assert_eq!(json["card"]["description"], "Total 1 234,50 €");
+        // No such locale: the default.
+        assert_eq!(t.render(Some("ja"), &vars, None).unwrap().locale, "en");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let t = order();
+        let e = t
+            .render(
+                Some("en"),
+                &serde_json::json!({"order": {"id": "1", "total": 2, "currency": "EUR"}}),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "vars.order.eta");
+        assert!(e.message.contains("order.eta"), "{e}");
+        let e = t.render(None, &serde_json::json!([1]), None).unwrap_err();
+        assert_eq!(e.field, "vars");
+        // Unknown variable at creation.
+        let e = spec(serde_json::json!({"id": "x", "variables": ["order.id"],
+            "variants": {"en": {"text": "{{ order.id }} {{ order.idd }}"}}}))
+        .unwrap_err();
+        assert_eq!(e.field, "variants.en.text");
+        assert!(e.message.contains("unknown variable 'order.idd'"), "{e}");
+        // Syntax, unknown filter, bad locale, missing default.
+        let e = spec(serde_json::json!({"id": "x", "variants": {"en": {"text": "{{ order.id "}}}))
+            .unwrap_err();
+        assert_eq!(e.field, "variants.en.text");
+        let e =
+            spec(serde_json::json!({"id": "x", "variants": {"en": {"text": "{{ a | nope }}"}}}))
+                .unwrap_err();
+        assert!(e.message.contains("unknown filter"), "{e}");
+        let e =
+            spec(serde_json::json!({"id": "x", "variants": {"EN_us": {"text": "a"}}})).unwrap_err();
+        assert_eq!(e.field, "variants.EN_us");
+        let e = spec(
+            serde_json::json!({"id": "x", "variants": {"en": {"text": "a"}, "de": {"text": "b"}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "default_locale");
+    }
+
+    #[test]
+    fn rbm_limits_checked_at_creation_and_render() {
+        // A card title over 200 characters even with variables empty.
+        let long = "x".repeat(201);
+        let e = spec(serde_json::json!({"id": "x", "variants": {"en": {"content": {"card": {"title": format!("{long}{{{{ a }}}}")}}}}}))
+            .unwrap_err();
+        assert_eq!(e.field, "variants.en.content.card.title", "{e}");
+        // Five suggestions on a card, over RBM's four... or a suggestion text over 25.
+        let e = spec(
+            serde_json::json!({"id": "x", "variants": {"en": {"text": "hi",
+            "suggestions": [{"reply": {"text": "this reply text is far too long for RBM"}}]}}}),
+        )
+        .unwrap_err();
+        assert!(e.field.contains("suggestions"), "{e}");
+        // Within limits at creation, over them once rendered.
+        let t = spec(serde_json::json!({"id": "x", "variants": {"en": {"content": {"card": {"title": "{{ name }}"}}}}})).unwrap();
+        let e = t
+            .render(None, &serde_json::json!({"name": "y".repeat(250)}), None)
+            .unwrap_err();
+        assert!(e.field.contains("title"), "{e}");
+    }
+
+    #[test]
+    fn values_are_not_templates_and_cannot_break_json() {
+        let t = spec(serde_json::json!({"id": "x", "variants": {"en": {
+            "text": "{% raw %}{{literal}}{% endraw %} {{ v }}",
+            "content": {"card": {"title": "{{ v }}"}}}}}))
+        .unwrap();
+        let r = t
+            .render(
+                None,
+                &serde_json::json!({"v": "{{ secret }}\", \"x\": \"}"}),
+                None,
+            )
+            .unwrap();
+        assert_eq!(r.text, "{{literal}} {{ secret }}\", \"x\": \"}");
+        let json = serde_json::to_value(&r.content.unwrap().content).unwrap();
+        assert_eq!(json["card"]["title"], "{{ secret }}\", \"x\": \"}");
+    }
+
+    #[test]
+    fn dates_in_the_recipients_zone() {
+        let t = spec(serde_json::json!({"id": "x", "variants": {"en": {"text": "{{ at | date(\"datetime\") }} / {{ at | date(\"time\", tz=\"America/New_York\") }} / {{ secs | date }}"}}})).unwrap();
+        let r = t
+            .render(
+                None,
+                &serde_json::json!({"at": "2026-07-01T12:00:00Z", "secs": 0}),
+                Some("Europe/Berlin"),
+            )
+            .unwrap();
+        assert_eq!(r.text, "2026-07-01 14:00 / 08:00 / 1 Jan 1970");
+        let e = t
+            .render(None, &serde_json::json!({"at": "soon", "secs": 0}), None)
+            .unwrap_err();
+        assert!(e.message.contains("'soon'"), "{e}");
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(format_amount(1234.5, Some("USD"), None, "en"), "$1,234.50");
+        assert_eq!(format_amount(-3.0, Some("GBP"), None, "en-GB"), "-£3.00");
+        assert_eq!(
+            format_amount(1_000_000.0, Some("JPY"), None, "ja"),
+            "¥1,000,000"
+        );
+        assert_eq!(format_amount(1234.5, Some("EUR"), None, "de"), "1.234,50 €");
+        assert_eq!(
+            format_amount(1234.5, Some("CHF"), None, "en"),
+            "1,234.50 CHF"
+        );
+        assert_eq!(format_amount(0.004, None, None, "en"), "0.00");
+        assert_eq!(format_amount(12.3456, None, Some(3), "en"), "12.346");
+    }
+
+    #[test]
+    fn sms_encoding_and_segments() {
+        assert_eq!(
+            sms_info("Hello"),
+            SmsInfo {
+                encoding: "GSM-7",
+                segments: 1,
+                characters: 5
+            }
+        );
+        assert_eq!(sms_info(&"a".repeat(161)).segments, 2);
+        // € takes two septets (an escape): 81 of them need two parts.
+        assert_eq!(sms_info(&"€".repeat(81)).segments, 2);
+        let u = sms_info("Grüße 👋");
+        assert_eq!(u.encoding, "UCS-2");
+        assert_eq!(u.segments, 1);
+    }
+}
