@@ -12,12 +12,20 @@
 //!   behind a longer TTL.
 //! - **Poison jobs**: past `max_deliveries` a job goes to `{prefix}.dead` (visible
 //!   through [`Queue::dead_letters`]) instead of being handed out again.
+//! - **Fast lane**: high-priority jobs go to `{prefix}.{stage}.high`, which `receive`
+//!   drains before the stage's own queue (its own consumer, so bulk deliveries the
+//!   broker has already pushed never stand in front of it).
 //! - **Connection loss**: consumers reconnect with backoff and resume; a publish on a
 //!   lost connection reconnects once and otherwise returns an error, never drops.
+//!   Every broker round trip is bounded by [`ROUND_TRIP`], and consumers watch their
+//!   channel's state: when the broker closes a connection cleanly, lapin can leave the
+//!   calls in flight pending forever (amqp-rs/lapin#409), so a call without an answer
+//!   counts as a lost connection. (RabbitMQ 3.10 closes the whole connection when a
+//!   `basic.consume` races a quorum queue's start, for one.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +51,42 @@ const DELIVERIES_HEADER: &str = "x-hermod-deliveries";
 
 /// How long `receive` waits for more deliveries once the first has come.
 const LINGER: Duration = Duration::from_millis(5);
+
+/// The longest wait for one broker round trip (connect, declare, consume, confirm…).
+pub const ROUND_TRIP: Duration = Duration::from_secs(15);
+
+/// How often a consumer checks that its channel is still open.
+const WATCH: Duration = Duration::from_secs(1);
+
+/// `f`, or an error once [`ROUND_TRIP`] has passed without an answer.
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Bounded> {
+    match tokio::time::timeout(ROUND_TRIP, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Bounded::Failed(format!("{what}: {e}"))),
+        Err(_) => Err(Bounded::Silent(format!(
+            "{what}: no answer from the broker in {ROUND_TRIP:?}"
+        ))),
+    }
+}
+
+/// Why a bounded broker call did not succeed.
+enum Bounded {
+    /// The broker (or lapin) answered with an error.
+    Failed(String),
+    /// No answer: the connection is presumed lost.
+    Silent(String),
+}
+
+impl Bounded {
+    fn into_port(self) -> PortError {
+        match self {
+            Bounded::Failed(m) | Bounded::Silent(m) => unavailable(m),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct RabbitSettings {
@@ -73,6 +117,9 @@ pub struct RabbitQueue {
     consumers: Mutex<HashMap<String, Arc<Mutex<mpsc::Receiver<i64>>>>>,
     held: std::sync::Mutex<HashMap<i64, Held>>,
     next_tag: AtomicI64,
+    /// Bumped whenever the session is replaced or dropped: consumers on an older
+    /// connection move to the new one (the old may be silently dead).
+    session_gen: AtomicU64,
     declared: Mutex<HashSet<String>>,
     cancel: CancellationToken,
     me: std::sync::Weak<RabbitQueue>,
@@ -133,6 +180,7 @@ impl RabbitQueue {
             consumers: Mutex::new(HashMap::new()),
             held: std::sync::Mutex::new(HashMap::new()),
             next_tag: AtomicI64::new(1),
+            session_gen: AtomicU64::new(0),
             declared: Mutex::new(HashSet::new()),
             cancel,
             me: me.clone(),
@@ -159,35 +207,80 @@ impl RabbitQueue {
         {
             return Ok(ch.clone());
         }
-        *s = None;
+        if let Some((conn, _)) = s.take() {
+            self.retire(conn);
+        }
         self.declared.lock().await.clear();
-        let conn = Connection::connect(
-            &self.cfg.url,
-            ConnectionProperties::default().with_connection_name("hermod".into()),
+        let conn = bounded(
+            "connect",
+            Connection::connect(
+                &self.cfg.url,
+                // Operators (and tests) tell installations apart by it.
+                ConnectionProperties::default()
+                    .with_connection_name(format!("hermod {}", self.cfg.prefix).into()),
+            ),
         )
         .await
-        .map_err(unavailable)?;
-        let ch = conn.create_channel().await.map_err(unavailable)?;
-        ch.confirm_select(ConfirmSelectOptions::default())
+        .map_err(Bounded::into_port)?;
+        let ch = bounded("channel.open", conn.create_channel())
             .await
-            .map_err(unavailable)?;
-        let dead = self.dead();
-        ch.queue_declare(sstr(&dead), QueueDeclareOptions::durable(), {
-            let mut t = FieldTable::default();
-            t.insert(
-                sstr("x-queue-type"),
-                AMQPValue::LongString(LongString::from("quorum")),
-            );
-            expiring(t, self.cfg.expires)
-        })
+            .map_err(Bounded::into_port)?;
+        bounded(
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
         .await
-        .map_err(unavailable)?;
+        .map_err(Bounded::into_port)?;
+        let dead = self.dead();
+        bounded(
+            "queue.declare",
+            ch.queue_declare(sstr(&dead), QueueDeclareOptions::durable(), {
+                let mut t = FieldTable::default();
+                t.insert(
+                    sstr("x-queue-type"),
+                    AMQPValue::LongString(LongString::from("quorum")),
+                );
+                expiring(t, self.cfg.expires)
+            }),
+        )
+        .await
+        .map_err(Bounded::into_port)?;
         *s = Some((Arc::new(conn), ch.clone()));
+        self.session_gen.fetch_add(1, Ordering::Relaxed);
         Ok(ch)
     }
 
     async fn forget_session(&self) {
-        *self.session.lock().await = None;
+        if let Some((conn, _)) = self.session.lock().await.take() {
+            self.retire(conn);
+        }
+    }
+
+    /// Closes a dropped session's connection in the background (it may never answer)
+    /// and moves the consumers off it.
+    fn retire(&self, conn: Arc<Connection>) {
+        self.session_gen.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let _ = bounded("connection.close", conn.close(320, sstr("reconnecting"))).await;
+        });
+    }
+
+    /// A bounded broker call outside [`Self::channel`]: without an answer in time, the
+    /// session is dropped so that the next call connects afresh.
+    async fn call<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, E>>,
+    ) -> PortResult<T> {
+        match bounded(what, f).await {
+            Ok(v) => Ok(v),
+            Err(Bounded::Silent(m)) => {
+                tracing::warn!(call = what, "no answer from the broker; reconnecting");
+                self.forget_session().await;
+                Err(unavailable(m))
+            }
+            Err(e) => Err(e.into_port()),
+        }
     }
 
     /// Declares a stage queue once per connection.
@@ -204,9 +297,11 @@ impl RabbitQueue {
         if self.declared.lock().await.contains(name) {
             return Ok(());
         }
-        ch.queue_declare(sstr(name), QueueDeclareOptions::durable(), args)
-            .await
-            .map_err(unavailable)?;
+        self.call(
+            "queue.declare",
+            ch.queue_declare(sstr(name), QueueDeclareOptions::durable(), args),
+        )
+        .await?;
         self.declared.lock().await.insert(name.to_owned());
         Ok(())
     }
@@ -217,7 +312,7 @@ impl RabbitQueue {
         self.channel().await?;
         let conn = self.session.lock().await.as_ref().map(|(c, _)| c.clone());
         match conn {
-            Some(c) => c.create_channel().await.map_err(unavailable),
+            Some(c) => self.call("channel.open", c.create_channel()).await,
             None => Err(unavailable("no connection")),
         }
     }
@@ -255,8 +350,9 @@ impl RabbitQueue {
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_headers(headers);
-            let c = ch
-                .basic_publish(
+            let c = bounded(
+                "publish",
+                ch.basic_publish(
                     sstr(""),
                     sstr(name),
                     BasicPublishOptions {
@@ -265,18 +361,19 @@ impl RabbitQueue {
                     },
                     body,
                     props,
-                )
-                .await;
+                ),
+            )
+            .await;
             match c {
                 Ok(c) => confirms.push(c),
                 Err(e) => {
                     self.forget_session().await;
-                    return Err(unavailable(format!("publish failed: {e}")));
+                    return Err(e.into_port());
                 }
             }
         }
         for c in confirms {
-            match c.await {
+            match bounded("confirm", c).await {
                 Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => {}
                 Ok(Confirmation::Ack(Some(_))) => {
                     return Err(unavailable("a job was unroutable (queue missing)"));
@@ -284,7 +381,7 @@ impl RabbitQueue {
                 Ok(Confirmation::Nack(_)) => return Err(unavailable("the broker refused a job")),
                 Err(e) => {
                     self.forget_session().await;
-                    return Err(unavailable(format!("confirm lost: {e}")));
+                    return Err(e.into_port());
                 }
             }
         }
@@ -329,25 +426,40 @@ impl RabbitQueue {
     async fn consume_once(&self, queue: &str, tx: &mpsc::Sender<i64>) -> PortResult<()> {
         // A channel of its own on the shared connection.
         let conn_ch = self.fresh_channel().await?;
+        let generation = self.session_gen.load(Ordering::Relaxed);
         let name = self.declare(&conn_ch, queue).await?;
-        conn_ch
-            .basic_qos(self.cfg.prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let mut stream = conn_ch
-            .basic_consume(
-                sstr(&name),
-                sstr(&format!("hermod-{}", uuid_like())),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
+        self.call(
+            "basic.qos",
+            conn_ch.basic_qos(self.cfg.prefetch.max(1), BasicQosOptions::default()),
+        )
+        .await?;
+        let mut stream = self
+            .call(
+                "basic.consume",
+                conn_ch.basic_consume(
+                    sstr(&name),
+                    sstr(&format!("hermod-{}", uuid_like())),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                ),
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         tracing::info!(queue = %name, "AMQP consumer started");
+        let mut watch = tokio::time::interval(WATCH);
         loop {
             let next = tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(()),
                 n = stream.next() => n,
+                _ = watch.tick() => {
+                    if !conn_ch.status().connected() {
+                        // Closed under us, possibly without the stream ever ending.
+                        return Err(unavailable("consumer channel closed"));
+                    }
+                    if self.session_gen.load(Ordering::Relaxed) != generation {
+                        return Err(unavailable("the connection was replaced"));
+                    }
+                    continue;
+                }
             };
             let d = match next {
                 Some(Ok(d)) => d,
@@ -368,7 +480,7 @@ impl RabbitQueue {
                     deliveries,
                 )])
                 .await?;
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                let _ = bounded("basic.ack", d.acker.ack(BasicAckOptions::default())).await;
                 metrics::counter!("hermod_jobs_dead_total", "queue" => queue.to_owned())
                     .increment(1);
                 continue;
@@ -400,6 +512,29 @@ impl RabbitQueue {
     }
 }
 
+/// The queue of `job`'s lane on a stage.
+fn lane(queue: &str, job: &Job) -> String {
+    if job.is_high() {
+        fast_lane(queue)
+    } else {
+        queue.to_owned()
+    }
+}
+
+fn fast_lane(queue: &str) -> String {
+    format!("{queue}.high")
+}
+
+/// The next hand-off of either lane, the fast one first.
+async fn next_tag(fast: &mut mpsc::Receiver<i64>, bulk: &mut mpsc::Receiver<i64>) -> Option<i64> {
+    tokio::select! {
+        biased;
+        Some(t) = fast.recv() => Some(t),
+        Some(t) = bulk.recv() => Some(t),
+        else => None,
+    }
+}
+
 fn dead_body(queue: &str, data: &[u8], deliveries: i32) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "queue": queue,
@@ -421,11 +556,20 @@ impl Queue for RabbitQueue {
             return Ok(());
         }
         let ch = self.channel().await?;
-        let name = self.declare(&ch, queue).await?;
+        let mut names: HashMap<String, String> = HashMap::new();
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {
+            let l = lane(queue, j);
+            let name = match names.get(&l) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = self.declare(&ch, &l).await?;
+                    names.insert(l, n.clone());
+                    n
+                }
+            };
             out.push((
-                name.clone(),
+                name,
                 serde_json::to_vec(j).map_err(|e| PortError::Backend(Box::new(e)))?,
                 0,
             ));
@@ -434,23 +578,36 @@ impl Queue for RabbitQueue {
     }
 
     async fn receive(&self, queue: &str, max: usize, wait: Duration) -> PortResult<Vec<Delivery>> {
-        let rx = self.consumer(queue).await;
-        let mut rx = rx.lock().await;
+        let fast = self.consumer(&fast_lane(queue)).await;
+        let bulk = self.consumer(queue).await;
+        let mut fast = fast.lock().await;
+        let mut bulk = bulk.lock().await;
         let mut tags = Vec::new();
-        match tokio::time::timeout(wait, rx.recv()).await {
-            Ok(Some(t)) => tags.push(t),
-            Ok(None) | Err(_) => return Ok(Vec::new()),
+        // The fast lane's waiting jobs first.
+        while tags.len() < max {
+            match fast.try_recv() {
+                Ok(t) => tags.push(t),
+                Err(_) => break,
+            }
+        }
+        if tags.is_empty() {
+            match tokio::time::timeout(wait, next_tag(&mut fast, &mut bulk)).await {
+                Ok(Some(t)) => tags.push(t),
+                Ok(None) | Err(_) => return Ok(Vec::new()),
+            }
         }
         // Linger a few milliseconds for more: deliveries trickle in one by one, and
         // every batch costs the stage a few database round trips.
         let linger = tokio::time::Instant::now() + LINGER;
         while tags.len() < max {
-            match rx.try_recv() {
+            match fast.try_recv().or_else(|_| bulk.try_recv()) {
                 Ok(t) => tags.push(t),
-                Err(_) => match tokio::time::timeout_at(linger, rx.recv()).await {
-                    Ok(Some(t)) => tags.push(t),
-                    _ => break,
-                },
+                Err(_) => {
+                    match tokio::time::timeout_at(linger, next_tag(&mut fast, &mut bulk)).await {
+                        Ok(Some(t)) => tags.push(t),
+                        _ => break,
+                    }
+                }
             }
         }
         Ok(tags
@@ -470,7 +627,9 @@ impl Queue for RabbitQueue {
             if let Some(h) = self.take(*t) {
                 // A failed ack (connection gone) means the broker hands it out again:
                 // every stage is idempotent.
-                if let Err(e) = h.acker.ack(BasicAckOptions::default()).await {
+                if let Err(Bounded::Failed(e) | Bounded::Silent(e)) =
+                    bounded("basic.ack", h.acker.ack(BasicAckOptions::default())).await
+                {
                     tracing::debug!(error = %e, "ack lost; the job will be redelivered");
                 }
             }
@@ -493,7 +652,7 @@ impl Queue for RabbitQueue {
                 .copied()
                 .find(|d| *d >= ms)
                 .unwrap_or(300_000);
-            let name = self.declare_delay(&ch, queue, step).await?;
+            let name = self.declare_delay(&ch, &lane(queue, &h.job), step).await?;
             let body = serde_json::to_vec(&h.job).map_err(|e| PortError::Backend(Box::new(e)))?;
             out.push((name, body, h.deliveries));
             ackers.push(h.acker);
@@ -501,26 +660,32 @@ impl Queue for RabbitQueue {
         // Parked first, acknowledged after: a crash in between delivers it twice.
         self.publish_raw(&out).await?;
         for a in ackers {
-            let _ = a.ack(BasicAckOptions::default()).await;
+            let _ = bounded("basic.ack", a.ack(BasicAckOptions::default())).await;
         }
         Ok(())
     }
 
     async fn depth(&self, queue: &str) -> PortResult<i64> {
         let ch = self.channel().await?;
-        let name = self.declare(&ch, queue).await?;
-        let q = ch
-            .queue_declare(
-                sstr(&name),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(i64::from(q.message_count()))
+        let mut total = 0;
+        for l in [queue.to_owned(), fast_lane(queue)] {
+            let name = self.declare(&ch, &l).await?;
+            let q = self
+                .call(
+                    "queue.declare",
+                    ch.queue_declare(
+                        sstr(&name),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    ),
+                )
+                .await?;
+            total += i64::from(q.message_count());
+        }
+        Ok(total)
     }
 
     async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadJob>> {
@@ -528,10 +693,12 @@ impl Queue for RabbitQueue {
         let ch = self.fresh_channel().await?;
         let mut out = Vec::new();
         while out.len() < max {
-            let m = ch
-                .basic_get(sstr(&self.dead()), BasicGetOptions { no_ack: false })
-                .await
-                .map_err(unavailable)?;
+            let m = self
+                .call(
+                    "basic.get",
+                    ch.basic_get(sstr(&self.dead()), BasicGetOptions { no_ack: false }),
+                )
+                .await?;
             let Some(m) = m else { break };
             let v: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap_or_default();
             out.push(DeadJob {
@@ -541,7 +708,7 @@ impl Queue for RabbitQueue {
                 payload: v["payload"].as_str().unwrap_or_default().to_owned(),
             });
         }
-        let _ = ch.close(200, sstr("peeked")).await;
+        let _ = bounded("channel.close", ch.close(200, sstr("peeked"))).await;
         Ok(out)
     }
 }
