@@ -3,7 +3,10 @@
 //! Tokens refill at the current rate up to `burst`; a multipart message takes one
 //! token per part. ESME_RTHROTTLED / ESME_RMSGQFUL halve the current rate (and, with
 //! no configured limit, pause sending briefly); the rate then climbs back by 10% of
-//! the configured rate per second without throttling (AIMD, as TCP does).
+//! the configured rate per second without throttling (AIMD, as TCP does). Like TCP's
+//! one cut per round trip, replies within [`CUT_SPACING`] of a cut do not cut again:
+//! a full window of submits sent before the first "too fast" came back is one
+//! congestion event, not `window` of them (which would drop 200/s to 1/s at once).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +24,8 @@ struct State {
     paused_until: Option<Instant>,
     pause: Duration,
     last_throttle: Option<Instant>,
+    /// When the rate was last halved.
+    last_cut: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -30,6 +35,8 @@ pub struct TokenBucket {
 
 const MIN_RATE: f64 = 1.0;
 const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Throttle replies this soon after a cut answer submits sent before it.
+pub const CUT_SPACING: Duration = Duration::from_millis(250);
 
 impl TokenBucket {
     /// `tps` 0 = unlimited.
@@ -46,6 +53,7 @@ impl TokenBucket {
                 paused_until: None,
                 pause: Duration::from_millis(100),
                 last_throttle: None,
+                last_cut: None,
             }),
         }
     }
@@ -114,7 +122,13 @@ impl TokenBucket {
         };
         match s.limit {
             Some(_) => {
-                s.rate = (s.rate / 2.0).max(MIN_RATE);
+                let fresh = s
+                    .last_cut
+                    .is_none_or(|t| now.saturating_duration_since(t) >= CUT_SPACING);
+                if fresh {
+                    s.rate = (s.rate / 2.0).max(MIN_RATE);
+                    s.last_cut = Some(now);
+                }
                 s.tokens = s.tokens.min(0.0);
             }
             None => s.paused_until = Some(now + s.pause),
@@ -175,6 +189,11 @@ mod tests {
         let b = TokenBucket::new(100.0, Some(1.0));
         b.throttled();
         assert_eq!(b.current_rate(), Some(50.0));
+        // Replies to submits already in flight: the same congestion event.
+        b.throttled();
+        b.throttled();
+        assert_eq!(b.current_rate(), Some(50.0));
+        tokio::time::sleep(CUT_SPACING).await;
         b.throttled();
         assert_eq!(b.current_rate(), Some(25.0));
         tokio::time::sleep(Duration::from_secs(2)).await;
