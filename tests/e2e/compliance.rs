@@ -67,6 +67,9 @@ fn msg(tenant: &TenantId, to: &str, text: &str, created_at: i64) -> NewMessage {
         content: None,
         user_id: None,
         fallback: None,
+        priority: Default::default(),
+        alert: None,
+        deferred: None,
     }
 }
 

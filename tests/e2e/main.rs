@@ -1,9 +1,11 @@
 //! End-to-end tests: the store on SQLite and on the real PostgreSQL, the HTTP API of
 //! the real `hermod` binary against the SMSC simulator, and a SIGKILL in mid-run.
 
+mod alerts;
 mod api;
 mod app;
 mod audit;
+mod bulk;
 mod compliance;
 mod crash;
 mod demo;

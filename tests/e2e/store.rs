@@ -34,6 +34,9 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         content: None,
         user_id: None,
         fallback: None,
+        priority: Default::default(),
+        alert: None,
+        deferred: None,
     }
 }
 
@@ -330,7 +333,7 @@ async fn exercise_inbound(url: &str) {
         .accept(&t3, std::slice::from_ref(&app_msg), None)
         .await
         .unwrap();
-    let (aid, kind) = store
+    let (aid, kind, _) = store
         .plan_attempts(std::slice::from_ref(&app_msg.id), &[])
         .await
         .unwrap()
