@@ -14,7 +14,11 @@
 //!   through [`Queue::dead_letters`]) instead of being handed out again.
 //! - **Fast lane**: high-priority jobs go to `{prefix}.{stage}.high`, which `receive`
 //!   drains before the stage's own queue (its own consumer, so bulk deliveries the
-//!   broker has already pushed never stand in front of it).
+//!   broker has already pushed never stand in front of it). These are durable
+//!   *classic* queues (persistent messages, publisher confirms): every quorum queue is
+//!   a Raft group of its own, and doubling them made RabbitMQ 3.10 on a small host
+//!   stall declaring them; quorum queues only gained priorities in 3.12. Redeliveries
+//!   after a lost consumer are not counted there (no `x-delivery-count`), retries are.
 //! - **Connection loss**: consumers reconnect with backoff and resume; a publish on a
 //!   lost connection reconnects once and otherwise returns an error, never drops.
 //!   Every broker round trip is bounded by [`ROUND_TRIP`], and consumers watch their
@@ -141,12 +145,15 @@ fn expiring(mut t: FieldTable, expires: Option<Duration>) -> FieldTable {
     t
 }
 
-fn quorum_args(dead: &str) -> FieldTable {
+/// A stage queue's arguments: quorum, or classic for a fast lane (see the module docs).
+fn stage_args(dead: &str, quorum: bool) -> FieldTable {
     let mut t = FieldTable::default();
-    t.insert(
-        sstr("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
+    if quorum {
+        t.insert(
+            sstr("x-queue-type"),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+    }
     // Whatever the broker itself gives up on lands in the dead-letter queue too.
     t.insert(
         sstr("x-dead-letter-exchange"),
@@ -286,24 +293,43 @@ impl RabbitQueue {
     /// Declares a stage queue once per connection.
     async fn declare(&self, ch: &Channel, queue: &str) -> PortResult<String> {
         let name = self.name(queue);
-        let args = expiring(quorum_args(&self.dead()), self.cfg.expires);
+        let quorum = !queue.ends_with(".high");
+        let args = expiring(stage_args(&self.dead(), quorum), self.cfg.expires);
         self.declare_once(ch, &name, args).await?;
         Ok(name)
     }
 
-    /// Declares `name` unless this connection did already. The set is not held across
-    /// the broker round trip: two tasks may both declare, which is harmless.
+    /// Declares `name` unless this connection did already. The set stays locked across
+    /// the broker round trip on purpose: RabbitMQ 3.10 answers a second declare of a
+    /// quorum queue that is still starting at once, and a `basic.consume` that follows
+    /// finds no queue process and takes the whole connection down (INTERNAL_ERROR).
     async fn declare_once(&self, ch: &Channel, name: &str, args: FieldTable) -> PortResult<()> {
-        if self.declared.lock().await.contains(name) {
+        let mut declared = self.declared.lock().await;
+        if declared.contains(name) {
             return Ok(());
         }
-        self.call(
+        let r = bounded(
             "queue.declare",
             ch.queue_declare(sstr(name), QueueDeclareOptions::durable(), args),
         )
-        .await?;
-        self.declared.lock().await.insert(name.to_owned());
-        Ok(())
+        .await;
+        match r {
+            Ok(_) => {
+                declared.insert(name.to_owned());
+                Ok(())
+            }
+            Err(Bounded::Silent(m)) => {
+                // Not under the set's lock: `channel` takes the two the other way round.
+                drop(declared);
+                tracing::warn!(
+                    call = "queue.declare",
+                    "no answer from the broker; reconnecting"
+                );
+                self.forget_session().await;
+                Err(unavailable(m))
+            }
+            Err(e) => Err(e.into_port()),
+        }
     }
 
     /// A new channel on the current connection (connecting first if needed); the
