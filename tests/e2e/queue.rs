@@ -499,8 +499,13 @@ async fn a_silent_broker_connection_is_abandoned_and_nothing_is_lost() {
             attempts >= 1,
             "the first publish cannot have been confirmed"
         );
-        let mut got = Vec::new();
-        while got.len() < 2 {
+        let mut got: Vec<hermod_core::model::Delivery> = Vec::new();
+        let wanted = |got: &[hermod_core::model::Delivery]| {
+            got.iter()
+                .filter(|d| d.job == job(2) || d.job == high(3))
+                .count()
+        };
+        while wanted(&got) < 2 {
             got.extend(
                 q.receive("dispatch", 10, Duration::from_secs(1))
                     .await
@@ -509,6 +514,15 @@ async fn a_silent_broker_connection_is_abandoned_and_nothing_is_lost() {
         }
         let mut jobs: Vec<Job> = got.iter().map(|d| d.job.clone()).collect();
         jobs.sort_by_key(|j| format!("{j:?}"));
+        // The first job's ack may have been lost with the connection: then it comes
+        // back, counted as a redelivery (at least once, never lost).
+        if jobs.first() == Some(&job(1)) {
+            assert!(
+                got.iter().any(|d| d.job == job(1) && d.deliveries > 1),
+                "{got:?}"
+            );
+            jobs.remove(0);
+        }
         assert_eq!(jobs, vec![job(2), high(3)]);
         let tags: Vec<i64> = got.iter().map(|d| d.tag).collect();
         q.ack("dispatch", &tags).await.unwrap();
