@@ -5,7 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::alert::{self, Hook, HookConfig, OnCall};
-use hermod_core::model::{AlertRef, ChannelKind, NewMessage, Priority};
+use hermod_core::model::{AlertRef, NewMessage, Priority};
 use hermod_core::ports::Hooks;
 use hermod_core::{MessageId, Msisdn, now_ms};
 use serde::{Deserialize, Serialize};
@@ -183,27 +183,11 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
             format!("'{l}' is not a locale (e.g. en, de-DE)"),
         ));
     }
-    let channels = match &b.channels {
-        None => None,
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::field("channels", "channels must not be empty"));
-        }
-        Some(list) => Some(
-            list.iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    ChannelKind::parse(c)
-                        .filter(|k| state.channels.contains(k))
-                        .ok_or_else(|| {
-                            ApiError::field(
-                                format!("channels[{i}]"),
-                                format!("channel '{c}' is not configured on this server"),
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
+    let channels = b
+        .channels
+        .as_deref()
+        .map(|l| crate::messages::parse_channels(l, &state.channels, str::to_owned))
+        .transpose()?;
     let window = match &b.dedupe_window {
         None => 300,
         Some(v) => hermod_core::plan::parse_after(v).map_err(|_| {

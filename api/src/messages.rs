@@ -288,6 +288,35 @@ fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
 }
 
 /// Validates one message; `prefix` names its place in a batch (`messages[3].`).
+/// A request's `channels`: not empty, each one known and configured on this server.
+/// `f` names a field (a batch prefixes `messages[i].`).
+pub(crate) fn parse_channels(
+    list: &[String],
+    enabled: &[ChannelKind],
+    f: impl Fn(&str) -> String,
+) -> Result<Vec<ChannelKind>, ApiError> {
+    if list.is_empty() {
+        return Err(ApiError::field(f("channels"), "channels must not be empty"));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (i, c) in list.iter().enumerate() {
+        let k = ChannelKind::parse(c).ok_or_else(|| {
+            ApiError::field(
+                f(&format!("channels[{i}]")),
+                format!("unsupported channel '{c}' (supported: sms, rcs, app)"),
+            )
+        })?;
+        if !enabled.contains(&k) {
+            return Err(ApiError::field(
+                f(&format!("channels[{i}]")),
+                format!("channel '{c}' is not configured on this server"),
+            ));
+        }
+        out.push(k);
+    }
+    Ok(out)
+}
+
 fn validate(
     req: SendMessage,
     tenant: &TenantId,
@@ -344,28 +373,7 @@ fn validate(
     let channels = match &req.channels {
         // The tenant's default order, resolved when the message is planned.
         None => Vec::new(),
-        Some(list) if list.is_empty() => {
-            return Err(ApiError::field(f("channels"), "channels must not be empty"));
-        }
-        Some(list) => {
-            let mut out = Vec::new();
-            for (i, c) in list.iter().enumerate() {
-                let k = ChannelKind::parse(c).ok_or_else(|| {
-                    ApiError::field(
-                        f(&format!("channels[{i}]")),
-                        format!("unsupported channel '{c}' (supported: sms, rcs, app)"),
-                    )
-                })?;
-                if !enabled.contains(&k) {
-                    return Err(ApiError::field(
-                        f(&format!("channels[{i}]")),
-                        format!("channel '{c}' is not configured on this server"),
-                    ));
-                }
-                out.push(k);
-            }
-            out
-        }
+        Some(list) => parse_channels(list, enabled, f)?,
     };
     if let Some(ttl) = req.ttl
         && !(1..=604_800).contains(&ttl)

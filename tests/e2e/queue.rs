@@ -14,6 +14,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::amqp;
 
+/// A RabbitMQ queue of a test's own prefix; its queues expire ten minutes after use.
+async fn rabbit(
+    url: &str,
+    prefix: &str,
+    prefetch: u16,
+    max_deliveries: i32,
+    cancel: &CancellationToken,
+) -> Arc<RabbitQueue> {
+    RabbitQueue::connect(
+        RabbitSettings {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            prefetch,
+            max_deliveries,
+            expires: Some(Duration::from_secs(600)),
+        },
+        cancel.clone(),
+    )
+    .await
+    .unwrap()
+}
+
 fn job(i: usize) -> Job {
     Job::DispatchV1 {
         message_id: format!("msg_{i}"),
@@ -28,18 +50,7 @@ async fn rabbitmq_confirms_acks_delays_and_dead_letters() {
         return;
     };
     let cancel = CancellationToken::new();
-    let q = RabbitQueue::connect(
-        RabbitSettings {
-            url: url.clone(),
-            prefix: prefix.clone(),
-            prefetch: 50,
-            max_deliveries: 3,
-            expires: Some(Duration::from_secs(600)),
-        },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let q = rabbit(&url, &prefix, 50, 3, &cancel).await;
     let jobs: Vec<Job> = (0..20).map(job).collect();
     q.publish("dispatch", &jobs).await.unwrap();
     let mut got = Vec::new();
@@ -116,18 +127,7 @@ async fn rabbitmq_confirms_acks_delays_and_dead_letters() {
     cancel.cancel();
     drop(q);
     let cancel2 = CancellationToken::new();
-    let q2 = RabbitQueue::connect(
-        RabbitSettings {
-            url,
-            prefix,
-            prefetch: 50,
-            max_deliveries: 3,
-            expires: Some(Duration::from_secs(600)),
-        },
-        cancel2.clone(),
-    )
-    .await
-    .unwrap();
+    let q2 = rabbit(&url, &prefix, 50, 3, &cancel2).await;
     let d = q2
         .receive("dispatch", 10, Duration::from_secs(15))
         .await
@@ -269,18 +269,7 @@ async fn fast_lane_jobs_are_handed_out_first_everywhere() {
         return;
     };
     let cancel = CancellationToken::new();
-    let q = RabbitQueue::connect(
-        RabbitSettings {
-            url,
-            prefix,
-            prefetch: 50,
-            max_deliveries: 3,
-            expires: Some(Duration::from_secs(600)),
-        },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let q = rabbit(&url, &prefix, 50, 3, &cancel).await;
     fast_lane_first(q.as_ref()).await;
     cancel.cancel();
 }
@@ -305,18 +294,7 @@ async fn consumers_come_back_after_the_broker_closes_the_connection() {
         return;
     };
     let cancel = CancellationToken::new();
-    let q = RabbitQueue::connect(
-        RabbitSettings {
-            url,
-            prefix: prefix.clone(),
-            prefetch: 10,
-            max_deliveries: 5,
-            expires: Some(Duration::from_secs(600)),
-        },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let q = rabbit(&url, &prefix, 10, 5, &cancel).await;
     // Consumers of both lanes up and idle.
     assert!(
         q.receive("dispatch", 1, Duration::from_millis(300))
@@ -462,18 +440,7 @@ async fn a_silent_broker_connection_is_abandoned_and_nothing_is_lost() {
         url.replace("127.0.0.1:5672", &format!("127.0.0.1:{}", proxy.port))
     );
     let cancel = CancellationToken::new();
-    let q = RabbitQueue::connect(
-        RabbitSettings {
-            url,
-            prefix,
-            prefetch: 10,
-            max_deliveries: 5,
-            expires: Some(Duration::from_secs(600)),
-        },
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let q = rabbit(&url, &prefix, 10, 5, &cancel).await;
     let run = async {
         q.publish("dispatch", &[job(1)]).await.unwrap();
         let first = q
