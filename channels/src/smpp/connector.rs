@@ -226,6 +226,7 @@ impl Connector {
             match res {
                 Ok(resp) => {
                     bind.sent.fetch_add(1, Ordering::Relaxed);
+                    self.bucket.accepted();
                     ids.push(scoped_id(&self.cfg.name, resp.message_id().as_str()));
                 }
                 Err(rusmppc::error::Error::UnexpectedResponse { response }) => {
