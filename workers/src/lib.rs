@@ -29,7 +29,7 @@ pub use receipts::ReceiptBatcher;
 pub struct WorkerSettings {
     /// Jobs taken per batch.
     pub batch: usize,
-    /// Concurrent sender loops (each holds up to `batch` submits in flight).
+    /// Submits in flight per channel: `senders × batch`.
     pub senders: usize,
     /// How long an in-doubt submit waits for its receipt before it is sent again.
     pub in_doubt_grace: Duration,
@@ -141,13 +141,11 @@ impl Pipeline {
             channels.push(app.clone());
         }
         for channel in &channels {
-            for _ in 0..self.settings.senders.max(1) {
-                tasks.push(tokio::spawn(send::run(
-                    self.clone(),
-                    channel.clone(),
-                    cancel.clone(),
-                )));
-            }
+            tasks.push(tokio::spawn(send::run(
+                self.clone(),
+                channel.clone(),
+                cancel.clone(),
+            )));
         }
         if !channels.is_empty() {
             // Receipts that came before their submit was recorded.
