@@ -380,6 +380,7 @@ pub(crate) async fn ingest(
                 ttl_secs: None,
                 metadata: Some(metadata),
                 callback_url: None,
+                callback_events: None,
                 created_at: now,
                 send_at: None,
                 content,

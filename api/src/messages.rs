@@ -56,6 +56,9 @@ pub struct SendMessage {
     pub metadata: Option<serde_json::Value>,
     /// Where to POST status events (http or https).
     pub callback_url: Option<String>,
+    /// The events `callback_url` receives, e.g. `["message.delivered",
+    /// "message.failed"]` (default: every event of the message).
+    pub callback_events: Option<Vec<String>>,
     /// Hold the message until this time (RFC 3339, at most 366 days ahead); cancel it
     /// before then with `DELETE /v1/messages/{id}`.
     pub send_at: Option<String>,
@@ -148,6 +151,9 @@ pub struct MessageResource {
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
     pub callback_url: Option<String>,
+    /// The events `callback_url` receives (left out: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_events: Option<Vec<String>>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,6 +202,7 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
         ttl: m.ttl_secs,
         metadata: m.metadata.clone(),
         callback_url: m.callback_url.clone(),
+        callback_events: m.callback_events.clone(),
         created_at: rfc3339(m.created_at),
         updated_at: rfc3339(m.updated_at),
         send_at: m.send_at.map(rfc3339),
@@ -425,6 +432,28 @@ fn validate(
             ));
         }
     }
+    if let Some(events) = &req.callback_events {
+        if req.callback_url.is_none() {
+            return Err(ApiError::field(
+                f("callback_events"),
+                "callback_events needs a callback_url",
+            ));
+        }
+        if events.is_empty() {
+            return Err(ApiError::field(
+                f("callback_events"),
+                "callback_events names at least one event (leave it out for all)",
+            ));
+        }
+        for (i, e) in events.iter().enumerate() {
+            if e == "message.inbound" || !hermod_core::webhook::is_published(e) {
+                return Err(ApiError::field(
+                    f(&format!("callback_events[{i}]")),
+                    format!("unknown event type {e:?}"),
+                ));
+            }
+        }
+    }
     let fallback = match &req.fallback {
         None => None,
         Some(v) => Some(parse_fallback(v.clone(), &f("fallback"))?),
@@ -449,6 +478,7 @@ fn validate(
         ttl_secs: req.ttl,
         metadata: req.metadata,
         callback_url: req.callback_url,
+        callback_events: req.callback_events,
         created_at: now,
         send_at,
         content: rich,
@@ -597,6 +627,7 @@ fn accepted_view(m: &NewMessage) -> Message {
         ttl_secs: m.ttl_secs,
         metadata: m.metadata.clone(),
         callback_url: m.callback_url.clone(),
+        callback_events: m.callback_events.clone(),
         status: if m.send_at.is_some() {
             Status::Scheduled
         } else {

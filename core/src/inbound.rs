@@ -72,6 +72,7 @@ impl InboundMessage {
             ttl_secs: None,
             metadata: Some(serde_json::json!({ "reply_to": self.id })),
             callback_url: None,
+            callback_events: None,
             created_at: crate::now_ms(),
             send_at: None,
             content: None,

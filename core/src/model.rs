@@ -50,6 +50,8 @@ pub struct NewMessage {
     pub ttl_secs: Option<i64>,
     pub metadata: Option<serde_json::Value>,
     pub callback_url: Option<String>,
+    /// The event types `callback_url` receives (None: all of them).
+    pub callback_events: Option<Vec<String>>,
     pub created_at: i64,
     /// Hold the message until then (Unix ms).
     pub send_at: Option<i64>,
@@ -87,6 +89,7 @@ pub struct Message {
     pub ttl_secs: Option<i64>,
     pub metadata: Option<serde_json::Value>,
     pub callback_url: Option<String>,
+    pub callback_events: Option<Vec<String>>,
     pub status: Status,
     pub created_at: i64,
     pub updated_at: i64,

@@ -159,8 +159,79 @@ pub struct DeliveryResult {
     pub retry_in: Option<Duration>,
 }
 
-/// Endpoints and deliveries. Deliveries are written by the store itself in the
-/// transaction that records their event, so none is lost.
+/// Where the webhook stage stands in the append-only event log. Opaque to the stage:
+/// the store reads after it and the stage hands it back once everything before it
+/// has gone out (delivered, or kept as a delivery row to retry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCursor {
+    /// The highest event read.
+    pub seq: i64,
+    /// PostgreSQL only: transactions still running when the log was read; their
+    /// events may appear below `seq` once they commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<i64>,
+}
+
+/// Where one event goes: a subscribed endpoint or the message's callback URL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    /// The endpoint's secret or the tenant's callback secret (None: sent unsigned).
+    pub secret: Option<String>,
+}
+
+/// A published event read from the log, with its payload and destinations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingEvent {
+    pub seq: i64,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub message_id: String,
+    /// The JSON body, exactly as signed.
+    pub payload: String,
+    pub destinations: Vec<Destination>,
+}
+
+/// Events after a cursor, and the cursor after them.
+#[derive(Clone, Debug, Default)]
+pub struct EventPage {
+    pub events: Vec<OutgoingEvent>,
+    pub next: EventCursor,
+}
+
+/// A delivery from the event log that did not succeed at once (or was not tried: its
+/// endpoint was unhealthy or busy): kept as a row and retried from there.
+#[derive(Clone, Debug)]
+pub struct RetryDelivery {
+    pub tenant_id: String,
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    pub event_type: String,
+    pub message_id: Option<String>,
+    pub payload: String,
+    /// 0 when it was not tried yet.
+    pub attempts: i32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    /// Due again after this.
+    pub retry_in: Duration,
+}
+
+/// What went out from the log for one tenant between two cursor positions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveredRange {
+    pub tenant_id: String,
+    pub from_seq: i64,
+    pub to_seq: i64,
+    /// POSTs answered 2xx.
+    pub deliveries: u64,
+}
+
+/// Endpoints and deliveries. The event log is the delivery queue: the webhook stage
+/// reads it after its cursor, and only deliveries that fail (or wait for a busy
+/// endpoint) become rows, retried with backoff. Inbound messages are delivered
+/// through rows written with them.
 #[async_trait]
 pub trait Webhooks: Send + Sync {
     async fn create_endpoint(&self, endpoint: &WebhookEndpoint, secret: &str) -> PortResult<()>;
@@ -169,6 +240,23 @@ pub trait Webhooks: Send + Sync {
     async fn delete_endpoint(&self, tenant: &TenantId, id: &str) -> PortResult<bool>;
     /// Sets the secret that signs deliveries to per-message callback URLs.
     async fn set_callback_secret(&self, tenant: &TenantId, secret: &str) -> PortResult<()>;
+    /// Takes (or renews) the event cursor for `holder` until `ttl` from now; None
+    /// while another holder has it (several processes run the webhook stage, one
+    /// reads the log).
+    async fn claim_cursor(&self, holder: &str, ttl: Duration) -> PortResult<Option<EventCursor>>;
+    /// Up to `max` published events after `cursor`, with their destinations.
+    async fn events_after(&self, cursor: &EventCursor, max: usize) -> PortResult<EventPage>;
+    /// In one transaction: moves `holder`'s cursor to `to` (renewing its claim for
+    /// `ttl`), stores the deliveries to retry and records what was delivered in the
+    /// audit log. False (and nothing stored) when `holder` no longer has the cursor.
+    async fn advance_cursor(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        to: &EventCursor,
+        retry: &[RetryDelivery],
+        delivered: &[DeliveredRange],
+    ) -> PortResult<bool>;
     /// Leases up to `max` pending deliveries that are due, for `lease`.
     async fn due_deliveries(&self, max: usize, lease: Duration) -> PortResult<Vec<DueDelivery>>;
     /// Hands leased deliveries back untried, due again after `delay` (their endpoint

@@ -9,7 +9,7 @@ use hermod_core::now_ms;
 use hermod_core::ports::{PortError, PortResult, Queue};
 use hermod_store::rows::NewJobRow;
 use hermod_store::schema::jobs;
-use hermod_store::{Db, with_conn, write_tx};
+use hermod_store::{Db, with_conn, write_op, write_tx};
 use tokio::sync::Notify;
 
 /// The durable queue in the store's database.
@@ -36,12 +36,14 @@ struct Leased {
     priority: i32,
 }
 
-const LEASE_SQLITE: &str = "UPDATE jobs SET locked_until = ?, deliveries = deliveries + 1 \
-     WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND available_at <= ? AND locked_until <= ? \
-     ORDER BY priority DESC, id LIMIT ?) RETURNING id, payload, deliveries, priority";
-const LEASE_PG: &str = "UPDATE jobs SET locked_until = $1, deliveries = deliveries + 1 \
-     WHERE id IN (SELECT id FROM jobs WHERE queue = $2 AND available_at <= $3 AND locked_until <= $4 \
-     ORDER BY priority DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, payload, deliveries, priority";
+// A lease moves `available_at` to the lease's end (and marks `locked_until`): the ready
+// jobs are one range of the (queue, priority, available_at) index.
+const LEASE_SQLITE: &str = "UPDATE jobs SET available_at = ?, locked_until = ?, deliveries = deliveries + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND available_at <= ? \
+     ORDER BY priority DESC, available_at, id LIMIT ?) RETURNING id, payload, deliveries, priority";
+const LEASE_PG: &str = "UPDATE jobs SET available_at = $1, locked_until = $2, deliveries = deliveries + 1 \
+     WHERE id IN (SELECT id FROM jobs WHERE queue = $3 AND available_at <= $4 \
+     ORDER BY priority DESC, available_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id, payload, deliveries, priority";
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
     PortError::Backend(Box::new(e))
@@ -65,12 +67,15 @@ impl SqlQueue {
         self
     }
 
-    /// Makes every leased job visible again. Only safe when this process is the sole
+    /// Makes every leased job visible again (in its first order). Only safe when this process is the sole
     /// consumer (the embedded mode): call it at startup, after a crash.
     pub async fn release_all_leases(&self) -> PortResult<usize> {
         write_tx!(&self.db, |c| {
             diesel::update(jobs::table.filter(jobs::locked_until.gt(0)))
-                .set(jobs::locked_until.eq(0))
+                .set((
+                    jobs::locked_until.eq(0),
+                    jobs::available_at.eq(jobs::created_at),
+                ))
                 .execute(c)
                 .await
         })
@@ -87,7 +92,6 @@ impl SqlQueue {
             jobs::table
                 .filter(jobs::queue.eq(queue))
                 .filter(jobs::available_at.le(now))
-                .filter(jobs::locked_until.le(now))
                 .select(jobs::id)
                 .first(c)
                 .await
@@ -102,11 +106,12 @@ impl SqlQueue {
         } else {
             LEASE_SQLITE
         };
-        let mut rows: Vec<Leased> = write_tx!(&self.db, |c| {
+        let q = queue.to_owned();
+        let mut rows: Vec<Leased> = write_op!(&self.db, move |c| {
             diesel::sql_query(sql)
                 .bind::<BigInt, _>(until)
-                .bind::<Text, _>(queue)
-                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(until)
+                .bind::<Text, _>(&q)
                 .bind::<BigInt, _>(now)
                 .bind::<BigInt, _>(limit)
                 .load::<Leased>(c)
@@ -184,7 +189,19 @@ impl Queue for SqlQueue {
             let nap = self
                 .idle_poll
                 .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            let _ = tokio::time::timeout(nap, self.notify.notified()).await;
+            match self.db.committed() {
+                // Any commit of SQLite's writer may have added jobs.
+                Some(committed) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => {}
+                        _ = self.notify.notified() => {}
+                        _ = committed.notified() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::time::timeout(nap, self.notify.notified()).await;
+                }
+            }
         }
     }
 
@@ -192,8 +209,9 @@ impl Queue for SqlQueue {
         if tags.is_empty() {
             return Ok(());
         }
-        write_tx!(&self.db, |c| {
-            diesel::delete(jobs::table.filter(jobs::id.eq_any(tags)))
+        let tags = tags.to_vec();
+        write_op!(&self.db, move |c| {
+            diesel::delete(jobs::table.filter(jobs::id.eq_any(&tags)))
                 .execute(c)
                 .await
         })
@@ -212,7 +230,7 @@ impl Queue for SqlQueue {
             let at = now + i64::try_from(delay.as_millis()).unwrap_or(0);
             by_at.entry(at).or_default().push(*tag);
         }
-        write_tx!(&self.db, |c| {
+        write_op!(&self.db, move |c| {
             for (at, tags) in &by_at {
                 diesel::update(jobs::table.filter(jobs::id.eq_any(tags)))
                     .set((jobs::available_at.eq(*at), jobs::locked_until.eq(0i64)))

@@ -24,7 +24,7 @@ use crate::rows::*;
 use crate::schema::*;
 use crate::seal::{SubjectKeys as _, message_subject, open_idem_row, seal_idem, seal_message};
 use crate::store::{event_row, is_unique_violation, to_idem};
-use crate::{Db, backend, write_tx};
+use crate::{Db, backend, write_op};
 
 /// Requests taken into one transaction at most.
 const MAX_REQUESTS: usize = 256;
@@ -109,8 +109,13 @@ fn port_error(e: DieselError) -> PortError {
 /// Stores the requests in one transaction: messages, `accepted` events, dispatch jobs
 /// and idempotency records; a key seen before (stored, or earlier in this batch)
 /// answers `Replay` and stores nothing.
-async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
+async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec<AcceptOutcome>> {
     let now = now_ms();
+    let heads: Vec<(TenantId, Option<IdempotencyRecord>)> = reqs
+        .iter()
+        .map(|r| (r.tenant.clone(), r.idem.clone()))
+        .collect();
+    let vault = vault.clone();
     let mut per_req = Vec::with_capacity(reqs.len());
     for req in reqs {
         let (mut rows, mut evs, mut jobs_rows) = (Vec::new(), Vec::new(), Vec::new());
@@ -150,6 +155,12 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
                 priority: i32::from(m.priority.is_high()),
                 alert_key: m.alert.as_ref().map(|a| a.key.clone()),
                 alert_status: m.alert.as_ref().map(|a| a.status.clone()),
+                callback_events: m
+                    .callback_events
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(backend)?,
                 fallback: m
                     .fallback
                     .as_ref()
@@ -190,7 +201,9 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
         }
         per_req.push((rows, evs, jobs_rows));
     }
-    write_tx!(db, |c| {
+    write_op!(db, move |c| {
+        let reqs = &heads;
+        let vault: &Vault = &vault;
         // Numbers and bodies are sealed under their subject's data key.
         let pairs: Vec<(String, String)> = per_req
             .iter()
@@ -201,19 +214,19 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
         let mut seen: HashMap<(&str, &str), &IdempotencyRecord> = HashMap::new();
         // Which requests' rows to keep: a replayed one stores nothing.
         let mut keep = Vec::with_capacity(reqs.len());
-        for (i, req) in reqs.iter().enumerate() {
-            let Some(ir) = &req.idem else {
+        for (i, (tenant, idem)) in reqs.iter().enumerate() {
+            let Some(ir) = idem else {
                 outcomes.push(AcceptOutcome::Accepted);
                 keep.push(true);
                 continue;
             };
-            if let Some(first) = seen.get(&(req.tenant.as_str(), ir.key.as_str())) {
+            if let Some(first) = seen.get(&(tenant.as_str(), ir.key.as_str())) {
                 outcomes.push(AcceptOutcome::Replay((*first).clone()));
                 keep.push(false);
                 continue;
             }
             let prior: Option<IdempotencyRow> = idempotency_keys::table
-                .filter(idempotency_keys::tenant_id.eq(req.tenant.as_str()))
+                .filter(idempotency_keys::tenant_id.eq(tenant.as_str()))
                 .filter(idempotency_keys::key.eq(&ir.key))
                 .select(IdempotencyRow::as_select())
                 .first(c)
@@ -227,7 +240,7 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
             }
             diesel::insert_into(idempotency_keys::table)
                 .values(IdempotencyRow {
-                    tenant_id: req.tenant.to_string(),
+                    tenant_id: tenant.to_string(),
                     key: ir.key.clone(),
                     request_hash: ir.request_hash.clone(),
                     status_code: i32::from(ir.status_code),
@@ -244,7 +257,7 @@ async fn commit(db: &Db, vault: &Vault, reqs: &[Request]) -> PortResult<Vec<Acce
                 })
                 .execute(c)
                 .await?;
-            seen.insert((req.tenant.as_str(), ir.key.as_str()), ir);
+            seen.insert((tenant.as_str(), ir.key.as_str()), ir);
             outcomes.push(AcceptOutcome::Accepted);
             keep.push(true);
         }

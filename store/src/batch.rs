@@ -1,6 +1,6 @@
-//! Multi-row inserts for both backends. diesel-async cannot express a SQLite batch
-//! insert through the DSL, so the SQLite side runs diesel's synchronous batch insert in
-//! one blocking task: one thread hop for the whole batch instead of one per row.
+//! Batch inserts for both backends: multi-row INSERTs on PostgreSQL (one round trip per
+//! chunk), and on SQLite one cached prepared statement per row, run as one synchronous
+//! section over the whole batch.
 
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
@@ -69,6 +69,9 @@ macro_rules! pg_insert {
     }};
 }
 
+// SQLite runs in-process: one cached prepared statement executed per row costs less
+// than a multi-row INSERT, whose SQL differs with its length and is parsed afresh
+// every time.
 macro_rules! lite_insert {
     ($c:expr, $table:expr, $rows:expr) => {{
         if $rows.is_empty() {
@@ -77,10 +80,8 @@ macro_rules! lite_insert {
         $c.spawn_blocking(move |c| {
             use diesel::RunQueryDsl;
             let mut n = 0;
-            for chunk in $rows.chunks(CHUNK) {
-                n += diesel::insert_into($table)
-                    .values(chunk.to_vec())
-                    .execute(c)?;
+            for row in &$rows {
+                n += diesel::insert_into($table).values(row).execute(c)?;
             }
             Ok(n)
         })
@@ -93,60 +94,14 @@ macro_rules! lite_insert {
         $c.spawn_blocking(move |c| {
             use diesel::RunQueryDsl;
             let mut n = 0;
-            for chunk in $rows.chunks(CHUNK) {
+            for row in &$rows {
                 n += diesel::insert_or_ignore_into($table)
-                    .values(chunk.to_vec())
+                    .values(row)
                     .execute(c)?;
             }
             Ok(n)
         })
         .await
-    }};
-}
-
-/// Inserts timeline events and, in the same transaction, one webhook delivery per
-/// event and destination (subscribed endpoints, the message's callback URL). The
-/// extra reads happen only for event kinds that go out as webhooks.
-macro_rules! events_with_webhooks {
-    ($c:ident, $rows:ident, $facts:ident, |$chunk:ident| $insert_returning:expr) => {{
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        if $rows.is_empty() {
-            return Ok(0);
-        }
-        $c.insert_audit($facts).await?;
-        let (tenants, msgs) = crate::webhooks::published(&$rows);
-        // One indexed read in the common case: the messages that have a callback URL
-        // or whose tenant has an endpoint. Nothing found: a plain insert.
-        let targets: crate::webhooks::MessageTargets = if msgs.is_empty() {
-            Vec::new()
-        } else {
-            messages::table
-                .filter(messages::id.eq_any(&msgs))
-                .filter(
-                    messages::callback_url.is_not_null().or(messages::tenant_id
-                        .eq_any(webhook_endpoints::table.select(webhook_endpoints::tenant_id))),
-                )
-                .select((messages::id, messages::callback_url, messages::metadata))
-                .load($c)
-                .await?
-        };
-        if targets.is_empty() {
-            return $c.insert_plain_events($rows).await;
-        }
-        let endpoints: Vec<EndpointRow> = webhook_endpoints::table
-            .filter(webhook_endpoints::tenant_id.eq_any(&tenants))
-            .select(EndpointRow::as_select())
-            .load($c)
-            .await?;
-        let mut inserted: Vec<EventRow> = Vec::with_capacity($rows.len());
-        for $chunk in $rows.chunks(CHUNK) {
-            inserted.extend($insert_returning);
-        }
-        let deliveries =
-            crate::webhooks::deliveries(&inserted, &endpoints, &targets, hermod_core::now_ms());
-        $c.insert_deliveries(deliveries).await?;
-        Ok(inserted.len())
     }};
 }
 
@@ -162,14 +117,8 @@ impl BatchInsert for AsyncPgConnection {
         rows: Vec<NewEventRow>,
         facts: Vec<NewAuditRow>,
     ) -> QueryResult<usize> {
-        let c = self;
-        events_with_webhooks!(c, rows, facts, |chunk| {
-            diesel::insert_into(events::table)
-                .values(chunk)
-                .returning(EventRow::as_returning())
-                .get_results::<EventRow>(c)
-                .await?
-        })
+        self.insert_audit(facts).await?;
+        pg_insert!(self, events::table, rows)
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         pg_insert!(self, jobs::table, rows)
@@ -212,22 +161,8 @@ impl BatchInsert for Lite {
         rows: Vec<NewEventRow>,
         facts: Vec<NewAuditRow>,
     ) -> QueryResult<usize> {
-        let c = self;
-        // One writer at a time (the gate), so the rows after the current maximum are
-        // exactly the ones inserted here.
-        events_with_webhooks!(c, rows, facts, |chunk| {
-            let before: Option<i64> = events::table
-                .select(diesel::dsl::max(events::seq))
-                .first(c)
-                .await?;
-            c.insert_plain_events(chunk.to_vec()).await?;
-            events::table
-                .filter(events::seq.gt(before.unwrap_or(0)))
-                .order(events::seq.asc())
-                .select(EventRow::as_select())
-                .load::<EventRow>(c)
-                .await?
-        })
+        self.insert_audit(facts).await?;
+        lite_insert!(self, events::table, rows)
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         lite_insert!(self, jobs::table, rows)
@@ -255,22 +190,5 @@ impl BatchInsert for Lite {
     }
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
         lite_insert!(self, audit_entries::table, rows)
-    }
-}
-
-/// The events-only half of `insert_events`.
-trait PlainEvents {
-    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize>;
-}
-
-impl PlainEvents for AsyncPgConnection {
-    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        pg_insert!(self, events::table, rows)
-    }
-}
-
-impl PlainEvents for Lite {
-    async fn insert_plain_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        lite_insert!(self, events::table, rows)
     }
 }

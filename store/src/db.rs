@@ -49,7 +49,7 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postg
 // connection closing elsewhere in the process checkpoints the WAL at that moment).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
      PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
-     PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;";
+     PRAGMA temp_store=MEMORY;";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -72,6 +72,10 @@ pub enum Db {
         /// SQLite allows one writer; this gate keeps our writers in line instead of
         /// letting them spin on `SQLITE_BUSY`.
         write: Arc<tokio::sync::Mutex<()>>,
+        /// The writer thread the hot paths hand their writes to (see `writer`).
+        writer: crate::writer::Writer,
+        /// Woken after each of the writer's commits (the embedded queue waits on it).
+        committed: Arc<tokio::sync::Notify>,
     },
 }
 
@@ -93,33 +97,52 @@ impl Db {
             Ok(Db::Pg(pool))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
-            let mut cfg = ManagerConfig::<Lite>::default();
-            cfg.custom_setup = Box::new(|url| {
-                let url = url.to_owned();
-                async move {
-                    let mut c = Lite::establish(&url).await?;
-                    c.batch_execute(SQLITE_PRAGMAS)
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                    Ok(c)
+            let setup = |url: String| async move {
+                let mut c = Lite::establish(&url).await?;
+                #[cfg(feature = "sqlprof")]
+                if let Some(i) = crate::sqlprof::instrument() {
+                    c.set_instrumentation(i);
                 }
-                .boxed()
-            });
+                c.batch_execute(SQLITE_PRAGMAS)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok::<_, diesel::ConnectionError>(c)
+            };
+            let mut cfg = ManagerConfig::<Lite>::default();
+            // A file connection cannot go stale: no test query on every checkout.
+            cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+            cfg.custom_setup = Box::new(move |url| setup(url.to_owned()).boxed());
+            let writer_conn = setup(path.clone()).await.map_err(DbError::Connect)?;
             let mgr = AsyncDieselConnectionManager::<Lite>::new_with_config(path, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(max_conns.clamp(1, 8))
                 .build()
                 .map_err(|e| DbError::Pool(Box::new(e)))?;
             drop(pool.get().await.map_err(|e| DbError::Pool(Box::new(e)))?);
+            let write = Arc::new(tokio::sync::Mutex::new(()));
+            let committed = Arc::new(tokio::sync::Notify::new());
+            let writer =
+                crate::writer::Writer::start(writer_conn, write.clone(), committed.clone())
+                    .map_err(|e| DbError::Pool(Box::new(e)))?;
             Ok(Db::Lite {
                 pool,
-                write: Arc::new(tokio::sync::Mutex::new(())),
+                write,
+                writer,
+                committed,
             })
         }
     }
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Pg(_))
+    }
+
+    /// Woken after each commit of SQLite's writer thread (None on PostgreSQL).
+    pub fn committed(&self) -> Option<&Arc<tokio::sync::Notify>> {
+        match self {
+            Db::Lite { committed, .. } => Some(committed),
+            Db::Pg(_) => None,
+        }
     }
 
     /// Creates database `name` on the PostgreSQL server of `admin_url` and returns its
@@ -238,10 +261,10 @@ impl Db {
                 let mut c = pool.get().await.map_err(pool_err)?;
                 c.insert_jobs(rows).await
             }
-            Db::Lite { pool, write } => {
-                let _gate = write.lock().await;
-                let mut c = pool.get().await.map_err(pool_err)?;
-                complete_inline(c.insert_jobs(rows))
+            Db::Lite { writer, .. } => {
+                writer
+                    .run(move |c| Box::pin(async move { c.insert_jobs(rows).await }))
+                    .await
             }
         }
     }

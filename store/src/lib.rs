@@ -10,6 +10,7 @@ mod app;
 pub mod audit;
 mod batch;
 mod db;
+mod event_log;
 mod fallback;
 mod inbound;
 mod leases;
@@ -17,13 +18,16 @@ mod pipeline;
 pub mod rows;
 pub mod schema;
 pub(crate) mod seal;
+pub mod sqlprof;
 mod store;
 mod templates;
 mod webhooks;
+mod writer;
 
 pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
 pub use hermod_crypto::vault::Vault;
 pub use store::SqlStore;
+pub use writer::Writer;
 
 use hermod_core::ports::PortError;
 
@@ -60,12 +64,35 @@ macro_rules! write_tx {
                 let mut conn = pool.get().await.map_err($crate::unavailable)?;
                 conn.transaction(async |$c| $body).await
             }
-            $crate::Db::Lite { pool, write } => {
+            $crate::Db::Lite { pool, write, .. } => {
+                let asked = std::time::Instant::now();
                 let _gate = write.lock().await;
+                let got = std::time::Instant::now();
                 let mut conn = pool.get().await.map_err($crate::unavailable)?;
                 // Every statement completes inline, so the whole transaction runs here
                 // in one blocking section.
-                $crate::complete_inline(conn.transaction(async |$c| $body))
+                let r = $crate::complete_inline(conn.transaction(async |$c| $body));
+                $crate::sqlprof::gate(concat!(file!(), ":", line!()), got - asked, got.elapsed());
+                r
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in one write transaction, like `write_tx!`, but on SQLite in the
+/// writer thread's next group transaction (see `writer`). The body owns what it uses
+/// (it is moved there): prepare owned inputs before, and do not use them after.
+#[macro_export]
+macro_rules! write_op {
+    ($db:expr, move |$c:ident| $body:expr) => {{
+        use diesel_async::AsyncConnection as _;
+        match $db {
+            $crate::Db::Pg(pool) => {
+                let mut conn = pool.get().await.map_err($crate::unavailable)?;
+                conn.transaction(async |$c| $body).await
+            }
+            $crate::Db::Lite { writer, .. } => {
+                writer.run(move |$c| Box::pin(async move { $body })).await
             }
         }
     }};

@@ -17,7 +17,7 @@ use crate::rows::*;
 use crate::schema::*;
 use crate::seal::open_messages;
 use crate::store::{event_row, parse_status};
-use crate::{Db, backend, write_tx};
+use crate::{Db, backend, write_op, write_tx};
 
 /// Provider ids as stored: trimmed, lower-case and without leading zeros, so `0A1B`,
 /// `0a1b` and `a1b` meet.
@@ -424,9 +424,12 @@ pub async fn plan_attempts(
     plans: &[(MessageId, Plan)],
 ) -> PortResult<Vec<(AttemptId, ChannelKind, bool)>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    let plans: HashMap<&str, &Plan> = plans.iter().map(|(m, p)| (m.as_str(), p)).collect();
+    let plans: HashMap<String, Plan> = plans
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.clone()))
+        .collect();
     let now = now_ms();
-    write_tx!(db, |c| {
+    write_op!(db, move |c| {
         let msgs: Vec<MessageRow> = messages::table
             .filter(messages::id.eq_any(&ids))
             .select(MessageRow::as_select())
@@ -556,19 +559,20 @@ pub async fn plan_attempts(
 
 pub async fn claim_attempts(
     db: &Db,
-    vault: &hermod_crypto::vault::Vault,
+    vault: &std::sync::Arc<hermod_crypto::vault::Vault>,
     ids: &[AttemptId],
 ) -> PortResult<Vec<Claim>> {
     let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     let now = now_ms();
-    write_tx!(db, |c| {
+    let vault = vault.clone();
+    write_op!(db, move |c| {
         let mut rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))
             .select((AttemptRow::as_select(), MessageRow::as_select()))
             .load(c)
             .await?;
-        open_messages!(c, vault, rows.iter_mut().map(|(_, m)| m));
+        open_messages!(c, &vault, rows.iter_mut().map(|(_, m)| m));
         let mut out = Vec::new();
         let mut candidates: Vec<(&AttemptRow, &MessageRow, Outgoing)> = Vec::new();
         let mut msg_sending = Vec::new();
@@ -645,9 +649,10 @@ pub async fn claim_attempts(
 
 pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
     let ids: Vec<String> = results.iter().map(|r| r.attempt_id.to_string()).collect();
+    let results = results.to_vec();
     let now = now_ms();
-    let mut new_pids = Vec::new();
-    write_tx!(db, |c| {
+    write_op!(db, move |c| {
+        let mut new_pids = Vec::new();
         let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))
@@ -803,7 +808,7 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
 
 pub async fn apply_receipts(
     db: &Db,
-    vault: &hermod_crypto::vault::Vault,
+    vault: &std::sync::Arc<hermod_crypto::vault::Vault>,
     receipts: &[Receipt],
 ) -> PortResult<()> {
     let now = now_ms();
@@ -814,7 +819,8 @@ pub async fn apply_receipts(
             ..r.clone()
         })
         .collect();
-    write_tx!(db, |c| {
+    let vault = vault.clone();
+    write_op!(db, move |c| {
         let unknown = apply_in_tx!(c, &receipts, now)?;
         let orphans: Vec<OrphanRow> = unknown
             .iter()
@@ -836,7 +842,7 @@ pub async fn apply_receipts(
 
 pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
     let now = now_ms();
-    write_tx!(db, |c| {
+    write_op!(db, move |c| {
         let orphans: Vec<OrphanRow> = orphan_receipts::table
             .order(orphan_receipts::received_at.asc())
             .limit(1000)

@@ -33,6 +33,7 @@ pub struct MessageRow {
     pub priority: i32,
     pub alert_key: Option<String>,
     pub alert_status: Option<String>,
+    pub callback_events: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

@@ -46,6 +46,7 @@ diesel::table! {
         priority -> Integer,
         alert_key -> Nullable<Text>,
         alert_status -> Nullable<Text>,
+        callback_events -> Nullable<Text>,
     }
 }
 
@@ -258,6 +259,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_cursor (name) {
+        name -> Text,
+        seq -> BigInt,
+        pending -> Text,
+        holder -> Text,
+        lease_until -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_outbox (id) {
         id -> BigInt,
         tenant_id -> Text,
@@ -354,6 +366,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     fallback_timers,
     webhook_endpoints,
     webhook_deliveries,
+    webhook_cursor,
     audit_outbox,
     audit_entries,
     audit_heads,

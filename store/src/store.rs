@@ -130,6 +130,9 @@ fn to_message(r: MessageRow) -> Message {
         ttl_secs: r.ttl_secs,
         metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
         callback_url: r.callback_url,
+        callback_events: r
+            .callback_events
+            .and_then(|e| serde_json::from_str(&e).ok()),
         status: parse_status(&r.status),
         created_at: r.created_at,
         updated_at: r.updated_at,

@@ -1,5 +1,5 @@
-//! Customer webhooks: endpoints, and the delivery rows written in the same transaction
-//! as the events they carry (so an event recorded is an event delivered, eventually).
+//! Customer webhooks: endpoints, and the delivery rows of what did not go out at once
+//! from the event log (see `event_log`) or came with an inbound message.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,91 +16,6 @@ use crate::batch::BatchInsert as _;
 use crate::rows::*;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
-
-/// `(message id, callback url, metadata)` of the messages an event batch is about.
-pub(crate) type MessageTargets = Vec<(String, Option<String>, Option<String>)>;
-
-/// Tenants and messages of the events in `rows` that go out as webhooks.
-pub(crate) fn published(rows: &[NewEventRow]) -> (Vec<String>, Vec<String>) {
-    let mut tenants: Vec<String> = Vec::new();
-    let mut msgs: Vec<String> = Vec::new();
-    for r in rows.iter().filter(|r| is_published(&r.kind)) {
-        if !tenants.contains(&r.tenant_id) {
-            tenants.push(r.tenant_id.clone());
-        }
-        msgs.push(r.message_id.clone());
-    }
-    msgs.sort_unstable();
-    msgs.dedup();
-    (tenants, msgs)
-}
-
-/// One delivery row per (event, subscribed endpoint) and per (event, callback URL).
-pub(crate) fn deliveries(
-    events: &[EventRow],
-    endpoints: &[EndpointRow],
-    messages: &MessageTargets,
-    now: i64,
-) -> Vec<NewDeliveryRow> {
-    let endpoints: Vec<(&EndpointRow, Vec<String>)> = endpoints
-        .iter()
-        .map(|e| (e, serde_json::from_str(&e.events).unwrap_or_default()))
-        .collect();
-    let by_msg: HashMap<&str, (Option<&str>, Option<serde_json::Value>)> = messages
-        .iter()
-        .map(|(id, cb, meta)| {
-            (
-                id.as_str(),
-                (
-                    cb.as_deref(),
-                    meta.as_deref().and_then(|m| serde_json::from_str(m).ok()),
-                ),
-            )
-        })
-        .collect();
-    let mut out = Vec::new();
-    for ev in events.iter().filter(|e| is_published(&e.kind)) {
-        let (callback, metadata) = by_msg
-            .get(ev.message_id.as_str())
-            .map_or((None, None), |(c, m)| (*c, m.as_ref()));
-        let detail: Option<serde_json::Value> = ev
-            .detail
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok());
-        let payload = event_payload(
-            ev.seq,
-            &ev.message_id,
-            &ev.kind,
-            &ev.status,
-            ev.attempt_no,
-            ev.channel.as_deref(),
-            detail.as_ref(),
-            ev.at,
-            metadata,
-        )
-        .to_string();
-        let row = |endpoint_id: Option<&str>, url: &str| {
-            pending(
-                &ev.tenant_id,
-                endpoint_id,
-                url,
-                &ev.kind,
-                Some(&ev.message_id),
-                &payload,
-                now,
-            )
-        };
-        for (e, subscribed) in &endpoints {
-            if e.tenant_id == ev.tenant_id && wants(subscribed, &ev.kind) {
-                out.push(row(Some(&e.id), &e.url));
-            }
-        }
-        if let Some(cb) = callback {
-            out.push(row(None, cb));
-        }
-    }
-    out
-}
 
 /// A delivery row for an inbound message, for each endpoint subscribed to
 /// `message.inbound`.
@@ -187,8 +102,7 @@ fn to_endpoint(r: EndpointRow) -> WebhookEndpoint {
     }
 }
 
-/// The sealed-field name of webhook signing secrets (endpoints and callback).
-const SECRET: &str = "webhook.secret";
+use crate::event_log::SECRET;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
@@ -196,6 +110,25 @@ fn ms(d: Duration) -> i64 {
 
 #[async_trait]
 impl Webhooks for SqlStore {
+    async fn claim_cursor(&self, holder: &str, ttl: Duration) -> PortResult<Option<EventCursor>> {
+        crate::event_log::claim_cursor(&self.db, holder, ttl).await
+    }
+
+    async fn events_after(&self, cursor: &EventCursor, max: usize) -> PortResult<EventPage> {
+        crate::event_log::events_after(&self.db, &self.vault, cursor, max).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        to: &EventCursor,
+        retry: &[RetryDelivery],
+        delivered: &[DeliveredRange],
+    ) -> PortResult<bool> {
+        crate::event_log::advance_cursor(&self.db, holder, ttl, to, retry, delivered).await
+    }
+
     async fn create_endpoint(&self, e: &WebhookEndpoint, secret: &str) -> PortResult<()> {
         let events = serde_json::to_string(&e.events).map_err(backend)?;
         let secret = self.vault.seal_secret(SECRET, secret).map_err(backend)?;
@@ -259,11 +192,25 @@ impl Webhooks for SqlStore {
         let now = now_ms();
         let until = now + ms(lease);
         let limit = i64::try_from(max).unwrap_or(100);
+        // Most looks find nothing: a plain read first, the writer only when some are due.
+        let any: Option<i64> = with_conn!(&self.db, |c| {
+            webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .filter(webhook_deliveries::next_at.le(now))
+                .select(webhook_deliveries::id)
+                .first(c)
+                .await
+                .optional()
+                .map_err(backend)?
+        });
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         write_tx!(&self.db, |c| {
+            // A lease moves `next_at` to its end: the due ones are one index range.
             let due: Vec<i64> = webhook_deliveries::table
                 .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
                 .filter(webhook_deliveries::next_at.le(now))
-                .filter(webhook_deliveries::locked_until.lt(now))
                 .order(webhook_deliveries::next_at.asc())
                 .limit(limit)
                 .select(webhook_deliveries::id)
@@ -276,9 +223,12 @@ impl Webhooks for SqlStore {
             let rows: Vec<DeliveryRow> = diesel::update(
                 webhook_deliveries::table
                     .filter(webhook_deliveries::id.eq_any(&due))
-                    .filter(webhook_deliveries::locked_until.lt(now)),
+                    .filter(webhook_deliveries::next_at.le(now)),
             )
-            .set(webhook_deliveries::locked_until.eq(until))
+            .set((
+                webhook_deliveries::next_at.eq(until),
+                webhook_deliveries::locked_until.eq(until),
+            ))
             .returning(DeliveryRow::as_returning())
             .get_results(c)
             .await?;
@@ -341,7 +291,10 @@ impl Webhooks for SqlStore {
         let until = now_ms() + ms(delay);
         write_tx!(&self.db, |c| {
             diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
-                .set(webhook_deliveries::locked_until.eq(until))
+                .set((
+                    webhook_deliveries::next_at.eq(until),
+                    webhook_deliveries::locked_until.eq(0),
+                ))
                 .execute(c)
                 .await
         })

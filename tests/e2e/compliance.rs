@@ -62,6 +62,7 @@ fn msg(tenant: &TenantId, to: &str, text: &str, created_at: i64) -> NewMessage {
         ttl_secs: None,
         metadata: None,
         callback_url: None,
+        callback_events: None,
         created_at,
         send_at: None,
         content: None,

@@ -29,6 +29,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         ttl_secs: None,
         metadata: Some(serde_json::json!({"order": 42})),
         callback_url: None,
+        callback_events: None,
         created_at: now_ms(),
         send_at: None,
         content: None,
@@ -581,8 +582,9 @@ async fn exercise_inbound(url: &str) {
     ));
 }
 
-/// Fallback timers fire once however many workers race for them, and webhook
-/// deliveries are written with their event, fail after the retry period and replay.
+/// Fallback timers fire once however many workers race for them; webhook events are
+/// read from the log after one holder's cursor, and deliveries that failed become
+/// rows that fail after the retry period and replay.
 async fn exercise_fallback_and_webhooks(url: &str) {
     use hermod_core::plan::*;
     use hermod_core::webhook::*;
@@ -709,7 +711,82 @@ async fn exercise_fallback_and_webhooks(url: &str) {
     assert_eq!(view.attempts[0].raw_status.as_deref(), Some("DELIVERED"));
     assert_eq!(view.message.status, Status::Sent);
 
-    // Webhook deliveries: queued and fallback, written with their events.
+    // Webhooks: the event log after the cursor holds queued and fallback, each for
+    // the endpoint, signed with its secret.
+    let cursor = store
+        .claim_cursor("w1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the cursor is free");
+    assert!(
+        store
+            .claim_cursor("w2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "one reader at a time"
+    );
+    let page = store.events_after(&cursor, 100).await.unwrap();
+    let kinds: Vec<&str> = page.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, vec!["message.queued", "message.fallback"]);
+    for e in &page.events {
+        assert_eq!(e.destinations.len(), 1);
+        assert_eq!(e.destinations[0].url, ep.url);
+        assert_eq!(e.destinations[0].secret.as_deref(), Some("whsec_x"));
+        let body: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+        assert_eq!(body["type"], e.event_type.as_str());
+        assert_eq!(body["sequence"], e.seq);
+    }
+    // Both failed their first POST: kept as rows; the cursor moves past them.
+    let retry: Vec<RetryDelivery> = page
+        .events
+        .iter()
+        .map(|e| RetryDelivery {
+            tenant_id: e.tenant_id.clone(),
+            endpoint_id: e.destinations[0].endpoint_id.clone(),
+            url: e.destinations[0].url.clone(),
+            event_type: e.event_type.clone(),
+            message_id: Some(e.message_id.clone()),
+            payload: e.payload.clone(),
+            attempts: 1,
+            last_status: Some(503),
+            last_error: Some("http_503".into()),
+            retry_in: Duration::ZERO,
+        })
+        .collect();
+    assert!(
+        !store
+            .advance_cursor("w2", Duration::from_secs(30), &page.next, &retry, &[])
+            .await
+            .unwrap(),
+        "only the holder moves it"
+    );
+    let delivered = [DeliveredRange {
+        tenant_id: t.to_string(),
+        from_seq: page.events[0].seq,
+        to_seq: page.events[0].seq,
+        deliveries: 1,
+    }];
+    assert!(
+        store
+            .advance_cursor(
+                "w1",
+                Duration::from_secs(30),
+                &page.next,
+                &retry,
+                &delivered
+            )
+            .await
+            .unwrap()
+    );
+    let rest = store.events_after(&page.next, 100).await.unwrap();
+    assert!(rest.events.is_empty(), "nothing after the cursor");
+    let again = store
+        .claim_cursor("w1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.seq, page.next.seq, "the cursor was stored");
     let due = store
         .due_deliveries(10, Duration::from_secs(60))
         .await
@@ -725,6 +802,7 @@ async fn exercise_fallback_and_webhooks(url: &str) {
         .collect();
     assert_eq!(kinds, vec!["message.queued", "message.fallback"]);
     assert!(due.iter().all(|d| d.secret.as_deref() == Some("whsec_x")));
+    assert!(due.iter().all(|d| d.attempts == 1));
     assert!(
         store
             .due_deliveries(10, Duration::from_secs(60))
@@ -764,13 +842,15 @@ async fn exercise_fallback_and_webhooks(url: &str) {
         204
     );
     assert!(failed["url_sha256"].is_string() && failed.get("url").is_none());
+    let range = outcome("webhook.delivered_range").expect("the cursor's delivered range");
+    assert_eq!(range["deliveries"], 1);
     let failed = store
         .list_deliveries(&t, Some(DeliveryStatus::Failed), None, 10)
         .await
         .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_status, Some(500));
-    assert_eq!(failed[0].attempts, 1);
+    assert_eq!(failed[0].attempts, 2);
     assert!(store.retry_delivery(&t, failed[0].id).await.unwrap());
     let due = store
         .due_deliveries(10, Duration::from_secs(60))
@@ -823,6 +903,75 @@ async fn store_on_postgres() {
         return;
     };
     exercise_fallback_and_webhooks(&url).await;
+}
+
+/// PostgreSQL takes event numbers before commit: an event that becomes visible below
+/// the cursor (its transaction was still running when the log was read) still goes
+/// out, once, on the next read.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_cursor_sees_late_commits_on_postgres() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+    use hermod_core::webhook::*;
+    let Some(url) = pg_database("late").await else {
+        return;
+    };
+    let store = open(&url).await;
+    let t = store.create_api_key("acme", "lk1", "h").await.unwrap();
+    let ep = WebhookEndpoint {
+        id: hermod_core::EndpointId::generate().to_string(),
+        tenant_id: t.clone(),
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["*".into()],
+        created_at: now_ms(),
+    };
+    store.create_endpoint(&ep, "whsec_x").await.unwrap();
+    let cursor = store
+        .claim_cursor("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let insert = |kind: &str| {
+        format!(
+            "INSERT INTO events (message_id, tenant_id, kind, status, at) \
+             VALUES ('msg_x', '{t}', '{kind}', 'sent', 0)"
+        )
+    };
+    let mut a = AsyncPgConnection::establish(&url).await.unwrap();
+    let mut b = AsyncPgConnection::establish(&url).await.unwrap();
+    // A takes the lower number and commits after B.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute(&insert("message.sent")).await.unwrap();
+    b.batch_execute(&insert("message.delivered")).await.unwrap();
+    let first = store.events_after(&cursor, 100).await.unwrap();
+    let kinds: Vec<&str> = first.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["message.delivered"],
+        "A's event is not visible yet"
+    );
+    assert!(!first.next.pending.is_empty(), "A is still running");
+    a.batch_execute("COMMIT").await.unwrap();
+    let second = store.events_after(&first.next, 100).await.unwrap();
+    let kinds: Vec<&str> = second
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(kinds, vec!["message.sent"], "A's event, below the cursor");
+    assert!(second.events[0].seq < first.next.seq);
+    let third = store.events_after(&second.next, 100).await.unwrap();
+    assert!(
+        third.events.is_empty(),
+        "each event once: {:?}",
+        third.events
+    );
+    let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM events WHERE tx IS NOT NULL)",
+    ))
+    .get_result(&mut a)
+    .await
+    .unwrap();
+    assert_eq!(n, 2, "every event carries its transaction");
 }
 
 /// Every migration goes up, down and up again on both backends.
