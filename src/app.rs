@@ -489,6 +489,7 @@ pub async fn run(
                 templates: Some(store.clone() as Arc<dyn hermod_core::ports::Templates>),
                 hooks: Some(store.clone() as Arc<dyn hermod_core::ports::Hooks>),
                 quiet: Arc::default(),
+                key_cache: Arc::default(),
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

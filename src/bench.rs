@@ -128,6 +128,31 @@ fn peak_rss_of(pids: &[u32]) -> f64 {
         / 1024.0
 }
 
+/// Rows written so far: PostgreSQL's own statistics, or on SQLite the writer's
+/// `total_changes()` as the server's `/metrics` count it.
+async fn rows_written(
+    client: &reqwest::Client,
+    base: &str,
+    store: &hermod_store::SqlStore,
+) -> Option<i64> {
+    if store.db().is_postgres() {
+        return store.write_counts().await.ok()?.changed;
+    }
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let n = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hermod_db_rows_written_total "))
+        .map_or(Some(0.0), |v| v.trim().parse::<f64>().ok())?;
+    Some(n as i64)
+}
+
 struct Children(Vec<std::process::Child>);
 
 impl Drop for Children {
@@ -302,6 +327,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         other => anyhow::bail!("--webhook: none, ok or dead, not {other}"),
     };
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, store) = app::open_store(&s).await?;
+    let written_before = rows_written(&client, &base, &store).await;
     let requests = a.messages.div_ceil(a.per_request.max(1));
     let started = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(requests)));
@@ -352,7 +382,6 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let accept_secs = started.elapsed().as_secs_f64();
     let total = requests * a.per_request.max(1);
     // Wait until every message is delivered.
-    let (_, store) = app::open_store(&s).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut submits_done = None;
     loop {
@@ -374,6 +403,15 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(every)).await;
     }
     let done_secs = started.elapsed().as_secs_f64();
+    if a.queue.is_some() {
+        // PostgreSQL's statistics are reported when transactions end, a little later.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let written = rows_written(&client, &base, &store)
+        .await
+        .zip(written_before)
+        .map(|(after, before)| after - before);
+    let kept = store.write_counts().await?;
     // accept → delivered from the timelines of a sample of messages.
     let list: serde_json::Value = client
         .get(format!("{base}/v1/messages?limit=1000"))
@@ -466,6 +504,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         pct(&mut e2e, 0.99),
         e2e.len()
     );
+    if let Some(w) = written {
+        println!(
+            "  writes per message:  {:>9.1} rows inserted, updated or deleted ({})",
+            w as f64 / total as f64,
+            if a.queue.is_some() {
+                "pg_stat_user_tables"
+            } else {
+                "SQLite total_changes() of the writer"
+            }
+        );
+    }
+    let per: Vec<String> = kept
+        .tables
+        .iter()
+        .filter(|t| t.rows > 0)
+        .map(|t| format!("{} {:.1}", t.table, t.rows as f64 / total as f64))
+        .collect();
+    println!("  rows kept per message: {}", per.join(", "));
     if a.queue.is_some() {
         let pids: Vec<u32> = children.0.iter().map(std::process::Child::id).collect();
         println!(

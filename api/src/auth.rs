@@ -24,6 +24,46 @@ fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, String), ApiError> 
     Ok((state, token))
 }
 
+/// Verified API keys by key id: the tenant, the stored hash and when it was read.
+/// A key is read from the store again after [`KEY_TTL`], so a key revoked in
+/// another process stops working within that; the hash is checked on every request.
+#[derive(Default)]
+pub struct KeyCache(
+    std::sync::Mutex<std::collections::HashMap<String, (TenantId, String, std::time::Instant)>>,
+);
+
+/// How long a looked-up key is trusted before it is read again.
+pub const KEY_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Keys kept at most (the cache starts over beyond it).
+const KEYS_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, id: &str) -> Option<(TenantId, String)> {
+        let c = self.0.lock().ok()?;
+        let (t, h, at) = c.get(id)?;
+        (at.elapsed() < KEY_TTL).then(|| (t.clone(), h.clone()))
+    }
+
+    fn put(&self, id: &str, tenant: &TenantId, hash: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            if c.len() >= KEYS_MAX {
+                c.clear();
+            }
+            c.insert(
+                id.to_owned(),
+                (tenant.clone(), hash.to_owned(), std::time::Instant::now()),
+            );
+        }
+    }
+
+    /// Forgets a key (revoked in this process).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            c.remove(id);
+        }
+    }
+}
+
 /// The tenant behind `Authorization: Bearer <key>`.
 pub struct Tenant(pub TenantId);
 
@@ -36,11 +76,18 @@ impl FromRequest for Tenant {
         Box::pin(async move {
             let (state, key) = found?;
             let (id, secret) = ApiKeys::split(&key).map_err(|_| ApiError::Unauthorized)?;
-            let (tenant, hash) = state
-                .store
-                .api_key(id)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let (tenant, hash) = match state.key_cache.get(id) {
+                Some(found) => found,
+                None => {
+                    let (tenant, hash) = state
+                        .store
+                        .api_key(id)
+                        .await?
+                        .ok_or(ApiError::Unauthorized)?;
+                    state.key_cache.put(id, &tenant, &hash);
+                    (tenant, hash)
+                }
+            };
             if state.keys.verify(secret, &hash) {
                 Ok(Tenant(tenant))
             } else {

@@ -65,6 +65,8 @@ pub struct AppState {
     pub hooks: Option<Arc<dyn hermod_core::ports::Hooks>>,
     /// Tenants' quiet hours, read at most every few seconds per tenant.
     pub quiet: Arc<QuietCache>,
+    /// API keys as last read, so a request costs no database read (see `auth`).
+    pub key_cache: Arc<auth::KeyCache>,
 }
 
 /// Each tenant's quiet hours as last read, and when.

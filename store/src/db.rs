@@ -47,9 +47,11 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postg
 
 // busy_timeout first: it must already apply when journal_mode takes its lock (a
 // connection closing elsewhere in the process checkpoints the WAL at that moment).
+// The WAL is checkpointed in the background (see `writer`); a commit checkpoints only
+// if that falls far behind (40 MB of WAL).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
      PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
-     PRAGMA temp_store=MEMORY;";
+     PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -113,6 +115,9 @@ impl Db {
             cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(move |url| setup(url.to_owned()).boxed());
             let writer_conn = setup(path.clone()).await.map_err(DbError::Connect)?;
+            let mut checkpoints = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
+            diesel::connection::SimpleConnection::batch_execute(&mut checkpoints, SQLITE_PRAGMAS)
+                .map_err(|e| DbError::Connect(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
             let mgr = AsyncDieselConnectionManager::<Lite>::new_with_config(path, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(max_conns.clamp(1, 8))
@@ -121,9 +126,13 @@ impl Db {
             drop(pool.get().await.map_err(|e| DbError::Pool(Box::new(e)))?);
             let write = Arc::new(tokio::sync::Mutex::new(()));
             let committed = Arc::new(tokio::sync::Notify::new());
-            let writer =
-                crate::writer::Writer::start(writer_conn, write.clone(), committed.clone())
-                    .map_err(|e| DbError::Pool(Box::new(e)))?;
+            let writer = crate::writer::Writer::start(
+                writer_conn,
+                checkpoints,
+                write.clone(),
+                committed.clone(),
+            )
+            .map_err(|e| DbError::Pool(Box::new(e)))?;
             Ok(Db::Lite {
                 pool,
                 write,

@@ -19,6 +19,7 @@ pub mod rows;
 pub mod schema;
 pub(crate) mod seal;
 pub mod sqlprof;
+mod stats;
 mod store;
 mod templates;
 mod webhooks;
@@ -26,6 +27,7 @@ mod writer;
 
 pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
 pub use hermod_crypto::vault::Vault;
+pub use stats::{TableCount, WriteCounts};
 pub use store::SqlStore;
 pub use writer::Writer;
 

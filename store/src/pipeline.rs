@@ -527,26 +527,54 @@ pub async fn plan_attempts(
         }
         c.insert_attempts(new_atts).await?;
         c.insert_events(evs).await?;
-        for (plan, ids) in group(plan_updates) {
-            diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
-                .set(messages::plan.eq(plan))
-                .execute(c)
-                .await?;
+        // One UPDATE per message: its plan and `queued` together.
+        let queued_set: HashSet<&String> = queued.iter().collect();
+        let planned: HashSet<&String> = plan_updates.iter().map(|(_, id)| id).collect();
+        for ((plan, q), ids) in group(
+            plan_updates
+                .iter()
+                .map(|(p, id)| ((Some(p.clone()), queued_set.contains(id)), id.clone()))
+                .chain(
+                    queued
+                        .iter()
+                        .filter(|id| !planned.contains(id))
+                        .map(|id| ((None, true), id.clone())),
+                ),
+        ) {
+            let target = messages::table.filter(messages::id.eq_any(&ids));
+            match (plan, q) {
+                (Some(plan), true) => {
+                    diesel::update(target)
+                        .set((
+                            messages::plan.eq(plan),
+                            messages::status.eq(Status::Queued.as_str()),
+                            messages::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?
+                }
+                (Some(plan), false) => {
+                    diesel::update(target)
+                        .set(messages::plan.eq(plan))
+                        .execute(c)
+                        .await?
+                }
+                (None, _) => {
+                    diesel::update(target)
+                        .set((
+                            messages::status.eq(Status::Queued.as_str()),
+                            messages::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?
+                }
+            };
         }
         if !rejected.is_empty() {
             diesel::update(messages::table.filter(messages::id.eq_any(&rejected)))
                 .set((
                     messages::status.eq(Status::Rejected.as_str()),
                     messages::reason.eq(crate::inbound::OPTED_OUT),
-                    messages::updated_at.eq(now),
-                ))
-                .execute(c)
-                .await?;
-        }
-        if !queued.is_empty() {
-            diesel::update(messages::table.filter(messages::id.eq_any(&queued)))
-                .set((
-                    messages::status.eq(Status::Queued.as_str()),
                     messages::updated_at.eq(now),
                 ))
                 .execute(c)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use diesel::result::Error as DieselError;
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, Notify, oneshot};
 
@@ -17,6 +17,8 @@ use crate::db::{Lite, complete_inline};
 
 /// Writes run in one transaction at most.
 const GROUP_MAX: usize = 64;
+/// How often the WAL is checkpointed in the background.
+pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What an op leaves to do once the transaction's fate is known.
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -31,15 +33,35 @@ pub struct Writer {
 impl Writer {
     /// Starts the thread on `conn`; it takes `gate` for each transaction (the other
     /// writers of the process take it too) and wakes `committed` after each commit.
+    ///
+    /// A second thread checkpoints the WAL on `checkpoints` every [`CHECKPOINT_EVERY`]
+    /// (PASSIVE: it never waits for, nor holds up, readers or the writer), so commits
+    /// do not pay for copying pages into the database file and syncing it.
     pub(crate) fn start(
         mut conn: Lite,
+        mut checkpoints: diesel::SqliteConnection,
         gate: Arc<Mutex<()>>,
         committed: Arc<Notify>,
     ) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Op>();
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("hermod-sqlite-ckpt".into())
+            .spawn(move || {
+                use diesel::connection::SimpleConnection as _;
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = checkpoints.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })?;
         std::thread::Builder::new()
             .name("hermod-sqlite-writer".into())
             .spawn(move || {
+                let _stop = stop;
+                let mut written = 0i64;
                 while let Ok(first) = rx.recv() {
                     let mut ops = vec![first];
                     while ops.len() < GROUP_MAX {
@@ -58,6 +80,15 @@ impl Writer {
                         }
                         Ok::<_, DieselError>(())
                     }));
+                    // Rows inserted, updated or deleted, as SQLite counts them.
+                    if let Ok(n) = complete_inline(
+                        diesel::sql_query("SELECT total_changes() AS n")
+                            .get_result::<crate::stats::N>(&mut conn),
+                    ) {
+                        metrics::counter!("hermod_db_rows_written_total")
+                            .increment(u64::try_from(n.n - written).unwrap_or(0));
+                        written = n.n;
+                    }
                     drop(guard);
                     crate::sqlprof::gate("writer", got - asked, got.elapsed());
                     let done = done.map_err(|e| e.to_string());

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use hermod_core::model::{Claim, Delivery, Job, Outgoing, SendOutcome, SendResult};
 use hermod_core::ports::{Channel, PortError, SendError};
 use hermod_core::{AttemptId, now_ms};
@@ -102,10 +104,11 @@ async fn claim_and_send(
     room: &Arc<Semaphore>,
     done: &mpsc::UnboundedSender<Done>,
 ) -> Result<(), PortError> {
-    let queue = channel.kind().queue();
+    // What becomes of jobs that are not sent: handed on only once nothing here can
+    // fail any more (a failure hands the whole batch back).
+    let mut decided: Vec<Done> = Vec::new();
     let mut tags: HashMap<String, (i64, i32)> = HashMap::new();
     let mut ids = Vec::new();
-    let mut unreadable = Vec::new();
     for d in &batch {
         if let Job::SendV1 { attempt_id, .. } = &d.job
             && let Some(id) = AttemptId::parse(attempt_id)
@@ -114,36 +117,48 @@ async fn claim_and_send(
             tags.insert(attempt_id.clone(), (d.tag, d.deliveries));
             continue;
         }
-        unreadable.push(d.tag);
+        decided.push(Done::Ack(d.tag));
     }
-    p.queue.ack(queue, &unreadable).await?;
     let claims = p.store.claim_attempts(&ids).await?;
     let tag_of = |id: &AttemptId| tags.get(id.as_str()).copied().unwrap_or((0, 1));
     let mut to_send: Vec<Outgoing> = Vec::new();
-    let grace = i64::try_from(p.settings.in_doubt_grace.as_millis()).unwrap_or(0);
+    let mut in_doubt: Vec<(Outgoing, i64)> = Vec::new();
     for c in claims {
         match c {
             Claim::Claimed(o) => to_send.push(o),
-            Claim::Done(id) => {
-                let _ = done.send(Done::Ack(tag_of(&id).0));
+            Claim::Done(id) => decided.push(Done::Ack(tag_of(&id).0)),
+            Claim::InDoubt { outgoing, .. } if channel.idempotent_sends() => {
+                to_send.push(outgoing);
             }
-            Claim::InDoubt { outgoing, since } => {
-                // A submit may have reached the provider before a crash: its receipt
-                // may resolve it. Resend only when none came in time.
-                let (tag, _) = tag_of(&outgoing.attempt_id);
-                if channel.idempotent_sends() {
-                    to_send.push(outgoing);
-                } else if p.store.resolve_in_doubt(&outgoing).await? {
-                    tracing::info!(attempt = %outgoing.attempt_id, "in-doubt submit resolved by its receipt");
-                    let _ = done.send(Done::Ack(tag));
-                } else if now_ms() - since < grace {
-                    let _ = done.send(Done::Retry(tag, Duration::from_secs(1)));
-                } else {
-                    tracing::warn!(attempt = %outgoing.attempt_id, "in-doubt submit had no receipt; sending again");
-                    to_send.push(outgoing);
-                }
-            }
+            Claim::InDoubt { outgoing, since } => in_doubt.push((outgoing, since)),
         }
+    }
+    // A submit may have reached the provider before a crash: its receipt may resolve
+    // it. Resend only when none came in time. (After a crash, a whole window of them
+    // comes back at once: looked at side by side.)
+    let grace = i64::try_from(p.settings.in_doubt_grace.as_millis()).unwrap_or(0);
+    let looked = futures::stream::iter(in_doubt)
+        .map(|(o, since)| async move {
+            let resolved = p.store.resolve_in_doubt(&o).await;
+            (o, since, resolved)
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for (outgoing, since, resolved) in looked {
+        let (tag, _) = tag_of(&outgoing.attempt_id);
+        if resolved? {
+            tracing::info!(attempt = %outgoing.attempt_id, "in-doubt submit resolved by its receipt");
+            decided.push(Done::Ack(tag));
+        } else if now_ms() - since < grace {
+            decided.push(Done::Retry(tag, Duration::from_secs(1)));
+        } else {
+            tracing::warn!(attempt = %outgoing.attempt_id, "in-doubt submit had no receipt; sending again");
+            to_send.push(outgoing);
+        }
+    }
+    for d in decided {
+        let _ = done.send(d);
     }
     if to_send.is_empty() {
         return Ok(());
