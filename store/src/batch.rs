@@ -18,6 +18,14 @@ pub(crate) trait BatchInsert {
         self.insert_events_audited(rows, facts).await
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize>;
+    /// Locks attempt rows for the rest of the transaction, in id order (so two writers
+    /// never wait on each other in a circle). On PostgreSQL a status read after this is
+    /// the latest one, and no concurrent transaction can change it before commit:
+    /// without it, a submit outcome and a receipt recorded side by side (the receipt
+    /// overtook the outcome, or resolved the attempt as in doubt) could each decide
+    /// from the status before the other and the later commit would undo the earlier.
+    /// SQLite has one writer at a time: nothing to lock.
+    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<()>;
     /// Ignores provider ids already stored (a redelivered outcome).
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize>;
     /// Keeps the first copy of a receipt delivered twice.
@@ -123,6 +131,21 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         pg_insert!(self, jobs::table, rows)
     }
+    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<()> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        attempts::table
+            .filter(attempts::id.eq_any(ids))
+            .order(attempts::id)
+            .select(attempts::id)
+            .for_update()
+            .load::<String>(self)
+            .await
+            .map(drop)
+    }
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize> {
         pg_insert!(self, attempt_parts::table, rows, ignore)
     }
@@ -166,6 +189,9 @@ impl BatchInsert for Lite {
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         lite_insert!(self, jobs::table, rows)
+    }
+    async fn lock_attempts(&mut self, _ids: &[String]) -> QueryResult<()> {
+        Ok(())
     }
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize> {
         lite_insert!(self, attempt_parts::table, rows, ignore)

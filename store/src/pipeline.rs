@@ -226,11 +226,25 @@ macro_rules! apply_in_tx {
         let receipts: &[Receipt] = $receipts;
         let now: i64 = $now;
         let pids: Vec<String> = receipts.iter().map(|r| r.provider_id.clone()).collect();
-        let parts: Vec<PartRow> = attempt_parts::table
+        let mut parts: Vec<PartRow> = attempt_parts::table
             .filter(attempt_parts::provider_id.eq_any(&pids))
             .select(PartRow::as_select())
             .load($c)
             .await?;
+        if !parts.is_empty() {
+            // Their attempts are locked first, and the parts read again: what a
+            // concurrent outcome or receipt committed meanwhile is seen, and nothing
+            // changes them until this commits.
+            let mut owners: Vec<String> = parts.iter().map(|p| p.attempt_id.clone()).collect();
+            owners.sort_unstable();
+            owners.dedup();
+            $c.lock_attempts(&owners).await?;
+            parts = attempt_parts::table
+                .filter(attempt_parts::provider_id.eq_any(&pids))
+                .select(PartRow::as_select())
+                .load($c)
+                .await?;
+        }
         let mut by_pid: HashMap<String, PartRow> = parts
             .into_iter()
             .map(|p| (p.provider_id.clone(), p))
@@ -681,6 +695,11 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
     let now = now_ms();
     write_op!(db, move |c| {
         let mut new_pids = Vec::new();
+        // Statuses are decided on the latest rows, which stay as read until commit (a
+        // receipt or an in-doubt resolution may be recording the same attempt).
+        let mut locked = ids.clone();
+        locked.sort_unstable();
+        c.lock_attempts(&locked).await?;
         let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))
@@ -911,6 +930,8 @@ pub async fn resolve_in_doubt(
     // Orphans keep the recipient's HMAC, not the number.
     let recipient = vault.lookup(o.to.digits());
     write_tx!(db, |c| {
+        // Before its receipt: a submit outcome for this attempt may be committing.
+        c.lock_attempts(std::slice::from_ref(&aid)).await?;
         let orphans: Vec<OrphanRow> = orphan_receipts::table
             .filter(orphan_receipts::user_ref.eq(uref))
             .filter(orphan_receipts::recipient.eq(&recipient))

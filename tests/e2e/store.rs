@@ -1019,3 +1019,87 @@ async fn events_cannot_be_changed() {
             .is_err()
     );
 }
+
+/// A submit outcome and the receipt that overtook it, recorded side by side by two
+/// workers (the receipt resolving the attempt as in doubt, or adopted as an early
+/// receipt): whichever commits last, the message ends delivered. Before attempts were
+/// locked, the outcome's commit set a delivered attempt back to `sent` for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outcome_and_its_receipt_recorded_side_by_side_end_delivered_on_postgres() {
+    let Some(url) = pg_database("race").await else {
+        return;
+    };
+    Db::migrate(&url).await.unwrap();
+    let store = std::sync::Arc::new(SqlStore::new(
+        Db::open(&url, 8).await.unwrap(),
+        crate::compliance::test_vault(),
+    ));
+    let t = store.create_api_key("acme", "rk1", "h").await.unwrap();
+    let n = 120;
+    let msgs: Vec<NewMessage> = (0..n)
+        .map(|i| NewMessage {
+            to: Msisdn::parse(&format!("+4479111{i:05}")).unwrap(),
+            ..new_message(&t, "race")
+        })
+        .collect();
+    store.accept(&t, &msgs, None).await.unwrap();
+    let ids: Vec<MessageId> = msgs.iter().map(|m| m.id.clone()).collect();
+    let planned = store.plan_attempts(&ids, &[]).await.unwrap();
+    let aids: Vec<_> = planned.iter().map(|p| p.0.clone()).collect();
+    let outs: Vec<Outgoing> = store
+        .claim_attempts(&aids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| match c {
+            Claim::Claimed(o) => o,
+            other => panic!("expected a claim, got {other:?}"),
+        })
+        .collect();
+    // Every receipt came in before its outcome: kept as orphans.
+    let receipts: Vec<Receipt> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| Receipt {
+            channel: ChannelKind::Sms,
+            provider_id: format!("race-{i}"),
+            status: Status::Delivered,
+            raw_status: "DELIVRD".into(),
+            error_code: None,
+            user_ref: Some(o.user_ref),
+            recipient: Some(o.to.digits().to_owned()),
+        })
+        .collect();
+    store.apply_receipts(&receipts).await.unwrap();
+    let work = outs.iter().enumerate().flat_map(|(i, o)| {
+        let (a, b) = (store.clone(), store.clone());
+        let result = SendResult {
+            attempt_id: o.attempt_id.clone(),
+            outcome: SendOutcome::Sent {
+                provider_ids: vec![format!("race-{i}")],
+                raw_status: "ESME_ROK".into(),
+            },
+        };
+        let o = o.clone();
+        let outcome: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            Box::pin(async move { a.record_sends(&[result]).await.unwrap() });
+        let resolve: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            Box::pin(async move {
+                b.resolve_in_doubt(&o).await.unwrap();
+            });
+        [outcome, resolve]
+    });
+    futures::future::join_all(work.map(tokio::spawn)).await;
+    let mut stuck = Vec::new();
+    for m in &msgs {
+        let v = store.get_message(&t, &m.id).await.unwrap().unwrap();
+        if v.message.status != Status::Delivered || v.attempts[0].status != Status::Delivered {
+            stuck.push((v.message.status, v.attempts[0].status));
+        }
+    }
+    assert!(
+        stuck.is_empty(),
+        "{} of {n} not delivered: {stuck:?}",
+        stuck.len()
+    );
+}

@@ -352,15 +352,16 @@ async fn bind(
     mode: Mode,
     tls: Option<rustls::ClientConfig>,
 ) -> Result<(Client, impl futures::Stream<Item = Event> + Unpin + 'static), rusmppc::error::Error> {
-    let mut builder = ConnectionBuilder::new()
+    let builder = ConnectionBuilder::new()
         .enquire_link_interval(cfg.enquire_link())
         .enquire_link_response_timeout(cfg.response_timeout())
         .response_timeout(cfg.response_timeout())
         .disable_interface_version_check();
-    if let Some(tls) = tls {
-        builder = builder.rustls_config(tls);
-    }
-    let (client, events, connection) = builder.no_spawn().connect(cfg.connect_url()).await?;
+    let stream = tokio::time::timeout(cfg.response_timeout(), open(cfg, tls))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut)))
+        .map_err(rusmppc::error::Error::Connect)?;
+    let (client, events, connection) = builder.no_spawn().connected(stream);
     tokio::spawn(drive(connection));
     let bound = match mode {
         Mode::Transceiver => client
@@ -383,30 +384,83 @@ async fn bind(
     Ok((client, events))
 }
 
+/// A plain or TLS connection to the SMSC.
+type SmscStream = tokio_util::either::Either<
+    tokio::net::TcpStream,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+>;
+
+/// Connects to the SMSC with Nagle's algorithm off: PDUs are small and a window of
+/// them is in flight, so coalescing them waits for the SMSC's delayed ACKs (rusmppc's
+/// own connect leaves it on).
+async fn open(
+    cfg: &ConnectorConfig,
+    tls: Option<rustls::ClientConfig>,
+) -> std::io::Result<SmscStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host");
+    let mut tcp = None;
+    for addr in tokio::net::lookup_host((cfg.host.as_str(), cfg.port)).await? {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let tcp = tcp.ok_or(last)?;
+    tcp.set_nodelay(true)?;
+    match tls {
+        None => Ok(tokio_util::either::Either::Left(tcp)),
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::try_from(cfg.host.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+                .connect(name, tcp)
+                .await?;
+            Ok(tokio_util::either::Either::Right(s))
+        }
+    }
+}
+
 /// The bind_transceiver we send (checked against the PDU vectors).
 #[cfg(test)]
 pub(crate) fn bind_transceiver_pdu(cfg: &ConnectorConfig) -> BindTransceiver {
     bind_pdu!(BindTransceiver, cfg)
 }
 
-/// Drives rusmppc's connection future, polling it again on a short tick.
+/// Drives rusmppc's connection future: several polls per wake-up, and again on a
+/// short tick.
 ///
 /// rusmppc 0.4 handles at most 5 client requests and 5 writes per poll and then
-/// returns `Pending` without re-arming a waker for the rest, so a burst of submits
-/// with no incoming traffic after it would wait for the next enquire_link (seen as
-/// submits stalling for tens of seconds). The tick bounds that wait to 2 ms.
+/// returns `Pending` without re-arming a waker for the rest. Polled once per wake-up,
+/// a full window of submits (and the deliver_sm_resp of every receipt) queues behind
+/// that limit; with no incoming traffic after a burst, the rest waited for the next
+/// enquire_link (seen as submits stalling for tens of seconds). Each wake-up polls it
+/// up to [`POLLS_PER_WAKE`] times (an idle poll is cheap), and a 2 ms tick bounds
+/// what is still left.
 async fn drive(connection: impl std::future::Future<Output = ()>) {
     let mut connection = std::pin::pin!(connection);
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut connection => return,
-            _ = tick.tick() => {}
+    std::future::poll_fn(|cx| {
+        loop {
+            for _ in 0..POLLS_PER_WAKE {
+                if connection.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            // Wait for a wake-up, or the tick.
+            if tick.poll_tick(cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
         }
-    }
+    })
+    .await
 }
+
+/// Polls of the connection per wake-up: up to 5 requests and 5 writes each.
+const POLLS_PER_WAKE: usize = 8;
 
 fn cstr<const MIN: usize, const MAX: usize>(s: &str) -> COctetString<MIN, MAX> {
     COctetString::from_str(s).unwrap_or_else(|_| COctetString::empty())
