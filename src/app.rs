@@ -414,8 +414,13 @@ pub async fn run(
     let (app_wake, _) = tokio::sync::broadcast::channel::<String>(1024);
     let app: Option<Arc<dyn hermod_core::ports::Channel>> = if st.app || rich {
         Some(
-            AppChannel::new(store.clone(), app_wake.clone(), settings.app.clone())
-                .map_err(anyhow::Error::msg)?,
+            AppChannel::new(
+                store.clone(),
+                app_wake.clone(),
+                settings.app.clone(),
+                Arc::new(settings.webhooks.address_policy()?),
+            )
+            .map_err(anyhow::Error::msg)?,
         )
     } else {
         None
@@ -442,9 +447,10 @@ pub async fn run(
         rcs,
         app,
         webhooks: if roles.stages.webhooks {
-            let poster = hermod_channels::hooks::HttpPoster::new(Duration::from_secs(
-                settings.webhooks.timeout_secs.max(1),
-            ))
+            let poster = hermod_channels::hooks::HttpPoster::new(
+                Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
+                Arc::new(settings.webhooks.address_policy()?),
+            )
             .map_err(anyhow::Error::msg)?;
             Some((
                 store.clone() as Arc<dyn hermod_core::webhook::Webhooks>,
@@ -490,6 +496,7 @@ pub async fn run(
                 hooks: Some(store.clone() as Arc<dyn hermod_core::ports::Hooks>),
                 quiet: Arc::default(),
                 key_cache: Arc::default(),
+                address_policy: Arc::new(settings.webhooks.address_policy()?),
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

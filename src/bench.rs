@@ -191,6 +191,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let mut s = Settings::load(None)?;
     s.data_dir = dir.clone();
+    // The bench's webhook receivers are on this machine.
+    s.webhooks.allow_private = vec!["127.0.0.1/32".into()];
     s.smpp.connectors = vec![hermod_channels::smpp::ConnectorConfig {
         name: "bench".into(),
         url: Some(hermod_channels::smpp::Secret(smsc.url("bench", "bench"))),
@@ -212,7 +214,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             std::fs::write(
                 &config,
                 format!(
-                    "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\nqueue = \"{amqp}\"\nqueue_prefix = \"{name}\"\nqueue_expires_secs = 600\n[[smpp.connectors]]\nname = \"bench\"\nurl = \"{}\"\nbinds = {}\nwindow = {}\n",
+                    "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\nqueue = \"{amqp}\"\nqueue_prefix = \"{name}\"\nqueue_expires_secs = 600\n[webhooks]\nallow_private = [\"127.0.0.1/32\"]\n[[smpp.connectors]]\nname = \"bench\"\nurl = \"{}\"\nbinds = {}\nwindow = {}\n",
                     smsc.url("bench", "bench"),
                     a.binds.max(a.workers),
                     a.window

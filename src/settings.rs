@@ -94,11 +94,27 @@ impl Default for AuditConfig {
 pub struct WebhooksConfig {
     /// Each POST's time limit; a slow endpoint holds a slot for at most this.
     pub timeout_secs: u64,
+    /// Internal ranges (CIDR or single addresses) that webhook endpoints,
+    /// `callback_url`s and push relays may reach anyway, e.g. `["127.0.0.1/32"]`.
+    /// Empty (the default): loopback, private, link-local, CGNAT, multicast and other
+    /// non-public addresses are refused.
+    pub allow_private: Vec<String>,
 }
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
-        Self { timeout_secs: 10 }
+        Self {
+            timeout_secs: 10,
+            allow_private: Vec::new(),
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The SSRF guard's policy (`allow_private` checked).
+    pub fn address_policy(&self) -> anyhow::Result<hermod_core::net::AddressPolicy> {
+        hermod_core::net::AddressPolicy::new(&self.allow_private)
+            .map_err(|e| anyhow::anyhow!("[webhooks] {e}"))
     }
 }
 

@@ -67,6 +67,8 @@ pub struct AppState {
     pub quiet: Arc<QuietCache>,
     /// API keys as last read, so a request costs no database read (see `auth`).
     pub key_cache: Arc<auth::KeyCache>,
+    /// Which addresses webhook URLs may point at (`[webhooks] allow_private`).
+    pub address_policy: Arc<hermod_core::net::AddressPolicy>,
 }
 
 /// Each tenant's quiet hours as last read, and when.

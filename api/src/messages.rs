@@ -330,6 +330,7 @@ fn validate(
     prefix: &str,
     now: i64,
     enabled: &[ChannelKind],
+    policy: &hermod_core::net::AddressPolicy,
 ) -> Result<NewMessage, ApiError> {
     let f = |name: &str| format!("{prefix}{name}");
     let to =
@@ -429,6 +430,12 @@ fn validate(
             return Err(ApiError::field(
                 f("callback_url"),
                 "callback_url must be an http(s) URL",
+            ));
+        }
+        if policy.refuses_url(u) {
+            return Err(ApiError::field(
+                f("callback_url"),
+                crate::webhooks::INTERNAL_URL,
             ));
         }
     }
@@ -568,7 +575,14 @@ impl Prep {
                 }
             }
         }
-        let mut msg = validate(req, &self.tenant, prefix, now, &state.channels)?;
+        let mut msg = validate(
+            req,
+            &self.tenant,
+            prefix,
+            now,
+            &state.channels,
+            &state.address_policy,
+        )?;
         self.defer(&mut msg, zone.as_deref(), now);
         Ok(msg)
     }

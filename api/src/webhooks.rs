@@ -92,6 +92,10 @@ fn new_secret() -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
 }
 
+/// Why a URL that points inside the operator's network is refused.
+pub(crate) const INTERNAL_URL: &str = "must not point at a loopback, private, link-local or other \
+     internal address (an operator can allow ranges with [webhooks] allow_private)";
+
 #[utoipa::path(post, path = "/v1/webhook-endpoints", request_body = NewEndpoint,
     responses((status = 201, body = EndpointResource, description = "with its signing secret, shown once"), (status = 400), (status = 401)))]
 pub(crate) async fn create_endpoint(
@@ -103,6 +107,9 @@ pub(crate) async fn create_endpoint(
     let req: NewEndpoint = parse_json(&body)?;
     if !hermod_core::content::is_http_url(&req.url) {
         return Err(ApiError::field("url", "url must be an http(s) URL"));
+    }
+    if state.address_policy.refuses_url(&req.url) {
+        return Err(ApiError::field("url", INTERNAL_URL));
     }
     if req.events.is_empty() {
         return Err(ApiError::field(

@@ -1,33 +1,41 @@
 //! Customer webhooks out: the signed POST of each delivery.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hermod_core::net::{AddressPolicy, BLOCKED};
 use hermod_core::webhook::{DueDelivery, WebhookPoster};
 
-/// POSTs JSON with `Hermod-Signature: t=<unix>,v1=<hex HMAC-SHA256>` (rustls, ring).
+use crate::net;
+
+/// POSTs JSON with `Hermod-Signature: t=<unix>,v1=<hex HMAC-SHA256>` (rustls, ring),
+/// only to addresses `policy` permits (a refusal is the error `blocked_address`).
 pub struct HttpPoster {
     http: reqwest::Client,
+    policy: Arc<AddressPolicy>,
 }
 
 impl HttpPoster {
     /// `timeout` bounds each POST: a slow endpoint holds one slot for at most that.
-    pub fn new(timeout: Duration) -> Result<Self, String> {
+    pub fn new(timeout: Duration, policy: Arc<AddressPolicy>) -> Result<Self, String> {
         hermod_crypto::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = net::guarded_client(policy.clone())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("hermod-webhooks/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("webhook client: {e}"))?;
-        Ok(Self { http })
+        Ok(Self { http, policy })
     }
 }
 
 #[async_trait]
 impl WebhookPoster for HttpPoster {
     async fn post(&self, d: &DueDelivery) -> Result<u16, String> {
+        if net::check_literal(&self.policy, &d.url).is_err() {
+            return Err(BLOCKED.into());
+        }
         let mut req = self
             .http
             .post(&d.url)
@@ -42,6 +50,7 @@ impl WebhookPoster for HttpPoster {
         }
         match req.send().await {
             Ok(r) => Ok(r.status().as_u16()),
+            Err(e) if net::is_blocked(&e) => Err(BLOCKED.into()),
             Err(e) if e.is_timeout() => Err("timeout".into()),
             Err(e) if e.is_connect() => Err("connect".into()),
             Err(_) => Err("request".into()),

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod hooks;
+pub mod net;
 pub mod rcs;
 pub mod sim;
 pub mod smpp;

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod inbound;
 pub mod model;
 pub mod msisdn;
+pub mod net;
 pub mod plan;
 pub mod ports;
 pub mod quiet;

@@ -58,6 +58,10 @@ impl Cluster {
             ("HERMOD_WORKERS__BIND_LEASE_SECS".into(), "3".into()),
             ("HERMOD_WORKERS__IN_DOUBT_GRACE_SECS".into(), "5".into()),
             ("HERMOD_SMPP_URL".into(), smsc.url("esme", "pw")),
+            (
+                "HERMOD_WEBHOOKS__ALLOW_PRIVATE".into(),
+                r#"["127.0.0.1/32"]"#.into(),
+            ),
             ("HERMOD_LISTEN".into(), format!("127.0.0.1:{port}")),
             (
                 "HERMOD_LOG".into(),

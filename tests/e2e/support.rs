@@ -178,6 +178,8 @@ impl Server {
             .envs(backend_env(data))
             .env("HERMOD_LISTEN", format!("127.0.0.1:{port}"))
             .env("HERMOD_DATA_DIR", data)
+            // The tests' webhook receivers are on loopback.
+            .env("HERMOD_WEBHOOKS__ALLOW_PRIVATE", r#"["127.0.0.1/32"]"#)
             // TEST_HERMOD_LOG=debug shows the server's logs (they go to stdout).
             .env(
                 "HERMOD_LOG",

@@ -322,3 +322,37 @@ async fn callback_urls_are_signed_with_the_tenant_secret_and_inbound_reaches_end
     handle.stop(false).await;
     inbound_handle.stop(false).await;
 }
+
+/// No URL that points inside the operator's network is taken (the test servers allow
+/// 127.0.0.1/32 only, as an operator would for a receiver on the same machine).
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_addresses_are_refused_for_endpoints_and_callback_urls() {
+    let r = rig(|_| {}).await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://127.0.0.2:8080/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:a9fe:a9fe]/hook",
+        "http://2852039166/hook",
+        "http://192.168.1.1/hook",
+        "http://100.64.0.1/hook",
+    ] {
+        let (s, v) = endpoint(&r, url, json!(["*"])).await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_eq!(v["error"]["field"], "url", "{url}: {v}");
+        let (s, v, _) = call(
+            Method::POST,
+            &format!("{}/v1/messages", r.server.base),
+            &r.key,
+            Some(json!({"to": "+447911123456", "text": "x", "callback_url": url})),
+        )
+        .await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_eq!(v["error"]["field"], "callback_url", "{url}: {v}");
+    }
+    let (s, v) = endpoint(&r, "http://127.0.0.1:9/hook", json!(["*"])).await;
+    assert_eq!(s, 201, "the allowed range: {v}");
+    let (s, v) = endpoint(&r, "https://hooks.example.com/x", json!(["*"])).await;
+    assert_eq!(s, 201, "a public name: {v}");
+}

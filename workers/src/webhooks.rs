@@ -687,6 +687,8 @@ fn outcome(d: &DueDelivery, answer: Result<u16, String>, now: i64) -> DeliveryRe
     };
     let age = Duration::from_millis(u64::try_from(now - d.created_at).unwrap_or(0));
     let retry_in = match &error {
+        // Refused by the address policy: trying again changes nothing.
+        Some(e) if e == hermod_core::net::BLOCKED => None,
         Some(_) if age < RETRY_PERIOD => Some(retry_backoff(d.attempts + 1)),
         _ => None,
     };
@@ -768,5 +770,8 @@ mod tests {
         let old = i64::try_from(RETRY_PERIOD.as_millis()).unwrap() + 1;
         let gave_up = outcome(&due(0, 40), Ok(500), old);
         assert!(gave_up.error.is_some() && gave_up.retry_in.is_none());
+        let blocked = outcome(&due(0, 0), Err(hermod_core::net::BLOCKED.into()), 1_000);
+        assert_eq!(blocked.error.as_deref(), Some("blocked_address"));
+        assert!(blocked.retry_in.is_none(), "a refused address is final");
     }
 }

@@ -59,6 +59,7 @@ pub struct AppChannel {
     wake: broadcast::Sender<String>,
     cfg: AppConfig,
     http: reqwest::Client,
+    policy: Arc<hermod_core::net::AddressPolicy>,
     /// Outcomes of prepared batches, taken by `send`.
     prepared: Mutex<HashMap<AttemptId, Sent>>,
 }
@@ -69,9 +70,10 @@ impl AppChannel {
         devices: Arc<dyn Devices>,
         wake: broadcast::Sender<String>,
         cfg: AppConfig,
+        policy: Arc<hermod_core::net::AddressPolicy>,
     ) -> Result<Arc<Self>, String> {
         hermod_crypto::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::net::guarded_client(policy.clone())
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("push relay client: {e}"))?;
@@ -80,6 +82,7 @@ impl AppChannel {
             wake,
             cfg,
             http,
+            policy,
             prepared: Mutex::new(HashMap::new()),
         }))
     }
@@ -230,6 +233,10 @@ impl AppChannel {
         for d in devices {
             let _ = self.wake.send(d.id.clone());
             if let Some(url) = self.relay_for(d.tenant_id.as_str()) {
+                if crate::net::check_literal(&self.policy, url).is_err() {
+                    tracing::warn!("push relay refused: {}", hermod_core::net::BLOCKED);
+                    continue;
+                }
                 let body = serde_json::json!({
                     "type": "wake", "device_id": d.id, "platform": d.platform, "tenant": d.tenant_id.as_str(),
                 });
