@@ -77,6 +77,25 @@ pub(crate) fn template_error(prefix: &str, e: TemplateError) -> ApiError {
     ApiError::field(format!("{prefix}{}", e.field), e.message)
 }
 
+/// How long checking or rendering a template may take before the request is a 400
+/// (fuel bounds it far below this; the deadline is the backstop).
+const RENDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs template work on a blocking thread, never on the async workers.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    field: &'static str,
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(RENDER_DEADLINE, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(ApiError::Internal(PortError::Backend(Box::new(e)))),
+        Err(_) => Err(ApiError::field(
+            field,
+            "the template took too long to render",
+        )),
+    }
+}
+
 fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError> {
     let variants = serde_json::from_value(body.variants).map_err(|e| {
         ApiError::field(
@@ -105,7 +124,7 @@ pub(crate) async fn create(
     let id =
         b.id.clone()
             .ok_or_else(|| ApiError::field("id", "id is required"))?;
-    let t = spec(b, id)?;
+    let t = off_thread("variants", move || spec(b, id)).await?;
     match store(&state)?.put_template(&tenant.0, &t, false).await {
         Err(PortError::Conflict(m)) => return Err(ApiError::Conflict(m)),
         other => other?,
@@ -126,7 +145,7 @@ pub(crate) async fn replace(
     if b.id.as_ref().is_some_and(|i| *i != id) {
         return Err(ApiError::field("id", "id differs from the path"));
     }
-    let t = spec(b, id)?;
+    let t = off_thread("variants", move || spec(b, id)).await?;
     store(&state)?.put_template(&tenant.0, &t, true).await?;
     let stored = store(&state)?
         .template(&tenant.0, &t.id)
@@ -223,8 +242,11 @@ pub(crate) async fn preview(
     }
     let tz = zone(b.timezone.as_deref(), to.as_ref(), None);
     let vars = b.vars.unwrap_or_else(|| serde_json::json!({}));
-    let r = t
-        .render(b.locale.as_deref(), &vars, tz.as_deref())
-        .map_err(|e| template_error("", e))?;
+    let locale = b.locale.clone();
+    let r = off_thread("variants", move || {
+        t.render(locale.as_deref(), &vars, tz.as_deref())
+            .map_err(|e| template_error("", e))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(rendered_json(&r)))
 }

@@ -84,8 +84,17 @@ pub struct TemplateSpec {
     pub variants: BTreeMap<String, Variant>,
 }
 
+/// Steps one string of a template may take to render: plenty for a message (a loop
+/// over a few hundred items), nothing like a loop of 10⁵ × 10⁵.
+pub const FUEL: u64 = 50_000;
+/// Bytes of one string's source.
+pub const MAX_SOURCE: usize = 8 * 1024;
+/// Bytes one string may render to (a message is at most 1,600 characters).
+pub const MAX_OUTPUT: usize = 16 * 1024;
+
 fn environment(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(undefined);
     env.add_filter("date", date);
     env.add_filter("amount", amount);
@@ -175,6 +184,50 @@ fn declared(used: &str, names: &[String]) -> bool {
     })
 }
 
+/// Collects output up to [`MAX_OUTPUT`] bytes, then refuses more.
+#[derive(Default)]
+struct Capped {
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + b.len() > MAX_OUTPUT {
+            self.over = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders one string within the fuel and output limits.
+fn render_capped(
+    env: &Environment<'static>,
+    src: &str,
+    ctx: minijinja::Value,
+) -> Result<String, String> {
+    if src.len() > MAX_SOURCE {
+        return Err(format!(
+            "must be at most {MAX_SOURCE} bytes of template source"
+        ));
+    }
+    let t = env.template_from_str(src).map_err(|e| mj_message(&e))?;
+    let mut out = Capped::default();
+    match t.render_captured_to(ctx, &mut out) {
+        Ok(_) => String::from_utf8(out.buf).map_err(|e| e.to_string()),
+        Err(_) if out.over => Err(format!("renders to more than {MAX_OUTPUT} bytes")),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(format!(
+            "takes more than {FUEL} steps to render (a loop too large?)"
+        )),
+        Err(e) => Err(mj_message(&e)),
+    }
+}
+
 fn mj_message(e: &MjError) -> String {
     let mut m = e.to_string();
     if let Some(line) = e.line() {
@@ -246,6 +299,12 @@ impl TemplateSpec {
         let mut used = BTreeSet::new();
         for (locale, v) in &self.variants {
             for (field, src) in strings(locale, v) {
+                if src.len() > MAX_SOURCE {
+                    return Err(err(
+                        &field,
+                        format!("must be at most {MAX_SOURCE} bytes of template source"),
+                    ));
+                }
                 let t = LENIENT
                     .template_from_str(&src)
                     .map_err(|e| err(&field, mj_message(&e)))?;
@@ -269,7 +328,7 @@ impl TemplateSpec {
                 }
                 // Unknown filters and bad filter arguments show when run.
                 let ctx = context(&serde_json::json!({}), locale, None);
-                t.render(ctx).map_err(|e| err(&field, mj_message(&e)))?;
+                render_capped(&LENIENT, &src, ctx).map_err(|m| err(&field, m))?;
             }
         }
         let variables = self.variables.unwrap_or_else(|| used.into_iter().collect());
@@ -381,8 +440,7 @@ impl Template {
         let ctx = context(vars, locale, tz);
         let base = format!("variants.{locale}");
         let one = |field: &str, src: &str| -> Result<String, TemplateError> {
-            env.render_str(src, ctx.clone())
-                .map_err(|e| err(field, mj_message(&e)))
+            render_capped(env, src, ctx.clone()).map_err(|m| err(field, m))
         };
         let text = match &v.text {
             Some(t) => Some(one(&format!("{base}.text"), t)?),
@@ -714,6 +772,46 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "default_locale");
+    }
+
+    #[test]
+    fn runaway_templates_are_refused_naming_the_field() {
+        let one = |text: &str| {
+            spec(serde_json::json!({"id": "t", "variants": {"en": {"text": text}}}))
+                .map(|_| ())
+                .unwrap_err()
+        };
+        let e =
+            one("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}");
+        assert_eq!(e.field, "variants.en.text");
+        assert!(e.message.contains("steps"), "{}", e.message);
+        let e = one("{% for i in range(100) %}{{ 'x' * 100000000 }}{% endfor %}");
+        assert_eq!(e.field, "variants.en.text");
+        assert!(
+            e.message.contains("renders to more than") || e.message.contains("steps"),
+            "{}",
+            e.message
+        );
+        let e = one(&"x".repeat(MAX_SOURCE + 1));
+        assert!(e.message.contains("template source"), "{}", e.message);
+        // At render time too, with variables that make it large.
+        let t = spec(
+            serde_json::json!({"id": "t", "variants": {"en": {"text": "{{ s }}{{ s }}{{ s }}"}}}),
+        )
+        .unwrap();
+        let e = t
+            .render(
+                None,
+                &serde_json::json!({"s": "x".repeat(MAX_OUTPUT / 2)}),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "variants.en.text");
+        assert!(e.message.contains("renders to more than"), "{}", e.message);
+        let small = t
+            .render(None, &serde_json::json!({"s": "ab"}), None)
+            .unwrap();
+        assert_eq!(small.text, "ababab");
     }
 
     #[test]

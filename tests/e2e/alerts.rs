@@ -103,6 +103,25 @@ async fn alert_hooks_templates_and_quiet_hours() {
             .contains("order.totl"),
         "{e}"
     );
+    // Runaway templates are refused, and the server answers at once.
+    for text in [
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for i in range(100) %}{{ 'x' * 100000000 }}{% endfor %}",
+    ] {
+        let started = std::time::Instant::now();
+        let (s, e, _) = call(
+            Method::POST,
+            &api("/templates"),
+            &key,
+            Some(json!({"id": "runaway", "variants": {"en": {"text": text}}})),
+        )
+        .await;
+        assert_eq!(s, 400, "{text}: {e}");
+        assert_eq!(e["error"]["field"], "variants.en.text", "{e}");
+        eprintln!("runaway template refused in {:?}", started.elapsed());
+    }
+    let (s, _, _) = call(Method::GET, &format!("{base}/healthz"), &key, None).await;
+    assert_eq!(s, 200, "still serving");
     let (s, e, _) = call(
         Method::POST,
         &api("/templates"),
