@@ -319,7 +319,7 @@ mod tests {
     #[allow(deprecated)]
     fn rfc9180_known_answers() {
         let cases: Vec<Value> = serde_json::from_str(include_str!(
-            "../../../shared/testdata/hpke/rfc9180_base_x25519_sha256.json"
+            "../testdata/hpke/rfc9180_base_x25519_sha256.json"
         ))
         .unwrap();
         assert_eq!(cases.len(), 3);
