@@ -312,6 +312,8 @@ pub async fn run(
     listener: Option<TcpListener>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Checked before anything starts: a bad range in allow_private stops here.
+    let address_policy = Arc::new(settings.webhooks.address_policy()?);
     let (db, store) = open_store(&settings).await?;
     let distributed = settings.queue.is_some();
     if distributed && !db.is_postgres() {
@@ -418,7 +420,7 @@ pub async fn run(
                 store.clone(),
                 app_wake.clone(),
                 settings.app.clone(),
-                Arc::new(settings.webhooks.address_policy()?),
+                address_policy.clone(),
             )
             .map_err(anyhow::Error::msg)?,
         )
@@ -449,7 +451,7 @@ pub async fn run(
         webhooks: if roles.stages.webhooks {
             let poster = hermod_channels::hooks::HttpPoster::new(
                 Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
-                Arc::new(settings.webhooks.address_policy()?),
+                address_policy.clone(),
             )
             .map_err(anyhow::Error::msg)?;
             Some((
@@ -496,7 +498,7 @@ pub async fn run(
                 hooks: Some(store.clone() as Arc<dyn hermod_core::ports::Hooks>),
                 quiet: Arc::default(),
                 key_cache: Arc::default(),
-                address_policy: Arc::new(settings.webhooks.address_policy()?),
+                address_policy,
                 store,
                 keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
                 metrics: metrics_renderer(),

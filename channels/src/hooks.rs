@@ -33,7 +33,7 @@ impl HttpPoster {
 #[async_trait]
 impl WebhookPoster for HttpPoster {
     async fn post(&self, d: &DueDelivery) -> Result<u16, String> {
-        if net::check_literal(&self.policy, &d.url).is_err() {
+        if self.policy.refuses_literal(&d.url) {
             return Err(BLOCKED.into());
         }
         let mut req = self

@@ -4,7 +4,7 @@
 //! address literal is checked before the request, redirects are not followed and no
 //! proxy from the environment is used.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hermod_core::net::{AddressPolicy, BLOCKED};
@@ -53,24 +53,6 @@ pub fn guarded_client(policy: Arc<AddressPolicy>) -> reqwest::ClientBuilder {
         .no_proxy()
 }
 
-/// `Err(Blocked)` when the URL's host is an address literal the policy refuses (a
-/// name goes through the resolver instead).
-pub fn check_literal(policy: &AddressPolicy, url: &str) -> Result<(), Blocked> {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return Ok(()); // reqwest reports it
-    };
-    let ip = match u.host() {
-        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
-        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
-        _ => return Ok(()),
-    };
-    if policy.permits(ip) {
-        Ok(())
-    } else {
-        Err(Blocked)
-    }
-}
-
 /// Whether a request failed because the guard refused every address.
 pub fn is_blocked(e: &reqwest::Error) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -115,14 +97,14 @@ mod tests {
         let e = client.post(&by_name).send().await.unwrap_err();
         assert!(is_blocked(&e), "a name resolving to loopback: {e:?}");
         let literal = format!("http://127.0.0.1:{port}/hook");
-        assert!(check_literal(&strict, &literal).is_err());
-        assert!(check_literal(&strict, "http://[::ffff:127.0.0.1]/").is_err());
-        assert!(check_literal(&strict, "http://2130706433/").is_err());
-        assert!(check_literal(&strict, "http://8.8.8.8/").is_ok());
+        assert!(strict.refuses_literal(&literal));
+        assert!(strict.refuses_literal("http://[::ffff:127.0.0.1]/"));
+        assert!(strict.refuses_literal("http://2130706433/"));
+        assert!(!strict.refuses_literal("http://8.8.8.8/"));
 
         let open = Arc::new(AddressPolicy::loopback());
         let client = guarded_client(open.clone()).build().unwrap();
-        assert!(check_literal(&open, &literal).is_ok());
+        assert!(!open.refuses_literal(&literal));
         let r = client.post(&literal).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 204);
         let r = client.post(&by_name).send().await.unwrap();

@@ -63,16 +63,36 @@ impl AddressPolicy {
         let Ok(u) = url::Url::parse(url) else {
             return true;
         };
-        match u.host() {
+        if let Some(ip) = literal_host(&u) {
+            return !self.permits(ip);
+        }
+        match u.host_str() {
             None => true,
-            Some(url::Host::Ipv4(v4)) => !self.permits(IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => !self.permits(IpAddr::V6(v6)),
-            Some(url::Host::Domain(d)) => {
+            Some(d) => {
                 let d = d.trim_end_matches('.').to_ascii_lowercase();
                 let local = d == "localhost" || d.ends_with(".localhost");
                 local && !self.permits(IpAddr::V4(Ipv4Addr::LOCALHOST))
             }
         }
+    }
+
+    /// Whether a URL's host is an address literal this policy refuses (a name is
+    /// checked when it is resolved; an unparsable URL is left to the HTTP client).
+    pub fn refuses_literal(&self, url: &str) -> bool {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| literal_host(&u))
+            .is_some_and(|ip| !self.permits(ip))
+    }
+}
+
+/// The address of a URL whose host is an IPv4 or IPv6 literal (in any form the URL
+/// parser normalises: `2130706433`, `0x7f.1`, `[::ffff:7f00:1]`).
+fn literal_host(u: &url::Url) -> Option<IpAddr> {
+    match u.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
     }
 }
 

@@ -24,8 +24,9 @@ pub(crate) trait BatchInsert {
     /// without it, a submit outcome and a receipt recorded side by side (the receipt
     /// overtook the outcome, or resolved the attempt as in doubt) could each decide
     /// from the status before the other and the later commit would undo the earlier.
-    /// SQLite has one writer at a time: nothing to lock.
-    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<()>;
+    /// SQLite has one writer at a time: nothing to lock. True when rows were locked
+    /// (what was read before may have changed meanwhile).
+    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<bool>;
     /// Ignores provider ids already stored (a redelivered outcome).
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize>;
     /// Keeps the first copy of a receipt delivered twice.
@@ -131,11 +132,11 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         pg_insert!(self, jobs::table, rows)
     }
-    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<()> {
+    async fn lock_attempts(&mut self, ids: &[String]) -> QueryResult<bool> {
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
         if ids.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         attempts::table
             .filter(attempts::id.eq_any(ids))
@@ -144,7 +145,7 @@ impl BatchInsert for AsyncPgConnection {
             .for_update()
             .load::<String>(self)
             .await
-            .map(drop)
+            .map(|_| true)
     }
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize> {
         pg_insert!(self, attempt_parts::table, rows, ignore)
@@ -190,8 +191,8 @@ impl BatchInsert for Lite {
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize> {
         lite_insert!(self, jobs::table, rows)
     }
-    async fn lock_attempts(&mut self, _ids: &[String]) -> QueryResult<()> {
-        Ok(())
+    async fn lock_attempts(&mut self, _ids: &[String]) -> QueryResult<bool> {
+        Ok(false)
     }
     async fn insert_parts(&mut self, rows: Vec<PartRow>) -> QueryResult<usize> {
         lite_insert!(self, attempt_parts::table, rows, ignore)

@@ -232,18 +232,19 @@ macro_rules! apply_in_tx {
             .load($c)
             .await?;
         if !parts.is_empty() {
-            // Their attempts are locked first, and the parts read again: what a
-            // concurrent outcome or receipt committed meanwhile is seen, and nothing
-            // changes them until this commits.
+            // Their attempts are locked, and the parts read again where that may have
+            // waited (PostgreSQL): what a concurrent outcome or receipt committed
+            // meanwhile is seen, and nothing changes them until this commits.
             let mut owners: Vec<String> = parts.iter().map(|p| p.attempt_id.clone()).collect();
             owners.sort_unstable();
             owners.dedup();
-            $c.lock_attempts(&owners).await?;
-            parts = attempt_parts::table
-                .filter(attempt_parts::provider_id.eq_any(&pids))
-                .select(PartRow::as_select())
-                .load($c)
-                .await?;
+            if $c.lock_attempts(&owners).await? {
+                parts = attempt_parts::table
+                    .filter(attempt_parts::provider_id.eq_any(&pids))
+                    .select(PartRow::as_select())
+                    .load($c)
+                    .await?;
+            }
         }
         let mut by_pid: HashMap<String, PartRow> = parts
             .into_iter()
@@ -697,9 +698,7 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
         let mut new_pids = Vec::new();
         // Statuses are decided on the latest rows, which stay as read until commit (a
         // receipt or an in-doubt resolution may be recording the same attempt).
-        let mut locked = ids.clone();
-        locked.sort_unstable();
-        c.lock_attempts(&locked).await?;
+        c.lock_attempts(&ids).await?;
         let rows: Vec<(AttemptRow, MessageRow)> = attempts::table
             .inner_join(messages::table)
             .filter(attempts::id.eq_any(&ids))

@@ -233,7 +233,7 @@ impl AppChannel {
         for d in devices {
             let _ = self.wake.send(d.id.clone());
             if let Some(url) = self.relay_for(d.tenant_id.as_str()) {
-                if crate::net::check_literal(&self.policy, url).is_err() {
+                if self.policy.refuses_literal(url) {
                     tracing::warn!("push relay refused: {}", hermod_core::net::BLOCKED);
                     continue;
                 }
