@@ -68,10 +68,38 @@ pub async fn audit_verify(settings: &Settings, tenant: Option<&str>) -> anyhow::
 /// full key.
 pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<(String, String)> {
     let (_, store) = open_store(settings).await?;
-    let keys = ApiKeys::new(settings.api_key_pepper.0.as_bytes());
+    let keys = ApiKeys::new(&crate::keyfiles::pepper(settings)?);
     let k = keys.generate()?;
     let id = store.create_api_key(tenant, &k.key_id, &k.hash).await?;
     Ok((id.to_string(), k.full))
+}
+
+/// `hermod senders assign`: gives a sender to a tenant (by name or `ten_…` id).
+pub async fn assign_sender(
+    settings: &Settings,
+    tenant: &str,
+    sender: &str,
+    default: bool,
+) -> anyhow::Result<String> {
+    use hermod_core::sender::{Sender, Senders};
+    let (_, store) = open_store(settings).await?;
+    let id = match hermod_core::TenantId::parse(tenant) {
+        Some(id) => id,
+        None => store
+            .tenant_id_by_name(tenant)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant named '{tenant}'"))?,
+    };
+    let s = Sender {
+        sender: sender.trim().to_owned(),
+        tenant_id: id.clone(),
+        default,
+        created_at: hermod_core::now_ms(),
+    };
+    if !store.assign_sender(&s).await? {
+        anyhow::bail!("no tenant {id}");
+    }
+    Ok(id.to_string())
 }
 
 /// `GET /v1/connectors` and reloads: the local SMS router, or in an API-only process
@@ -314,6 +342,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Checked before anything starts: a bad range in allow_private stops here.
     let address_policy = Arc::new(settings.webhooks.address_policy()?);
+    let pepper = crate::keyfiles::pepper(&settings)?;
     let (db, store) = open_store(&settings).await?;
     let distributed = settings.queue.is_some();
     if distributed && !db.is_postgres() {
@@ -352,6 +381,11 @@ pub async fn run(
             cancel.clone(),
         )));
     }
+    let sender_book = Arc::new(hermod_core::sender::SenderBook::new(
+        Some(store.clone() as Arc<dyn hermod_core::sender::Senders>),
+        settings.fixed_senders()?,
+        settings.senders.allow_unowned,
+    ));
     let mut ops: Option<Arc<Ops>> = None;
     if !roles.stages.sms && db.is_postgres() {
         ops = Some(Arc::new(Ops {
@@ -364,12 +398,7 @@ pub async fn run(
         let inbound = InboundHandler::new(
             store.clone(),
             settings.smpp.help_reply.clone(),
-            settings
-                .smpp
-                .numbers
-                .iter()
-                .map(|(n, t)| (n.clone(), hermod_core::TenantId::from_trusted(t.clone())))
-                .collect(),
+            sender_book.clone(),
         );
         inbound.spawn_flusher(
             Duration::from_secs(settings.smpp.inbound_part_timeout_secs),
@@ -499,8 +528,9 @@ pub async fn run(
                 quiet: Arc::default(),
                 key_cache: Arc::default(),
                 address_policy,
+                senders: sender_book,
                 store,
-                keys: ApiKeys::new(settings.api_key_pepper.0.as_bytes()),
+                keys: ApiKeys::new(&pepper),
                 metrics: metrics_renderer(),
                 limits: Arc::new(settings.rate_limits()),
                 ops: ops.map(|o| o as Arc<dyn Operations>),

@@ -128,6 +128,9 @@ fn peak_rss_of(pids: &[u32]) -> f64 {
         / 1024.0
 }
 
+/// The bench server's admin token.
+const BENCH_ADMIN: &str = "bench-admin";
+
 /// Rows written so far: PostgreSQL's own statistics, or on SQLite the writer's
 /// `total_changes()` as the server's `/metrics` count it.
 async fn rows_written(
@@ -140,6 +143,7 @@ async fn rows_written(
     }
     let text = client
         .get(format!("{base}/metrics"))
+        .bearer_auth(BENCH_ADMIN)
         .send()
         .await
         .ok()?
@@ -193,6 +197,8 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     s.data_dir = dir.clone();
     // The bench's webhook receivers are on this machine.
     s.webhooks.allow_private = vec!["127.0.0.1/32".into()];
+    // The bench reads /metrics, the operator's.
+    s.admin_token = Some(hermod_channels::smpp::Secret(BENCH_ADMIN.into()));
     s.smpp.connectors = vec![hermod_channels::smpp::ConnectorConfig {
         name: "bench".into(),
         url: Some(hermod_channels::smpp::Secret(smsc.url("bench", "bench"))),
@@ -214,7 +220,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             std::fs::write(
                 &config,
                 format!(
-                    "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\nqueue = \"{amqp}\"\nqueue_prefix = \"{name}\"\nqueue_expires_secs = 600\n[webhooks]\nallow_private = [\"127.0.0.1/32\"]\n[[smpp.connectors]]\nname = \"bench\"\nurl = \"{}\"\nbinds = {}\nwindow = {}\n",
+                    "listen = \"127.0.0.1:{port}\"\napi_key_pepper = \"{name}\"\ndatabase_url = \"{db}\"\nqueue = \"{amqp}\"\nqueue_prefix = \"{name}\"\nqueue_expires_secs = 600\n[webhooks]\nallow_private = [\"127.0.0.1/32\"]\n[[smpp.connectors]]\nname = \"bench\"\nurl = \"{}\"\nbinds = {}\nwindow = {}\n",
                     smsc.url("bench", "bench"),
                     a.binds.max(a.workers),
                     a.window

@@ -83,6 +83,7 @@ pub fn vault(settings: &Settings) -> anyhow::Result<Arc<Vault>> {
             "created new master keys: back this file up, and give every process the same one"
         );
     }
+    private(&path)?;
     let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let keys: MasterKeys = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not a master key file", path.display()))?;
@@ -103,6 +104,7 @@ pub fn signer(settings: &Settings) -> anyhow::Result<CheckpointSigner> {
     if create_once(&path, fresh)? {
         tracing::warn!(file = %path.display(), "created a new audit signing key");
     }
+    private(&path)?;
     let raw =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let der = STANDARD
@@ -110,4 +112,51 @@ pub fn signer(settings: &Settings) -> anyhow::Result<CheckpointSigner> {
         .with_context(|| format!("{} is not base64", path.display()))?;
     CheckpointSigner::from_pkcs8(&der)
         .with_context(|| format!("{} is not an Ed25519 PKCS#8 key", path.display()))
+}
+
+/// Refuses a key file that others than its owner may read or write (checked on every
+/// start): `chmod 600` it.
+pub fn private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is readable or writable by others (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// The API-key pepper: `api_key_pepper`, else (embedded mode) `<data_dir>/api-key-pepper`,
+/// created on first start. With PostgreSQL it must be configured, the same on every
+/// process: a pepper per machine would make keys work on one and not another.
+pub fn pepper(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if !settings.api_key_pepper.0.is_empty() {
+        return Ok(settings.api_key_pepper.0.as_bytes().to_vec());
+    }
+    if hermod_store::is_postgres_url(&settings.database_url()) {
+        anyhow::bail!(
+            "api_key_pepper is empty: with PostgreSQL set it (HERMOD_API_KEY_PEPPER), the same \
+             secret on every process"
+        );
+    }
+    let path = settings.data_dir.join("api-key-pepper");
+    if create_once(&path, || {
+        Ok(Vault::generate_key()?.into_bytes())
+    })? {
+        tracing::warn!(file = %path.display(), "created a new API-key pepper: keep it with the database");
+    }
+    private(&path)?;
+    let raw =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let p = raw.trim();
+    if p.is_empty() {
+        anyhow::bail!("{} is empty", path.display());
+    }
+    Ok(p.as_bytes().to_vec())
 }

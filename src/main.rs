@@ -73,6 +73,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Sender ownership (also `/v1/admin/senders`).
+    Senders {
+        #[command(subcommand)]
+        cmd: SendersCmd,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -90,8 +95,7 @@ enum Cmd {
         /// Base URL of the server; default from `listen` in the configuration.
         #[arg(long)]
         url: Option<String>,
-        /// An API key (or the admin token) to authenticate with; default the
-        /// configured admin token.
+        /// The admin token; default the configured one.
         #[arg(long, env = "HERMOD_TOKEN")]
         token: Option<String>,
         /// Print the JSON instead of a table.
@@ -106,6 +110,22 @@ enum Cmd {
     Send(bulk::SendArgs),
     /// Prints the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum SendersCmd {
+    /// Gives a sender (number, alphanumeric id, RCS agent name) to a tenant.
+    Assign {
+        /// The tenant's name (as in `keys create --tenant`) or its `ten_…` id.
+        #[arg(long)]
+        tenant: String,
+        sender: String,
+        /// The tenant's sender for messages without `from`.
+        #[arg(long)]
+        default: bool,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -423,7 +443,13 @@ async fn main() -> anyhow::Result<()> {
             if s.webhooks.allow_private.is_empty() {
                 s.webhooks.allow_private = vec!["127.0.0.1/32".into(), "::1/128".into()];
             }
-            let (_, key) = app::create_key(&s, "demo").await?;
+            let (tenant, key) = app::create_key(&s, "demo").await?;
+            // The demo tenant owns the demo's sender (its replies and STOPs are its own).
+            s.senders.assign.push(settings::SenderAssign {
+                sender: DEMO_SENDER.into(),
+                tenant: tenant.clone(),
+                default: true,
+            });
             let listener = TcpListener::bind(&s.listen)?;
             let addr = listener.local_addr()?;
             // The RBM simulator: every number is RCS-capable, and its events come back
@@ -446,6 +472,7 @@ async fn main() -> anyhow::Result<()> {
                 &rbm.token_uri(),
             )));
             agent.client_token = Some(hermod_channels::smpp::Secret(rbm_cfg.client_token.clone()));
+            agent.tenant = Some(tenant);
             s.rcs.agents = vec![agent];
             println!(
                 "Hermod demo: API on http://{addr}, SMSC simulator on {}, RBM simulator on {}",
@@ -509,6 +536,19 @@ async fn main() -> anyhow::Result<()> {
             let (id, key) = app::create_key(&s, &tenant).await?;
             println!("Tenant: {id}");
             println!("API key: {key}");
+        }
+        Cmd::Senders {
+            cmd:
+                SendersCmd::Assign {
+                    tenant,
+                    sender,
+                    default,
+                    config,
+                },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            let id = app::assign_sender(&s, &tenant, &sender, default).await?;
+            println!("Sender {} belongs to {id}", sender.trim());
         }
         Cmd::Keys {
             cmd: KeysCmd::Revoke { key, config },
@@ -590,7 +630,7 @@ async fn main() -> anyhow::Result<()> {
             let base = url.unwrap_or_else(|| format!("http://{}", s.listen));
             let token = token
                 .or_else(|| s.admin_token.as_ref().map(|t| t.0.clone()))
-                .ok_or_else(|| anyhow::anyhow!("pass --token (an API key or the admin token)"))?;
+                .ok_or_else(|| anyhow::anyhow!("pass --token (the admin token)"))?;
             let v: serde_json::Value = reqwest::Client::new()
                 .get(format!("{}/v1/connectors", base.trim_end_matches('/')))
                 .bearer_auth(token)
@@ -612,6 +652,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo tenant's sender number.
+const DEMO_SENDER: &str = "+447700900123";
 /// The number of the demo's simulated app device.
 const DEMO_APP_USER: &str = "+447700900777";
 /// The demo's switched-off RCS phone (its messages fall back to SMS).

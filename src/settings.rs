@@ -53,7 +53,34 @@ pub struct Settings {
     /// The audit chain: `[audit] signing_key_file`, `checkpoint_interval_secs`.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Who owns which sender: `[senders] allow_unowned`, `[[senders.assign]]`.
+    #[serde(default)]
+    pub senders: SendersConfig,
     pub workers: Workers,
+}
+
+/// `[senders]`: senders (numbers, alphanumeric ids, RCS agent names) and their owners.
+/// More come from `POST /v1/admin/senders`; `smpp.numbers` and an RCS agent's `tenant`
+/// assign too.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendersConfig {
+    /// May a tenant send from a sender nobody owns? Replies to it reach no tenant.
+    /// Off by default: a tenant sends only from its own senders.
+    pub allow_unowned: bool,
+    pub assign: Vec<SenderAssign>,
+}
+
+/// `[[senders.assign]]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderAssign {
+    pub sender: String,
+    /// `ten_…`.
+    pub tenant: String,
+    /// The tenant's sender for messages without `from`.
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// `[encryption]`: where the master keys are.
@@ -152,8 +179,7 @@ pub struct Smpp {
     pub default_source: Option<String>,
     /// Reply to an inbound HELP; unset = no reply.
     pub help_reply: Option<String>,
-    /// Our numbers and the tenant (`ten_...`) that owns each, for inbound messages.
-    /// A number not listed belongs to the tenant that last wrote from it to the sender.
+    /// Our numbers and the tenant (`ten_...`) that owns each (like `[[senders.assign]]`).
     #[serde(default)]
     pub numbers: HashMap<String, String>,
     /// A concatenated inbound message still missing parts after this long is stored
@@ -213,6 +239,7 @@ impl Default for Settings {
             app: AppConfig::default(),
             webhooks: WebhooksConfig::default(),
             encryption: EncryptionConfig::default(),
+            senders: SendersConfig::default(),
             audit: AuditConfig::default(),
             workers: Workers {
                 batch: 128,
@@ -294,6 +321,56 @@ impl Settings {
                 ..c.clone()
             })
             .collect()
+    }
+
+    /// The configuration's sender assignments: `[[senders.assign]]`, `smpp.numbers`,
+    /// and RCS agents with a `tenant`. Tenants must be `ten_…` ids.
+    pub fn fixed_senders(&self) -> anyhow::Result<Vec<hermod_core::sender::Sender>> {
+        use hermod_core::sender::Sender;
+        let tenant = |t: &str, what: &str| {
+            hermod_core::TenantId::parse(t)
+                .ok_or_else(|| anyhow::anyhow!("{what}: tenant '{t}' is not a ten_… id"))
+        };
+        let mut out = Vec::new();
+        for a in &self.senders.assign {
+            out.push(Sender {
+                sender: a.sender.trim().to_owned(),
+                tenant_id: tenant(&a.tenant, "senders.assign")?,
+                default: a.default,
+                created_at: 0,
+            });
+        }
+        let mut numbers: Vec<_> = self.smpp.numbers.iter().collect();
+        numbers.sort();
+        for (n, t) in numbers {
+            out.push(Sender {
+                sender: n.trim().to_owned(),
+                tenant_id: tenant(t, "smpp.numbers")?,
+                default: false,
+                created_at: 0,
+            });
+        }
+        for a in &self.rcs.agents {
+            if let Some(t) = &a.tenant {
+                out.push(Sender {
+                    sender: a.name.clone(),
+                    tenant_id: tenant(t, "rcs.agents")?,
+                    default: false,
+                    created_at: 0,
+                });
+            }
+        }
+        for (i, s) in out.iter().enumerate() {
+            let key = hermod_core::inbound::sender_key(&s.sender);
+            if let Some(o) = out[..i]
+                .iter()
+                .find(|o| hermod_core::inbound::sender_key(&o.sender) == key)
+                && o.tenant_id != s.tenant_id
+            {
+                anyhow::bail!("sender '{}' is assigned to two tenants", s.sender);
+            }
+        }
+        Ok(out)
     }
 
     pub fn rate_limits(&self) -> hermod_api::RateLimits {

@@ -24,6 +24,9 @@ pub enum ApiError {
     RateLimited(std::time::Duration),
     #[error("{0}")]
     Forbidden(String),
+    /// 403 naming the field that asks for what the caller may not use.
+    #[error("{message}")]
+    ForbiddenField { field: String, message: String },
     #[error("storage unavailable")]
     Unavailable(#[source] PortError),
     #[error("internal error")]
@@ -89,7 +92,7 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -104,6 +107,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => ("conflict", None),
             ApiError::RateLimited(_) => ("rate_limited", None),
             ApiError::Forbidden(_) => ("forbidden", None),
+            ApiError::ForbiddenField { field, .. } => ("forbidden", Some(field.as_str())),
             ApiError::Unavailable(_) => ("unavailable", None),
             ApiError::Internal(_) => ("internal", None),
         };

@@ -36,7 +36,7 @@ pub struct InboundList {
     pub next_cursor: Option<String>,
 }
 
-fn inbound_resource(m: &InboundMessage) -> InboundResource {
+pub(crate) fn inbound_resource(m: &InboundMessage) -> InboundResource {
     InboundResource {
         id: m.id.clone(),
         from: m.from.clone(),

@@ -14,6 +14,7 @@ pub mod limits;
 mod messages;
 pub mod openapi;
 mod ops;
+mod senders;
 mod templates;
 mod webhooks;
 
@@ -69,6 +70,8 @@ pub struct AppState {
     pub key_cache: Arc<auth::KeyCache>,
     /// Which addresses webhook URLs may point at (`[webhooks] allow_private`).
     pub address_policy: Arc<hermod_core::net::AddressPolicy>,
+    /// Who owns which sender (configuration and `/v1/admin/senders`).
+    pub senders: Arc<hermod_core::sender::SenderBook>,
 }
 
 /// Each tenant's quiet hours as last read, and when.
@@ -137,6 +140,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/connectors", web::get().to(ops::connectors))
                     .route("/admin/reload", web::post().to(ops::reload))
                     .route("/admin/dead-letters", web::get().to(ops::dead_letters))
+                    .route("/admin/senders", web::get().to(senders::admin_list))
+                    .route("/admin/senders", web::post().to(senders::assign))
+                    .route("/admin/senders/{sender}", web::delete().to(senders::remove))
+                    .route("/admin/inbound", web::get().to(senders::unattributed))
+                    .route("/senders", web::get().to(senders::list))
                     .route("/webhooks/rbm/{agent}", web::post().to(rbm_webhook))
                     .route("/devices", web::post().to(app::register))
                     .route("/devices", web::get().to(app::list))
@@ -232,10 +240,16 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Prometheus text; the operator's (`Authorization: Bearer <admin_token>`): it names
+/// connectors and counts every tenant's traffic.
+async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    ops::require_admin(&req, &state)?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body((state.metrics)())
+        .body((state.metrics)()))
 }
 
 async fn not_found() -> HttpResponse {

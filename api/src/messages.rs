@@ -1,10 +1,12 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::content::{Content, RichMessage, Suggestion};
 use hermod_core::model::*;
 use hermod_core::plan::FallbackSpec;
 use hermod_core::quiet::QuietHours;
+use hermod_core::sender::Owners;
 use hermod_core::template::Template;
 use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use serde::{Deserialize, Serialize};
@@ -499,6 +501,7 @@ pub(crate) struct Prep {
     tenant: TenantId,
     quiet: Option<QuietHours>,
     templates: HashMap<String, Template>,
+    senders: Arc<Owners>,
 }
 
 impl Prep {
@@ -507,6 +510,7 @@ impl Prep {
             tenant: tenant.clone(),
             quiet: state.quiet_hours(tenant).await?,
             templates: HashMap::new(),
+            senders: state.senders.owners().await?,
         })
     }
 
@@ -583,6 +587,13 @@ impl Prep {
             &state.channels,
             &state.address_policy,
         )?;
+        msg.from = self
+            .senders
+            .resolve(&self.tenant, msg.from.as_deref(), state.senders.allow_unowned)
+            .map_err(|r| ApiError::ForbiddenField {
+                field: f("from"),
+                message: r.message(msg.from.as_deref().unwrap_or_default()),
+            })?;
         self.defer(&mut msg, zone.as_deref(), now);
         Ok(msg)
     }
@@ -849,6 +860,9 @@ pub(crate) async fn create_batch(
                         message,
                         field,
                     } => serde_json::json!({"code": code, "message": message, "field": field}),
+                    ApiError::ForbiddenField { field, message } => {
+                        serde_json::json!({"code": "forbidden", "message": message, "field": field})
+                    }
                     other => serde_json::json!({"code": "invalid", "message": other.to_string()}),
                 };
                 items.push(BatchItem {

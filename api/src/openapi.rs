@@ -3,7 +3,7 @@ use utoipa::OpenApi;
 
 use crate::inbound::{self, *};
 use crate::messages::{self, *};
-use crate::{app, hooks, ops, templates, webhooks};
+use crate::{app, hooks, ops, senders, templates, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,13 +16,15 @@ use crate::{app, hooks, ops, templates, webhooks};
           webhooks::rotate_callback_secret, webhooks::list_deliveries, webhooks::retry_delivery,
           webhooks::get_defaults, webhooks::put_defaults,
           templates::create, templates::list, templates::get, templates::replace, templates::delete,
-          templates::preview, hooks::create, hooks::list, hooks::delete, hooks::ingest),
+          templates::preview, hooks::create, hooks::list, hooks::delete, hooks::ingest,
+          senders::admin_list, senders::assign, senders::remove, senders::unattributed, senders::list),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
                        InboundResource, InboundList, NewOptOut, OptOutResource,
                        app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt,
                        webhooks::NewEndpoint, webhooks::EndpointResource, webhooks::DeliveryResource,
                        webhooks::DefaultsBody, templates::TemplateBody, templates::PreviewBody,
-                       templates::TemplateResource, hooks::HookBody, hooks::HookResource)),
+                       templates::TemplateResource, hooks::HookBody, hooks::HookResource,
+                       senders::NewSender, senders::SenderResource)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

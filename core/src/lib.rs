@@ -14,6 +14,7 @@ pub mod net;
 pub mod plan;
 pub mod ports;
 pub mod quiet;
+pub mod sender;
 pub mod status;
 pub mod template;
 pub mod webhook;

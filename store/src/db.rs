@@ -89,7 +89,9 @@ impl Db {
     /// Opens a pool for a `postgres://` URL or a SQLite file path (or `sqlite://path`).
     pub async fn open(url: &str, max_conns: usize) -> Result<Db, DbError> {
         if is_postgres_url(url) {
-            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+            cfg.custom_setup = Box::new(|url| crate::pg_tls::connect(url).boxed());
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(max_conns)
                 .build()
@@ -165,19 +167,21 @@ impl Db {
                 ),
             ));
         }
-        let mut c = AsyncPgConnection::establish(admin_url)
+        let mut c = crate::pg_tls::connect(admin_url)
             .await
             .map_err(DbError::Connect)?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut c)
             .await
             .map_err(|e| DbError::Migrate(Box::new(e)))?;
-        let base = admin_url
+        let (path, query) = admin_url
             .split_once('?')
-            .map_or(admin_url, |(b, _)| b)
-            .rsplit_once('/')
-            .map_or(admin_url, |(b, _)| b);
-        Ok(format!("{base}/{name}"))
+            .map_or((admin_url, None), |(b, q)| (b, Some(q)));
+        let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+        Ok(match query {
+            Some(q) => format!("{base}/{name}?{q}"),
+            None => format!("{base}/{name}"),
+        })
     }
 
     /// Drops a database made by [`Db::create_database`].
@@ -186,7 +190,7 @@ impl Db {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Ok(());
         }
-        let mut c = AsyncPgConnection::establish(admin_url)
+        let mut c = crate::pg_tls::connect(admin_url)
             .await
             .map_err(DbError::Connect)?;
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -199,7 +203,7 @@ impl Db {
     /// Applies pending migrations for the backend `url` names.
     pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
         if is_postgres_url(url) {
-            let conn = AsyncPgConnection::establish(url)
+            let conn = crate::pg_tls::connect(url)
                 .await
                 .map_err(DbError::Connect)?;
             let url = url.to_owned();
@@ -232,7 +236,7 @@ impl Db {
     /// Reverts every migration (used by the migration round-trip test).
     pub async fn revert_all(url: &str) -> Result<(), DbError> {
         if is_postgres_url(url) {
-            let conn = AsyncPgConnection::establish(url)
+            let conn = crate::pg_tls::connect(url)
                 .await
                 .map_err(DbError::Connect)?;
             tokio::task::spawn_blocking(move || {

@@ -162,25 +162,12 @@ pub async fn receive(
                 (text, i32::try_from(have.len()).unwrap_or(key.3))
             }
         };
-        // The tenant that last wrote to this sender from this number (or any).
+        // The tenant that owns the number it was sent to (set by the caller from the
+        // sender assignments), else none: never "whoever wrote last".
         let plus = format!("+{}", part.from);
         let from_hash = vault.lookup(&plus);
-        let recent: Vec<(String, Option<String>)> = messages::table
-            .filter(messages::to_hash.eq(&from_hash))
-            .order(messages::id.desc())
-            .limit(50)
-            .select((messages::tenant_id, messages::from_addr))
-            .load(c)
-            .await?;
         let ours = sender_key(&part.to);
-        let tenant = match &part.tenant {
-            Some(t) => Some(t.to_string()),
-            None => recent
-                .iter()
-                .find(|(_, f)| f.as_deref().is_some_and(|f| sender_key(f) == ours))
-                .or(<[_]>::first(&recent))
-                .map(|(t, _)| t.clone()),
-        };
+        let tenant = part.tenant.as_ref().map(|t| t.to_string());
         let keyword = Keyword::parse(&text);
         let now = now_ms();
         if let (Some(t), Some(k)) = (&tenant, keyword) {
@@ -374,20 +361,23 @@ pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart
         .collect())
 }
 
-/// A tenant's inbound messages, newest first, after `cursor` (an id).
+/// A tenant's inbound messages (or, for `None`, those no tenant owns), newest first,
+/// after `cursor` (an id).
 pub async fn list(
     db: &Db,
     vault: &Vault,
-    tenant: &TenantId,
+    tenant: Option<&TenantId>,
     cursor: Option<&str>,
     limit: i64,
 ) -> PortResult<Vec<InboundMessage>> {
-    let t = tenant.to_string();
+    let t = tenant.map(|t| t.to_string());
     let cursor = cursor.map(str::to_owned);
     with_conn!(db, |c| {
-        let mut q = inbound_messages::table
-            .filter(inbound_messages::tenant_id.eq(&t))
-            .into_boxed();
+        let mut q = inbound_messages::table.into_boxed();
+        q = match &t {
+            Some(t) => q.filter(inbound_messages::tenant_id.eq(t.clone())),
+            None => q.filter(inbound_messages::tenant_id.is_null()),
+        };
         if let Some(cur) = &cursor {
             q = q.filter(inbound_messages::id.lt(cur.clone()));
         }

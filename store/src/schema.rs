@@ -344,8 +344,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    senders (sender) {
+        sender -> Text,
+        display -> Text,
+        tenant_id -> Text,
+        is_default -> Bool,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
+    senders,
     api_keys,
     messages,
     attempts,

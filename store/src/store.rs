@@ -488,7 +488,7 @@ impl Store for SqlStore {
         cursor: Option<&str>,
         limit: i64,
     ) -> PortResult<Vec<InboundMessage>> {
-        crate::inbound::list(&self.db, &self.vault, tenant, cursor, limit).await
+        crate::inbound::list(&self.db, &self.vault, Some(tenant), cursor, limit).await
     }
 
     async fn list_opt_outs(

@@ -255,7 +255,18 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
     );
 
     // Observability.
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    // The operator's: a tenant key cannot read them.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let metrics = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
         .await
         .unwrap()
         .text()

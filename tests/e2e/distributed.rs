@@ -52,6 +52,8 @@ impl Cluster {
                 data.path().to_string_lossy().into_owned(),
             ),
             ("HERMOD_DATABASE_URL".into(), db.clone()),
+            ("HERMOD_API_KEY_PEPPER".into(), "e2e-pepper".into()),
+            ("HERMOD_ADMIN_TOKEN".into(), crate::support::ADMIN_TOKEN.into()),
             ("HERMOD_QUEUE".into(), url),
             ("HERMOD_QUEUE_PREFIX".into(), prefix),
             ("HERMOD_QUEUE_EXPIRES_SECS".into(), "600".into()),
@@ -339,7 +341,7 @@ async fn the_bind_lease_moves_to_another_worker_when_its_holder_dies() {
         || async {
             let v: Value = reqwest::Client::new()
                 .get(format!("{}/v1/connectors", c.base))
-                .bearer_auth(&key)
+                .bearer_auth(crate::support::ADMIN_TOKEN)
                 .send()
                 .await
                 .unwrap()

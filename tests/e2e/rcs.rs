@@ -11,11 +11,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Server, call, create_key, eventually, free_port, get_message, send_message, start_smsc,
+    self, Server, call, create_key_with_tenant, eventually, free_port, get_message, send_message, start_smsc,
 };
 
 const AGENT: &str = "e2e-agent@rbm.goog";
 const TOKEN: &str = "e2e-client-token";
+/// An SMS number the rig's tenant owns.
+pub const SHOP_NUMBER: &str = "+447700900712";
 
 pub(crate) struct Rig {
     pub server: Server,
@@ -59,6 +61,8 @@ pub(crate) async fn rig_with(
         .to_string(),
     )
     .unwrap();
+    // The shop tenant owns the agent (its users' replies) and an SMS number.
+    let (tenant, key) = create_key_with_tenant(dir.path(), "shop");
     let config = dir.path().join("hermod.toml");
     std::fs::write(
         &config,
@@ -68,8 +72,13 @@ pub(crate) async fn rig_with(
 url = "{smpp}"
 help_reply = "Shop help: reply STOP to opt out."
 
+[[senders.assign]]
+sender = "{SHOP_NUMBER}"
+tenant = "{tenant}"
+
 [[rcs.agents]]
 name = "shop"
+tenant = "{tenant}"
 agent_id = "{AGENT}"
 service_account_file = "{sa}"
 base_url = "{base}"
@@ -81,7 +90,6 @@ client_token = "{TOKEN}"
         ),
     )
     .unwrap();
-    let key = create_key(dir.path(), "shop");
     let server = Server::start_with_config(dir.path(), &config, port);
     server.wait_healthy().await;
     Rig {

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Server, call, create_key, create_key_with_tenant, eventually, free_port, get_message,
+    Server, assign_sender, call, create_key, create_key_with_tenant, eventually, free_port, get_message,
     send_message as send, start_smsc, wait_status,
 };
 
@@ -169,8 +169,11 @@ in_doubt_grace_secs = 2
         "b carried the +44 traffic while a was down ({on_b})"
     );
 
-    // GET /v1/connectors shows both with their binds.
-    let (s, v, _) = call(Method::GET, &format!("{base}/v1/connectors"), &key, None).await;
+    // GET /v1/connectors (the operator's: SMSC hosts, errors) shows both with their binds.
+    let (s, _, _) = call(Method::GET, &format!("{base}/v1/connectors"), &key, None).await;
+    assert_eq!(s, 401, "a tenant key does not see the connectors");
+    let url = format!("{base}/v1/connectors");
+    let (s, v, _) = call(Method::GET, &url, crate::support::ADMIN_TOKEN, None).await;
     assert_eq!(s, 200);
     let conns = v["data"].as_array().unwrap();
     assert_eq!(conns.len(), 2);
@@ -182,7 +185,7 @@ in_doubt_grace_secs = 2
     }
     // `hermod connectors` prints the same as a table.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .args(["connectors", "--url", &base, "--token", &key])
+        .args(["connectors", "--url", &base, "--token", crate::support::ADMIN_TOKEN])
         .output()
         .unwrap();
     assert!(
@@ -316,7 +319,7 @@ connector = "secure"
     .await;
     assert_eq!(s, 202);
     wait_status(&base, &key, v["id"].as_str().unwrap(), "delivered", 30).await;
-    // The admin token also reads connectors; the two misconfigured ones never bind.
+    // The admin token reads connectors; the two misconfigured ones never bind.
     eventually("bind errors recorded", Duration::from_secs(20), || async {
         let (_, v, _) = call(
             Method::GET,
@@ -426,12 +429,15 @@ async fn multipart_inbound_and_stop_rejected_start_delivered() {
     );
     let key = create_key(dir.path(), "acme");
     let other = create_key(dir.path(), "globex");
+    // Acme owns the number its customers reply to, and its brand name; globex its own.
+    assign_sender(dir.path(), "acme", "+447700900123", true);
+    assign_sender(dir.path(), "acme", "Acme", false);
+    assign_sender(dir.path(), "globex", "+447700900999", false);
     let server = Server::start_with_config(dir.path(), &config, free_port());
     server.wait_healthy().await;
     let base = server.base.clone();
     let sender = "+447700900123";
     let to = "+447911123456";
-    // A first message makes the recipient's replies belong to acme.
     let (_, v) = send(
         &base,
         &key,
@@ -833,7 +839,7 @@ cost = 0.05
     assert_eq!(a.submit_count(), 0);
     let seen = texts(&[&b]);
     assert!((0..n).all(|i| seen.get(&format!("f {i}")) == Some(&1)));
-    let (_, v, _) = call(Method::GET, &format!("{base}/v1/connectors"), &key, None).await;
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/connectors"), crate::support::ADMIN_TOKEN, None).await;
     let ca = &v["data"][0];
     assert_eq!(
         (ca["name"].as_str(), ca["healthy"].as_bool()),
@@ -900,6 +906,7 @@ async fn the_simulator_binary_speaks_tls_loose_receipts_and_injects_inbound() {
         ),
     );
     let key = create_key(dir.path(), "acme");
+    assign_sender(dir.path(), "acme", "+447700900123", false);
     let server = Server::start_with_config(dir.path(), &config, free_port());
     server.wait_healthy().await;
     let base = server.base.clone();
@@ -976,5 +983,143 @@ async fn jobs_delivered_too_often_are_listed_as_dead_letters() {
     let (_, v, _) = call(Method::GET, &url, "tok", None).await;
     assert_eq!(v["data"][0]["job"]["type"], "send.v1", "{v}");
     assert_ne!(get_message(&base, &key, &id).await["status"], "delivered");
+    smsc.stop();
+}
+
+/// Senders are owned: the operator assigns them (admin API), a tenant sends only from
+/// its own (403 naming `from`), a message without `from` takes the tenant's default,
+/// and a reply goes to the owner of the number it was sent to, never to whoever wrote
+/// last; a reply to a number nobody owns is the operator's alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn senders_are_owned_and_replies_reach_only_their_owner() {
+    let smsc = start_smsc(SmscConfig {
+        dlr_delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "admin_token = \"op-secret\"\n[[smpp.connectors]]\nname = \"mo\"\nurl = \"{}\"\n",
+            smsc.url("esme", "pw")
+        ),
+    );
+    let (acme_id, acme) = create_key_with_tenant(dir.path(), "acme");
+    let (globex_id, globex) = create_key_with_tenant(dir.path(), "globex");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let admin = |m: Method, path: &str, body: Option<Value>| {
+        let url = format!("{base}{path}");
+        async move { call(m, &url, "op-secret", body).await }
+    };
+
+    // The operator assigns; a tenant's key cannot; every bad field is named.
+    let url = format!("{base}/v1/admin/senders");
+    let own = json!({"sender": "+447700900123", "tenant_id": acme_id, "default": true});
+    let (s, _, _) = call(Method::POST, &url, &acme, Some(own.clone())).await;
+    assert_eq!(s, 401, "a tenant key is not the operator's");
+    let (s, v, _) = admin(Method::POST, "/v1/admin/senders", Some(own)).await;
+    assert_eq!((s, v["tenant_id"].as_str()), (201, Some(acme_id.as_str())));
+    let (s, _, _) = admin(
+        Method::POST,
+        "/v1/admin/senders",
+        Some(json!({"sender": "447700900123", "tenant_id": globex_id})),
+    )
+    .await;
+    assert_eq!(s, 409, "another tenant's sender cannot be taken");
+    for (body, field) in [
+        (json!({"sender": "x y!", "tenant_id": acme_id}), "sender"),
+        (json!({"sender": "Acme", "tenant_id": "acme"}), "tenant_id"),
+        (
+            json!({"sender": "Acme", "tenant_id": "ten_00000000000000000000000000000000"}),
+            "tenant_id",
+        ),
+    ] {
+        let (s, v, _) = admin(Method::POST, "/v1/admin/senders", Some(body)).await;
+        assert_eq!((s, v["error"]["field"].as_str()), (400, Some(field)));
+    }
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/senders"), &acme, None).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["data"][0]["sender"], "+447700900123");
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/senders"), &globex, None).await;
+    assert_eq!(v["data"], json!([]), "globex sees none of acme's");
+
+    // Globex cannot send from acme's number, nor from one nobody owns.
+    for from in ["+447700900123", "447700900123", "Nobody"] {
+        let (s, v) = send(
+            &base,
+            &globex,
+            json!({"to": "+447911123456", "from": from, "text": "phish"}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (403, Some("forbidden"), Some("from")),
+            "{from}: {v}"
+        );
+    }
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/messages/batch"),
+        &globex,
+        Some(json!({"messages": [{"to": "+447911123456", "from": "+447700900123", "text": "x"}]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["results"][0]["error"]["field"], "messages[0].from");
+    assert_eq!(v["results"][0]["error"]["code"], "forbidden");
+
+    // Acme without `from` sends from its default sender.
+    let (s, v) = send(&base, &acme, json!({"to": "+447911123456", "text": "Order shipped"})).await;
+    assert_eq!((s, v["from"].as_str()), (202, Some("+447700900123")));
+    wait_status(&base, &acme, v["id"].as_str().unwrap(), "delivered", 30).await;
+    assert!(
+        smsc.submitted()
+            .iter()
+            .any(|m| m.source == "447700900123" && m.destination == "447911123456")
+    );
+    // Globex (no sender of its own: the connector's) writes to the customer last.
+    let (s, v) = send(&base, &globex, json!({"to": "+447911123456", "text": "Hello"})).await;
+    assert_eq!(s, 202);
+    wait_status(&base, &globex, v["id"].as_str().unwrap(), "delivered", 30).await;
+
+    // The customer replies STOP to acme's number: acme's, whoever wrote last.
+    smsc.inject_mo("esme", "447911123456", "447700900123", "STOP", false);
+    eventually("acme's reply", Duration::from_secs(20), || async {
+        inbound(&base, &acme).await.len() == 1
+    })
+    .await;
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/opt-outs"), &acme, None).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "acme's STOP: {v}");
+    // And to a number nobody owns: stored for the operator, no tenant's.
+    smsc.inject_mo("esme", "447911123456", "447700900555", "STOP who is this", false);
+    eventually("the unattributed reply", Duration::from_secs(20), || async {
+        let (_, v, _) = admin(Method::GET, "/v1/admin/inbound", None).await;
+        v["data"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let (_, v, _) = admin(Method::GET, "/v1/admin/inbound", None).await;
+    assert_eq!(v["data"][0]["to"], "447700900555");
+    assert!(inbound(&base, &globex).await.is_empty(), "globex sees no reply");
+    assert_eq!(inbound(&base, &acme).await.len(), 1);
+    let (_, v, _) = call(Method::GET, &format!("{base}/v1/opt-outs"), &globex, None).await;
+    assert_eq!(v["data"], json!([]));
+    let (s, _, _) = call(Method::GET, &format!("{base}/v1/admin/inbound"), &acme, None).await;
+    assert_eq!(s, 401);
+
+    // The operator takes the number back: acme can no longer send from it.
+    let (s, _, _) = admin(Method::DELETE, "/v1/admin/senders/+447700900123", None).await;
+    assert_eq!(s, 204);
+    let (s, _, _) = admin(Method::DELETE, "/v1/admin/senders/+447700900123", None).await;
+    assert_eq!(s, 404);
+    let (s, v) = send(
+        &base,
+        &acme,
+        json!({"to": "+447911123456", "from": "+447700900123", "text": "x"}),
+    )
+    .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (403, Some("from")));
     smsc.stop();
 }

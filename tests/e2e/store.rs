@@ -370,34 +370,46 @@ async fn exercise_inbound(url: &str) {
     let back = store.get_message(&t3, &app_msg.id).await.unwrap().unwrap();
     assert_eq!(back.message.text, "");
     assert_eq!(store.sweep_app().await.unwrap(), (0, 0));
-    // Once acme wrote to the number from its sender, replies are acme's.
+    // Acme wrote to the number from its sender; that alone does not make a reply
+    // acme's (the store takes the tenant the sender assignments name, or none).
     let mut first = new_message(&t1, "order shipped");
     first.from = Some("+447700900123".into());
     store.accept(&t1, &[first], None).await.unwrap();
+    let m = store
+        .receive_inbound(&part("whose?", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.tenant_id, None, "never attributed to whoever wrote last");
+    // The number is acme's: its replies are acme's.
+    let acme = |text: &str, concat| InboundPart {
+        tenant: Some(t1.clone()),
+        ..part(text, concat)
+    };
     // Parts out of order, one delivered twice: one message when the last arrives.
     assert_eq!(
         store
-            .receive_inbound(&part("world", Some((7, 3, 2))))
+            .receive_inbound(&acme("world", Some((7, 3, 2))))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .receive_inbound(&part("world", Some((7, 3, 2))))
+            .receive_inbound(&acme("world", Some((7, 3, 2))))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .receive_inbound(&part("!", Some((7, 3, 3))))
+            .receive_inbound(&acme("!", Some((7, 3, 3))))
             .await
             .unwrap(),
         None
     );
     let m = store
-        .receive_inbound(&part("hello ", Some((7, 3, 1))))
+        .receive_inbound(&acme("hello ", Some((7, 3, 1))))
         .await
         .unwrap()
         .unwrap();
@@ -409,14 +421,14 @@ async fn exercise_inbound(url: &str) {
     // Parts whose message never completes are found once stale, in order, and dropped.
     assert_eq!(
         store
-            .receive_inbound(&part("b", Some((9, 3, 2))))
+            .receive_inbound(&acme("b", Some((9, 3, 2))))
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .receive_inbound(&part("a", Some((9, 3, 1))))
+            .receive_inbound(&acme("a", Some((9, 3, 1))))
             .await
             .unwrap(),
         None
@@ -435,6 +447,8 @@ async fn exercise_inbound(url: &str) {
     // Flushing (seq 0) assembles what came and forgets the parts, once.
     let mut flush = stale[0][0].clone();
     flush.concat = flush.concat.map(|k| Concat { seq: 0, ..k });
+    // (The handler names the owner again, as it does for every part.)
+    flush.tenant = Some(t1.clone());
     let m = store.receive_inbound(&flush).await.unwrap().unwrap();
     assert_eq!((m.text.as_str(), m.parts), ("ab", 2));
     assert_eq!(
@@ -455,7 +469,7 @@ async fn exercise_inbound(url: &str) {
 
     // STOP → opt-out → the next message is rejected at dispatch, without an attempt.
     let stop = store
-        .receive_inbound(&part(" Stop ", None))
+        .receive_inbound(&acme(" Stop ", None))
         .await
         .unwrap()
         .unwrap();
@@ -498,7 +512,7 @@ async fn exercise_inbound(url: &str) {
     assert!(v.attempts.is_empty());
     // START clears it.
     store
-        .receive_inbound(&part("UNSTOP", None))
+        .receive_inbound(&acme("UNSTOP", None))
         .await
         .unwrap()
         .unwrap();
@@ -1102,4 +1116,96 @@ async fn an_outcome_and_its_receipt_recorded_side_by_side_end_delivered_on_postg
         "{} of {n} not delivered: {stuck:?}",
         stuck.len()
     );
+}
+
+/// `SELECT ssl` of this connection's backend.
+async fn on_tls(c: &mut diesel_async::AsyncPgConnection) -> bool {
+    use diesel_async::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+    ))
+    .get_result(c)
+    .await
+    .unwrap()
+}
+
+/// PostgreSQL over rustls: `sslmode` and `sslrootcert` are honoured against the local
+/// server, with its own certificate as the root (Debian's server has one, for
+/// `localhost`); a root that did not sign it, or a name it is not for, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
+    use diesel_async::RunQueryDsl;
+    use hermod_store::pg_tls::connect;
+    let Some(url) = pg_database("tls").await else {
+        return;
+    };
+    let mut plain = connect(&url).await.unwrap();
+    assert!(!on_tls(&mut plain).await, "no sslmode: plain, as documented");
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let show = |name: &'static str| diesel::sql_query(format!("SELECT current_setting('{name}') AS v"));
+    let ssl: Setting = show("ssl").get_result(&mut plain).await.unwrap();
+    if ssl.v != "on" {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI needs PostgreSQL with ssl = on"
+        );
+        eprintln!("\n!!! SKIPPED postgres_over_tls: the server has ssl = off !!!\n");
+        return;
+    }
+    let cert: Setting = show("ssl_cert_file").get_result(&mut plain).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("server-root.pem");
+    std::fs::copy(&cert.v, &root).expect("the server's certificate is readable");
+    let with = |u: &str, q: &str| format!("{u}?{q}");
+    let root_q = format!("sslrootcert={}", root.display());
+    let by_name = url.replacen("127.0.0.1", "localhost", 1);
+
+    // verify-full with the name on the certificate: encrypted, and the whole store
+    // works over it (migrations, the pool).
+    let full = with(&by_name, &format!("sslmode=verify-full&{root_q}"));
+    let mut c = connect(&full).await.unwrap();
+    assert!(on_tls(&mut c).await);
+    Db::migrate(&full).await.unwrap();
+    let store = SqlStore::new(
+        Db::open(&full, 2).await.unwrap(),
+        crate::compliance::test_vault(),
+    );
+    store.create_api_key("tls", "ktls", "h").await.unwrap();
+    assert!(store.api_key("ktls").await.unwrap().is_some());
+    // verify-ca checks the chain only: an address the certificate does not name is fine.
+    let mut c = connect(&with(&url, &format!("sslmode=verify-ca&{root_q}")))
+        .await
+        .unwrap();
+    assert!(on_tls(&mut c).await);
+    // require verifies the chain too (against sslrootcert).
+    let mut c = connect(&with(&url, &format!("sslmode=require&{root_q}")))
+        .await
+        .unwrap();
+    assert!(on_tls(&mut c).await);
+    // prefer: TLS, since the server offers it.
+    let mut c = connect(&with(&url, &format!("sslmode=prefer&{root_q}")))
+        .await
+        .unwrap();
+    assert!(on_tls(&mut c).await);
+
+    // Refused: the wrong name, no root for a self-signed server, a root that did not
+    // sign it, an unknown mode, a root file that is missing.
+    let other_ca = format!("{}/tests/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+    for (u, why) in [
+        (with(&url, &format!("sslmode=verify-full&{root_q}")), "name"),
+        (with(&url, "sslmode=require"), "webpki roots"),
+        (
+            with(&by_name, &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+            "other root",
+        ),
+        (with(&url, "sslmode=sometimes"), "mode"),
+        (with(&url, "sslmode=verify-ca&sslrootcert=/nonexistent.pem"), "file"),
+    ] {
+        assert!(connect(&u).await.is_err(), "{why}: {u}");
+    }
+    assert!(Db::open(&with(&url, "sslmode=require"), 1).await.is_err());
 }

@@ -70,6 +70,7 @@ pub fn backend_env(data: &Path) -> Vec<(String, String)> {
     };
     let env = vec![
         ("HERMOD_DATABASE_URL".to_owned(), db),
+        ("HERMOD_API_KEY_PEPPER".to_owned(), "e2e-pepper".to_owned()),
         ("HERMOD_QUEUE".to_owned(), url),
         ("HERMOD_QUEUE_PREFIX".to_owned(), prefix),
         ("HERMOD_WORKERS__BIND_LEASE_SECS".to_owned(), "3".to_owned()),
@@ -155,6 +156,9 @@ pub struct Server {
     pub base: String,
 }
 
+/// The admin token of test servers whose configuration sets none.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+
 impl Server {
     pub fn start(data: &Path, smpp_url: &str, port: u16) -> Server {
         Self::spawn(data, Some(smpp_url), None, port)
@@ -173,6 +177,12 @@ impl Server {
         }
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
+        }
+        // The operator's token, unless the test's configuration sets its own.
+        if !config.is_some_and(|c| {
+            std::fs::read_to_string(c).is_ok_and(|t| t.contains("admin_token"))
+        }) {
+            cmd.env("HERMOD_ADMIN_TOKEN", ADMIN_TOKEN);
         }
         let child = cmd
             .envs(backend_env(data))
@@ -260,6 +270,27 @@ pub fn create_key(data: &Path, tenant: &str) -> String {
         .expect("an API key line")
         .trim()
         .to_owned()
+}
+
+/// `hermod senders assign`: gives `sender` to the tenant named `tenant` (before the
+/// server starts; a running server sees it within 5 s).
+pub fn assign_sender(data: &Path, tenant: &str, sender: &str, default: bool) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermod"));
+    cmd.args(["senders", "assign", "--tenant", tenant, sender]);
+    if default {
+        cmd.arg("--default");
+    }
+    let out = cmd
+        .envs(backend_env(data))
+        .env("HERMOD_DATA_DIR", data)
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .expect("run hermod senders assign");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Polls `check` until it is true or the time runs out (no fixed sleeps in tests).

@@ -263,7 +263,7 @@ async fn callback_urls_are_signed_with_the_tenant_secret_and_inbound_reaches_end
     let ep_secret = ep["secret"].as_str().unwrap().to_owned();
 
     let to = "+447700900711";
-    let sender = "+447700900712";
+    let sender = crate::rcs::SHOP_NUMBER;
     let (s, v) = send_message(
         &r.server.base,
         &r.key,

@@ -1,12 +1,11 @@
 //! Inbound SMS: stored (parts reassembled durably), keywords applied by the store, and
 //! HELP answered with the configured reply.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hermod_core::TenantId;
-use hermod_core::inbound::{InboundPart, sender_key};
+use hermod_core::inbound::InboundPart;
+use hermod_core::sender::SenderBook;
 use hermod_core::model::ChannelKind;
 use hermod_core::now_ms;
 use hermod_core::ports::{InboundSink, Store};
@@ -15,24 +14,21 @@ pub struct InboundHandler {
     store: Arc<dyn Store>,
     /// Reply to HELP; none = no reply.
     help_reply: Option<String>,
-    /// Our numbers (sender keys) → the tenant that owns each.
-    numbers: HashMap<String, TenantId>,
+    /// Who owns which of our numbers: an inbound message goes to the owner of the
+    /// number it was sent to, or to no tenant.
+    senders: Arc<SenderBook>,
 }
 
 impl InboundHandler {
     pub fn new(
         store: Arc<dyn Store>,
         help_reply: Option<String>,
-        numbers: HashMap<String, TenantId>,
+        senders: Arc<SenderBook>,
     ) -> Arc<Self> {
-        let numbers = numbers
-            .into_iter()
-            .map(|(n, t)| (sender_key(&n), t))
-            .collect();
         Arc::new(Self {
             store,
             help_reply,
-            numbers,
+            senders,
         })
     }
 }
@@ -103,7 +99,14 @@ impl InboundHandler {
 impl InboundSink for InboundHandler {
     async fn receive(&self, mut part: InboundPart) -> bool {
         if part.tenant.is_none() {
-            part.tenant = self.numbers.get(&sender_key(&part.to)).cloned();
+            match self.senders.owners().await {
+                Ok(o) => part.tenant = o.owner(&part.to).cloned(),
+                Err(e) => {
+                    // Not acknowledged: the SMSC delivers it again.
+                    tracing::warn!(error = %e, "reading sender assignments failed");
+                    return false;
+                }
+            }
         }
         let msg = match self.store.receive_inbound(&part).await {
             Ok(Some(m)) => m,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, Outgoing};
-use hermod_core::now_ms;
+use hermod_core::{TenantId, now_ms};
 use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
 use hermod_core::ports::{Channel, SendError};
 
@@ -21,6 +21,8 @@ pub mod codes {
     pub const FEATURE_UNSUPPORTED: &str = "rcs_feature_unsupported";
     pub const INVALID: &str = "rbm_invalid_argument";
     pub const TTL_EXPIRED: &str = "ttl_expired";
+    /// Every agent belongs to other tenants.
+    pub const NO_AGENT: &str = "rcs_no_agent";
 }
 
 /// Provider ids of RBM messages: `rbm:<messageId>`.
@@ -59,22 +61,39 @@ impl RcsChannel {
         &self.agents
     }
 
-    /// The agent a message goes through: the one its `from` names, else the default.
-    pub fn agent_for(&self, from: Option<&str>) -> &RbmClient {
-        &self.agents[self.agent_index(from)]
+    /// The agent a message of `tenant` goes through: the one its `from` names (the API
+    /// let it use that name only if it may), else the tenant's own agent, else the
+    /// default one when it belongs to no other tenant. None: no agent this tenant may
+    /// use.
+    pub fn agent_for(&self, from: Option<&str>, tenant: &TenantId) -> Option<&RbmClient> {
+        self.agent_index(from, tenant).map(|i| &self.agents[i])
     }
 
-    fn agent_index(&self, from: Option<&str>) -> usize {
-        from.and_then(|f| self.agents.iter().position(|a| a.config().name == f))
-            .unwrap_or(self.default)
+    fn agent_index(&self, from: Option<&str>, tenant: &TenantId) -> Option<usize> {
+        let owner = |i: usize| self.agents[i].config().tenant.as_deref();
+        if let Some(i) = from.and_then(|f| self.agents.iter().position(|a| a.config().name == f))
+        {
+            return owner(i)
+                .is_none_or(|t| t == tenant.as_str())
+                .then_some(i);
+        }
+        (0..self.agents.len())
+            .find(|&i| owner(i) == Some(tenant.as_str()))
+            .or_else(|| owner(self.default).is_none().then_some(self.default))
+            .or_else(|| (0..self.agents.len()).find(|&i| owner(i).is_none()))
     }
 
     /// One `users:batchGet` per agent for the numbers not cached yet (when there are
     /// at least two: one number is a plain capability lookup anyway).
-    async fn lookup_uncached<'a>(&self, who: impl Iterator<Item = (Option<&'a str>, &'a str)>) {
+    async fn lookup_uncached<'a>(
+        &self,
+        who: impl Iterator<Item = (Option<&'a str>, &'a TenantId, &'a str)>,
+    ) {
         let mut by_agent: HashMap<usize, Vec<String>> = HashMap::new();
-        for (from, phone) in who {
-            let i = self.agent_index(from);
+        for (from, tenant, phone) in who {
+            let Some(i) = self.agent_index(from, tenant) else {
+                continue;
+            };
             if self.agents[i].cached_capability(phone).is_some() {
                 continue;
             }
@@ -93,7 +112,9 @@ impl RcsChannel {
     }
 
     async fn assess_one(&self, c: &Candidate) -> Assessment {
-        let agent = self.agent_for(c.from.as_deref());
+        let Some(agent) = self.agent_for(c.from.as_deref(), &c.tenant_id) else {
+            return Assessment::skip(codes::NO_AGENT);
+        };
         let needed = c.content.as_ref().map(|m| m.features()).unwrap_or_default();
         match agent.capability(c.to.as_str(), !needed.is_empty()).await {
             Ok(Capability::NotCapable) => Assessment::skip(codes::NOT_CAPABLE),
@@ -149,7 +170,7 @@ impl Channel for RcsChannel {
 
     /// One `users:batchGet` per agent for the numbers of a batch that are not cached.
     async fn prepare(&self, batch: &[Outgoing]) {
-        self.lookup_uncached(batch.iter().map(|o| (o.from.as_deref(), o.to.as_str())))
+        self.lookup_uncached(batch.iter().map(|o| (o.from.as_deref(), &o.tenant_id, o.to.as_str())))
             .await;
     }
 
@@ -157,14 +178,17 @@ impl Channel for RcsChannel {
     /// agent, else a capability lookup); skipped when it is not. A lookup that fails
     /// keeps the channel: the send decides, and falls back if need be.
     async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
-        self.lookup_uncached(batch.iter().map(|c| (c.from.as_deref(), c.to.as_str())))
+        self.lookup_uncached(batch.iter().map(|c| (c.from.as_deref(), &c.tenant_id, c.to.as_str())))
             .await;
         futures::future::join_all(batch.iter().map(|c| self.assess_one(c))).await
     }
 
     /// Revokes the RBM message: 200 withdrawn, 404 already delivered.
     async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, SendError> {
-        let agent = self.agent_for(due.from.as_deref());
+        let Some(agent) = self.agent_for(due.from.as_deref(), &due.tenant_id) else {
+            // Its agent was reassigned since: it cannot be revoked from here.
+            return Ok(Withdrawal::NotSupported);
+        };
         match agent
             .revoke(due.to.as_str(), &message_id_for(due.attempt_id.as_str()))
             .await
@@ -185,7 +209,11 @@ impl Channel for RcsChannel {
                 code: codes::TTL_EXPIRED.into(),
             });
         }
-        let agent = self.agent_for(msg.from.as_deref());
+        let Some(agent) = self.agent_for(msg.from.as_deref(), &msg.tenant_id) else {
+            return Err(SendError::Permanent {
+                code: codes::NO_AGENT.into(),
+            });
+        };
         let phone = msg.to.as_str();
         let needed = msg
             .content

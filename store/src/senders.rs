@@ -1,0 +1,154 @@
+//! Sender assignments (see `hermod_core::sender`).
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use hermod_core::inbound::{InboundMessage, sender_key};
+use hermod_core::ports::{PortError, PortResult};
+use hermod_core::sender::{Sender, Senders};
+use hermod_core::{TenantId, now_ms};
+
+use crate::batch::BatchInsert as _;
+use crate::schema::*;
+use crate::{SqlStore, backend, with_conn, write_tx};
+
+/// `Ok(Err(tenant))`: the sender belongs to that other tenant.
+type Assigned = Result<bool, String>;
+
+#[async_trait]
+impl Senders for SqlStore {
+    async fn list_senders(&self, tenant: Option<&TenantId>) -> PortResult<Vec<Sender>> {
+        let t = tenant.map(|t| t.to_string());
+        let rows: Vec<(String, String, bool, i64)> = with_conn!(&self.db, |c| {
+            let mut q = senders::table.into_boxed();
+            if let Some(t) = &t {
+                q = q.filter(senders::tenant_id.eq(t.clone()));
+            }
+            q.order(senders::sender.asc())
+                .select((
+                    senders::display,
+                    senders::tenant_id,
+                    senders::is_default,
+                    senders::created_at,
+                ))
+                .load(c)
+                .await
+                .map_err(backend)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(sender, t, default, created_at)| Sender {
+                sender,
+                tenant_id: TenantId::from_trusted(t),
+                default,
+                created_at,
+            })
+            .collect())
+    }
+
+    async fn assign_sender(&self, s: &Sender) -> PortResult<bool> {
+        let key = sender_key(&s.sender);
+        let tenant = s.tenant_id.to_string();
+        let now = now_ms();
+        let r: Assigned = write_tx!(&self.db, |c| {
+            let known: i64 = tenants::table
+                .filter(tenants::id.eq(&tenant))
+                .count()
+                .get_result(c)
+                .await?;
+            if known == 0 {
+                return Ok::<_, diesel::result::Error>(Ok(false));
+            }
+            let owner: Option<String> = senders::table
+                .find(&key)
+                .select(senders::tenant_id)
+                .first(c)
+                .await
+                .optional()?;
+            if let Some(o) = owner.filter(|o| *o != tenant) {
+                return Ok(Err(o));
+            }
+            if s.default {
+                diesel::update(senders::table.filter(senders::tenant_id.eq(&tenant)))
+                    .set(senders::is_default.eq(false))
+                    .execute(c)
+                    .await?;
+            }
+            diesel::insert_into(senders::table)
+                .values((
+                    senders::sender.eq(&key),
+                    senders::display.eq(s.sender.trim()),
+                    senders::tenant_id.eq(&tenant),
+                    senders::is_default.eq(s.default),
+                    senders::created_at.eq(now),
+                ))
+                .on_conflict(senders::sender)
+                .do_update()
+                .set((
+                    senders::display.eq(s.sender.trim()),
+                    senders::is_default.eq(s.default),
+                ))
+                .execute(c)
+                .await?;
+            c.insert_audit(vec![crate::audit::fact(
+                &tenant,
+                now,
+                "sender.assigned",
+                None,
+                serde_json::json!({"sender": s.sender.trim(), "default": s.default}),
+            )])
+            .await?;
+            Ok(Ok(true))
+        })
+        .map_err(backend)?;
+        r.map_err(|_| PortError::Conflict(format!("'{}' belongs to another tenant", s.sender)))
+    }
+
+    async fn remove_sender(&self, sender: &str) -> PortResult<bool> {
+        let key = sender_key(sender);
+        let now = now_ms();
+        write_tx!(&self.db, |c| {
+            let owner: Option<String> = diesel::delete(senders::table.find(&key))
+                .returning(senders::tenant_id)
+                .get_result(c)
+                .await
+                .optional()?;
+            if let Some(t) = &owner {
+                c.insert_audit(vec![crate::audit::fact(
+                    t,
+                    now,
+                    "sender.removed",
+                    None,
+                    serde_json::json!({"sender": key}),
+                )])
+                .await?;
+            }
+            Ok::<_, diesel::result::Error>(owner.is_some())
+        })
+        .map_err(backend)
+    }
+
+    async fn unattributed_inbound(
+        &self,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> PortResult<Vec<InboundMessage>> {
+        crate::inbound::list(&self.db, &self.vault, None, cursor, limit).await
+    }
+}
+
+impl SqlStore {
+    /// The id of the tenant named `name` (`hermod keys create --tenant NAME`).
+    pub async fn tenant_id_by_name(&self, name: &str) -> PortResult<Option<TenantId>> {
+        let id: Option<String> = with_conn!(&self.db, |c| {
+            tenants::table
+                .filter(tenants::name.eq(name))
+                .select(tenants::id)
+                .first(c)
+                .await
+                .optional()
+                .map_err(backend)?
+        });
+        Ok(id.map(TenantId::from_trusted))
+    }
+}
