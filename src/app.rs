@@ -533,6 +533,7 @@ pub async fn run(
                 keys: ApiKeys::new(&pepper),
                 metrics: metrics_renderer(),
                 limits: Arc::new(settings.rate_limits()),
+                budgets: Arc::new(settings.budgets()),
                 ops: ops.map(|o| o as Arc<dyn Operations>),
                 admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
                 queue: Some(queue),

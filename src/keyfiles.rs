@@ -146,9 +146,7 @@ pub fn pepper(settings: &Settings) -> anyhow::Result<Vec<u8>> {
         );
     }
     let path = settings.data_dir.join("api-key-pepper");
-    if create_once(&path, || {
-        Ok(Vault::generate_key()?.into_bytes())
-    })? {
+    if create_once(&path, || Ok(Vault::generate_key()?.into_bytes()))? {
         tracing::warn!(file = %path.display(), "created a new API-key pepper: keep it with the database");
     }
     private(&path)?;

@@ -145,8 +145,9 @@ impl WebhooksConfig {
     }
 }
 
-/// Per-tenant limits on message creation (`0` = unlimited).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// Per-tenant limits on message creation (`0` = unlimited), and the budgets of the
+/// endpoints that cost more than a message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Messages per second per tenant; 0 = no limit.
@@ -155,6 +156,32 @@ pub struct Api {
     pub rate_limit_burst: f64,
     /// Overrides by tenant id (`ten_...`).
     pub tenant_limits: HashMap<String, TenantLimit>,
+    /// Messages per second each alert hook may raise (its own budget: a flood on one
+    /// hook neither passes this nor eats the tenant's `rate_limit_per_sec`).
+    pub hook_rate_per_sec: f64,
+    pub hook_burst: f64,
+    /// `GET /v1/audit/verify` + `POST /v1/audit/checkpoints` calls per second per tenant.
+    pub audit_rate_per_sec: f64,
+    pub audit_burst: f64,
+    /// `GET /v1/app/stream` sockets a device may open per second.
+    pub stream_opens_per_sec: f64,
+    pub stream_burst: f64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_sec: 0.0,
+            rate_limit_burst: 0.0,
+            tenant_limits: HashMap::new(),
+            hook_rate_per_sec: 1.0,
+            hook_burst: 60.0,
+            audit_rate_per_sec: 0.1,
+            audit_burst: 5.0,
+            stream_opens_per_sec: 0.2,
+            stream_burst: 5.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -389,6 +416,22 @@ impl Settings {
                 .map(|(t, l)| (t.clone(), rate(l.per_sec, l.burst)))
                 .collect(),
         )
+    }
+
+    pub fn budgets(&self) -> hermod_api::Budgets {
+        use hermod_api::{KeyedLimit, Rate};
+        let rate = |per_sec: f64, burst: f64| {
+            KeyedLimit::new(Rate {
+                per_sec,
+                burst: if burst > 0.0 { burst } else { per_sec },
+            })
+        };
+        let a = &self.api;
+        hermod_api::Budgets {
+            hooks: rate(a.hook_rate_per_sec, a.hook_burst),
+            audit: rate(a.audit_rate_per_sec, a.audit_burst),
+            streams: rate(a.stream_opens_per_sec, a.stream_burst),
+        }
     }
 
     pub fn in_doubt_grace(&self) -> Duration {

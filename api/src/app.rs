@@ -294,6 +294,12 @@ pub(crate) async fn stream(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let (mut after, _) = after_param(&query)?;
+    // Each socket polls the inbox: a device opens few.
+    state
+        .budgets
+        .streams
+        .check(&device.0.id, 1)
+        .map_err(ApiError::RateLimited)?;
     let store = devices(&state)?.clone();
     let (resp, mut session, mut incoming) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::field("upgrade", e.to_string()))?;

@@ -63,6 +63,15 @@ pub async fn verify_tenant(
     verify_log(log, tenant, GENESIS, &hash, &signed).await
 }
 
+/// Verifying a chain and signing a head read the whole log: a tenant's own budget.
+fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+    state
+        .budgets
+        .audit
+        .check(tenant.0.as_str(), 1)
+        .map_err(ApiError::RateLimited)
+}
+
 /// The audit log and the checkpoint signer of this process.
 type Parts<'a> = (&'a Arc<dyn AuditLog>, &'a Arc<dyn CheckpointSigning>);
 
@@ -132,6 +141,7 @@ pub fn verify_resource(r: &VerifyReport, head_seq: i64) -> VerifyResource {
 
 /// `GET /v1/audit/verify`: recomputes the caller's chain and checks every checkpoint.
 pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
+    spend(&state, &tenant)?;
     let (log, signer) = parts(&state)?;
     chain_all(log.as_ref()).await?;
     let t = tenant.0.to_string();
@@ -145,6 +155,7 @@ pub async fn checkpoint(
     state: web::Data<AppState>,
     tenant: Tenant,
 ) -> Result<HttpResponse, ApiError> {
+    spend(&state, &tenant)?;
     let (log, signer) = parts(&state)?;
     chain_all(log.as_ref()).await?;
     let t = tenant.0.to_string();

@@ -3,6 +3,8 @@
 //! become messages (in the fast lane unless the hook says otherwise), a repeat inside
 //! the hook's window is not sent again, and the answer is 2xx only once they are stored.
 
+use std::collections::{HashMap, HashSet};
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::alert::{self, Hook, HookConfig, OnCall};
 use hermod_core::model::{AlertRef, NewMessage, Priority};
@@ -12,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{
-    Prep, check_prior, parse_json, rate_limit, rfc3339, store_and_answer, to_json,
-};
+use crate::messages::{Prep, check_prior, parse_json, rfc3339, store_and_answer, to_json};
 use crate::{ApiError, AppState};
+
+/// Alerts one payload may carry (Alertmanager groups are far smaller).
+pub const MAX_ALERTS: usize = 100;
+/// Numbers a hook may alert: `recipients` and `on_call.numbers` each.
+pub const MAX_TARGETS: usize = 20;
 
 /// `POST /v1/hooks` body.
 #[derive(Deserialize, ToSchema)]
@@ -115,6 +120,12 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
     if b.name.trim().is_empty() || b.name.chars().count() > 100 {
         return Err(ApiError::field("name", "name must be 1 to 100 characters"));
     }
+    if b.recipients.len() > MAX_TARGETS {
+        return Err(ApiError::field(
+            "recipients",
+            format!("a hook alerts at most {MAX_TARGETS} recipients"),
+        ));
+    }
     let recipients = b
         .recipients
         .iter()
@@ -125,8 +136,11 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
         None | Some(serde_json::Value::Null) => None,
         Some(v) => {
             let o: OnCallBody = crate::messages::parse_value(v, "on_call.")?;
-            if o.numbers.is_empty() {
-                return Err(ApiError::field("on_call.numbers", "on_call needs numbers"));
+            if o.numbers.is_empty() || o.numbers.len() > MAX_TARGETS {
+                return Err(ApiError::field(
+                    "on_call.numbers",
+                    format!("on_call needs 1 to {MAX_TARGETS} numbers"),
+                ));
             }
             let shift = o.shift_hours.unwrap_or(168);
             if !(1..=8760).contains(&shift) {
@@ -197,6 +211,10 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
             )
         })?,
     };
+    // A hook sends from one of the tenant's senders only.
+    Prep::load(state, &tenant.0)
+        .await?
+        .sender(state, b.from.as_deref(), "from")?;
     Ok(HookConfig {
         name: b.name.trim().to_owned(),
         recipients,
@@ -308,13 +326,27 @@ pub(crate) async fn ingest(
     let cfg = &hook.config;
     let items = alert::parse(&value, &cfg.name, &|b| hermod_crypto::sha256_hex(b))
         .map_err(|(f, m)| ApiError::field(f, m))?;
+    if items.len() > MAX_ALERTS {
+        return Err(ApiError::field(
+            "alerts",
+            format!("a payload holds at most {MAX_ALERTS} alerts"),
+        ));
+    }
     let keys: Vec<String> = items
         .iter()
         .map(|a| hermod_crypto::sha256_hex(format!("{}\n{}", hook.id, a.fingerprint).as_bytes()))
         .collect();
-    let last = store(&state)?.last_alerts(&keys).await?;
-    let now = now_ms();
+    let last: HashMap<String, (String, i64)> = store(&state)?
+        .last_alerts(&keys)
+        .await?
+        .into_iter()
+        .map(|(k, s, at)| (k, (s, at)))
+        .collect();
+    // The sender is checked again: its owner may have changed since the hook was made.
     let mut prep = Prep::load(&state, &tenant).await?;
+    let from = prep.sender(&state, cfg.from.as_deref(), "from")?;
+    let mut decided: HashSet<(&str, &str)> = HashSet::new();
+    let now = now_ms();
     let template = match &cfg.template {
         Some(id) => prep.template(&state, id, "template").await.ok().cloned(),
         None => None,
@@ -323,16 +355,9 @@ pub(crate) async fn ingest(
     let mut outcomes = Vec::new();
     let mut suppressed = 0;
     for (item, key) in items.iter().zip(&keys) {
-        let prior = last
-            .iter()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, s, at)| (s.as_str(), *at));
+        let prior = last.get(key).map(|(s, at)| (s.as_str(), *at));
         // Two alerts of one payload with one fingerprint: the first decides.
-        let earlier = msgs.iter().any(|m: &NewMessage| {
-            m.alert
-                .as_ref()
-                .is_some_and(|a| a.key == *key && a.status == item.status)
-        });
+        let earlier = !decided.insert((key.as_str(), item.status.as_str()));
         if earlier || !alert::should_send(cfg, &item.status, prior, now) {
             suppressed += 1;
             outcomes.push(AlertOutcome {
@@ -374,7 +399,7 @@ pub(crate) async fn ingest(
                 id: MessageId::generate(),
                 tenant_id: tenant.clone(),
                 to,
-                from: cfg.from.clone(),
+                from: from.clone(),
                 text,
                 channels: cfg.channels.clone().unwrap_or_default(),
                 ttl_secs: None,
@@ -418,10 +443,15 @@ pub(crate) async fn ingest(
             .content_type("application/json")
             .body(answer));
     }
-    // Fast-lane alerts are not held back by the tenant's message rate (repeats are
-    // already suppressed); other hooks are.
-    if !cfg.fast_lane {
-        rate_limit(&state, &tenant, msgs.len())?;
-    }
+    // Each hook spends its own budget (repeats are already suppressed): a flood on
+    // one hook is held back without eating the tenant's rate for its other traffic.
+    state
+        .budgets
+        .hooks
+        .check(&hook.id, u32::try_from(msgs.len()).unwrap_or(u32::MAX))
+        .map_err(|wait| {
+            metrics::counter!("hermod_hook_rate_limited_total").increment(1);
+            ApiError::RateLimited(wait)
+        })?;
     store_and_answer(&state, &tenant, key, hash, msgs, 200, answer).await
 }

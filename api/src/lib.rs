@@ -26,7 +26,7 @@ use hermod_core::ports::{Store, WebhookIngress};
 use hermod_crypto::ApiKeys;
 
 pub use error::ApiError;
-pub use limits::{Rate, RateLimits};
+pub use limits::{Budgets, KeyedLimit, Rate, RateLimits};
 pub use ops::Operations;
 
 /// Shared state of the HTTP workers.
@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Per-tenant limits on message creation.
     pub limits: Arc<RateLimits>,
+    /// Alert hooks', audit calls' and stream sockets' own budgets.
+    pub budgets: Arc<Budgets>,
     /// Connectors and reload, when this process runs the channels.
     pub ops: Option<Arc<dyn Operations>>,
     /// Bearer token of the admin endpoints; none = admin API off.

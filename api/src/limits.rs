@@ -68,6 +68,82 @@ impl RateLimits {
     }
 }
 
+/// One bucket per key (a hook, a tenant's audit calls, a device's stream sockets) at
+/// one rate: what each expensive endpoint spends, apart from the tenant's messages.
+#[derive(Debug)]
+pub struct KeyedLimit {
+    rate: Rate,
+    tat: Mutex<HashMap<String, Instant>>,
+}
+
+impl KeyedLimit {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            tat: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes `n` tokens from `key`'s bucket, or says how long until they would be there.
+    pub fn check(&self, key: &str, n: u32) -> Result<(), Duration> {
+        self.check_at(key, n, Instant::now())
+    }
+
+    fn check_at(&self, key: &str, n: u32, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_sec <= 0.0 {
+            return Ok(());
+        }
+        let interval = Duration::from_secs_f64(1.0 / self.rate.per_sec);
+        let cost = interval.mul_f64(f64::from(n.max(1)));
+        let tolerance = interval.mul_f64(self.rate.burst.max(1.0));
+        let Ok(mut tats) = self.tat.lock() else {
+            return Ok(());
+        };
+        // Buckets that are full again carry no state: forget them now and then.
+        if tats.len() > 100_000 {
+            tats.retain(|_, t| *t > now);
+        }
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + cost;
+        if new_tat.saturating_duration_since(now) > tolerance {
+            let wait = new_tat.saturating_duration_since(now) - tolerance;
+            return Err(wait.max(Duration::from_millis(1)));
+        }
+        tats.insert(key.to_owned(), new_tat);
+        Ok(())
+    }
+}
+
+/// The budgets of the endpoints that cost more than a message.
+#[derive(Debug)]
+pub struct Budgets {
+    /// Messages each alert hook may raise (its own budget, not the tenant's).
+    pub hooks: KeyedLimit,
+    /// `GET /v1/audit/verify` and `POST /v1/audit/checkpoints`, per tenant.
+    pub audit: KeyedLimit,
+    /// `GET /v1/app/stream` sockets opened, per device.
+    pub streams: KeyedLimit,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            hooks: KeyedLimit::new(Rate {
+                per_sec: 1.0,
+                burst: 60.0,
+            }),
+            audit: KeyedLimit::new(Rate {
+                per_sec: 0.1,
+                burst: 5.0,
+            }),
+            streams: KeyedLimit::new(Rate {
+                per_sec: 0.2,
+                burst: 5.0,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +200,25 @@ mod tests {
         }
         assert!(l.check_at(&t("ten_slow"), 1, now).is_ok());
         assert!(l.check_at(&t("ten_slow"), 1, now).is_err());
+    }
+
+    #[test]
+    fn keyed_buckets_are_apart() {
+        let l = KeyedLimit::new(Rate {
+            per_sec: 1.0,
+            burst: 3.0,
+        });
+        let now = Instant::now();
+        assert!(l.check_at("hook_a", 3, now).is_ok());
+        let wait = l.check_at("hook_a", 1, now).unwrap_err();
+        assert!((900..=1100).contains(&wait.as_millis()), "{wait:?}");
+        assert!(
+            l.check_at("hook_b", 3, now).is_ok(),
+            "another key, its own budget"
+        );
+        assert!(
+            l.check_at("hook_a", 1, now + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 }

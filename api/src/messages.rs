@@ -587,15 +587,25 @@ impl Prep {
             &state.channels,
             &state.address_policy,
         )?;
-        msg.from = self
-            .senders
-            .resolve(&self.tenant, msg.from.as_deref(), state.senders.allow_unowned)
-            .map_err(|r| ApiError::ForbiddenField {
-                field: f("from"),
-                message: r.message(msg.from.as_deref().unwrap_or_default()),
-            })?;
+        msg.from = self.sender(state, msg.from.as_deref(), &f("from"))?;
         self.defer(&mut msg, zone.as_deref(), now);
         Ok(msg)
+    }
+
+    /// The sender a message goes out with: `from` if the tenant may use it (403
+    /// naming `field` otherwise), else the tenant's default.
+    pub(crate) fn sender(
+        &self,
+        state: &AppState,
+        from: Option<&str>,
+        field: &str,
+    ) -> Result<Option<String>, ApiError> {
+        self.senders
+            .resolve(&self.tenant, from, state.senders.allow_unowned)
+            .map_err(|r| ApiError::ForbiddenField {
+                field: field.to_owned(),
+                message: r.message(from.unwrap_or_default()),
+            })
     }
 
     /// Holds a non-urgent message until the recipient's quiet hours end.

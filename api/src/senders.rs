@@ -80,7 +80,10 @@ async fn all(state: &AppState, tenant: Option<&TenantId>) -> Result<Vec<SenderRe
         .map(|s| resource(s, "config"))
         .collect();
     for s in store(state)?.list_senders(tenant).await? {
-        if !out.iter().any(|o| sender_key(&o.sender) == sender_key(&s.sender)) {
+        if !out
+            .iter()
+            .any(|o| sender_key(&o.sender) == sender_key(&s.sender))
+        {
             out.push(resource(&s, "api"));
         }
     }
@@ -189,6 +192,9 @@ pub(crate) async fn unattributed(
 
 #[utoipa::path(get, path = "/v1/senders",
     responses((status = 200, description = "the caller's senders: `{data: [{sender, tenant_id, default, source}]}`"), (status = 401)))]
-pub(crate) async fn list(tenant: Tenant, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": all(&state, Some(&tenant.0)).await? })))
 }

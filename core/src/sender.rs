@@ -212,10 +212,19 @@ mod tests {
                 s("447700900123", "ten_b", true),
             ],
         );
-        assert_eq!(o.resolve(&a, Some("447700900123"), false), Ok(Some("447700900123".into())));
+        assert_eq!(
+            o.resolve(&a, Some("447700900123"), false),
+            Ok(Some("447700900123".into()))
+        );
         assert_eq!(o.resolve(&a, Some("ACME"), false), Ok(Some("ACME".into())));
-        assert_eq!(o.resolve(&b, Some("+447700900123"), true), Err(Refusal::Taken));
-        assert_eq!(o.resolve(&a, Some("+447700900999"), true), Err(Refusal::Taken));
+        assert_eq!(
+            o.resolve(&b, Some("+447700900123"), true),
+            Err(Refusal::Taken)
+        );
+        assert_eq!(
+            o.resolve(&a, Some("+447700900999"), true),
+            Err(Refusal::Taken)
+        );
         assert_eq!(o.resolve(&a, Some("Other"), false), Err(Refusal::Unowned));
         assert_eq!(o.resolve(&a, Some("Other"), true), Ok(Some("Other".into())));
         assert_eq!(o.resolve(&a, None, false), Ok(Some("+447700900123".into())));

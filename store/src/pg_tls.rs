@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use diesel::ConnectionError;
 use diesel_async::AsyncPgConnection;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 
 /// What the URL asks of the connection.
@@ -164,7 +166,9 @@ pub async fn connect(url: &str) -> Result<AsyncPgConnection, ConnectionError> {
         return AsyncPgConnection::try_from_client_and_connection(client, conn).await;
     }
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
-    let (client, conn) = tokio_postgres::connect(&pg_url, tls).await.map_err(failed)?;
+    let (client, conn) = tokio_postgres::connect(&pg_url, tls)
+        .await
+        .map_err(failed)?;
     AsyncPgConnection::try_from_client_and_connection(client, conn).await
 }
 
@@ -174,12 +178,16 @@ mod tests {
 
     #[test]
     fn sslmode_and_sslrootcert_are_taken_off_the_url() {
-        let (u, m, r) =
-            split_url("postgres://u:p@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&application_name=h")
-                .unwrap();
+        let (u, m, r) = split_url(
+            "postgres://u:p@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&application_name=h",
+        )
+        .unwrap();
         assert_eq!(m, SslMode::VerifyFull);
         assert_eq!(r.as_deref(), Some("/ca.pem"));
-        assert_eq!(u, "postgres://u:p@db:5432/x?application_name=h&sslmode=require");
+        assert_eq!(
+            u,
+            "postgres://u:p@db:5432/x?application_name=h&sslmode=require"
+        );
         assert!(
             split_url("postgres://u:p@db:5432/x?sslmode=verify-full")
                 .unwrap()
@@ -188,7 +196,10 @@ mod tests {
                 .is_ok()
         );
         let (u, m, r) = split_url("postgres://db/x").unwrap();
-        assert_eq!((u.as_str(), m, r), ("postgres://db/x?sslmode=disable", SslMode::Disable, None));
+        assert_eq!(
+            (u.as_str(), m, r),
+            ("postgres://db/x?sslmode=disable", SslMode::Disable, None)
+        );
         assert!(split_url("postgres://db/x?sslmode=sometimes").is_err());
         // What is left is a URL tokio-postgres takes.
         assert!(u.parse::<tokio_postgres::Config>().is_ok());

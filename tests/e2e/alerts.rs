@@ -504,6 +504,99 @@ async fn alert_hooks_templates_and_quiet_hours() {
     assert_eq!(s, 200);
 }
 
+/// A hook URL cannot become an SMS cannon: payloads and recipients are capped, the
+/// hook's sender must be the tenant's, and each hook spends its own budget, so a
+/// flood on it neither passes the limit nor takes the tenant's rate for other traffic.
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_hooks_are_capped_and_spend_their_own_budget() {
+    let smsc = start_smsc(SmscConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hermod.toml");
+    // The tenant: 2 messages/s, 5 at once. Each hook: 10 at once, then 1 a second.
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nrate_limit_per_sec = 2.0\nrate_limit_burst = 5.0\nhook_rate_per_sec = 1.0\nhook_burst = 10.0\n[[smpp.connectors]]\nname = \"s\"\nurl = \"{}\"\n",
+            smsc.url("hermod", "pw")
+        ),
+    )
+    .unwrap();
+    let key = create_key(dir.path(), "ops");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let api = |p: &str| format!("{base}/v1{p}");
+    let many: Vec<String> = (0..21).map(|i| format!("+4479111{i:05}")).collect();
+    for (body, field, status) in [
+        (json!({"name": "n", "recipients": many}), "recipients", 400),
+        (
+            json!({"name": "n", "on_call": {"numbers": many}}),
+            "on_call.numbers",
+            400,
+        ),
+        (
+            json!({"name": "n", "recipients": ["+447911123456"], "from": "SomeoneElse"}),
+            "from",
+            403,
+        ),
+    ] {
+        let (s, v, _) = call(Method::POST, &api("/hooks"), &key, Some(body)).await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{v}"
+        );
+    }
+    let (s, hook, _) = call(
+        Method::POST,
+        &api("/hooks"),
+        &key,
+        Some(json!({"name": "fleet", "recipients": ["+447911123456"]})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let url = hook["url"].as_str().unwrap().to_owned();
+    let alerts = |n: usize, tag: &str| {
+        let list: Vec<Value> = (0..n)
+            .map(|i| json!({"status": "firing", "labels": {"alertname": format!("{tag}{i}")}, "fingerprint": format!("{tag}{i}")}))
+            .collect();
+        json!({"version": "4", "status": "firing", "receiver": "hermod", "alerts": list})
+    };
+    let (s, v, _) = post_hook(&url, &alerts(101, "big")).await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("alerts")));
+    let before = smsc.submit_count();
+    // 8 alerts fit the hook's budget; the next 8 do not (429, nothing stored).
+    let (s, v, _) = post_hook(&url, &alerts(8, "a")).await;
+    assert_eq!((s, v["accepted"].as_u64()), (200, Some(8)), "{v}");
+    let (s, _, h) = post_hook(&url, &alerts(8, "b")).await;
+    assert_eq!(s, 429);
+    assert!(h.get("retry-after").is_some());
+    // The tenant's own traffic still has its whole budget.
+    for i in 0..5 {
+        let (s, v) = send_message(
+            &base,
+            &key,
+            json!({"to": "+447911123456", "text": format!("order {i}")}),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    let (s, _) = send_message(
+        &base,
+        &key,
+        json!({"to": "+447911123456", "text": "one more"}),
+    )
+    .await;
+    assert_eq!(s, 429, "and only its own");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while smsc.submit_count() < before + 13 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smsc.submit_count(), before + 13, "8 alerts and 5 messages");
+    smsc.stop();
+}
+
 /// A high-priority message overtakes 10,000 bulk messages queued ahead of it: the
 /// SMSC answers one submit per 5 ms, so the bulk takes nearly a minute to drain, and
 /// the urgent message reaches it with thousands of bulk messages still waiting.

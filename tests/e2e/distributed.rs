@@ -53,7 +53,10 @@ impl Cluster {
             ),
             ("HERMOD_DATABASE_URL".into(), db.clone()),
             ("HERMOD_API_KEY_PEPPER".into(), "e2e-pepper".into()),
-            ("HERMOD_ADMIN_TOKEN".into(), crate::support::ADMIN_TOKEN.into()),
+            (
+                "HERMOD_ADMIN_TOKEN".into(),
+                crate::support::ADMIN_TOKEN.into(),
+            ),
             ("HERMOD_QUEUE".into(), url),
             ("HERMOD_QUEUE_PREFIX".into(), prefix),
             ("HERMOD_QUEUE_EXPIRES_SECS".into(), "600".into()),

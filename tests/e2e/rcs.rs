@@ -11,7 +11,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Server, call, create_key_with_tenant, eventually, free_port, get_message, send_message, start_smsc,
+    self, Server, call, create_key_with_tenant, eventually, free_port, get_message, send_message,
+    start_smsc,
 };
 
 const AGENT: &str = "e2e-agent@rbm.goog";

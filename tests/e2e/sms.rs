@@ -12,8 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Server, assign_sender, call, create_key, create_key_with_tenant, eventually, free_port, get_message,
-    send_message as send, start_smsc, wait_status,
+    Server, assign_sender, call, create_key, create_key_with_tenant, eventually, free_port,
+    get_message, send_message as send, start_smsc, wait_status,
 };
 
 fn fixture(name: &str) -> String {
@@ -185,7 +185,13 @@ in_doubt_grace_secs = 2
     }
     // `hermod connectors` prints the same as a table.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
-        .args(["connectors", "--url", &base, "--token", crate::support::ADMIN_TOKEN])
+        .args([
+            "connectors",
+            "--url",
+            &base,
+            "--token",
+            crate::support::ADMIN_TOKEN,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -839,7 +845,13 @@ cost = 0.05
     assert_eq!(a.submit_count(), 0);
     let seen = texts(&[&b]);
     assert!((0..n).all(|i| seen.get(&format!("f {i}")) == Some(&1)));
-    let (_, v, _) = call(Method::GET, &format!("{base}/v1/connectors"), crate::support::ADMIN_TOKEN, None).await;
+    let (_, v, _) = call(
+        Method::GET,
+        &format!("{base}/v1/connectors"),
+        crate::support::ADMIN_TOKEN,
+        None,
+    )
+    .await;
     let ca = &v["data"][0];
     assert_eq!(
         (ca["name"].as_str(), ca["healthy"].as_bool()),
@@ -1072,7 +1084,12 @@ async fn senders_are_owned_and_replies_reach_only_their_owner() {
     assert_eq!(v["results"][0]["error"]["code"], "forbidden");
 
     // Acme without `from` sends from its default sender.
-    let (s, v) = send(&base, &acme, json!({"to": "+447911123456", "text": "Order shipped"})).await;
+    let (s, v) = send(
+        &base,
+        &acme,
+        json!({"to": "+447911123456", "text": "Order shipped"}),
+    )
+    .await;
     assert_eq!((s, v["from"].as_str()), (202, Some("+447700900123")));
     wait_status(&base, &acme, v["id"].as_str().unwrap(), "delivered", 30).await;
     assert!(
@@ -1081,7 +1098,12 @@ async fn senders_are_owned_and_replies_reach_only_their_owner() {
             .any(|m| m.source == "447700900123" && m.destination == "447911123456")
     );
     // Globex (no sender of its own: the connector's) writes to the customer last.
-    let (s, v) = send(&base, &globex, json!({"to": "+447911123456", "text": "Hello"})).await;
+    let (s, v) = send(
+        &base,
+        &globex,
+        json!({"to": "+447911123456", "text": "Hello"}),
+    )
+    .await;
     assert_eq!(s, 202);
     wait_status(&base, &globex, v["id"].as_str().unwrap(), "delivered", 30).await;
 
@@ -1094,19 +1116,38 @@ async fn senders_are_owned_and_replies_reach_only_their_owner() {
     let (_, v, _) = call(Method::GET, &format!("{base}/v1/opt-outs"), &acme, None).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "acme's STOP: {v}");
     // And to a number nobody owns: stored for the operator, no tenant's.
-    smsc.inject_mo("esme", "447911123456", "447700900555", "STOP who is this", false);
-    eventually("the unattributed reply", Duration::from_secs(20), || async {
-        let (_, v, _) = admin(Method::GET, "/v1/admin/inbound", None).await;
-        v["data"].as_array().is_some_and(|d| d.len() == 1)
-    })
+    smsc.inject_mo(
+        "esme",
+        "447911123456",
+        "447700900555",
+        "STOP who is this",
+        false,
+    );
+    eventually(
+        "the unattributed reply",
+        Duration::from_secs(20),
+        || async {
+            let (_, v, _) = admin(Method::GET, "/v1/admin/inbound", None).await;
+            v["data"].as_array().is_some_and(|d| d.len() == 1)
+        },
+    )
     .await;
     let (_, v, _) = admin(Method::GET, "/v1/admin/inbound", None).await;
     assert_eq!(v["data"][0]["to"], "447700900555");
-    assert!(inbound(&base, &globex).await.is_empty(), "globex sees no reply");
+    assert!(
+        inbound(&base, &globex).await.is_empty(),
+        "globex sees no reply"
+    );
     assert_eq!(inbound(&base, &acme).await.len(), 1);
     let (_, v, _) = call(Method::GET, &format!("{base}/v1/opt-outs"), &globex, None).await;
     assert_eq!(v["data"], json!([]));
-    let (s, _, _) = call(Method::GET, &format!("{base}/v1/admin/inbound"), &acme, None).await;
+    let (s, _, _) = call(
+        Method::GET,
+        &format!("{base}/v1/admin/inbound"),
+        &acme,
+        None,
+    )
+    .await;
     assert_eq!(s, 401);
 
     // The operator takes the number back: acme can no longer send from it.

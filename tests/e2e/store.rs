@@ -1140,13 +1140,17 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
         return;
     };
     let mut plain = connect(&url).await.unwrap();
-    assert!(!on_tls(&mut plain).await, "no sslmode: plain, as documented");
+    assert!(
+        !on_tls(&mut plain).await,
+        "no sslmode: plain, as documented"
+    );
     #[derive(diesel::QueryableByName)]
     struct Setting {
         #[diesel(sql_type = diesel::sql_types::Text)]
         v: String,
     }
-    let show = |name: &'static str| diesel::sql_query(format!("SELECT current_setting('{name}') AS v"));
+    let show =
+        |name: &'static str| diesel::sql_query(format!("SELECT current_setting('{name}') AS v"));
     let ssl: Setting = show("ssl").get_result(&mut plain).await.unwrap();
     if ssl.v != "on" {
         assert!(
@@ -1199,11 +1203,17 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
         (with(&url, &format!("sslmode=verify-full&{root_q}")), "name"),
         (with(&url, "sslmode=require"), "webpki roots"),
         (
-            with(&by_name, &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+            with(
+                &by_name,
+                &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+            ),
             "other root",
         ),
         (with(&url, "sslmode=sometimes"), "mode"),
-        (with(&url, "sslmode=verify-ca&sslrootcert=/nonexistent.pem"), "file"),
+        (
+            with(&url, "sslmode=verify-ca&sslrootcert=/nonexistent.pem"),
+            "file",
+        ),
     ] {
         assert!(connect(&u).await.is_err(), "{why}: {u}");
     }

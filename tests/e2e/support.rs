@@ -179,9 +179,9 @@ impl Server {
             cmd.arg("--config").arg(c);
         }
         // The operator's token, unless the test's configuration sets its own.
-        if !config.is_some_and(|c| {
-            std::fs::read_to_string(c).is_ok_and(|t| t.contains("admin_token"))
-        }) {
+        if !config
+            .is_some_and(|c| std::fs::read_to_string(c).is_ok_and(|t| t.contains("admin_token")))
+        {
             cmd.env("HERMOD_ADMIN_TOKEN", ADMIN_TOKEN);
         }
         let child = cmd

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hermod_core::inbound::InboundPart;
-use hermod_core::sender::SenderBook;
 use hermod_core::model::ChannelKind;
 use hermod_core::now_ms;
 use hermod_core::ports::{InboundSink, Store};
+use hermod_core::sender::SenderBook;
 
 pub struct InboundHandler {
     store: Arc<dyn Store>,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, Outgoing};
-use hermod_core::{TenantId, now_ms};
 use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
 use hermod_core::ports::{Channel, SendError};
+use hermod_core::{TenantId, now_ms};
 
 use super::client::{Capability, RbmClient, RbmError, Revoke, message_id_for};
 use super::config::RcsConfig;
@@ -71,11 +71,8 @@ impl RcsChannel {
 
     fn agent_index(&self, from: Option<&str>, tenant: &TenantId) -> Option<usize> {
         let owner = |i: usize| self.agents[i].config().tenant.as_deref();
-        if let Some(i) = from.and_then(|f| self.agents.iter().position(|a| a.config().name == f))
-        {
-            return owner(i)
-                .is_none_or(|t| t == tenant.as_str())
-                .then_some(i);
+        if let Some(i) = from.and_then(|f| self.agents.iter().position(|a| a.config().name == f)) {
+            return owner(i).is_none_or(|t| t == tenant.as_str()).then_some(i);
         }
         (0..self.agents.len())
             .find(|&i| owner(i) == Some(tenant.as_str()))
@@ -170,16 +167,24 @@ impl Channel for RcsChannel {
 
     /// One `users:batchGet` per agent for the numbers of a batch that are not cached.
     async fn prepare(&self, batch: &[Outgoing]) {
-        self.lookup_uncached(batch.iter().map(|o| (o.from.as_deref(), &o.tenant_id, o.to.as_str())))
-            .await;
+        self.lookup_uncached(
+            batch
+                .iter()
+                .map(|o| (o.from.as_deref(), &o.tenant_id, o.to.as_str())),
+        )
+        .await;
     }
 
     /// Kept when the number is RCS-capable (cached, else one `users:batchGet` per
     /// agent, else a capability lookup); skipped when it is not. A lookup that fails
     /// keeps the channel: the send decides, and falls back if need be.
     async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
-        self.lookup_uncached(batch.iter().map(|c| (c.from.as_deref(), &c.tenant_id, c.to.as_str())))
-            .await;
+        self.lookup_uncached(
+            batch
+                .iter()
+                .map(|c| (c.from.as_deref(), &c.tenant_id, c.to.as_str())),
+        )
+        .await;
         futures::future::join_all(batch.iter().map(|c| self.assess_one(c))).await
     }
 
