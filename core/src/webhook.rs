@@ -137,6 +137,8 @@ pub struct WebhookDelivery {
 #[derive(Clone, Debug)]
 pub struct DueDelivery {
     pub id: i64,
+    /// Whose delivery it is (each tenant has its share of the POSTs in flight).
+    pub tenant_id: String,
     pub url: String,
     /// The JSON body, exactly as signed.
     pub payload: String,

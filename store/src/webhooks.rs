@@ -13,6 +13,26 @@ use hermod_core::webhook::*;
 use hermod_core::{TenantId, now_ms};
 
 use crate::batch::BatchInsert as _;
+
+/// Ends the pending deliveries of deleted endpoints: failed, `endpoint_deleted` (a
+/// macro: the body is written once for both backends' connections).
+macro_rules! end_deliveries_of {
+    ($c:expr, $endpoints:expr, $now:expr) => {
+        diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq_any($endpoints))
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+        )
+        .set((
+            webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+            webhook_deliveries::last_error.eq("endpoint_deleted"),
+            webhook_deliveries::locked_until.eq(0i64),
+            webhook_deliveries::updated_at.eq($now),
+        ))
+        .execute($c)
+        .await
+    };
+}
 use crate::rows::*;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
@@ -163,14 +183,20 @@ impl Webhooks for SqlStore {
     }
 
     async fn delete_endpoint(&self, tenant: &TenantId, id: &str) -> PortResult<bool> {
+        let now = now_ms();
         let n = write_tx!(&self.db, |c| {
-            diesel::delete(
+            let n = diesel::delete(
                 webhook_endpoints::table
                     .filter(webhook_endpoints::tenant_id.eq(tenant.as_str()))
                     .filter(webhook_endpoints::id.eq(id)),
             )
             .execute(c)
-            .await
+            .await?;
+            if n > 0 {
+                // Its pending deliveries end with it (they stay listed, as failed).
+                end_deliveries_of!(c, [id.to_owned()], now)?;
+            }
+            Ok::<_, DieselError>(n)
         })
         .map_err(backend)?;
         Ok(n > 0)
@@ -256,12 +282,16 @@ impl Webhooks for SqlStore {
                 .into_iter()
                 .collect();
             let mut out = Vec::new();
+            let mut gone = Vec::new();
             for r in rows {
                 let sealed = match &r.endpoint_id {
                     // A deleted endpoint: nothing more to send.
                     Some(e) => match secrets.get(e) {
                         Some(s) => Some(s.clone()),
-                        None => continue,
+                        None => {
+                            gone.push(e.clone());
+                            continue;
+                        }
                     },
                     None => callback.get(&r.tenant_id).cloned().flatten(),
                 };
@@ -275,12 +305,16 @@ impl Webhooks for SqlStore {
                 };
                 out.push(DueDelivery {
                     id: r.id,
+                    tenant_id: r.tenant_id,
                     url: r.url,
                     payload: r.payload,
                     secret,
                     attempts: r.attempts,
                     created_at: r.created_at,
                 });
+            }
+            if !gone.is_empty() {
+                end_deliveries_of!(c, &gone, now)?;
             }
             Ok::<_, DieselError>(out)
         })

@@ -4,14 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::rcs::{Rig, rig};
-use crate::support::{call, eventually, free_port, send_message, wait_status};
+use hermod_channels::sim::smsc::SmscConfig;
+
+use crate::support::{
+    Server, call, create_key, eventually, free_port, send_message, start_smsc, wait_status,
+};
 
 type Got = Arc<Mutex<Vec<(Option<String>, String)>>>;
 
@@ -355,4 +359,168 @@ async fn internal_addresses_are_refused_for_endpoints_and_callback_urls() {
     assert_eq!(s, 201, "the allowed range: {v}");
     let (s, v) = endpoint(&r, "https://hooks.example.com/x", json!(["*"])).await;
     assert_eq!(s, 201, "a public name: {v}");
+}
+
+/// Deleting an endpoint ends its pending deliveries. One tenant cannot take every
+/// webhook slot: with 600 callback origins that accept and never answer (more POSTs
+/// than the process keeps in flight), another tenant's events still go out, long
+/// before the silent ones time out.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenant_cannot_starve_the_others_webhooks_and_deleting_an_endpoint_ends_its_deliveries()
+{
+    let smsc = start_smsc(SmscConfig {
+        dlr_delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[webhooks]\ntimeout_secs = 90\n[[smpp.connectors]]\nname = \"s\"\nurl = \"{}\"\n",
+            smsc.url("hermod", "pw")
+        ),
+    )
+    .unwrap();
+    let hog = create_key(dir.path(), "hog");
+    let fair = create_key(dir.path(), "fair");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    // An endpoint that refuses connections: its deliveries wait as pending rows, and
+    // end when it is deleted.
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    let (s, ep, _) = call(
+        Method::POST,
+        &format!("{base}/v1/webhook-endpoints"),
+        &fair,
+        Some(json!({"url": dead, "events": ["*"]})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = send_message(
+        &base,
+        &fair,
+        json!({"to": "+447911123458", "text": "z", "channels": ["sms"]}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let deliveries = || async {
+        let (_, v, _) = call(
+            Method::GET,
+            &format!("{base}/v1/webhook-deliveries?limit=1000"),
+            &fair,
+            None,
+        )
+        .await;
+        v["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d["url"] == dead.as_str())
+            .collect::<Vec<Value>>()
+    };
+    eventually(
+        "pending deliveries to the dead endpoint",
+        Duration::from_secs(30),
+        || async { deliveries().await.iter().any(|d| d["status"] == "pending") },
+    )
+    .await;
+    let (s, _, _) = call(
+        Method::DELETE,
+        &format!("{base}/v1/webhook-endpoints/{}", ep["id"].as_str().unwrap()),
+        &fair,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let after = deliveries().await;
+    assert!(!after.is_empty());
+    assert!(
+        after
+            .iter()
+            .all(|d| d["status"] == "failed" && d["last_error"] == "endpoint_deleted"),
+        "{after:?}"
+    );
+    // Listeners that take connections (the kernel's backlog) and never answer.
+    let silent: Vec<std::net::TcpListener> = (0..600)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let started = Instant::now();
+    let msgs: Vec<Value> = silent
+        .iter()
+        .map(|l| {
+            json!({"to": "+447911123456", "text": "x", "channels": ["sms"],
+                   "callback_url": format!("http://127.0.0.1:{}/cb", l.local_addr().unwrap().port())})
+        })
+        .collect();
+    let (s, _, _) = call(
+        Method::POST,
+        &format!("{base}/v1/messages/batch"),
+        &hog,
+        Some(json!({ "messages": msgs })),
+    )
+    .await;
+    assert_eq!(s, 202);
+    // Let the hog's POSTs pile up on the silent origins.
+    eventually(
+        "the hog's messages delivered",
+        Duration::from_secs(30),
+        || async {
+            let (_, v, _) = call(
+                Method::GET,
+                &format!("{base}/v1/messages?status=delivered&limit=1000"),
+                &hog,
+                None,
+            )
+            .await;
+            v["data"].as_array().is_some_and(|d| d.len() == 600)
+        },
+    )
+    .await;
+    let port = free_port();
+    let got: Got = Arc::default();
+    let handle = receiver(port, got.clone());
+    let (s, v) = send_message(
+        &base,
+        &fair,
+        json!({"to": "+447911123457", "text": "y", "channels": ["sms"],
+               "callback_url": format!("http://127.0.0.1:{port}/hook")}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let id = v["id"].as_str().unwrap().to_owned();
+    eventually(
+        "the fair tenant's delivered event",
+        Duration::from_secs(60),
+        || async {
+            got.lock()
+                .unwrap()
+                .iter()
+                .any(|(_, b)| b.contains(&id) && b.contains("\"message.delivered\""))
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "before any of the hog's POSTs timed out"
+    );
+    let mut pending = 0;
+    for l in &silent {
+        l.set_nonblocking(true).unwrap();
+        while l.accept().is_ok() {
+            pending += 1;
+        }
+    }
+    // The hog holds its share (a quarter of the 512 slots), not every slot.
+    assert!(
+        (100..=200).contains(&pending),
+        "{pending} silent connections"
+    );
+    handle.stop(false).await;
+
+    drop(silent);
+    smsc.stop();
 }

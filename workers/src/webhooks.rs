@@ -24,6 +24,9 @@ use crate::pause;
 
 /// POSTs in flight at once in this process.
 const IN_FLIGHT: usize = 512;
+/// POSTs one tenant may have in flight: its endpoints, however many and however slow,
+/// leave the rest to the others.
+const TENANT_IN_FLIGHT: usize = IN_FLIGHT / 4;
 /// An endpoint's window: where it starts, and its bounds.
 const WINDOW_START: f64 = 16.0;
 const WINDOW_MAX: f64 = 256.0;
@@ -89,6 +92,7 @@ impl Job {
                 Source::Row { id, .. } => id,
                 Source::Log { .. } => 0,
             },
+            tenant_id: self.tenant_id.clone(),
             url: self.url.clone(),
             payload: self.payload.clone(),
             secret: self.secret.clone(),
@@ -221,6 +225,8 @@ struct Stage {
     holder: String,
     endpoints: HashMap<String, Endpoint>,
     in_flight: usize,
+    /// POSTs in flight per tenant (at most TENANT_IN_FLIGHT each).
+    tenant_in_flight: HashMap<String, usize>,
     waiting: usize,
     /// The read position (None: the cursor is not ours).
     cursor: Option<EventCursor>,
@@ -249,6 +255,7 @@ pub(crate) async fn run(
         holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
         endpoints: HashMap::new(),
         in_flight: 0,
+        tenant_in_flight: HashMap::new(),
         waiting: 0,
         cursor: None,
         claimed_at: Instant::now(),
@@ -431,7 +438,7 @@ impl Stage {
                     attempts: d.attempts,
                     created_at: d.created_at,
                 },
-                tenant_id: String::new(),
+                tenant_id: d.tenant_id,
                 endpoint_id: None,
                 url: d.url,
                 event_type: String::new(),
@@ -474,7 +481,15 @@ impl Stage {
                 continue;
             }
             while e.has_room() && self.in_flight < IN_FLIGHT {
-                let Some(job) = e.waiting.pop_front() else {
+                // The first job whose tenant has a share left (an origin may serve
+                // several tenants: one at its share does not hold up the others).
+                let tenants = &self.tenant_in_flight;
+                let Some(i) = e.waiting.iter().position(|j| {
+                    tenants.get(&j.tenant_id).copied().unwrap_or(0) < TENANT_IN_FLIGHT
+                }) else {
+                    break;
+                };
+                let Some(job) = e.waiting.remove(i) else {
                     break;
                 };
                 if let Source::Row { .. } = job.source
@@ -485,6 +500,10 @@ impl Stage {
                 }
                 e.in_flight += 1;
                 self.in_flight += 1;
+                *self
+                    .tenant_in_flight
+                    .entry(job.tenant_id.clone())
+                    .or_default() += 1;
                 started += 1;
                 let (poster, done) = (self.poster.clone(), self.done_tx.clone());
                 tokio::spawn(async move {
@@ -534,6 +553,12 @@ impl Stage {
     fn finished(&mut self, job: Job, answer: Result<u16, String>) {
         let now = Instant::now();
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(n) = self.tenant_in_flight.get_mut(&job.tenant_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.tenant_in_flight.remove(&job.tenant_id);
+            }
+        }
         if let Some(e) = self.endpoints.get_mut(origin(&job.url)) {
             e.finished(healthy(&answer), now);
         }
@@ -568,6 +593,7 @@ impl Stage {
                 self.held_rows = self.held_rows.saturating_sub(1);
                 let due = DueDelivery {
                     id,
+                    tenant_id: String::new(),
                     url: String::new(),
                     payload: String::new(),
                     secret: None,
@@ -710,6 +736,7 @@ mod tests {
     fn due(created_at: i64, attempts: i32) -> DueDelivery {
         DueDelivery {
             id: 1,
+            tenant_id: "ten_a".into(),
             url: "http://x".into(),
             payload: "{}".into(),
             secret: None,
