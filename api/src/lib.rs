@@ -117,92 +117,95 @@ impl AppState {
     }
 }
 
+/// One route: its method, path and handler.
+macro_rules! route {
+    ($m:ident $path:literal => $h:expr) => {
+        (
+            actix_web::http::Method::$m,
+            $path,
+            web::method(actix_web::http::Method::$m).to($h),
+        )
+    };
+}
+
+/// Every route the server mounts: method, path, handler. The one list `configure`
+/// mounts and [`route_table`] shows (the isolation test walks it: a route without a
+/// case there fails it).
+fn routes() -> Vec<(actix_web::http::Method, &'static str, actix_web::Route)> {
+    vec![
+        route!(GET "/healthz" => healthz),
+        route!(GET "/metrics" => metrics),
+        route!(GET "/openapi.json" => openapi::serve),
+        route!(POST "/v1/messages" => messages::create),
+        route!(GET "/v1/messages" => messages::list),
+        route!(POST "/v1/messages/batch" => messages::create_batch),
+        route!(GET "/v1/messages/{id}" => messages::get),
+        route!(DELETE "/v1/messages/{id}" => messages::cancel),
+        route!(GET "/v1/inbound" => inbound::list_inbound),
+        route!(GET "/v1/opt-outs" => inbound::list_opt_outs),
+        route!(POST "/v1/opt-outs" => inbound::add_opt_out),
+        route!(DELETE "/v1/opt-outs/{recipient}" => inbound::remove_opt_out),
+        route!(GET "/v1/connectors" => ops::connectors),
+        route!(POST "/v1/admin/reload" => ops::reload),
+        route!(GET "/v1/admin/dead-letters" => ops::dead_letters),
+        route!(GET "/v1/admin/senders" => senders::admin_list),
+        route!(POST "/v1/admin/senders" => senders::assign),
+        route!(DELETE "/v1/admin/senders/{sender}" => senders::remove),
+        route!(GET "/v1/admin/inbound" => senders::unattributed),
+        route!(GET "/v1/senders" => senders::list),
+        route!(POST "/v1/webhooks/rbm/{agent}" => rbm_webhook),
+        route!(POST "/v1/devices" => app::register),
+        route!(GET "/v1/devices" => app::list),
+        route!(POST "/v1/devices/{id}/key" => app::rotate),
+        route!(DELETE "/v1/devices/{id}" => app::revoke),
+        route!(GET "/v1/app/inbox" => app::inbox),
+        route!(GET "/v1/app/stream" => app::stream),
+        route!(POST "/v1/app/receipts" => app::receipt),
+        route!(GET "/v1/audit/public-key" => audit::public_key),
+        route!(GET "/v1/audit/verify" => audit::verify),
+        route!(POST "/v1/audit/checkpoints" => audit::checkpoint),
+        route!(GET "/v1/audit/export" => audit::export),
+        route!(DELETE "/v1/subjects/{number}" => audit::erase),
+        route!(GET "/v1/tenant/retention" => audit::get_retention),
+        route!(PUT "/v1/tenant/retention" => audit::put_retention),
+        route!(POST "/v1/templates" => templates::create),
+        route!(GET "/v1/templates" => templates::list),
+        route!(GET "/v1/templates/{id}" => templates::get),
+        route!(PUT "/v1/templates/{id}" => templates::replace),
+        route!(DELETE "/v1/templates/{id}" => templates::delete),
+        route!(POST "/v1/templates/{id}/preview" => templates::preview),
+        route!(POST "/v1/hooks" => hooks::create),
+        route!(GET "/v1/hooks" => hooks::list),
+        route!(DELETE "/v1/hooks/{id}" => hooks::delete),
+        route!(POST "/v1/hooks/{token}" => hooks::ingest),
+        route!(GET "/v1/tenant/defaults" => webhooks::get_defaults),
+        route!(PUT "/v1/tenant/defaults" => webhooks::put_defaults),
+        route!(POST "/v1/webhook-endpoints" => webhooks::create_endpoint),
+        route!(GET "/v1/webhook-endpoints" => webhooks::list_endpoints),
+        route!(DELETE "/v1/webhook-endpoints/{id}" => webhooks::delete_endpoint),
+        route!(POST "/v1/webhook-secret" => webhooks::rotate_callback_secret),
+        route!(GET "/v1/webhook-deliveries" => webhooks::list_deliveries),
+        route!(POST "/v1/webhook-deliveries/{id}/retry" => webhooks::retry_delivery),
+    ]
+}
+
+/// `(method, path)` of every route, as mounted.
+pub fn route_table() -> Vec<(String, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_string(), p))
+        .collect()
+}
+
 /// Mounts every route. Use inside `App::new().configure(...)`.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
-            .app_data(web::PayloadConfig::new(8 * 1024 * 1024))
-            .route("/healthz", web::get().to(healthz))
-            .route("/metrics", web::get().to(metrics))
-            .route("/openapi.json", web::get().to(openapi::serve))
-            .service(
-                web::scope("/v1")
-                    .route("/messages", web::post().to(messages::create))
-                    .route("/messages", web::get().to(messages::list))
-                    .route("/messages/batch", web::post().to(messages::create_batch))
-                    .route("/messages/{id}", web::get().to(messages::get))
-                    .route("/messages/{id}", web::delete().to(messages::cancel))
-                    .route("/inbound", web::get().to(inbound::list_inbound))
-                    .route("/opt-outs", web::get().to(inbound::list_opt_outs))
-                    .route("/opt-outs", web::post().to(inbound::add_opt_out))
-                    .route(
-                        "/opt-outs/{recipient}",
-                        web::delete().to(inbound::remove_opt_out),
-                    )
-                    .route("/connectors", web::get().to(ops::connectors))
-                    .route("/admin/reload", web::post().to(ops::reload))
-                    .route("/admin/dead-letters", web::get().to(ops::dead_letters))
-                    .route("/admin/senders", web::get().to(senders::admin_list))
-                    .route("/admin/senders", web::post().to(senders::assign))
-                    .route("/admin/senders/{sender}", web::delete().to(senders::remove))
-                    .route("/admin/inbound", web::get().to(senders::unattributed))
-                    .route("/senders", web::get().to(senders::list))
-                    .route("/webhooks/rbm/{agent}", web::post().to(rbm_webhook))
-                    .route("/devices", web::post().to(app::register))
-                    .route("/devices", web::get().to(app::list))
-                    .route("/devices/{id}/key", web::post().to(app::rotate))
-                    .route("/devices/{id}", web::delete().to(app::revoke))
-                    .route("/app/inbox", web::get().to(app::inbox))
-                    .route("/app/stream", web::get().to(app::stream))
-                    .route("/app/receipts", web::post().to(app::receipt))
-                    .route("/audit/public-key", web::get().to(audit::public_key))
-                    .route("/audit/verify", web::get().to(audit::verify))
-                    .route("/audit/checkpoints", web::post().to(audit::checkpoint))
-                    .route("/audit/export", web::get().to(audit::export))
-                    .route("/subjects/{number}", web::delete().to(audit::erase))
-                    .route("/tenant/retention", web::get().to(audit::get_retention))
-                    .route("/tenant/retention", web::put().to(audit::put_retention))
-                    .route("/templates", web::post().to(templates::create))
-                    .route("/templates", web::get().to(templates::list))
-                    .route("/templates/{id}", web::get().to(templates::get))
-                    .route("/templates/{id}", web::put().to(templates::replace))
-                    .route("/templates/{id}", web::delete().to(templates::delete))
-                    .route(
-                        "/templates/{id}/preview",
-                        web::post().to(templates::preview),
-                    )
-                    .route("/hooks", web::post().to(hooks::create))
-                    .route("/hooks", web::get().to(hooks::list))
-                    .route("/hooks/{id}", web::delete().to(hooks::delete))
-                    .route("/hooks/{token}", web::post().to(hooks::ingest))
-                    .route("/tenant/defaults", web::get().to(webhooks::get_defaults))
-                    .route("/tenant/defaults", web::put().to(webhooks::put_defaults))
-                    .route(
-                        "/webhook-endpoints",
-                        web::post().to(webhooks::create_endpoint),
-                    )
-                    .route(
-                        "/webhook-endpoints",
-                        web::get().to(webhooks::list_endpoints),
-                    )
-                    .route(
-                        "/webhook-endpoints/{id}",
-                        web::delete().to(webhooks::delete_endpoint),
-                    )
-                    .route(
-                        "/webhook-secret",
-                        web::post().to(webhooks::rotate_callback_secret),
-                    )
-                    .route(
-                        "/webhook-deliveries",
-                        web::get().to(webhooks::list_deliveries),
-                    )
-                    .route(
-                        "/webhook-deliveries/{id}/retry",
-                        web::post().to(webhooks::retry_delivery),
-                    ),
-            )
-            .default_service(web::to(not_found));
+            .app_data(web::PayloadConfig::new(8 * 1024 * 1024));
+        for (_, path, route) in routes() {
+            cfg.route(path, route);
+        }
+        cfg.default_service(web::to(not_found));
     }
 }
 

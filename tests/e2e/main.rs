@@ -11,6 +11,7 @@ mod crash;
 mod demo;
 mod distributed;
 mod fallback;
+mod isolation;
 mod queue;
 mod rcs;
 mod sms;
