@@ -8,6 +8,8 @@ mod app;
 pub mod audit;
 mod auth;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod hooks;
 mod inbound;
 pub mod limits;

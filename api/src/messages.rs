@@ -326,7 +326,7 @@ pub(crate) fn parse_channels(
     Ok(out)
 }
 
-fn validate(
+pub(crate) fn validate(
     req: SendMessage,
     tenant: &TenantId,
     prefix: &str,
@@ -565,6 +565,15 @@ impl Prep {
                 ));
             }
             let vars = tr.vars.unwrap_or_else(|| serde_json::json!({}));
+            if vars.to_string().len() > hermod_core::template::MAX_OUTPUT {
+                return Err(ApiError::field(
+                    f("template.vars"),
+                    format!(
+                        "template.vars must be at most {} bytes of JSON",
+                        hermod_core::template::MAX_OUTPUT
+                    ),
+                ));
+            }
             let t = self.template(state, &tr.id, &f("template.id")).await?;
             let r = t
                 .render(tr.locale.as_deref(), &vars, zone.as_deref())

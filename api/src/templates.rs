@@ -96,7 +96,7 @@ pub(crate) async fn off_thread<T: Send + 'static>(
     }
 }
 
-fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError> {
+pub(crate) fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError> {
     let variants = serde_json::from_value(body.variants).map_err(|e| {
         ApiError::field(
             "variants",
