@@ -373,3 +373,63 @@ fn assert_exactly_once(smsc: &hermod_channels::sim::smsc::Smsc, n: usize) {
     let dups: Vec<_> = per_dest.iter().filter(|(_, c)| **c > 1).collect();
     assert!(dups.is_empty(), "submitted more than once: {dups:?}");
 }
+
+/// Key files are the operator's alone (0600, checked on every start), and the API-key
+/// pepper is never empty: generated when embedded, required with PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_files_must_be_private_and_the_pepper_is_never_empty() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hermod = |envs: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .args(["keys", "create", "--tenant", "t"])
+            .env("HERMOD_DATA_DIR", dir.path())
+            .env("HERMOD_LOG", "error")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = hermod(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["api-key-pepper", "master-keys.json"] {
+        let mode = std::fs::metadata(dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let pepper = std::fs::read_to_string(dir.path().join("api-key-pepper")).unwrap();
+    assert!(pepper.trim().len() >= 32, "a generated secret");
+    // A key file others may read stops the process.
+    let keys = dir.path().join("master-keys.json");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = hermod(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(hermod(&[]).status.success());
+    // With PostgreSQL an empty pepper is refused (every process must share one).
+    let Some(db) = crate::support::pg_database("pepper").await else {
+        return;
+    };
+    let out = hermod(&[("HERMOD_DATABASE_URL", &db)]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("api_key_pepper is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hermod(&[
+        ("HERMOD_DATABASE_URL", &db),
+        ("HERMOD_API_KEY_PEPPER", "s3cret"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -386,6 +386,42 @@ async fn numbers_without_rcs_fail_and_content_errors_name_the_field() {
     assert_eq!(done["attempts"][0]["error"]["permanent"], true);
     assert!(r.sim.received().is_empty());
 
+    // The agent belongs to the shop tenant: another tenant can neither name it nor
+    // have its messages carried by it.
+    let other = crate::support::create_key(r.dir.path(), "other");
+    r.sim.add_device("+447700900302", None, true);
+    let (s, v) = send_message(
+        &r.server.base,
+        &other,
+        json!({"to": "+447700900302", "channels": ["rcs"], "from": "shop", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (403, Some("from")),
+        "{v}"
+    );
+    let (s, m) = send_message(
+        &r.server.base,
+        &other,
+        json!({"to": "+447700900302", "channels": ["rcs"], "text": "hi"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let done = support::wait_status(
+        &r.server.base,
+        &other,
+        m["id"].as_str().unwrap(),
+        "failed",
+        15,
+    )
+    .await;
+    assert_eq!(
+        done["attempts"][0]["error"]["code"], "rcs_no_agent",
+        "{done}"
+    );
+    assert!(r.sim.received().is_empty());
+
     // A device that stays offline past the ttl: RBM revokes it and says so.
     r.sim.add_device("+447700900301", None, false);
     let (_, m) = send(
