@@ -343,6 +343,17 @@ pub async fn run(
     // Checked before anything starts: a bad range in allow_private stops here.
     let address_policy = Arc::new(settings.webhooks.address_policy()?);
     let pepper = crate::keyfiles::pepper(&settings)?;
+    // Private keys named by the configuration are the operator's alone too.
+    for c in settings.connectors() {
+        if let Some(k) = &c.client_key_file {
+            crate::keyfiles::private(k)?;
+        }
+    }
+    for a in &settings.rcs.agents {
+        if let Some(f) = &a.service_account_file {
+            crate::keyfiles::private(f)?;
+        }
+    }
     let (db, store) = open_store(&settings).await?;
     let distributed = settings.queue.is_some();
     if distributed && !db.is_postgres() {

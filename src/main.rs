@@ -374,10 +374,20 @@ async fn main() -> anyhow::Result<()> {
                 }
                 None => {
                     let path = PathBuf::from("rbm-sim-service-account.json");
-                    std::fs::write(
-                        &path,
-                        demo_service_account(&format!("http://{listen}/token")),
-                    )?;
+                    {
+                        use std::io::Write as _;
+                        use std::os::unix::fs::OpenOptionsExt as _;
+                        // A private key: readable by its owner only.
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(true)
+                            .mode(0o600)
+                            .open(&path)?
+                            .write_all(
+                                demo_service_account(&format!("http://{listen}/token")).as_bytes(),
+                            )?;
+                    }
                     println!("demo service-account key written to {}", path.display());
                     (
                         hermod_crypto::rbm::DEMO_CLIENT_EMAIL.to_owned(),

@@ -412,6 +412,43 @@ async fn key_files_must_be_private_and_the_pepper_is_never_empty() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(hermod(&[]).status.success());
+    // So does a private key the configuration names (an RBM service account here).
+    let sa = dir.path().join("sa.json");
+    std::fs::write(&sa, "{}").unwrap();
+    std::fs::set_permissions(&sa, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[[rcs.agents]]\nname = \"a\"\nagent_id = \"a@rbm.goog\"\nservice_account_file = \"{}\"\n",
+            free_port(),
+            sa.display()
+        ),
+    )
+    .unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("HERMOD_DATA_DIR", dir.path())
+        .env("HERMOD_LOG", "error")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = serve.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("hermod serve started with a world-readable service account key");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("chmod 600"), "{err}");
     // With PostgreSQL an empty pepper is refused (every process must share one).
     let Some(db) = crate::support::pg_database("pepper").await else {
         return;

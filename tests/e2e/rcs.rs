@@ -62,6 +62,8 @@ pub(crate) async fn rig_with(
         .to_string(),
     )
     .unwrap();
+    // A private key: Hermod refuses one others may read.
+    std::fs::set_permissions(&sa, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     // The shop tenant owns the agent (its users' replies) and an SMS number.
     let (tenant, key) = create_key_with_tenant(dir.path(), "shop");
     let config = dir.path().join("hermod.toml");

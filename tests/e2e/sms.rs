@@ -16,6 +16,16 @@ use crate::support::{
     get_message, send_message as send, start_smsc, wait_status,
 };
 
+/// A fixture key copied with mode 0600 (a checkout leaves it readable by all, and
+/// Hermod refuses a private key others may read).
+fn private_copy(dir: &Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let to = dir.join(name);
+    std::fs::copy(fixture(name), &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    to
+}
+
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -309,7 +319,7 @@ connector = "secure"
             ca = fixture("ca.pem"),
             other = fixture("other-ca.pem"),
             cert = fixture("client.pem"),
-            key = fixture("client.key"),
+            key = private_copy(dir.path(), "client.key").display(),
         ),
     );
     assert!(smsc.url("esme", "pw").starts_with("smpps://"));
