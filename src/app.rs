@@ -31,7 +31,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<(Db, Arc<SqlStore>)> {
     migrate(settings).await?;
-    let db = Db::open(&settings.database_url(), 8).await?;
+    let db = Db::open_with(&settings.database_url(), 8, settings.sqlite_synchronous).await?;
     let vault = crate::keyfiles::vault(settings)?;
     Ok((db.clone(), Arc::new(SqlStore::new(db, vault))))
 }

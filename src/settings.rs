@@ -22,6 +22,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://...`, or a SQLite file; default `<data_dir>/hermod.db`.
     pub database_url: Option<String>,
+    /// SQLite: `full` (default; a commit is on disk before it is answered) or `normal`
+    /// (synced at checkpoints: faster, but a power cut may lose the last commits).
+    pub sqlite_synchronous: hermod_store::Synchronous,
     /// Server-side secret mixed into API-key hashes.
     pub api_key_pepper: Secret,
     /// Bearer token of the admin endpoints (`POST /v1/admin/reload`); unset = off.
@@ -238,6 +241,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./hermod-data"),
             database_url: None,
+            sqlite_synchronous: hermod_store::Synchronous::Full,
             api_key_pepper: Secret::default(),
             admin_token: None,
             api: Api::default(),

@@ -50,8 +50,32 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postg
 // The WAL is checkpointed in the background (see `writer`); a commit checkpoints only
 // if that falls far behind (40 MB of WAL).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
-     PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; \
+     PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; \
      PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;";
+
+/// When a SQLite commit is on disk. `Full` (the default): the WAL is synced at every
+/// commit, so an answered 202 or an acknowledged receipt survives a power cut or an
+/// OS crash (group commit shares one sync among the operations of a transaction).
+/// `Normal`: synced at checkpoints only; a crash of the process loses nothing, a power
+/// cut may lose the last commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl Synchronous {
+    fn pragmas(self) -> String {
+        match self {
+            Synchronous::Full => SQLITE_PRAGMAS.to_owned(),
+            Synchronous::Normal => {
+                SQLITE_PRAGMAS.replace("PRAGMA synchronous=FULL;", "PRAGMA synchronous=NORMAL;")
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -86,8 +110,15 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 impl Db {
-    /// Opens a pool for a `postgres://` URL or a SQLite file path (or `sqlite://path`).
+    /// Opens a pool for a `postgres://` URL or a SQLite file path (or `sqlite://path`),
+    /// SQLite with `synchronous=FULL`.
     pub async fn open(url: &str, max_conns: usize) -> Result<Db, DbError> {
+        Self::open_with(url, max_conns, Synchronous::Full).await
+    }
+
+    /// [`Db::open`] with SQLite's durability chosen.
+    pub async fn open_with(url: &str, max_conns: usize, sync: Synchronous) -> Result<Db, DbError> {
+        let pragmas = sync.pragmas();
         if is_postgres_url(url) {
             let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
             cfg.custom_setup = Box::new(|url| crate::pg_tls::connect(url).boxed());
@@ -101,13 +132,13 @@ impl Db {
             Ok(Db::Pg(pool))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
-            let setup = |url: String| async move {
+            let setup = move |url: String, pragmas: String| async move {
                 let mut c = Lite::establish(&url).await?;
                 #[cfg(feature = "sqlprof")]
                 if let Some(i) = crate::sqlprof::instrument() {
                     c.set_instrumentation(i);
                 }
-                c.batch_execute(SQLITE_PRAGMAS)
+                c.batch_execute(&pragmas)
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok::<_, diesel::ConnectionError>(c)
@@ -115,11 +146,16 @@ impl Db {
             let mut cfg = ManagerConfig::<Lite>::default();
             // A file connection cannot go stale: no test query on every checkout.
             cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
-            cfg.custom_setup = Box::new(move |url| setup(url.to_owned()).boxed());
-            let writer_conn = setup(path.clone()).await.map_err(DbError::Connect)?;
+            let p = pragmas.clone();
+            cfg.custom_setup = Box::new(move |url| setup(url.to_owned(), p.clone()).boxed());
+            let writer_conn = setup(path.clone(), pragmas.clone())
+                .await
+                .map_err(DbError::Connect)?;
             let mut checkpoints = SqliteConnection::establish(&path).map_err(DbError::Connect)?;
-            diesel::connection::SimpleConnection::batch_execute(&mut checkpoints, SQLITE_PRAGMAS)
-                .map_err(|e| DbError::Connect(diesel::ConnectionError::CouldntSetupConfiguration(e)))?;
+            diesel::connection::SimpleConnection::batch_execute(&mut checkpoints, &pragmas)
+                .map_err(|e| {
+                    DbError::Connect(diesel::ConnectionError::CouldntSetupConfiguration(e))
+                })?;
             let mgr = AsyncDieselConnectionManager::<Lite>::new_with_config(path, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(max_conns.clamp(1, 8))

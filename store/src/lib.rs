@@ -27,7 +27,7 @@ mod templates;
 mod webhooks;
 mod writer;
 
-pub use db::{Db, DbError, Inline, Lite, complete_inline, is_postgres_url};
+pub use db::{Db, DbError, Inline, Lite, Synchronous, complete_inline, is_postgres_url};
 pub use hermod_crypto::vault::Vault;
 pub use stats::{TableCount, WriteCounts};
 pub use store::SqlStore;

@@ -1219,3 +1219,33 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
     }
     assert!(Db::open(&with(&url, "sslmode=require"), 1).await.is_err());
 }
+
+/// SQLite commits are on disk before they are answered (`synchronous=FULL`) unless the
+/// operator opts out (`sqlite_synchronous = "normal"`).
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_is_synchronous_full_unless_asked_otherwise() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Sync {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+    for (mode, want) in [
+        (hermod_store::Synchronous::Full, 2),
+        (hermod_store::Synchronous::Normal, 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("h.db").to_string_lossy().into_owned();
+        Db::migrate(&url).await.unwrap();
+        let db = Db::open_with(&url, 2, mode).await.unwrap();
+        let Db::Lite { pool, .. } = &db else {
+            panic!("a SQLite pool")
+        };
+        let mut c = pool.get().await.unwrap();
+        let got: Sync = diesel::sql_query("PRAGMA synchronous")
+            .get_result(&mut *c)
+            .await
+            .unwrap();
+        assert_eq!(got.synchronous, want, "{mode:?}");
+    }
+}
