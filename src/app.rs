@@ -470,6 +470,13 @@ pub async fn run(
     if roles.stages.app {
         tasks.push(tokio::spawn(sweep_app(store.clone(), cancel.clone())));
     }
+    if roles.api {
+        tasks.push(tokio::spawn(purge_idempotency(
+            store.clone(),
+            Duration::from_secs(u64::from(settings.idempotency_retention_days) * 86_400),
+            cancel.clone(),
+        )));
+    }
     let signer: Arc<dyn hermod_core::audit::CheckpointSigning> = Arc::new(
         hermod_api::audit::Ed25519Signer(crate::keyfiles::signer(&settings)?),
     );
@@ -570,6 +577,40 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
+}
+
+/// Every 10 min: idempotency records past their retention go, 1,000 per transaction
+/// (a short pause between, so the writer is never held for long).
+async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: CancellationToken) {
+    const BATCH: i64 = 1000;
+    loop {
+        let mut gone = 0;
+        loop {
+            match store.purge_idempotency(keep, BATCH).await {
+                Ok(n) => {
+                    gone += n;
+                    if i64::try_from(n).unwrap_or(0) < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging idempotency records failed");
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        if gone > 0 {
+            tracing::info!(gone, "idempotency records past their retention deleted");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
 }
 
 /// Every 30 s: the app channel's housekeeping (plaintext of ended app messages,

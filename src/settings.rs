@@ -25,6 +25,8 @@ pub struct Settings {
     /// SQLite: `full` (default; a commit is on disk before it is answered) or `normal`
     /// (synced at checkpoints: faster, but a power cut may lose the last commits).
     pub sqlite_synchronous: hermod_store::Synchronous,
+    /// Days an `Idempotency-Key` is remembered; after that the same key is a new request.
+    pub idempotency_retention_days: u32,
     /// Server-side secret mixed into API-key hashes.
     pub api_key_pepper: Secret,
     /// Bearer token of the admin endpoints (`POST /v1/admin/reload`); unset = off.
@@ -242,6 +244,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./hermod-data"),
             database_url: None,
             sqlite_synchronous: hermod_store::Synchronous::Full,
+            idempotency_retention_days: 7,
             api_key_pepper: Secret::default(),
             admin_token: None,
             api: Api::default(),

@@ -46,6 +46,37 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// Deletes up to `batch` idempotency records older than `older_than`; returns how
+    /// many (call again while it returns `batch`). A key past its retention can be
+    /// used again as a new request.
+    pub async fn purge_idempotency(
+        &self,
+        older_than: std::time::Duration,
+        batch: i64,
+    ) -> PortResult<usize> {
+        let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        write_tx!(&self.db, |c| {
+            let old: Vec<String> = idempotency_keys::table
+                .filter(idempotency_keys::created_at.lt(cutoff))
+                .select(idempotency_keys::key)
+                .limit(batch)
+                .load(c)
+                .await?;
+            if old.is_empty() {
+                return Ok(0);
+            }
+            // The same key of another tenant goes too only if it is as old.
+            diesel::delete(
+                idempotency_keys::table
+                    .filter(idempotency_keys::created_at.lt(cutoff))
+                    .filter(idempotency_keys::key.eq_any(&old)),
+            )
+            .execute(c)
+            .await
+        })
+        .map_err(backend)
+    }
+
     /// Call inside a tokio runtime: it starts the group-commit task for accepts.
     pub fn new(db: Db, vault: std::sync::Arc<hermod_crypto::vault::Vault>) -> Self {
         Self {

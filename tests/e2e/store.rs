@@ -1249,3 +1249,66 @@ async fn sqlite_is_synchronous_full_unless_asked_otherwise() {
         assert_eq!(got.synchronous, want, "{mode:?}");
     }
 }
+
+/// Idempotency records older than their retention go, in bounded batches; newer ones
+/// stay. On both backends.
+async fn exercise_idempotency_retention(url: &str) {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use hermod_store::schema::idempotency_keys;
+    let store = open(url).await;
+    let t = store.create_api_key("retention", "kr", "h").await.unwrap();
+    for key in ["old-1", "old-2", "old-3", "new-1"] {
+        let rec = IdempotencyRecord {
+            key: key.into(),
+            request_hash: "h".into(),
+            status_code: 202,
+            body: "{}".into(),
+        };
+        store
+            .accept(&t, &[new_message(&t, key)], Some(&rec))
+            .await
+            .unwrap();
+    }
+    let eight_days_ago = now_ms() - 8 * 86_400_000;
+    let old = ["old-1", "old-2", "old-3"];
+    match store.db() {
+        Db::Pg(pool) => {
+            let mut c = pool.get().await.unwrap();
+            diesel::update(idempotency_keys::table.filter(idempotency_keys::key.eq_any(old)))
+                .set(idempotency_keys::created_at.eq(eight_days_ago))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Db::Lite { pool, .. } => {
+            let mut c = pool.get().await.unwrap();
+            diesel::update(idempotency_keys::table.filter(idempotency_keys::key.eq_any(old)))
+                .set(idempotency_keys::created_at.eq(eight_days_ago))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let week = Duration::from_secs(7 * 86_400);
+    assert_eq!(
+        store.purge_idempotency(week, 2).await.unwrap(),
+        2,
+        "one batch"
+    );
+    assert_eq!(store.purge_idempotency(week, 2).await.unwrap(), 1);
+    assert_eq!(store.purge_idempotency(week, 2).await.unwrap(), 0);
+    for key in old {
+        assert!(store.idempotency(&t, key).await.unwrap().is_none(), "{key}");
+    }
+    assert!(store.idempotency(&t, "new-1").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_records_go_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_idempotency_retention(&dir.path().join("r.db").to_string_lossy()).await;
+    if let Some(pg) = pg_database("retention").await {
+        exercise_idempotency_retention(&pg).await;
+    }
+}
