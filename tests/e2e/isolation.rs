@@ -128,6 +128,15 @@ async fn every_route_keeps_tenants_apart() {
     )
     .await;
     assert_eq!(s, 204);
+    // Stable before the snapshot: every delivery to it ended (a row written after the
+    // deletion ends when it is next due).
+    eventually("A's deliveries ended", Duration::from_secs(30), || async {
+        let (_, v, _) = call(Method::GET, &url("/v1/webhook-deliveries"), &a, None).await;
+        v["data"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(|x| x["status"] == "failed"))
+    })
+    .await;
     let (_, v, _) = call(Method::GET, &url("/v1/webhook-deliveries"), &a, None).await;
     let delivery = v["data"][0]["id"].as_i64().unwrap();
     let (s, ep, _) = call(
