@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{Prep, check_prior, parse_json, rfc3339, store_and_answer, to_json};
+use crate::messages::{
+    Prep, check_prior, parse_json, rfc3339, sender_for, store_and_answer, to_json,
+};
 use crate::{ApiError, AppState};
 
 /// Alerts one payload may carry (Alertmanager groups are far smaller).
@@ -212,9 +214,8 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
         })?,
     };
     // A hook sends from one of the tenant's senders only.
-    Prep::load(state, &tenant.0)
-        .await?
-        .sender(state, b.from.as_deref(), "from")?;
+    let owners = state.senders.owners().await?;
+    sender_for(state, &owners, &tenant.0, b.from.as_deref(), "from")?;
     Ok(HookConfig {
         name: b.name.trim().to_owned(),
         recipients,

@@ -36,7 +36,7 @@ pub struct InboundList {
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn inbound_resource(m: &InboundMessage) -> InboundResource {
+fn inbound_resource(m: &InboundMessage) -> InboundResource {
     InboundResource {
         id: m.id.clone(),
         from: m.from.clone(),
@@ -58,9 +58,21 @@ pub(crate) async fn list_inbound(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let (limit, cursor) = page_params(&query)?;
+    let rows = state
+        .store
+        .list_inbound(&tenant.0, cursor.as_deref(), limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
+}
+
+/// `limit` (1 to 1000, default 50) and `cursor` (an inbound id) of an inbound listing.
+pub(crate) fn page_params(
+    query: &HashMap<String, String>,
+) -> Result<(i64, Option<String>), ApiError> {
     let mut limit = 50i64;
     let mut cursor = None;
-    for (k, v) in query.iter() {
+    for (k, v) in query {
         match k.as_str() {
             "limit" => limit = ApiError::parse_limit(v)?,
             "cursor" => {
@@ -72,17 +84,18 @@ pub(crate) async fn list_inbound(
             other => return Err(ApiError::unknown_param(other)),
         }
     }
-    let rows = state
-        .store
-        .list_inbound(&tenant.0, cursor.as_deref(), limit)
-        .await?;
+    Ok((limit, cursor))
+}
+
+/// One page of inbound messages, with the cursor of the next when it is full.
+pub(crate) fn inbound_page(rows: &[InboundMessage], limit: i64) -> InboundList {
     let next_cursor = (i64::try_from(rows.len()).unwrap_or(0) == limit)
         .then(|| rows.last().map(|m| m.id.clone()))
         .flatten();
-    Ok(HttpResponse::Ok().json(InboundList {
+    InboundList {
         data: rows.iter().map(inbound_resource).collect(),
         next_cursor,
-    }))
+    }
 }
 
 /// `POST /v1/opt-outs` body.

@@ -47,25 +47,45 @@ impl RateLimits {
     }
 
     fn check_at(&self, tenant: &TenantId, n: u32, now: Instant) -> Result<(), Duration> {
-        let Some(rate) = self.rate_for(tenant) else {
-            return Ok(());
-        };
-        let interval = Duration::from_secs_f64(1.0 / rate.per_sec);
-        let cost = interval.mul_f64(f64::from(n.max(1)));
-        let tolerance = interval.mul_f64(rate.burst.max(1.0));
-        let Ok(mut tats) = self.tat.lock() else {
-            return Ok(());
-        };
-        let tat = tats.get(tenant).copied().unwrap_or(now).max(now);
-        let new_tat = tat + cost;
-        // Allowed while the debt stays within the burst.
-        if new_tat.saturating_duration_since(now) > tolerance {
-            let wait = new_tat.saturating_duration_since(now) - tolerance;
-            return Err(wait.max(Duration::from_millis(1)));
+        match self.rate_for(tenant) {
+            Some(rate) => take(&self.tat, tenant, rate, n, now),
+            None => Ok(()),
         }
-        tats.insert(tenant.clone(), new_tat);
-        Ok(())
     }
+}
+
+/// Takes `n` tokens from `key`'s bucket in `tats` (GCRA: the time each bucket is full
+/// again), or says how long until they would be there.
+fn take<K, Q>(
+    tats: &Mutex<HashMap<K, Instant>>,
+    key: &Q,
+    rate: Rate,
+    n: u32,
+    now: Instant,
+) -> Result<(), Duration>
+where
+    K: std::borrow::Borrow<Q> + Eq + std::hash::Hash,
+    Q: ToOwned<Owned = K> + Eq + std::hash::Hash + ?Sized,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate.per_sec);
+    let cost = interval.mul_f64(f64::from(n.max(1)));
+    let tolerance = interval.mul_f64(rate.burst.max(1.0));
+    let Ok(mut tats) = tats.lock() else {
+        return Ok(());
+    };
+    // Buckets that are full again carry no state: forget them now and then.
+    if tats.len() > 100_000 {
+        tats.retain(|_, t| *t > now);
+    }
+    let tat = tats.get(key).copied().unwrap_or(now).max(now);
+    let new_tat = tat + cost;
+    // Allowed while the debt stays within the burst.
+    if new_tat.saturating_duration_since(now) > tolerance {
+        let wait = new_tat.saturating_duration_since(now) - tolerance;
+        return Err(wait.max(Duration::from_millis(1)));
+    }
+    tats.insert(key.to_owned(), new_tat);
+    Ok(())
 }
 
 /// One bucket per key (a hook, a tenant's audit calls, a device's stream sockets) at
@@ -93,24 +113,7 @@ impl KeyedLimit {
         if self.rate.per_sec <= 0.0 {
             return Ok(());
         }
-        let interval = Duration::from_secs_f64(1.0 / self.rate.per_sec);
-        let cost = interval.mul_f64(f64::from(n.max(1)));
-        let tolerance = interval.mul_f64(self.rate.burst.max(1.0));
-        let Ok(mut tats) = self.tat.lock() else {
-            return Ok(());
-        };
-        // Buckets that are full again carry no state: forget them now and then.
-        if tats.len() > 100_000 {
-            tats.retain(|_, t| *t > now);
-        }
-        let tat = tats.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + cost;
-        if new_tat.saturating_duration_since(now) > tolerance {
-            let wait = new_tat.saturating_duration_since(now) - tolerance;
-            return Err(wait.max(Duration::from_millis(1)));
-        }
-        tats.insert(key.to_owned(), new_tat);
-        Ok(())
+        take(&self.tat, key, self.rate, n, now)
     }
 }
 

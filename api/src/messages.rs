@@ -609,12 +609,7 @@ impl Prep {
         from: Option<&str>,
         field: &str,
     ) -> Result<Option<String>, ApiError> {
-        self.senders
-            .resolve(&self.tenant, from, state.senders.allow_unowned)
-            .map_err(|r| ApiError::ForbiddenField {
-                field: field.to_owned(),
-                message: r.message(from.unwrap_or_default()),
-            })
+        sender_for(state, &self.senders, &self.tenant, from, field)
     }
 
     /// Holds a non-urgent message until the recipient's quiet hours end.
@@ -630,6 +625,23 @@ impl Prep {
             msg.deferred = Some("quiet_hours".into());
         }
     }
+}
+
+/// `from` if `tenant` may use it (403 naming `field` otherwise), else the tenant's
+/// default sender.
+pub(crate) fn sender_for(
+    state: &AppState,
+    owners: &Owners,
+    tenant: &TenantId,
+    from: Option<&str>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    owners
+        .resolve(tenant, from, state.senders.allow_unowned)
+        .map_err(|r| ApiError::ForbiddenField {
+            field: field.to_owned(),
+            message: r.message(from.unwrap_or_default()),
+        })
 }
 
 /// `content` and `suggestions` as one rich message, checked against RBM's limits;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::inbound::{InboundList, inbound_resource};
+use crate::inbound::{InboundList, inbound_page, page_params};
 use crate::messages::{parse_json, rfc3339};
 use crate::ops::require_admin;
 use crate::{ApiError, AppState};
@@ -169,25 +169,11 @@ pub(crate) async fn unattributed(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let mut limit = 50i64;
-    let mut cursor = None;
-    for (k, v) in query.iter() {
-        match k.as_str() {
-            "limit" => limit = ApiError::parse_limit(v)?,
-            "cursor" => cursor = Some(v.clone()),
-            other => return Err(ApiError::unknown_param(other)),
-        }
-    }
+    let (limit, cursor) = page_params(&query)?;
     let rows = store(&state)?
         .unattributed_inbound(limit, cursor.as_deref())
         .await?;
-    let next_cursor = (i64::try_from(rows.len()).unwrap_or(0) == limit)
-        .then(|| rows.last().map(|m| m.id.clone()))
-        .flatten();
-    Ok(HttpResponse::Ok().json(InboundList {
-        data: rows.iter().map(inbound_resource).collect(),
-        next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
 }
 
 #[utoipa::path(get, path = "/v1/senders",

@@ -55,13 +55,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The same for both: a tenant is not told whether another tenant owns it.
     pub fn message(&self, from: &str) -> String {
-        match self {
-            Refusal::Taken | Refusal::Unowned => format!(
-                "'{from}' is not one of this tenant's senders (an operator assigns senders: \
-                 POST /v1/admin/senders)"
-            ),
-        }
+        format!(
+            "'{from}' is not one of this tenant's senders (an operator assigns senders: \
+             POST /v1/admin/senders)"
+        )
     }
 }
 

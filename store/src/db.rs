@@ -50,7 +50,7 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postg
 // The WAL is checkpointed in the background (see `writer`); a commit checkpoints only
 // if that falls far behind (40 MB of WAL).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
-     PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; \
+     PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; \
      PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;";
 
 /// When a SQLite commit is on disk. `Full` (the default): the WAL is synced at every
@@ -68,12 +68,11 @@ pub enum Synchronous {
 
 impl Synchronous {
     fn pragmas(self) -> String {
-        match self {
-            Synchronous::Full => SQLITE_PRAGMAS.to_owned(),
-            Synchronous::Normal => {
-                SQLITE_PRAGMAS.replace("PRAGMA synchronous=FULL;", "PRAGMA synchronous=NORMAL;")
-            }
-        }
+        let mode = match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        format!("{SQLITE_PRAGMAS} PRAGMA synchronous={mode};")
     }
 }
 

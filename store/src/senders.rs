@@ -12,8 +12,13 @@ use crate::batch::BatchInsert as _;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
 
-/// `Ok(Err(tenant))`: the sender belongs to that other tenant.
-type Assigned = Result<bool, String>;
+/// What an assignment came to.
+enum Assigned {
+    Done,
+    NoSuchTenant,
+    /// Another tenant owns the sender.
+    Taken,
+}
 
 #[async_trait]
 impl Senders for SqlStore {
@@ -50,14 +55,14 @@ impl Senders for SqlStore {
         let key = sender_key(&s.sender);
         let tenant = s.tenant_id.to_string();
         let now = now_ms();
-        let r: Assigned = write_tx!(&self.db, |c| {
+        let r = write_tx!(&self.db, |c| {
             let known: i64 = tenants::table
                 .filter(tenants::id.eq(&tenant))
                 .count()
                 .get_result(c)
                 .await?;
             if known == 0 {
-                return Ok::<_, diesel::result::Error>(Ok(false));
+                return Ok::<_, diesel::result::Error>(Assigned::NoSuchTenant);
             }
             let owner: Option<String> = senders::table
                 .find(&key)
@@ -65,8 +70,8 @@ impl Senders for SqlStore {
                 .first(c)
                 .await
                 .optional()?;
-            if let Some(o) = owner.filter(|o| *o != tenant) {
-                return Ok(Err(o));
+            if owner.is_some_and(|o| o != tenant) {
+                return Ok(Assigned::Taken);
             }
             if s.default {
                 diesel::update(senders::table.filter(senders::tenant_id.eq(&tenant)))
@@ -98,10 +103,17 @@ impl Senders for SqlStore {
                 serde_json::json!({"sender": s.sender.trim(), "default": s.default}),
             )])
             .await?;
-            Ok(Ok(true))
+            Ok(Assigned::Done)
         })
         .map_err(backend)?;
-        r.map_err(|_| PortError::Conflict(format!("'{}' belongs to another tenant", s.sender)))
+        match r {
+            Assigned::Done => Ok(true),
+            Assigned::NoSuchTenant => Ok(false),
+            Assigned::Taken => Err(PortError::Conflict(format!(
+                "'{}' belongs to another tenant",
+                s.sender
+            ))),
+        }
     }
 
     async fn remove_sender(&self, sender: &str) -> PortResult<bool> {

@@ -470,3 +470,68 @@ async fn key_files_must_be_private_and_the_pepper_is_never_empty() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The calls that cost more than a message have their own budgets: audit verification
+/// and checkpoints per tenant, stream sockets per device (429 with Retry-After), and
+/// one tenant's spending leaves another's whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn expensive_endpoints_have_their_own_budgets() {
+    use hermod_crypto::hpke::Aead;
+    use reqwest::Method;
+    let smsc = start_smsc(SmscConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hermod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\naudit_rate_per_sec = 0.01\naudit_burst = 2.0\nstream_opens_per_sec = 0.01\nstream_burst = 2.0\n[[smpp.connectors]]\nname = \"s\"\nurl = \"{}\"\n",
+            smsc.url("hermod", "pw")
+        ),
+    )
+    .unwrap();
+    let a = create_key(dir.path(), "a");
+    let b = create_key(dir.path(), "b");
+    let server = Server::start_with_config(dir.path(), &config, free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let verify = format!("{base}/v1/audit/verify");
+    let checkpoints = format!("{base}/v1/audit/checkpoints");
+    assert_eq!(
+        crate::support::call(Method::GET, &verify, &a, None).await.0,
+        200
+    );
+    let (s, _, _) = crate::support::call(Method::POST, &checkpoints, &a, None).await;
+    assert!(matches!(s, 201 | 404), "{s}");
+    let (s, _, h) = crate::support::call(Method::GET, &verify, &a, None).await;
+    assert_eq!(s, 429, "verify and checkpoints share the tenant's budget");
+    assert!(h.get("retry-after").is_some());
+    assert_eq!(
+        crate::support::call(Method::POST, &checkpoints, &a, None)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        crate::support::call(Method::GET, &verify, &b, None).await.0,
+        200,
+        "another tenant's budget is its own"
+    );
+    // Stream sockets: the budget is taken before the upgrade, so plain GETs spend it.
+    let device = hermod_channels::sim::device::DeviceSim::register(
+        &base,
+        &a,
+        "+447911123456",
+        Aead::ChaCha20Poly1305,
+    )
+    .await
+    .unwrap();
+    let stream = format!("{base}/v1/app/stream");
+    for _ in 0..2 {
+        let (s, _, _) = crate::support::call(Method::GET, &stream, &device.token, None).await;
+        assert_ne!(s, 429);
+    }
+    let (s, _, h) = crate::support::call(Method::GET, &stream, &device.token, None).await;
+    assert_eq!(s, 429, "a device opens few sockets");
+    assert!(h.get("retry-after").is_some());
+    smsc.stop();
+}

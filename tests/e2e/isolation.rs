@@ -375,7 +375,16 @@ async fn every_route_keeps_tenants_apart() {
                 assert!(matches!(s, 200 | 201 | 404), "{key}: {s}");
             }
             "POST /v1/devices" => {
-                // Registered through the simulator above (B's own device).
+                // B registers a device for A's app user: B's own, A's stays as it was
+                // (the snapshot below).
+                hermod_channels::sim::device::DeviceSim::register(
+                    &base,
+                    &b,
+                    APP_USER,
+                    Aead::ChaCha20Poly1305,
+                )
+                .await
+                .unwrap();
             }
             "PUT /v1/tenant/retention" => {
                 assert_eq!(as_b(Some(json!({"days": 1}))).await.0, 200, "{key}");
