@@ -512,6 +512,7 @@ pub async fn run(
             batch: settings.workers.batch,
             senders: settings.workers.senders,
             in_doubt_grace: settings.in_doubt_grace(),
+            in_doubt_min_grace: settings.in_doubt_min_grace(),
             ..WorkerSettings::default()
         },
     };
@@ -579,32 +580,41 @@ pub async fn run(
     Ok(())
 }
 
-/// Every 10 min: idempotency records past their retention go, 1,000 per transaction
-/// (a short pause between, so the writer is never held for long).
+/// Every 10 min: idempotency records past their retention, and provider-event markers
+/// older than 30 days (RBM retries an event for 7), go 1,000 per transaction (a short
+/// pause between, so the writer is never held for long).
 async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: CancellationToken) {
     const BATCH: i64 = 1000;
+    const MARKERS: Duration = Duration::from_secs(30 * 86_400);
     loop {
-        let mut gone = 0;
-        loop {
-            match store.purge_idempotency(keep, BATCH).await {
-                Ok(n) => {
-                    gone += n;
-                    if i64::try_from(n).unwrap_or(0) < BATCH {
+        for what in ["idempotency records", "provider event markers"] {
+            let mut gone = 0;
+            loop {
+                let r = if what == "idempotency records" {
+                    store.purge_idempotency(keep, BATCH).await
+                } else {
+                    store.purge_event_markers(MARKERS, BATCH).await
+                };
+                match r {
+                    Ok(n) => {
+                        gone += n;
+                        if i64::try_from(n).unwrap_or(0) < BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, what, "purging past their retention failed");
                         break;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "purging idempotency records failed");
-                    break;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            if gone > 0 {
+                tracing::info!(gone, what, "deleted past their retention");
             }
-        }
-        if gone > 0 {
-            tracing::info!(gone, "idempotency records past their retention deleted");
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -236,9 +236,14 @@ enum SimCmd {
         tls_cert: Option<PathBuf>,
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
-        /// standard (TLVs + text), text-only, decimal-ids or loose.
+        /// standard (TLVs + text), text-only, no-user-ref (TLVs without
+        /// user_message_reference, like most SMSCs), decimal-ids or loose.
         #[arg(long, default_value = "standard")]
         receipt_style: String,
+        /// Close the connection on every Nth submit (not taken, not answered; responses
+        /// not yet written are lost with it).
+        #[arg(long, default_value_t = 0)]
+        drop_every: u64,
         /// HTTP admin endpoint: `POST /mo` injects an inbound message.
         #[arg(long)]
         admin: Option<SocketAddr>,
@@ -601,6 +606,7 @@ async fn main() -> anyhow::Result<()> {
                     tls_cert,
                     tls_key,
                     receipt_style,
+                    drop_every,
                     admin,
                 },
         } => {
@@ -618,6 +624,7 @@ async fn main() -> anyhow::Result<()> {
                 undeliverable_prefix,
                 tls,
                 receipt_style: receipt_style.parse().map_err(anyhow::Error::msg)?,
+                drop_every,
                 ..Default::default()
             };
             let smsc = Smsc::start(listen, cfg).await?;

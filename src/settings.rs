@@ -231,7 +231,12 @@ pub struct Smpp {
 pub struct Workers {
     pub batch: usize,
     pub senders: usize,
+    /// The longest a submit left in doubt (its response lost) waits for a receipt
+    /// that recognises it before it is sent again.
     pub in_doubt_grace_secs: u64,
+    /// The shortest: once receipts have been seen on a connector, the wait is three
+    /// times the slowest recent one plus a second, within these bounds.
+    pub in_doubt_min_grace_secs: u64,
     /// With PostgreSQL, each SMPP bind is held by one process through a lease of
     /// this length (taken over within it when the holder dies).
     pub bind_lease_secs: u64,
@@ -279,6 +284,7 @@ impl Default for Settings {
                 batch: 128,
                 senders: 4,
                 in_doubt_grace_secs: 30,
+                in_doubt_min_grace_secs: 2,
                 bind_lease_secs: 10,
             },
         }
@@ -439,6 +445,10 @@ impl Settings {
             audit: rate(a.audit_rate_per_sec, a.audit_burst),
             streams: rate(a.stream_opens_per_sec, a.stream_burst),
         }
+    }
+
+    pub fn in_doubt_min_grace(&self) -> Duration {
+        Duration::from_secs(self.workers.in_doubt_min_grace_secs)
     }
 
     pub fn in_doubt_grace(&self) -> Duration {

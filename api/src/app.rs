@@ -385,6 +385,7 @@ pub(crate) async fn receipt(
             error_code: None,
             user_ref: None,
             recipient: None,
+            echo: None,
         })
         .await;
     if !stored {

@@ -248,6 +248,47 @@ pub struct Receipt {
     pub user_ref: Option<u16>,
     /// The recipient (digits, no `+`), when the receipt names it.
     pub recipient: Option<String>,
+    /// What the receipt repeats of its submit, when it says (SMPP: `submit date:` and
+    /// the start of `text:`): how a submit whose response was lost is recognised by an
+    /// SMSC that does not echo `user_message_reference`.
+    pub echo: Option<SubmitEcho>,
+}
+
+/// The part of a submit a receipt repeats.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SubmitEcho {
+    /// Unix ms, to the minute, in the SMSC's own time zone.
+    pub submitted_at: Option<i64>,
+    /// The ASCII letters and digits of the first characters of the text, in order
+    /// (the channel's normal form; empty when the receipt repeats no text).
+    pub text_key: String,
+}
+
+/// What the pipeline knows when it looks for the receipt of an in-doubt submit.
+#[derive(Clone, Debug, Default)]
+pub struct InDoubtLook {
+    /// When the attempt was claimed for sending (Unix ms): its submit is not older.
+    pub since: i64,
+    /// Each part's whole text in the channel's normal form ([`SubmitEcho::text_key`]).
+    pub part_keys: Vec<String>,
+    /// Provider-id scopes (`connector:`) the submit may have gone to; empty = any.
+    pub scopes: Vec<String>,
+    /// The last look before the submit is sent again: a multipart message with some
+    /// of its parts recognised counts as sent rather than sent twice.
+    pub last_look: bool,
+    /// How soon receipts come where it may have gone; `None`: the configured grace.
+    pub timing: Option<ReceiptTiming>,
+}
+
+/// What a channel has seen of its receipts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiptTiming {
+    /// Unix ms since when receipts can arrive (the last time a receiving session came
+    /// up: an SMSC holds receipts while none is bound).
+    pub receipts_since: i64,
+    /// The longest recent delay between a submit's response and its receipt, when
+    /// enough have been seen.
+    pub slowest_recent: Option<std::time::Duration>,
 }
 
 /// Jobs are a tagged, versioned enum so that a rolling deploy can read old jobs.

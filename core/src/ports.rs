@@ -101,9 +101,11 @@ pub trait Store: Send + Sync {
     async fn apply_receipts(&self, receipts: &[Receipt]) -> PortResult<()>;
     /// Applies kept receipts whose provider id has since become known.
     async fn adopt_orphans(&self) -> PortResult<usize>;
-    /// For an in-doubt attempt: adopts receipts that carry its `user_ref` and recipient.
+    /// For an in-doubt attempt: adopts kept receipts that are its own — they carry its
+    /// `user_ref` and recipient, or (an SMSC that echoes no reference) its recipient,
+    /// a scope it may have gone to, a submit date and text consistent with it.
     /// Returns true when the attempt was resolved that way.
-    async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool>;
+    async fn resolve_in_doubt(&self, outgoing: &Outgoing, look: &InDoubtLook) -> PortResult<bool>;
 
     /// Cancels a message not yet handed to a channel.
     async fn cancel_message(&self, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome>;
@@ -265,6 +267,15 @@ pub trait Channel: Send + Sync {
     /// repeat): then a send left in doubt by a crash is simply sent again.
     fn idempotent_sends(&self) -> bool {
         false
+    }
+    /// What a receipt of this message would repeat, where it may have gone and how
+    /// soon receipts come there: how the pipeline recognises the receipt of a submit
+    /// left in doubt, and how long it waits for it.
+    fn in_doubt_look(&self, _msg: &Outgoing, since: i64) -> InDoubtLook {
+        InDoubtLook {
+            since,
+            ..InDoubtLook::default()
+        }
     }
     /// Called with each batch before its sends (e.g. one bulk capability lookup).
     async fn prepare(&self, _batch: &[Outgoing]) {}

@@ -430,7 +430,49 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
         error_code: o.error_code.clone(),
         user_ref: o.user_ref.and_then(|u| u16::try_from(u).ok()),
         recipient: o.recipient.clone(),
+        echo: None,
     }
+}
+
+/// Kept receipts hold no text: a keyed hash of their text key, matched against the
+/// same hash of a prefix of an attempt's part.
+fn text_mac(vault: &hermod_crypto::vault::Vault, key: &str) -> String {
+    vault.lookup(&format!("text:{key}"))
+}
+
+/// A receipt's source address, as digits: how it names the attempt's destination.
+fn receipt_recipient(vault: &hermod_crypto::vault::Vault, addr: &str) -> String {
+    let digits: String = addr.chars().filter(char::is_ascii_digit).collect();
+    vault.lookup(&digits)
+}
+
+const QUARTER_HOUR: i64 = 15 * 60 * 1000;
+
+/// True when a receipt's `submit date` fits a submit made between `since` and `now`.
+/// SMSCs write it to the minute in their own time zone, which is a whole number of
+/// quarter hours off UTC (within ±14 h); a minute of truncation and a minute of
+/// clock skew either side are allowed.
+fn submit_date_fits(date: i64, since: i64, now: i64) -> bool {
+    let (lo, hi) = (since - 120_000, now + 60_000);
+    if hi - lo >= QUARTER_HOUR {
+        return true;
+    }
+    // The smallest whole-quarter-hour shift that brings the date to lo or later.
+    let gap = lo - date;
+    let k = gap.div_euclid(QUARTER_HOUR) + i64::from(gap.rem_euclid(QUARTER_HOUR) != 0);
+    k.abs() <= 56 && date + k * QUARTER_HOUR <= hi
+}
+
+/// True when a kept receipt's text is consistent with a part whose text key is
+/// `part` (`None`: the channel does not say): the receipt's key is a prefix of it.
+fn text_fits(vault: &hermod_crypto::vault::Vault, o: &OrphanRow, part: Option<&str>) -> bool {
+    let (Some(mac), Some(len), Some(part)) = (&o.text_mac, o.text_len, part) else {
+        return true;
+    };
+    let Ok(len) = usize::try_from(len) else {
+        return false;
+    };
+    len == 0 || part.get(..len).is_some_and(|p| &text_mac(vault, p) == mac)
 }
 
 pub async fn plan_attempts(
@@ -870,14 +912,21 @@ pub async fn apply_receipts(
         let unknown = apply_in_tx!(c, &receipts, now)?;
         let orphans: Vec<OrphanRow> = unknown
             .iter()
-            .map(|r| OrphanRow {
-                provider_id: r.provider_id.clone(),
-                status: r.status.as_str().to_owned(),
-                raw_status: r.raw_status.clone(),
-                error_code: r.error_code.clone(),
-                user_ref: r.user_ref.map(i32::from),
-                recipient: r.recipient.as_deref().map(|d| vault.lookup(d)),
-                received_at: now,
+            .map(|r| {
+                let echo = r.echo.as_ref();
+                let key = echo.map(|e| e.text_key.as_str()).filter(|k| !k.is_empty());
+                OrphanRow {
+                    provider_id: r.provider_id.clone(),
+                    status: r.status.as_str().to_owned(),
+                    raw_status: r.raw_status.clone(),
+                    error_code: r.error_code.clone(),
+                    user_ref: r.user_ref.map(i32::from),
+                    recipient: r.recipient.as_deref().map(|d| receipt_recipient(&vault, d)),
+                    received_at: now,
+                    submitted_at: echo.and_then(|e| e.submitted_at),
+                    text_mac: key.map(|k| text_mac(&vault, k)),
+                    text_len: key.and_then(|k| i32::try_from(k.len()).ok()),
+                }
             })
             .collect();
         c.insert_orphans(orphans).await?;
@@ -918,28 +967,106 @@ pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
     .map_err(backend)
 }
 
+/// The kept receipts that are an in-doubt attempt's own, one per part in order, or
+/// none. Receipts that echo its `user_ref` win; without them, receipts that echo no
+/// reference are matched by scope, arrival, submit date and text, each used once.
+fn own_receipts(
+    vault: &hermod_crypto::vault::Vault,
+    orphans: Vec<OrphanRow>,
+    user_ref: i32,
+    look: &InDoubtLook,
+    now: i64,
+) -> Vec<OrphanRow> {
+    let (by_ref, rest): (Vec<OrphanRow>, Vec<OrphanRow>) = orphans
+        .into_iter()
+        .partition(|o| o.user_ref == Some(user_ref));
+    if !by_ref.is_empty() {
+        return by_ref;
+    }
+    // Stored provider ids are in normal form (lower case).
+    let scopes: Vec<String> = look.scopes.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let mut free: Vec<Option<OrphanRow>> = rest
+        .into_iter()
+        .filter(|o| o.user_ref.is_none())
+        .filter(|o| {
+            scopes.is_empty() || scopes.iter().any(|s| o.provider_id.starts_with(s.as_str()))
+        })
+        // Stored after the submit could have been made (a minute of clock skew).
+        .filter(|o| o.received_at >= look.since - 60_000)
+        .filter(|o| {
+            o.submitted_at
+                .is_none_or(|d| submit_date_fits(d, look.since, now))
+        })
+        .map(Some)
+        .collect();
+    let parts = look.part_keys.len().max(1);
+    let mut mine = Vec::with_capacity(parts);
+    for i in 0..parts {
+        let key = look.part_keys.get(i).map(String::as_str);
+        let hit = free
+            .iter_mut()
+            .find(|o| o.as_ref().is_some_and(|o| text_fits(vault, o, key)));
+        if let Some(o) = hit.and_then(Option::take) {
+            mine.push(o);
+        }
+    }
+    // Every part recognised; or, at the last look, any: sending it all again would
+    // repeat what the SMSC took.
+    if mine.len() == parts || (look.last_look && !mine.is_empty()) {
+        mine
+    } else {
+        Vec::new()
+    }
+}
+
 pub async fn resolve_in_doubt(
     db: &Db,
-    vault: &hermod_crypto::vault::Vault,
+    vault: &std::sync::Arc<hermod_crypto::vault::Vault>,
     o: &Outgoing,
+    look: &InDoubtLook,
 ) -> PortResult<bool> {
     let now = now_ms();
     let aid = o.attempt_id.to_string();
     let uref = i32::from(o.user_ref);
     // Orphans keep the recipient's HMAC, not the number.
     let recipient = vault.lookup(o.to.digits());
-    write_tx!(db, |c| {
+    let (vault, look) = (vault.clone(), look.clone());
+    let resolved = write_tx!(db, |c| {
         // Before its receipt: a submit outcome for this attempt may be committing.
         c.lock_attempts(std::slice::from_ref(&aid)).await?;
+        let still: i64 = attempts::table
+            .filter(attempts::id.eq(&aid))
+            .filter(attempts::status.eq(Status::Sending.as_str()))
+            .count()
+            .get_result(c)
+            .await?;
+        if still == 0 {
+            return Ok(false);
+        }
         let orphans: Vec<OrphanRow> = orphan_receipts::table
-            .filter(orphan_receipts::user_ref.eq(uref))
             .filter(orphan_receipts::recipient.eq(&recipient))
-            .order(orphan_receipts::provider_id.asc())
+            .order((
+                orphan_receipts::received_at.asc(),
+                orphan_receipts::provider_id.asc(),
+            ))
+            .limit(500)
             .select(OrphanRow::as_select())
             .load(c)
             .await?;
+        let orphans = own_receipts(&vault, orphans, uref, &look, now);
         if orphans.is_empty() {
             return Ok(false);
+        }
+        // Each kept receipt is one attempt's: one that another attempt took meanwhile
+        // (PostgreSQL, another worker) undoes this and the next look decides.
+        let done: Vec<&String> = orphans.iter().map(|x| &x.provider_id).collect();
+        let gone = diesel::delete(
+            orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(&done)),
+        )
+        .execute(c)
+        .await?;
+        if gone != orphans.len() {
+            return Err(DieselError::RollbackTransaction);
         }
         let parts: Vec<PartRow> = orphans
             .iter()
@@ -971,18 +1098,43 @@ pub async fn resolve_in_doubt(
         .await?;
         let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
         apply_in_tx!(c, &receipts, now)?;
-        let done: Vec<&String> = orphans.iter().map(|x| &x.provider_id).collect();
-        diesel::delete(orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(done)))
-            .execute(c)
-            .await?;
         Ok::<_, DieselError>(true)
-    })
-    .map_err(backend)
+    });
+    match resolved {
+        Err(DieselError::RollbackTransaction) => Ok(false),
+        r => r.map_err(backend),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::normalize_provider_id as n;
+
+    #[test]
+    fn submit_dates_fit_in_any_whole_quarter_hour_time_zone() {
+        use super::submit_date_fits as fits;
+        let since = 1_700_654_430_000; // 12:00:30 UTC
+        let now = since + 20_000;
+        let minute = |t: i64| t - t.rem_euclid(60_000);
+        assert!(fits(minute(since), since, now), "UTC, to the minute");
+        assert!(
+            fits(minute(since) + 5 * 3_600_000 + 1_800_000, since, now),
+            "UTC+5:30"
+        );
+        assert!(fits(minute(since) - 8 * 3_600_000, since, now), "UTC-8");
+        assert!(
+            !fits(minute(since) + 7 * 60_000, since, now),
+            "seven minutes off"
+        );
+        assert!(
+            !fits(minute(since) - 20 * 3_600_000, since, now),
+            "beyond ±14 h"
+        );
+        assert!(
+            fits(since - 3_600_000 * 3, since, since + 20 * 60_000),
+            "a long window"
+        );
+    }
 
     #[test]
     fn provider_ids_meet_whatever_the_case_and_leading_zeros() {

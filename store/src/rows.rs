@@ -118,6 +118,12 @@ pub struct OrphanRow {
     pub user_ref: Option<i32>,
     pub recipient: Option<String>,
     pub received_at: i64,
+    /// The receipt's submit date (Unix ms, the SMSC's time zone).
+    pub submitted_at: Option<i64>,
+    /// Keyed hash of the receipt's text key (letters and digits of its `text:`),
+    /// and that key's length: matched against prefixes of an attempt's parts.
+    pub text_mac: Option<String>,
+    pub text_len: Option<i32>,
 }
 
 #[derive(Insertable, Clone, Debug)]

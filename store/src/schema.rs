@@ -114,6 +114,9 @@ diesel::table! {
         user_ref -> Nullable<Integer>,
         recipient -> Nullable<Text>,
         received_at -> BigInt,
+        submitted_at -> Nullable<BigInt>,
+        text_mac -> Nullable<Text>,
+        text_len -> Nullable<Integer>,
     }
 }
 

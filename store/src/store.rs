@@ -77,6 +77,37 @@ impl SqlStore {
         .map_err(backend)
     }
 
+    /// Deletes up to `batch` provider-event markers (RBM event ids seen) older than
+    /// `older_than`; returns how many went. A provider retries an event for days
+    /// (RBM: up to 7), not for ever.
+    pub async fn purge_event_markers(
+        &self,
+        older_than: std::time::Duration,
+        batch: i64,
+    ) -> PortResult<usize> {
+        let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        write_tx!(&self.db, |c| {
+            let old: Vec<(String, String)> = webhook_events::table
+                .filter(webhook_events::received_at.lt(cutoff))
+                .select((webhook_events::source, webhook_events::event_id))
+                .limit(batch)
+                .load(c)
+                .await?;
+            let ids: Vec<&String> = old.iter().map(|(_, e)| e).collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            diesel::delete(
+                webhook_events::table
+                    .filter(webhook_events::received_at.lt(cutoff))
+                    .filter(webhook_events::event_id.eq_any(&ids)),
+            )
+            .execute(c)
+            .await
+        })
+        .map_err(backend)
+    }
+
     /// Call inside a tokio runtime: it starts the group-commit task for accepts.
     pub fn new(db: Db, vault: std::sync::Arc<hermod_crypto::vault::Vault>) -> Self {
         Self {
@@ -497,8 +528,8 @@ impl Store for SqlStore {
     async fn adopt_orphans(&self) -> PortResult<usize> {
         crate::pipeline::adopt_orphans(&self.db).await
     }
-    async fn resolve_in_doubt(&self, outgoing: &Outgoing) -> PortResult<bool> {
-        crate::pipeline::resolve_in_doubt(&self.db, &self.vault, outgoing).await
+    async fn resolve_in_doubt(&self, outgoing: &Outgoing, look: &InDoubtLook) -> PortResult<bool> {
+        crate::pipeline::resolve_in_doubt(&self.db, &self.vault, outgoing, look).await
     }
 
     async fn cancel_message(&self, tenant: &TenantId, id: &MessageId) -> PortResult<CancelOutcome> {

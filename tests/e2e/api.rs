@@ -293,11 +293,29 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_and_dropped_connections_delay_but_never_lose() {
-    let smsc = start_smsc(SmscConfig {
+    throttled_and_dropped(SmscConfig {
         throttle_share: 0.3,
         ..Default::default()
     })
-    .await;
+    .await
+    .stop();
+}
+
+/// An SMSC that echoes no reference and drops the connection on every 15th submit,
+/// losing the responses it had not written: each message still reaches it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_smsc_that_drops_and_echoes_no_reference_gets_each_message_once() {
+    let cfg = SmscConfig {
+        throttle_share: 0.3,
+        ..SmscConfig::like_real_smsc(15)
+    };
+    let smsc = throttled_and_dropped(cfg).await;
+    assert!(smsc.dropped_count() >= 2, "{} drops", smsc.dropped_count());
+    smsc.stop();
+}
+
+async fn throttled_and_dropped(cfg: SmscConfig) -> hermod_channels::sim::smsc::Smsc {
+    let smsc = start_smsc(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "acme");
     let server = Server::start(dir.path(), &smsc.url("hermod", "x"), free_port());
@@ -330,14 +348,24 @@ async fn throttling_and_dropped_connections_delay_but_never_lose() {
         "the simulator throttled some submits"
     );
     assert_exactly_once(&smsc, 40);
-    smsc.stop();
+    smsc
 }
 
 /// The SMSC accepts submits but the responses are lost with the connection: those
 /// submits are in doubt, resolved by their receipts, and never sent a second time.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_submit_responses_are_resolved_not_resent() {
-    let smsc = start_smsc(SmscConfig::default()).await;
+    lost_responses(SmscConfig::default()).await;
+}
+
+/// The same when the receipts echo no reference: matched by recipient, date, text.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_submit_responses_are_recognised_without_a_reference() {
+    lost_responses(SmscConfig::like_real_smsc(0)).await;
+}
+
+async fn lost_responses(cfg: SmscConfig) {
+    let smsc = start_smsc(cfg).await;
     smsc.lose_next_responses(3);
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "acme");

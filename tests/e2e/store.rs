@@ -41,6 +41,90 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
     }
 }
 
+/// An SMSC that echoes no `user_message_reference`: a kept receipt is an in-doubt
+/// attempt's only when its scope, submit date and text fit, and it is used once.
+async fn in_doubt_by_echo(store: &SqlStore, t: &hermod_core::TenantId) {
+    let claim = |text: &'static str| async move {
+        let m = new_message(t, text);
+        store
+            .accept(t, std::slice::from_ref(&m), None)
+            .await
+            .unwrap();
+        let aid = store
+            .plan_attempts(std::slice::from_ref(&m.id), &[])
+            .await
+            .unwrap()[0]
+            .0
+            .clone();
+        let Claim::Claimed(o) = store.claim_attempts(&[aid]).await.unwrap().remove(0) else {
+            panic!()
+        };
+        (m, o)
+    };
+    let (m1, o1) = claim("Your code is 1234").await;
+    let (m2, o2) = claim("Your code is 1234").await;
+    let (_, o3) = claim("Something else").await;
+    let since = now_ms() - 1000;
+    let minute = since - since.rem_euclid(60_000);
+    let look = |key: &str| InDoubtLook {
+        since,
+        part_keys: vec![key.into()],
+        scopes: vec!["SMSC-A:".into()],
+        last_look: false,
+        timing: None,
+    };
+    let receipt = |id: &str, submitted_at: i64, text: &str| Receipt {
+        channel: ChannelKind::Sms,
+        provider_id: id.into(),
+        status: Status::Delivered,
+        raw_status: "DELIVRD".into(),
+        error_code: None,
+        user_ref: None,
+        recipient: Some("+447911123456".into()),
+        echo: Some(SubmitEcho {
+            submitted_at: Some(submitted_at),
+            text_key: text.into(),
+        }),
+    };
+    store
+        .apply_receipts(&[
+            // Another connector's, the wrong minute, other text: none of them fit.
+            receipt("smsc-b:1", minute, "Yourcodeis1234"),
+            receipt("smsc-a:2", minute - 7 * 60_000, "Yourcodeis1234"),
+            receipt("smsc-a:3", minute, "Yourcodeis9999"),
+            // The SMSC's clock is UTC+1, its text cut at 20 characters.
+            receipt("smsc-a:4", minute + 3_600_000, "Yourcodeis12"),
+        ])
+        .await
+        .unwrap();
+    let key = "Yourcodeis1234";
+    assert!(
+        !store
+            .resolve_in_doubt(&o3, &look("Somethingelse"))
+            .await
+            .unwrap(),
+        "another text"
+    );
+    assert!(store.resolve_in_doubt(&o1, &look(key)).await.unwrap());
+    assert!(
+        !store.resolve_in_doubt(&o2, &look(key)).await.unwrap(),
+        "one receipt resolves one attempt: the other is sent again"
+    );
+    let view = store.get_message(t, &m1.id).await.unwrap().unwrap();
+    assert_eq!(view.message.status, Status::Delivered);
+    assert_eq!(view.attempts[0].provider_ids, vec!["smsc-a:4".to_string()]);
+    let view = store.get_message(t, &m2.id).await.unwrap().unwrap();
+    assert_eq!(view.attempts[0].status, Status::Sending);
+    // Without a scope (the channel cannot say), smsc-b's fits o2.
+    let any = InDoubtLook {
+        scopes: Vec::new(),
+        ..look(key)
+    };
+    assert!(store.resolve_in_doubt(&o2, &any).await.unwrap());
+    let view = store.get_message(t, &m2.id).await.unwrap().unwrap();
+    assert_eq!(view.attempts[0].provider_ids, vec!["smsc-b:1".to_string()]);
+}
+
 async fn exercise(url: &str) {
     let store = open(url).await;
     let t1 = store.create_api_key("acme", "k1", "h1").await.unwrap();
@@ -122,6 +206,7 @@ async fn exercise(url: &str) {
         error_code: Some("000".into()),
         user_ref: Some(out.user_ref),
         recipient: Some("447911123456".into()),
+        echo: None,
     };
     store
         .apply_receipts(std::slice::from_ref(&receipt))
@@ -181,7 +266,10 @@ async fn exercise(url: &str) {
         panic!()
     };
     assert!(
-        !store.resolve_in_doubt(&out2).await.unwrap(),
+        !store
+            .resolve_in_doubt(&out2, &InDoubtLook::default())
+            .await
+            .unwrap(),
         "no receipt yet"
     );
     store
@@ -193,10 +281,16 @@ async fn exercise(url: &str) {
             error_code: None,
             user_ref: Some(out2.user_ref),
             recipient: Some("447911123456".into()),
+            echo: None,
         }])
         .await
         .unwrap();
-    assert!(store.resolve_in_doubt(&out2).await.unwrap());
+    assert!(
+        store
+            .resolve_in_doubt(&out2, &InDoubtLook::default())
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .get_message(&t1, &m2.id)
@@ -207,6 +301,8 @@ async fn exercise(url: &str) {
             .status,
         Status::Delivered
     );
+    let t3 = store.create_api_key("echo", "k3", "h3").await.unwrap();
+    in_doubt_by_echo(&store, &t3).await;
 
     // Listing with filters and cursor pagination.
     let batch: Vec<NewMessage> = (0..5).map(|i| new_message(&t1, &format!("m{i}"))).collect();
@@ -717,6 +813,7 @@ async fn exercise_fallback_and_webhooks(url: &str) {
             error_code: None,
             user_ref: None,
             recipient: None,
+            echo: None,
         }])
         .await
         .unwrap();
@@ -1082,6 +1179,7 @@ async fn an_outcome_and_its_receipt_recorded_side_by_side_end_delivered_on_postg
             error_code: None,
             user_ref: Some(o.user_ref),
             recipient: Some(o.to.digits().to_owned()),
+            echo: None,
         })
         .collect();
     store.apply_receipts(&receipts).await.unwrap();
@@ -1099,7 +1197,9 @@ async fn an_outcome_and_its_receipt_recorded_side_by_side_end_delivered_on_postg
             Box::pin(async move { a.record_sends(&[result]).await.unwrap() });
         let resolve: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
             Box::pin(async move {
-                b.resolve_in_doubt(&o).await.unwrap();
+                b.resolve_in_doubt(&o, &InDoubtLook::default())
+                    .await
+                    .unwrap();
             });
         [outcome, resolve]
     });
@@ -1302,6 +1402,31 @@ async fn exercise_idempotency_retention(url: &str) {
         assert!(store.idempotency(&t, key).await.unwrap().is_none(), "{key}");
     }
     assert!(store.idempotency(&t, "new-1").await.unwrap().is_some());
+
+    // Provider event markers: a month old goes, a fresh one stays (still a duplicate).
+    use hermod_store::schema::webhook_events;
+    for id in ["E-old-1", "E-old-2", "E-new"] {
+        assert!(store.first_seen_event("rbm:a", id).await.unwrap());
+    }
+    let month_ago = now_ms() - 31 * 86_400_000;
+    let old_events = ["E-old-1", "E-old-2"];
+    let age =
+        diesel::update(webhook_events::table.filter(webhook_events::event_id.eq_any(old_events)))
+            .set(webhook_events::received_at.eq(month_ago));
+    match store.db() {
+        Db::Pg(pool) => {
+            age.execute(&mut pool.get().await.unwrap()).await.unwrap();
+        }
+        Db::Lite { pool, .. } => {
+            age.execute(&mut pool.get().await.unwrap()).await.unwrap();
+        }
+    }
+    let days30 = Duration::from_secs(30 * 86_400);
+    assert_eq!(store.purge_event_markers(days30, 1).await.unwrap(), 1);
+    assert_eq!(store.purge_event_markers(days30, 10).await.unwrap(), 1);
+    assert_eq!(store.purge_event_markers(days30, 10).await.unwrap(), 0);
+    assert!(!store.first_seen_event("rbm:a", "E-new").await.unwrap());
+    assert!(store.first_seen_event("rbm:a", "E-old-1").await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,8 +31,10 @@ pub struct WorkerSettings {
     pub batch: usize,
     /// Submits in flight per channel: `senders × batch`.
     pub senders: usize,
-    /// How long an in-doubt submit waits for its receipt before it is sent again.
+    /// The longest an in-doubt submit waits for its receipt before it is sent again.
     pub in_doubt_grace: Duration,
+    /// The shortest, once the channel has measured how soon its receipts come.
+    pub in_doubt_min_grace: Duration,
     /// Deliveries of a send job before the attempt fails.
     pub max_send_deliveries: i32,
     /// How often the fallback stage looks for due timers when there were none.
@@ -45,6 +47,7 @@ impl Default for WorkerSettings {
             batch: 128,
             senders: 4,
             in_doubt_grace: Duration::from_secs(30),
+            in_doubt_min_grace: Duration::from_secs(2),
             max_send_deliveries: 50,
             fallback_poll: Duration::from_millis(500),
         }

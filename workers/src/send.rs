@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use hermod_core::model::{Claim, Delivery, Job, Outgoing, SendOutcome, SendResult};
+use hermod_core::model::{Claim, Delivery, Job, Outgoing, ReceiptTiming, SendOutcome, SendResult};
 use hermod_core::ports::{Channel, PortError, SendError};
 use hermod_core::{AttemptId, now_ms};
 use tokio::sync::{Semaphore, mpsc};
@@ -136,22 +136,28 @@ async fn claim_and_send(
     // A submit may have reached the provider before a crash: its receipt may resolve
     // it. Resend only when none came in time. (After a crash, a whole window of them
     // comes back at once: looked at side by side.)
-    let grace = i64::try_from(p.settings.in_doubt_grace.as_millis()).unwrap_or(0);
+    let now = now_ms();
     let looked = futures::stream::iter(in_doubt)
-        .map(|(o, since)| async move {
-            let resolved = p.store.resolve_in_doubt(&o).await;
-            (o, since, resolved)
+        .map(|(o, since)| {
+            let mut look = channel.in_doubt_look(&o, since);
+            let deadline = in_doubt_deadline(&p.settings, look.timing, since);
+            look.last_look = now >= deadline;
+            async move {
+                let resolved = p.store.resolve_in_doubt(&o, &look).await;
+                (o, deadline, resolved)
+            }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
         .await;
-    for (outgoing, since, resolved) in looked {
+    for (outgoing, deadline, resolved) in looked {
         let (tag, _) = tag_of(&outgoing.attempt_id);
         if resolved? {
             tracing::info!(attempt = %outgoing.attempt_id, "in-doubt submit resolved by its receipt");
             decided.push(Done::Ack(tag));
-        } else if now_ms() - since < grace {
-            decided.push(Done::Retry(tag, Duration::from_secs(1)));
+        } else if now < deadline {
+            let wait = u64::try_from(deadline - now).unwrap_or(0).clamp(200, 1000);
+            decided.push(Done::Retry(tag, Duration::from_millis(wait)));
         } else {
             tracing::warn!(attempt = %outgoing.attempt_id, "in-doubt submit had no receipt; sending again");
             to_send.push(outgoing);
@@ -182,6 +188,32 @@ async fn claim_and_send(
         });
     }
     Ok(())
+}
+
+/// When an in-doubt submit (claimed at `since`) is sent again if no receipt has
+/// recognised it. Once the channel has timed its receipts: from the later of the claim
+/// and the moment receipts could flow again (an SMSC holds them while no receiver is
+/// bound), three times the slowest recent receipt plus a second, at least
+/// `in_doubt_min_grace`, at most `in_doubt_grace`. Before that: `in_doubt_grace`
+/// after the claim, and at least `in_doubt_min_grace` after receipts could flow.
+fn in_doubt_deadline(s: &crate::WorkerSettings, timing: Option<ReceiptTiming>, since: i64) -> i64 {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let (cap, min) = (ms(s.in_doubt_grace), ms(s.in_doubt_min_grace));
+    match timing {
+        None => since.saturating_add(cap),
+        Some(t) => match t.slowest_recent {
+            Some(slow) => {
+                let wait = ms(slow)
+                    .saturating_mul(3)
+                    .saturating_add(1000)
+                    .clamp(min.min(cap), cap);
+                since.max(t.receipts_since).saturating_add(wait)
+            }
+            None => since
+                .saturating_add(cap)
+                .max(t.receipts_since.saturating_add(min.min(cap))),
+        },
+    }
 }
 
 /// Stores outcomes in batches (whatever finished while the last batch was stored),
@@ -297,4 +329,47 @@ fn outcomes(
         });
     }
     (results, acks, retries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_doubt_submits_wait_for_receipts_as_long_as_they_take() {
+        let s = crate::WorkerSettings::default(); // 2 s .. 30 s
+        let t = |since, slow: Option<u64>| {
+            Some(ReceiptTiming {
+                receipts_since: since,
+                slowest_recent: slow.map(Duration::from_millis),
+            })
+        };
+        assert_eq!(in_doubt_deadline(&s, None, 1_000), 31_000, "nothing known");
+        assert_eq!(
+            in_doubt_deadline(&s, t(0, Some(100)), 1_000),
+            3_000,
+            "quick receipts"
+        );
+        assert_eq!(in_doubt_deadline(&s, t(0, Some(2_000)), 1_000), 8_000);
+        assert_eq!(
+            in_doubt_deadline(&s, t(0, Some(60_000)), 1_000),
+            31_000,
+            "capped"
+        );
+        assert_eq!(
+            in_doubt_deadline(&s, t(5_000, Some(100)), 1_000),
+            7_000,
+            "counted from the rebind"
+        );
+        assert_eq!(
+            in_doubt_deadline(&s, t(5_000, None), 1_000),
+            31_000,
+            "not timed yet"
+        );
+        assert_eq!(
+            in_doubt_deadline(&s, t(40_000, None), 1_000),
+            42_000,
+            "never before receipts could come"
+        );
+    }
 }

@@ -80,6 +80,7 @@ pub fn decode_event(
                 error_code: error,
                 user_ref: None,
                 recipient: sender,
+                echo: None,
             }),
         ));
     }

@@ -50,6 +50,10 @@ pub struct SmscConfig {
     /// How long each submit_sm waits before it is answered (a slow SMSC: a bind then
     /// takes at most one submit per this long).
     pub submit_delay: Duration,
+    /// Non-zero: every Nth submit_sm closes the connection instead of being taken or
+    /// answered, and responses not yet written are lost with it (node-smpp's
+    /// `--drop-every`).
+    pub drop_every: u64,
 }
 
 /// How receipts are written.
@@ -61,6 +65,9 @@ pub enum ReceiptStyle {
     Standard,
     /// Only the Appendix B text, esm_class 0x04.
     TextOnly,
+    /// `receipted_message_id`, `message_state` and the text, but no
+    /// `user_message_reference`: what most SMSCs send (and node-smpp's simulator).
+    NoUserRef,
     /// Text only, the id in decimal (submit_sm_resp ids are hex).
     DecimalIds,
     /// Lower-case keys, `=` separators, 12-digit dates, 4-digit err, no TLVs.
@@ -78,6 +85,20 @@ impl Default for SmscConfig {
             tls: None,
             receipt_style: ReceiptStyle::Standard,
             submit_delay: Duration::ZERO,
+            drop_every: 0,
+        }
+    }
+}
+
+impl SmscConfig {
+    /// Like most real SMSCs, and the independent simulator of the peer rig: receipts
+    /// without `user_message_reference`, and every `drop_every`th submit closes the
+    /// connection, taking unwritten responses with it.
+    pub fn like_real_smsc(drop_every: u64) -> Self {
+        Self {
+            receipt_style: ReceiptStyle::NoUserRef,
+            drop_every,
+            ..Self::default()
         }
     }
 }
@@ -88,10 +109,11 @@ impl std::str::FromStr for ReceiptStyle {
         match s {
             "standard" => Ok(ReceiptStyle::Standard),
             "text-only" => Ok(ReceiptStyle::TextOnly),
+            "no-user-ref" => Ok(ReceiptStyle::NoUserRef),
             "decimal-ids" => Ok(ReceiptStyle::DecimalIds),
             "loose" => Ok(ReceiptStyle::Loose),
             _ => Err(format!(
-                "unknown receipt style {s:?} (standard, text-only, decimal-ids, loose)"
+                "unknown receipt style {s:?} (standard, text-only, no-user-ref, decimal-ids, loose)"
             )),
         }
     }
@@ -135,6 +157,8 @@ enum Answer {
     Sent,
     /// Accepted, but the connection is to be closed without a response.
     Lost,
+    /// Not taken: the connection is to be closed at once, unwritten responses lost.
+    Dropped,
 }
 
 /// One accepted submit_sm, as the SMSC saw it.
@@ -161,6 +185,9 @@ struct State {
     pending_notify: Notify,
     throttled: AtomicU64,
     next_id: AtomicU64,
+    /// Every submit_sm seen (taken, throttled or dropped), for `drop_every`.
+    submits_seen: AtomicU64,
+    dropped: AtomicU64,
     throttle_permille: AtomicU32,
     /// Submits to accept and then drop the connection without answering.
     lose_responses: AtomicU32,
@@ -329,6 +356,11 @@ impl Smsc {
         self.state.submitted.lock().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// Connections closed by `drop_every`.
+    pub fn dropped_count(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
+
     pub fn throttled_count(&self) -> u64 {
         self.state.throttled.load(Ordering::Relaxed)
     }
@@ -398,10 +430,29 @@ impl Smsc {
         };
         let (mut sink, mut stream) = Framed::new(sock, CommandCodec::new()).split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Command>();
+        // Dropping connections, the simulator writes like a busy SMSC: responses are
+        // flushed every few milliseconds, so a drop loses the ones not yet written.
+        let batch_writes = self.cfg.drop_every > 0;
         let writer = tokio::spawn(async move {
-            while let Some(cmd) = out_rx.recv().await {
-                if sink.send(cmd).await.is_err() {
-                    break;
+            if !batch_writes {
+                while let Some(cmd) = out_rx.recv().await {
+                    if sink.send(cmd).await.is_err() {
+                        break;
+                    }
+                }
+                return;
+            }
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tokio::select! {
+                    cmd = out_rx.recv() => match cmd {
+                        Some(cmd) => if sink.feed(cmd).await.is_err() { break },
+                        None => {
+                            let _ = sink.flush().await;
+                            break;
+                        }
+                    },
+                    _ = tick.tick() => if sink.flush().await.is_err() { break },
                 }
             }
         });
@@ -409,6 +460,7 @@ impl Smsc {
         let waiting: Arc<Mutex<HashMap<u32, oneshot::Sender<CommandStatus>>>> = Arc::default();
         let seq = Arc::new(AtomicU32::new(1));
         let mut bound: Option<(String, bool)> = None; // (system_id, may submit)
+        let mut abandon = false;
         loop {
             let next = tokio::select! {
                 _ = dropped.cancelled() => break,
@@ -483,8 +535,13 @@ impl Smsc {
                         if !self.cfg.submit_delay.is_zero() {
                             tokio::time::sleep(self.cfg.submit_delay).await;
                         }
-                        if self.on_submit(&sid, sm, s, &out_tx) == Answer::Lost {
-                            break;
+                        match self.on_submit(&sid, sm, s, &out_tx) {
+                            Answer::Sent => {}
+                            Answer::Lost => break,
+                            Answer::Dropped => {
+                                abandon = true;
+                                break;
+                            }
                         }
                     }
                     _ => reply(CommandStatus::EsmeRinvbndsts, Pdu::GenericNack),
@@ -508,6 +565,10 @@ impl Smsc {
         session_end.cancel();
         drop(out_tx);
         let mut writer = writer;
+        if abandon {
+            writer.abort();
+            return;
+        }
         if tokio::time::timeout(Duration::from_secs(1), &mut writer)
             .await
             .is_err()
@@ -523,6 +584,11 @@ impl Smsc {
         seq: u32,
         out: &mpsc::UnboundedSender<Command>,
     ) -> Answer {
+        let seen = self.state.submits_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.cfg.drop_every > 0 && seen.is_multiple_of(self.cfg.drop_every) {
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+            return Answer::Dropped;
+        }
         let permille = self.state.throttle_permille.load(Ordering::Relaxed);
         if permille > 0 && rand::random_range(0..1000) < permille {
             self.state.throttled.fetch_add(1, Ordering::Relaxed);
@@ -728,7 +794,7 @@ fn receipt(
     let now = yymmddhhmm();
     let dlvrd = if undeliv { "000" } else { "001" };
     let msg = match style {
-        ReceiptStyle::Standard | ReceiptStyle::TextOnly => format!(
+        ReceiptStyle::Standard | ReceiptStyle::TextOnly | ReceiptStyle::NoUserRef => format!(
             "id:{id} sub:001 dlvrd:{dlvrd} submit date:{now} done date:{now} stat:{stat} err:{err} text:{text}"
         ),
         ReceiptStyle::DecimalIds => format!(
@@ -741,7 +807,7 @@ fn receipt(
         ),
     };
     let mut tlvs = Vec::new();
-    if style == ReceiptStyle::Standard {
+    if matches!(style, ReceiptStyle::Standard | ReceiptStyle::NoUserRef) {
         tlvs.push(MessageDeliveryRequestTlvValue::ReceiptedMessageId(
             COctetString::from_str_lossy(id),
         ));

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::clock::ReceiptClock;
 use super::config::ConnectorConfig;
 use super::{dlr, mo};
 
@@ -92,6 +93,8 @@ pub struct Bind {
     /// f64 bits of the last measured submits/s.
     rate: AtomicU64,
     health: Mutex<Health>,
+    /// The connector's receipt delays (shared by its binds).
+    pub clock: Arc<ReceiptClock>,
 }
 
 impl Bind {
@@ -102,6 +105,7 @@ impl Bind {
         cfg: Arc<ConnectorConfig>,
         tls: Option<rustls::ClientConfig>,
         sinks: Sinks,
+        clock: Arc<ReceiptClock>,
         cancel: CancellationToken,
     ) -> Arc<Bind> {
         let (tx, rx) = watch::channel(None);
@@ -118,6 +122,7 @@ impl Bind {
                 since: now_ms(),
                 last_error: None,
             }),
+            clock,
         });
         tokio::spawn(supervise(bind.clone(), cfg, tls, tx, sinks, cancel));
         bind
@@ -133,6 +138,12 @@ impl Bind {
                 h.last_error = error;
             }
         }
+    }
+
+    /// Unix ms since when the session has been bound, while it is.
+    pub fn bound_since(&self) -> Option<i64> {
+        let h = self.health.lock().ok()?;
+        (h.state == "bound").then_some(h.since)
     }
 
     /// True while bound and able to submit.
@@ -497,6 +508,7 @@ async fn serve(
                 let stored = match dlr::receipt_from(d, cfg.receipt_ids) {
                     Some(mut r) => {
                         r.provider_id = super::connector::scoped_id(&cfg.name, &r.provider_id);
+                        me.clock.received(&r.provider_id);
                         let sink = sinks.receipts.clone();
                         tokio::spawn(async move { sink.deliver(r).await })
                     }

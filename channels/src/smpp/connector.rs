@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hermod_core::model::Outgoing;
+use hermod_core::model::{Outgoing, ReceiptTiming};
 use hermod_core::now_ms;
 use hermod_core::ports::SendError;
 use rusmpp::pdus::SubmitSm;
@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::bind::{Bind, BindStatus, Mode, Sinks};
 use super::bucket::TokenBucket;
+use super::clock::ReceiptClock;
 use super::config::{BindMode, ConnectorConfig};
-use super::{gsm, status, tls};
+use super::{dlr, gsm, status, tls};
 
 /// A connector as `GET /v1/connectors` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +47,7 @@ pub struct Connector {
     reference: AtomicU8,
     failures: AtomicU32,
     failing_until: Mutex<Option<(Instant, i64)>>,
+    clock: Arc<ReceiptClock>,
 }
 
 impl Connector {
@@ -61,6 +63,7 @@ impl Connector {
         } else {
             None
         };
+        let clock = Arc::new(ReceiptClock::default());
         let mut binds = Vec::new();
         for i in 1..=cfg.binds {
             let modes: &[(Mode, &str)] = match cfg.bind_mode {
@@ -76,6 +79,7 @@ impl Connector {
                     cfg.clone(),
                     tls.clone(),
                     sinks.clone(),
+                    clock.clone(),
                     cancel.clone(),
                 ));
             }
@@ -88,6 +92,7 @@ impl Connector {
             reference: AtomicU8::new(1),
             failures: AtomicU32::new(0),
             failing_until: Mutex::new(None),
+            clock,
         });
         tokio::spawn(sample_rates(c.clone(), cancel));
         Ok(c)
@@ -176,6 +181,31 @@ impl Connector {
         Some((b.clone(), c))
     }
 
+    /// Each part's text key ([`dlr::text_key`]) as this connector would submit it.
+    pub fn part_keys(&self, msg: &Outgoing) -> Vec<String> {
+        gsm::segment_as(&msg.text, self.cfg.data_coding)
+            .parts
+            .iter()
+            .map(|p| dlr::text_key(p))
+            .collect()
+    }
+
+    /// Since when receipts can arrive here (the latest (re)bind of a receiving bind
+    /// that is up) and the slowest recent receipt; `None` while this process has no
+    /// receiving bind up (another may hold them).
+    pub fn receipt_timing(&self) -> Option<ReceiptTiming> {
+        let receipts_since = self
+            .binds
+            .iter()
+            .filter(|b| b.mode.receives())
+            .filter_map(|b| b.bound_since())
+            .max()?;
+        Some(ReceiptTiming {
+            receipts_since,
+            slowest_recent: self.clock.slowest_recent(),
+        })
+    }
+
     fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, SendError> {
         let reference = self.reference.fetch_add(1, Ordering::Relaxed);
         build_submits(&self.cfg, reference, msg)
@@ -227,7 +257,9 @@ impl Connector {
                 Ok(resp) => {
                     bind.sent.fetch_add(1, Ordering::Relaxed);
                     self.bucket.accepted();
-                    ids.push(scoped_id(&self.cfg.name, resp.message_id().as_str()));
+                    let id = scoped_id(&self.cfg.name, resp.message_id().as_str());
+                    self.clock.submitted(&id);
+                    ids.push(id);
                 }
                 Err(rusmppc::error::Error::UnexpectedResponse { response }) => {
                     let code = u32::from(response.status());

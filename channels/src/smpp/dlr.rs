@@ -10,7 +10,7 @@
 use std::str::FromStr;
 
 use hermod_core::Status;
-use hermod_core::model::{ChannelKind, Receipt};
+use hermod_core::model::{ChannelKind, Receipt, SubmitEcho};
 use rusmpp::pdus::DeliverSm;
 use rusmpp::tlvs::TlvValue;
 use rusmpp::values::MessageType;
@@ -99,6 +99,46 @@ fn fields(s: &str) -> Vec<(usize, usize, Key)> {
         }
     }
     found
+}
+
+/// Where the value of `text:` starts in the receipt text, if it has one.
+fn text_value_at(s: &str) -> Option<usize> {
+    fields(s)
+        .into_iter()
+        .find(|(_, _, k)| *k == Key::Text)
+        .map(|(_, v, _)| v)
+}
+
+/// The normal form in which a receipt's `text:` and a submitted part are compared:
+/// the ASCII letters and digits of the bytes, in order, after a concatenation UDH.
+/// SMSCs repeat the first 20 characters in their own way (raw octets, decoded,
+/// non-printables as `.` or `?`, with or without the UDH); letters and digits are
+/// what they agree on.
+pub fn text_key(bytes: &[u8]) -> String {
+    let body = match bytes {
+        [0x05, 0x00, 0x03, ..] => bytes.get(6..).unwrap_or_default(),
+        [0x06, 0x08, 0x04, ..] => bytes.get(7..).unwrap_or_default(),
+        _ => bytes,
+    };
+    body.iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(|&b| char::from(b))
+        .collect()
+}
+
+/// What a receipt repeats of its submit: its `submit date` and the key of its
+/// `text:` (`None` when it repeats neither).
+fn echo_of(raw: &[u8], lossy: &str, parsed: &ParsedDlr) -> Option<SubmitEcho> {
+    // The fields before `text:` are ASCII, so the offset is the same in the bytes.
+    let text_key = text_value_at(lossy)
+        .filter(|&v| raw.get(..v).is_some_and(<[u8]>::is_ascii))
+        .and_then(|v| raw.get(v..))
+        .map(text_key)
+        .unwrap_or_default();
+    (parsed.submit_date.is_some() || !text_key.is_empty()).then_some(SubmitEcho {
+        submitted_at: parsed.submit_date,
+        text_key,
+    })
 }
 
 /// Parses receipt text loosely.
@@ -236,7 +276,8 @@ pub fn receipt_from(d: &DeliverSm, ids: ReceiptIds) -> Option<Receipt> {
             _ => {}
         }
     }
-    let raw_text = String::from_utf8_lossy(d.short_message().as_ref()).into_owned();
+    let octets: &[u8] = d.short_message().as_ref();
+    let raw_text = String::from_utf8_lossy(octets).into_owned();
     let text = parse_text(&raw_text);
     let flagged = matches!(
         d.esm_class.message_type,
@@ -247,6 +288,7 @@ pub fn receipt_from(d: &DeliverSm, ids: ReceiptIds) -> Option<Receipt> {
     if !flagged && !tlv_receipt && !looks_like_receipt(&text, &raw_text) {
         return None;
     }
+    let echo = echo_of(octets, &raw_text, &text);
     let id = id.or(text.id)?;
     let (status, raw) = match (state, &text.stat) {
         // The raw status comes from the same field as the decision.
@@ -262,6 +304,7 @@ pub fn receipt_from(d: &DeliverSm, ids: ReceiptIds) -> Option<Receipt> {
         provider_id: ids.to_submit_form(&id),
         status,
         raw_status: raw,
+        echo,
         error_code: text.err.or(network_error),
         user_ref,
         recipient: Some(d.source_addr.as_str().to_owned()),
@@ -659,6 +702,45 @@ mod tests {
         .unwrap();
         assert_eq!(r.user_ref, Some(77));
         assert_eq!(r.recipient.as_deref(), Some("447911123456"));
+    }
+
+    /// What receipts repeat of their submit, written as node-smpp's simulator (raw
+    /// octets as Latin-1, the UDH included), Hermod's (UDH stripped, `.` for what
+    /// is not printable) and loose SMSCs write it.
+    #[test]
+    fn receipts_repeat_their_submit_date_and_text() {
+        let echo = |bytes: &[u8]| {
+            let d = DeliverSm::builder()
+                .source_addr(COctetString::from_str("447911123456").unwrap())
+                .esm_class(EsmClass::from(0x04))
+                .short_message(OctetString::from_vec(bytes.to_vec()).unwrap())
+                .build();
+            receipt_from(&d, ReceiptIds::Same).unwrap().echo
+        };
+        let head = b"id:1 sub:001 dlvrd:001 submit date:2311221200 done date:2311221201 stat:DELIVRD err:000 text:";
+        let with = |text: &[u8]| [head.as_slice(), text].concat();
+        let e = echo(&with(b"hello 42")).unwrap();
+        assert_eq!(e.submitted_at, Some(1_700_654_400_000));
+        assert_eq!(e.text_key, "hello42");
+        let udh = with(&[
+            0x05, 0x00, 0x03, 0x41, 0x02, 0x01, b'P', b'a', b'r', b't', 0xE9,
+        ]);
+        assert_eq!(
+            echo(&udh).unwrap().text_key,
+            "Part",
+            "UDH and Latin-1 octets"
+        );
+        assert_eq!(echo(&with(b"caf. 1")).unwrap().text_key, "caf1");
+        let loose =
+            b"id=9 submit_date=231122120000 done_date=231122120100 stat=delivrd Text=Hi there";
+        let e = echo(loose).unwrap();
+        assert_eq!(
+            (e.submitted_at, e.text_key.as_str()),
+            (Some(1_700_654_400_000), "Hithere")
+        );
+        let bare = b"id:2 stat:DELIVRD err:000";
+        assert_eq!(echo(bare), None, "nothing repeated");
+        assert_eq!(text_key("Grüße 7".as_bytes()), "Gre7");
     }
 
     #[test]

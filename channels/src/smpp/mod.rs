@@ -5,6 +5,7 @@
 
 mod bind;
 mod bucket;
+mod clock;
 pub mod config;
 mod connector;
 pub mod dlr;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use hermod_core::model::{ChannelKind, Outgoing};
+use hermod_core::model::{ChannelKind, InDoubtLook, Outgoing, ReceiptTiming};
 use hermod_core::ports::{Channel, SendError};
 use tokio_util::sync::CancellationToken;
 
@@ -185,6 +185,42 @@ impl Channel for SmsRouter {
     /// A process without any bind up (all held by other workers) takes no SMS jobs.
     fn ready(&self) -> bool {
         self.any_bound()
+    }
+
+    /// The connectors its route allows (their receipts carry their scope), the parts as
+    /// the first of them would split the text, and receipt timing only when every one
+    /// of them can say: a receipt held by a connector that is down must not be
+    /// given up on because another is quick.
+    fn in_doubt_look(&self, msg: &Outgoing, since: i64) -> InDoubtLook {
+        let candidates = self.candidates(msg.to.digits());
+        let timings: Vec<Option<ReceiptTiming>> =
+            candidates.iter().map(|c| c.receipt_timing()).collect();
+        let timing = if timings.iter().all(Option::is_some) && !timings.is_empty() {
+            let t: Vec<ReceiptTiming> = timings.into_iter().flatten().collect();
+            let slowest: Option<Vec<_>> = t.iter().map(|t| t.slowest_recent).collect();
+            t.iter()
+                .map(|t| t.receipts_since)
+                .max()
+                .map(|since| ReceiptTiming {
+                    receipts_since: since,
+                    slowest_recent: slowest.and_then(|s| s.into_iter().max()),
+                })
+        } else {
+            None
+        };
+        InDoubtLook {
+            since,
+            part_keys: candidates
+                .first()
+                .map(|c| c.part_keys(msg))
+                .unwrap_or_default(),
+            scopes: candidates
+                .iter()
+                .map(|c| format!("{}:", c.name()))
+                .collect(),
+            last_look: false,
+            timing,
+        }
     }
 
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
