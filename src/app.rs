@@ -584,43 +584,57 @@ pub async fn run(
 /// older than 30 days (RBM retries an event for 7), go 1,000 per transaction (a short
 /// pause between, so the writer is never held for long).
 async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: CancellationToken) {
-    const BATCH: i64 = 1000;
     const MARKERS: Duration = Duration::from_secs(30 * 86_400);
     loop {
-        for what in ["idempotency records", "provider event markers"] {
-            let mut gone = 0;
-            loop {
-                let r = if what == "idempotency records" {
-                    store.purge_idempotency(keep, BATCH).await
-                } else {
-                    store.purge_event_markers(MARKERS, BATCH).await
-                };
-                match r {
-                    Ok(n) => {
-                        gone += n;
-                        if i64::try_from(n).unwrap_or(0) < BATCH {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, what, "purging past their retention failed");
-                        break;
-                    }
-                }
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-            }
-            if gone > 0 {
-                tracing::info!(gone, what, "deleted past their retention");
-            }
+        let swept = sweep("idempotency records", &cancel, |batch| {
+            store.purge_idempotency(keep, batch)
+        })
+        .await
+            && sweep("provider event markers", &cancel, |batch| {
+                store.purge_event_markers(MARKERS, batch)
+            })
+            .await;
+        if !swept {
+            return;
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// Calls `purge` with batches of 1,000 until a batch comes back short; false once
+/// cancelled.
+async fn sweep<F, Fut>(what: &str, cancel: &CancellationToken, purge: F) -> bool
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = hermod_core::ports::PortResult<usize>>,
+{
+    const BATCH: i64 = 1000;
+    let mut gone = 0;
+    loop {
+        match purge(BATCH).await {
+            Ok(n) => {
+                gone += n;
+                if i64::try_from(n).unwrap_or(0) < BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, what, "purging past their retention failed");
+                break;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    if gone > 0 {
+        tracing::info!(gone, what, "deleted past their retention");
+    }
+    true
 }
 
 /// Every 30 s: the app channel's housekeeping (plaintext of ended app messages,

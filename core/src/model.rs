@@ -291,6 +291,19 @@ pub struct ReceiptTiming {
     pub slowest_recent: Option<std::time::Duration>,
 }
 
+impl ReceiptTiming {
+    /// Waiting on both: the later start, the slower receipts (unknown if either is).
+    pub fn and(self, other: Self) -> Self {
+        Self {
+            receipts_since: self.receipts_since.max(other.receipts_since),
+            slowest_recent: self
+                .slowest_recent
+                .zip(other.slowest_recent)
+                .map(|(a, b)| a.max(b)),
+        }
+    }
+}
+
 /// Jobs are a tagged, versioned enum so that a rolling deploy can read old jobs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -45,67 +45,70 @@ pub struct SqlStore {
     pub(crate) vault: std::sync::Arc<hermod_crypto::vault::Vault>,
 }
 
-impl SqlStore {
-    /// Deletes up to `batch` idempotency records older than `older_than`; returns how
-    /// many (call again while it returns `batch`). A key past its retention can be
-    /// used again as a new request.
-    pub async fn purge_idempotency(
-        &self,
-        older_than: std::time::Duration,
-        batch: i64,
-    ) -> PortResult<usize> {
-        let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        write_tx!(&self.db, |c| {
-            let old: Vec<String> = idempotency_keys::table
-                .filter(idempotency_keys::created_at.lt(cutoff))
-                .select(idempotency_keys::key)
+/// Deletes up to `$batch` rows of `$table` whose `$at` is older than `$older_than`,
+/// picked by `$key` (a row sharing the key goes only if it is as old).
+macro_rules! purge_before {
+    ($db:expr, $table:ident, $at:ident, $key:ident, $older_than:expr, $batch:expr) => {{
+        let cutoff = now_ms() - i64::try_from($older_than.as_millis()).unwrap_or(i64::MAX);
+        let batch: i64 = $batch;
+        write_tx!($db, |c| {
+            let old: Vec<String> = $table::table
+                .filter($table::$at.lt(cutoff))
+                .select($table::$key)
                 .limit(batch)
                 .load(c)
                 .await?;
             if old.is_empty() {
                 return Ok(0);
             }
-            // The same key of another tenant goes too only if it is as old.
             diesel::delete(
-                idempotency_keys::table
-                    .filter(idempotency_keys::created_at.lt(cutoff))
-                    .filter(idempotency_keys::key.eq_any(&old)),
+                $table::table
+                    .filter($table::$at.lt(cutoff))
+                    .filter($table::$key.eq_any(&old)),
             )
             .execute(c)
             .await
         })
         .map_err(backend)
+    }};
+}
+
+impl SqlStore {
+    /// Deletes up to `batch` idempotency records older than `older_than`; returns how
+    /// many (call again while it returns `batch`). A key past its retention can be
+    /// used again as a new request. (The same key of another tenant goes too only if
+    /// it is as old.)
+    pub async fn purge_idempotency(
+        &self,
+        older_than: std::time::Duration,
+        batch: i64,
+    ) -> PortResult<usize> {
+        purge_before!(
+            &self.db,
+            idempotency_keys,
+            created_at,
+            key,
+            older_than,
+            batch
+        )
     }
 
     /// Deletes up to `batch` provider-event markers (RBM event ids seen) older than
-    /// `older_than`; returns how many went. A provider retries an event for days
-    /// (RBM: up to 7), not for ever.
+    /// `older_than`, like [`Self::purge_idempotency`]. A provider retries an event
+    /// for days (RBM: up to 7), not for ever.
     pub async fn purge_event_markers(
         &self,
         older_than: std::time::Duration,
         batch: i64,
     ) -> PortResult<usize> {
-        let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        write_tx!(&self.db, |c| {
-            let old: Vec<(String, String)> = webhook_events::table
-                .filter(webhook_events::received_at.lt(cutoff))
-                .select((webhook_events::source, webhook_events::event_id))
-                .limit(batch)
-                .load(c)
-                .await?;
-            let ids: Vec<&String> = old.iter().map(|(_, e)| e).collect();
-            if ids.is_empty() {
-                return Ok(0);
-            }
-            diesel::delete(
-                webhook_events::table
-                    .filter(webhook_events::received_at.lt(cutoff))
-                    .filter(webhook_events::event_id.eq_any(&ids)),
-            )
-            .execute(c)
-            .await
-        })
-        .map_err(backend)
+        purge_before!(
+            &self.db,
+            webhook_events,
+            received_at,
+            event_id,
+            older_than,
+            batch
+        )
     }
 
     /// Call inside a tokio runtime: it starts the group-commit task for accepts.

@@ -123,6 +123,28 @@ async fn in_doubt_by_echo(store: &SqlStore, t: &hermod_core::TenantId) {
     assert!(store.resolve_in_doubt(&o2, &any).await.unwrap());
     let view = store.get_message(t, &m2.id).await.unwrap().unwrap();
     assert_eq!(view.attempts[0].provider_ids, vec!["smsc-b:1".to_string()]);
+
+    // Two parts, one receipt: not resolved until the last look, then sent, not repeated.
+    let (m4, o4) = claim("Part one, part two").await;
+    store
+        .apply_receipts(&[receipt("smsc-a:5", minute, "Partone")])
+        .await
+        .unwrap();
+    let two = InDoubtLook {
+        part_keys: vec!["Partone".into(), "parttwo".into()],
+        ..look(key)
+    };
+    assert!(
+        !store.resolve_in_doubt(&o4, &two).await.unwrap(),
+        "one part of two"
+    );
+    let last = InDoubtLook {
+        last_look: true,
+        ..two
+    };
+    assert!(store.resolve_in_doubt(&o4, &last).await.unwrap());
+    let view = store.get_message(t, &m4.id).await.unwrap().unwrap();
+    assert_eq!(view.attempts[0].provider_ids, vec!["smsc-a:5".to_string()]);
 }
 
 async fn exercise(url: &str) {

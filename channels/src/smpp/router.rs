@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use hermod_core::model::{ChannelKind, InDoubtLook, Outgoing, ReceiptTiming};
+use hermod_core::model::{ChannelKind, InDoubtLook, Outgoing};
 use hermod_core::ports::{Channel, SendError};
 use tokio_util::sync::CancellationToken;
 
@@ -193,21 +193,11 @@ impl Channel for SmsRouter {
     /// given up on because another is quick.
     fn in_doubt_look(&self, msg: &Outgoing, since: i64) -> InDoubtLook {
         let candidates = self.candidates(msg.to.digits());
-        let timings: Vec<Option<ReceiptTiming>> =
-            candidates.iter().map(|c| c.receipt_timing()).collect();
-        let timing = if timings.iter().all(Option::is_some) && !timings.is_empty() {
-            let t: Vec<ReceiptTiming> = timings.into_iter().flatten().collect();
-            let slowest: Option<Vec<_>> = t.iter().map(|t| t.slowest_recent).collect();
-            t.iter()
-                .map(|t| t.receipts_since)
-                .max()
-                .map(|since| ReceiptTiming {
-                    receipts_since: since,
-                    slowest_recent: slowest.and_then(|s| s.into_iter().max()),
-                })
-        } else {
-            None
-        };
+        let timing = candidates
+            .iter()
+            .map(|c| c.receipt_timing())
+            .reduce(|a, b| a.zip(b).map(|(a, b)| a.and(b)))
+            .flatten();
         InDoubtLook {
             since,
             part_keys: candidates
