@@ -386,6 +386,7 @@ pub(crate) async fn receipt(
             user_ref: None,
             recipient: None,
             echo: None,
+            event: None,
         })
         .await;
     if !stored {

@@ -31,6 +31,8 @@ pub struct InboundPart {
     /// What a rich channel adds: a tapped suggestion's `postback_data`, a shared
     /// location (JSON).
     pub payload: Option<serde_json::Value>,
+    /// The provider's id of this part, when it may deliver it again (RBM).
+    pub event: Option<crate::model::ProviderEvent>,
 }
 
 /// A complete inbound message.

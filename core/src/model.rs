@@ -252,6 +252,19 @@ pub struct Receipt {
     /// the start of `text:`): how a submit whose response was lost is recognised by an
     /// SMSC that does not echo `user_message_reference`.
     pub echo: Option<SubmitEcho>,
+    /// The provider's id of this event, when it may deliver it again (RBM).
+    pub event: Option<ProviderEvent>,
+}
+
+/// A provider's id for an event it may deliver more than once (RBM's `eventId`, a
+/// user message's `messageId`). It is recorded in the transaction that applies the
+/// event: a redelivery changes nothing, and an apply that failed leaves no trace, so
+/// the redelivery is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderEvent {
+    /// Where it came from, e.g. `rbm:agent`.
+    pub source: String,
+    pub id: String,
 }
 
 /// The part of a submit a receipt repeats.

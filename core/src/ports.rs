@@ -144,11 +144,13 @@ pub trait Store: Send + Sync {
         sender: Option<&str>,
     ) -> PortResult<usize>;
 
-    /// Records a provider event id (`source` e.g. `rbm:agent`); false when it was
-    /// recorded before (a redelivered webhook).
-    async fn first_seen_event(&self, source: &str, event_id: &str) -> PortResult<bool>;
-    /// Forgets an event id whose processing failed, so its redelivery is processed.
-    async fn forget_event(&self, source: &str, event_id: &str) -> PortResult<()>;
+    /// Records the marker of a provider event that changes nothing (an event type
+    /// Hermod ignores); false when it was recorded before. Events with an effect carry
+    /// their marker (`Receipt::event`, `InboundPart::event`) into the transaction
+    /// that applies them.
+    async fn first_seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
+    /// Whether a provider event was applied already (a redelivered webhook).
+    async fn seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
 }
 
 /// The app channel's devices and their inboxes of sealed envelopes.

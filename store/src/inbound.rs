@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
 use hermod_core::inbound::{ALL_SENDERS, InboundMessage, InboundPart, Keyword, OptOut, sender_key};
-use hermod_core::model::CancelOutcome;
+use hermod_core::model::{CancelOutcome, ProviderEvent};
 use hermod_core::ports::PortResult;
 use hermod_core::{MessageId, Status, TenantId, now_ms};
 
@@ -16,6 +16,25 @@ use crate::schema::*;
 use crate::seal::{OPT_NUMBER, SubjectKeys as _, inbound_subject, open_inbound, seal_inbound};
 use crate::store::{event_row, parse_status};
 use crate::{Db, backend, with_conn, write_tx};
+
+/// Inside a transaction: records a provider event's marker; false when it was there
+/// already (the event was applied before). A macro, so that one body serves both
+/// backends' connections.
+macro_rules! mark_event {
+    ($c:expr, $ev:expr, $now:expr) => {
+        diesel::insert_into($crate::schema::webhook_events::table)
+            .values((
+                $crate::schema::webhook_events::source.eq(&$ev.source),
+                $crate::schema::webhook_events::event_id.eq(&$ev.id),
+                $crate::schema::webhook_events::received_at.eq($now),
+            ))
+            .on_conflict_do_nothing()
+            .execute($c)
+            .await
+            .map(|n| n > 0)
+    };
+}
+pub(crate) use mark_event;
 
 /// `reason` of a message refused because its recipient opted out.
 pub const OPTED_OUT: &str = "recipient_opted_out";
@@ -101,6 +120,12 @@ pub async fn receive(
     let part = part.clone();
     let pg = db.is_postgres();
     write_tx!(db, |c| {
+        if let Some(ev) = &part.event
+            && !mark_event!(c, ev, now_ms())?
+        {
+            // Delivered before: stored then, with its marker.
+            return Ok(None);
+        }
         let (text, parts) = match part.concat {
             None => (part.text.clone(), 1),
             Some(k) => {
@@ -355,6 +380,7 @@ pub async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<InboundPart
                     received_at: p.received_at,
                     tenant: None,
                     payload: None,
+                    event: None,
                 })
                 .collect()
         })
@@ -618,38 +644,28 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: &MessageId) -> PortResult<Ca
     })
 }
 
-/// Records a provider event id; false when it was there already.
-pub async fn first_seen_event(db: &Db, source: &str, event_id: &str) -> PortResult<bool> {
-    let (source, event_id) = (source.to_owned(), event_id.to_owned());
+
+/// Records the marker of a provider event that has no effect; false when it was
+/// there already.
+pub async fn first_seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {
+    let ev = ev.clone();
     let now = now_ms();
-    write_tx!(db, |c| {
-        diesel::insert_into(webhook_events::table)
-            .values((
-                webhook_events::source.eq(&source),
-                webhook_events::event_id.eq(&event_id),
-                webhook_events::received_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .execute(c)
-            .await
-    })
-    .map(|n| n > 0)
-    .map_err(backend)
+    write_tx!(db, |c| mark_event!(c, ev, now)).map_err(backend)
 }
 
-pub async fn forget_event(db: &Db, source: &str, event_id: &str) -> PortResult<()> {
-    let (source, event_id) = (source.to_owned(), event_id.to_owned());
-    write_tx!(db, |c| {
-        diesel::delete(
+/// Whether a provider event was applied (its marker is there).
+pub async fn seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {
+    let ev = ev.clone();
+    with_conn!(db, |c| {
+        diesel::select(diesel::dsl::exists(
             webhook_events::table.filter(
                 webhook_events::source
-                    .eq(&source)
-                    .and(webhook_events::event_id.eq(&event_id)),
+                    .eq(&ev.source)
+                    .and(webhook_events::event_id.eq(&ev.id)),
             ),
-        )
-        .execute(c)
+        ))
+        .get_result::<bool>(c)
         .await
     })
-    .map(|_| ())
     .map_err(backend)
 }

@@ -431,6 +431,7 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
         user_ref: o.user_ref.and_then(|u| u16::try_from(u).ok()),
         recipient: o.recipient.clone(),
         echo: None,
+        event: None,
     }
 }
 
@@ -909,7 +910,18 @@ pub async fn apply_receipts(
         .collect();
     let vault = vault.clone();
     write_op!(db, move |c| {
-        let unknown = apply_in_tx!(c, &receipts, now)?;
+        // A redelivered provider event (its marker is there) changes nothing; the
+        // markers of the others are written with their effect.
+        let mut fresh = Vec::with_capacity(receipts.len());
+        for r in &receipts {
+            if let Some(ev) = &r.event
+                && !crate::inbound::mark_event!(c, ev, now)?
+            {
+                continue;
+            }
+            fresh.push(r.clone());
+        }
+        let unknown = apply_in_tx!(c, &fresh, now)?;
         let orphans: Vec<OrphanRow> = unknown
             .iter()
             .map(|r| {

@@ -583,12 +583,15 @@ impl Store for SqlStore {
         crate::inbound::remove_opt_out(&self.db, &self.vault, tenant, recipient, sender).await
     }
 
-    async fn first_seen_event(&self, source: &str, event_id: &str) -> PortResult<bool> {
-        crate::inbound::first_seen_event(&self.db, source, event_id).await
+    async fn first_seen_event(
+        &self,
+        event: &hermod_core::model::ProviderEvent,
+    ) -> PortResult<bool> {
+        crate::inbound::first_seen_event(&self.db, event).await
     }
 
-    async fn forget_event(&self, source: &str, event_id: &str) -> PortResult<()> {
-        crate::inbound::forget_event(&self.db, source, event_id).await
+    async fn seen_event(&self, event: &hermod_core::model::ProviderEvent) -> PortResult<bool> {
+        crate::inbound::seen_event(&self.db, event).await
     }
 }
 

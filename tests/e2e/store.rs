@@ -85,6 +85,7 @@ async fn in_doubt_by_echo(store: &SqlStore, t: &hermod_core::TenantId) {
             submitted_at: Some(submitted_at),
             text_key: text.into(),
         }),
+        event: None,
     };
     store
         .apply_receipts(&[
@@ -229,6 +230,7 @@ async fn exercise(url: &str) {
         user_ref: Some(out.user_ref),
         recipient: Some("447911123456".into()),
         echo: None,
+        event: None,
     };
     store
         .apply_receipts(std::slice::from_ref(&receipt))
@@ -304,6 +306,7 @@ async fn exercise(url: &str) {
             user_ref: Some(out2.user_ref),
             recipient: Some("447911123456".into()),
             echo: None,
+            event: None,
         }])
         .await
         .unwrap();
@@ -393,6 +396,7 @@ fn part(text: &str, concat: Option<(u16, u8, u8)>) -> InboundPart {
         received_at: now_ms(),
         tenant: None,
         payload: None,
+        event: None,
     }
 }
 
@@ -436,12 +440,50 @@ async fn exercise_inbound(url: &str) {
         .unwrap();
     let back = store.get_message(&t3, &rich.id).await.unwrap().unwrap();
     assert_eq!(back.message.content, rich.content);
-    // Provider event ids: first seen once; forgotten ones count as new again.
-    assert!(store.first_seen_event("rbm:a", "E1").await.unwrap());
-    assert!(!store.first_seen_event("rbm:a", "E1").await.unwrap());
-    assert!(store.first_seen_event("rbm:b", "E1").await.unwrap());
-    store.forget_event("rbm:a", "E1").await.unwrap();
-    assert!(store.first_seen_event("rbm:a", "E1").await.unwrap());
+    // Provider events: the marker is written in the transaction of the effect, so a
+    // redelivery changes nothing, and nothing else writes it.
+    let ev = |source: &str, id: &str| ProviderEvent {
+        source: source.into(),
+        id: id.into(),
+    };
+    let reply = InboundPart {
+        event: Some(ev("rbm:a", "U1")),
+        tenant: Some(t3.clone()),
+        ..part("Second reply", None)
+    };
+    let before = store.list_inbound(&t3, None, 10).await.unwrap().len();
+    assert!(!store.seen_event(&ev("rbm:a", "U1")).await.unwrap());
+    assert!(store.receive_inbound(&reply).await.unwrap().is_some());
+    assert!(store.seen_event(&ev("rbm:a", "U1")).await.unwrap());
+    assert_eq!(store.receive_inbound(&reply).await.unwrap(), None);
+    assert_eq!(
+        store.list_inbound(&t3, None, 10).await.unwrap().len(),
+        before + 1
+    );
+    let read = Receipt {
+        channel: ChannelKind::Rcs,
+        provider_id: "rbm:0190a1b2-0000-7e8f-9a0b-1c2d3e4f5a6b".into(),
+        status: Status::Read,
+        raw_status: "READ".into(),
+        error_code: None,
+        user_ref: None,
+        recipient: Some("447911123456".into()),
+        echo: None,
+        event: Some(ev("rbm:a", "E1")),
+    };
+    // Twice in one batch, then again: kept (no attempt has its id yet) once.
+    store
+        .apply_receipts(&[read.clone(), read.clone()])
+        .await
+        .unwrap();
+    store.apply_receipts(std::slice::from_ref(&read)).await.unwrap();
+    assert_eq!(orphans_of(&store, &read.provider_id).await, 1);
+    assert!(store.seen_event(&ev("rbm:a", "E1")).await.unwrap());
+    assert!(!store.seen_event(&ev("rbm:b", "E1")).await.unwrap());
+    // An event without an effect: its marker alone.
+    assert!(store.first_seen_event(&ev("rbm:a", "E2")).await.unwrap());
+    assert!(!store.first_seen_event(&ev("rbm:a", "E2")).await.unwrap());
+    assert!(store.first_seen_event(&ev("rbm:b", "E2")).await.unwrap());
 
     // App channel housekeeping: an app message that ended loses its plaintext, and an
     // expired envelope leaves the inbox.
@@ -836,6 +878,7 @@ async fn exercise_fallback_and_webhooks(url: &str) {
             user_ref: None,
             recipient: None,
             echo: None,
+            event: None,
         }])
         .await
         .unwrap();
@@ -1202,6 +1245,7 @@ async fn an_outcome_and_its_receipt_recorded_side_by_side_end_delivered_on_postg
             user_ref: Some(o.user_ref),
             recipient: Some(o.to.digits().to_owned()),
             echo: None,
+            event: None,
         })
         .collect();
     store.apply_receipts(&receipts).await.unwrap();
@@ -1427,8 +1471,12 @@ async fn exercise_idempotency_retention(url: &str) {
 
     // Provider event markers: a month old goes, a fresh one stays (still a duplicate).
     use hermod_store::schema::webhook_events;
+    let marker = |id: &str| ProviderEvent {
+        source: "rbm:a".into(),
+        id: id.into(),
+    };
     for id in ["E-old-1", "E-old-2", "E-new"] {
-        assert!(store.first_seen_event("rbm:a", id).await.unwrap());
+        assert!(store.first_seen_event(&marker(id)).await.unwrap());
     }
     let month_ago = now_ms() - 31 * 86_400_000;
     let old_events = ["E-old-1", "E-old-2"];
@@ -1447,8 +1495,8 @@ async fn exercise_idempotency_retention(url: &str) {
     assert_eq!(store.purge_event_markers(days30, 1).await.unwrap(), 1);
     assert_eq!(store.purge_event_markers(days30, 10).await.unwrap(), 1);
     assert_eq!(store.purge_event_markers(days30, 10).await.unwrap(), 0);
-    assert!(!store.first_seen_event("rbm:a", "E-new").await.unwrap());
-    assert!(store.first_seen_event("rbm:a", "E-old-1").await.unwrap());
+    assert!(!store.first_seen_event(&marker("E-new")).await.unwrap());
+    assert!(store.first_seen_event(&marker("E-old-1")).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1458,4 +1506,70 @@ async fn idempotency_records_go_after_their_retention() {
     if let Some(pg) = pg_database("retention").await {
         exercise_idempotency_retention(&pg).await;
     }
+}
+
+/// How many kept (orphan) receipts have this provider id.
+async fn orphans_of(store: &SqlStore, provider_id: &str) -> i64 {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use hermod_store::schema::orphan_receipts;
+    let q = orphan_receipts::table
+        .filter(orphan_receipts::provider_id.eq(provider_id.to_owned()))
+        .count();
+    match store.db() {
+        Db::Pg(pool) => q.get_result(&mut pool.get().await.unwrap()).await.unwrap(),
+        Db::Lite { pool, .. } => q.get_result(&mut pool.get().await.unwrap()).await.unwrap(),
+    }
+}
+
+/// A receipt sink whose first delivery never ends (the process dies there), then
+/// stores like the real batcher.
+struct DiesOnce {
+    store: std::sync::Arc<SqlStore>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl hermod_core::ports::ReceiptSink for DiesOnce {
+    async fn deliver(&self, receipt: Receipt) -> bool {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.store.apply_receipts(&[receipt]).await.is_ok()
+    }
+}
+
+/// The RBM webhook writes an event's marker only with its effect: when the process
+/// dies before the event is applied, RBM's retry is applied, not taken for a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rbm_event_cut_short_before_it_was_applied_is_applied_when_retried() {
+    use base64::Engine;
+    use hermod_core::ports::WebhookIngress;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(dir.path().join("w.db").to_str().unwrap()).await);
+    let cfg: hermod_channels::rcs::RcsConfig = serde_json::from_value(serde_json::json!({
+        "agents": [{"name": "a", "agent_id": "a@rbm.goog", "client_token": "tok"}]
+    }))
+    .unwrap();
+    let sink = std::sync::Arc::new(DiesOnce {
+        store: store.clone(),
+        failed: Default::default(),
+    });
+    let hook = hermod_channels::rcs::RbmWebhook::new(&cfg, store.clone(), sink, None);
+    let mid = "0190a1b2-1111-7e8f-9a0b-1c2d3e4f5a6b";
+    let event = serde_json::json!({"senderPhoneNumber": "+447911123456", "eventType": "DELIVERED",
+        "eventId": "EV-1", "messageId": mid, "agentId": "a@rbm.goog"});
+    let data = base64::engine::general_purpose::STANDARD.encode(event.to_string());
+    let sig = hermod_crypto::rbm::sign_webhook("tok", event.to_string().as_bytes());
+    let body = serde_json::json!({"message": {"data": data, "messageId": "1"}}).to_string();
+    let post = || hook.handle("a", Some(&sig), body.as_bytes());
+    let cut = tokio::time::timeout(Duration::from_millis(300), post()).await;
+    assert!(cut.is_err(), "dies while applying");
+    assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 0);
+    let r = post().await;
+    assert_eq!((r.status, r.body.contains("\"ok\"")), (200, true), "{}", r.body);
+    assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 1);
+    let r = post().await;
+    assert_eq!((r.status, r.body.contains("duplicate")), (200, true), "{}", r.body);
+    assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 1);
 }

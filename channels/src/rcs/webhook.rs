@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hermod_core::inbound::InboundPart;
-use hermod_core::model::{ChannelKind, Receipt};
+use hermod_core::model::{ChannelKind, ProviderEvent, Receipt};
 use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
 use hermod_core::{Status, TenantId, now_ms};
 use serde_json::{Value, json};
@@ -81,6 +81,7 @@ pub fn decode_event(
                 user_ref: None,
                 recipient: sender,
                 echo: None,
+                event: None,
             }),
         ));
     }
@@ -126,6 +127,7 @@ pub fn decode_event(
             received_at: now_ms(),
             tenant: tenant.cloned(),
             payload,
+            event: None,
         }),
     ))
 }
@@ -160,9 +162,19 @@ impl RbmWebhook {
         })
     }
 
-    async fn apply(&self, agent: &str, event: RbmEvent) -> Result<(), PortError> {
+    /// Applies an event with its marker, in one transaction.
+    async fn apply(
+        &self,
+        agent: &str,
+        event: RbmEvent,
+        marker: ProviderEvent,
+    ) -> Result<(), PortError> {
         match event {
             RbmEvent::Receipt(r) => {
+                let r = Receipt {
+                    event: Some(marker),
+                    ..r
+                };
                 if self.receipts.deliver(r).await {
                     Ok(())
                 } else {
@@ -170,13 +182,17 @@ impl RbmWebhook {
                 }
             }
             RbmEvent::Inbound(p) => {
+                let p = InboundPart {
+                    event: Some(marker),
+                    ..p
+                };
                 let msg = self.store.receive_inbound(&p).await?;
                 if let Some(m) = msg {
                     self.help(agent, &m).await;
                 }
                 Ok(())
             }
-            RbmEvent::Ignore(_) => Ok(()),
+            RbmEvent::Ignore(_) => self.store.first_seen_event(&marker).await.map(|_| ()),
         }
     }
 }
@@ -257,10 +273,16 @@ impl WebhookIngress for RbmWebhook {
             Ok(x) => x,
             Err(e) => return WebhookReply::error(400, "invalid_event", &e),
         };
-        let source = format!("rbm:{name}");
-        match self.store.first_seen_event(&source, &id).await {
-            Ok(true) => {}
-            Ok(false) => return WebhookReply::json(200, json!({"status": "duplicate"})),
+        let event = ProviderEvent {
+            source: format!("rbm:{name}"),
+            id,
+        };
+        // A quick answer for a redelivery; the marker itself is written in the
+        // transaction that applies the event, so a crash or failure before that
+        // leaves none and RBM's retry is applied.
+        match self.store.seen_event(&event).await {
+            Ok(false) => {}
+            Ok(true) => return WebhookReply::json(200, json!({"status": "duplicate"})),
             Err(e) => {
                 tracing::error!(error = %e, "RBM webhook: store unavailable");
                 return WebhookReply::error(503, "unavailable", "try again");
@@ -271,9 +293,8 @@ impl WebhookIngress for RbmWebhook {
             RbmEvent::Inbound(_) => "USER_MESSAGE".into(),
             RbmEvent::Ignore(k) => k.clone(),
         };
-        if let Err(e) = self.apply(name, decoded).await {
+        if let Err(e) = self.apply(name, decoded, event).await {
             tracing::error!(error = %e, agent = name, "RBM webhook: event not recorded");
-            let _ = self.store.forget_event(&source, &id).await;
             return WebhookReply::error(503, "unavailable", "try again");
         }
         metrics::counter!("hermod_webhook_events_total", "source" => "rbm", "type" => kind)

@@ -308,6 +308,7 @@ pub fn receipt_from(d: &DeliverSm, ids: ReceiptIds) -> Option<Receipt> {
         error_code: text.err.or(network_error),
         user_ref,
         recipient: Some(d.source_addr.as_str().to_owned()),
+        event: None,
     })
 }
 

@@ -90,6 +90,7 @@ pub fn part_from(d: &DeliverSm, connector: &str) -> InboundPart {
         text: gsm::decode(u8::from(d.data_coding), body),
         received_at: now_ms(),
         tenant: None,
+        event: None,
     }
 }
 
