@@ -580,11 +580,13 @@ pub async fn run(
     Ok(())
 }
 
-/// Every 10 min: idempotency records past their retention, and provider-event markers
-/// older than 30 days (RBM retries an event for 7), go 1,000 per transaction (a short
-/// pause between, so the writer is never held for long).
+/// Every 10 min: idempotency records past their retention, provider-event markers
+/// older than 30 days (RBM retries an event for 7) and kept receipts older than a day
+/// (nothing claims them any more) go 1,000 per transaction (a short pause between, so
+/// the writer is never held for long).
 async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: CancellationToken) {
     const MARKERS: Duration = Duration::from_secs(30 * 86_400);
+    const ORPHANS: Duration = Duration::from_secs(86_400);
     loop {
         let swept = sweep("idempotency records", &cancel, |batch| {
             store.purge_idempotency(keep, batch)
@@ -592,6 +594,10 @@ async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: Cancell
         .await
             && sweep("provider event markers", &cancel, |batch| {
                 store.purge_event_markers(MARKERS, batch)
+            })
+            .await
+            && sweep("kept receipts", &cancel, |batch| {
+                store.purge_orphan_receipts(ORPHANS, batch)
             })
             .await;
         if !swept {

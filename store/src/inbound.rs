@@ -644,7 +644,6 @@ pub async fn cancel(db: &Db, tenant: &TenantId, id: &MessageId) -> PortResult<Ca
     })
 }
 
-
 /// Records the marker of a provider event that has no effect; false when it was
 /// there already.
 pub async fn first_seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {

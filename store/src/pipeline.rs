@@ -947,10 +947,16 @@ pub async fn apply_receipts(
     .map_err(backend)
 }
 
+/// Kept receipts are offered to their attempts this long: a receipt that came before
+/// its submit response is adopted within seconds; older ones wait only for an
+/// in-doubt submit or their purge, and cost nothing here.
+const ADOPT_WINDOW_MS: i64 = 10 * 60 * 1000;
+
 pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
     let now = now_ms();
     write_op!(db, move |c| {
         let orphans: Vec<OrphanRow> = orphan_receipts::table
+            .filter(orphan_receipts::received_at.gt(now - ADOPT_WINDOW_MS))
             .order(orphan_receipts::received_at.asc())
             .limit(1000)
             .select(OrphanRow::as_select())

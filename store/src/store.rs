@@ -111,6 +111,25 @@ impl SqlStore {
         )
     }
 
+    /// Deletes up to `batch` kept receipts (receipts no attempt claimed) older than
+    /// `older_than`, like [`Self::purge_idempotency`]. One is adopted within seconds
+    /// when it came before its submit response, or resolves an in-doubt submit within
+    /// `in_doubt_grace_secs`; one still kept a day later belongs to nothing here.
+    pub async fn purge_orphan_receipts(
+        &self,
+        older_than: std::time::Duration,
+        batch: i64,
+    ) -> PortResult<usize> {
+        purge_before!(
+            &self.db,
+            orphan_receipts,
+            received_at,
+            provider_id,
+            older_than,
+            batch
+        )
+    }
+
     /// Call inside a tokio runtime: it starts the group-commit task for accepts.
     pub fn new(db: Db, vault: std::sync::Arc<hermod_crypto::vault::Vault>) -> Self {
         Self {

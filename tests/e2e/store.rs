@@ -476,7 +476,10 @@ async fn exercise_inbound(url: &str) {
         .apply_receipts(&[read.clone(), read.clone()])
         .await
         .unwrap();
-    store.apply_receipts(std::slice::from_ref(&read)).await.unwrap();
+    store
+        .apply_receipts(std::slice::from_ref(&read))
+        .await
+        .unwrap();
     assert_eq!(orphans_of(&store, &read.provider_id).await, 1);
     assert!(store.seen_event(&ev("rbm:a", "E1")).await.unwrap());
     assert!(!store.seen_event(&ev("rbm:b", "E1")).await.unwrap());
@@ -1567,9 +1570,158 @@ async fn an_rbm_event_cut_short_before_it_was_applied_is_applied_when_retried() 
     assert!(cut.is_err(), "dies while applying");
     assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 0);
     let r = post().await;
-    assert_eq!((r.status, r.body.contains("\"ok\"")), (200, true), "{}", r.body);
+    assert_eq!(
+        (r.status, r.body.contains("\"ok\"")),
+        (200, true),
+        "{}",
+        r.body
+    );
     assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 1);
     let r = post().await;
-    assert_eq!((r.status, r.body.contains("duplicate")), (200, true), "{}", r.body);
+    assert_eq!(
+        (r.status, r.body.contains("duplicate")),
+        (200, true),
+        "{}",
+        r.body
+    );
     assert_eq!(orphans_of(&store, &format!("rbm:{mid}")).await, 1);
+}
+
+/// Rows the database would otherwise keep for ever go in the retention sweep, and
+/// space they leave is used again: over rounds of traffic that leaves only such rows
+/// (idempotency records, provider-event markers, kept receipts), the database stops
+/// growing after the first round.
+async fn exercise_bounded_growth(url: &str) -> Vec<i64> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use hermod_store::schema::{idempotency_keys, orphan_receipts, webhook_events};
+    let store = open(url).await;
+    let t = store.create_api_key("growth", "kg", "h").await.unwrap();
+    let mut sizes = Vec::new();
+    for round in 0..5 {
+        for i in 0..200 {
+            let rec = IdempotencyRecord {
+                key: format!("r{round}-{i}"),
+                request_hash: "h".into(),
+                status_code: 202,
+                body: format!("{{\"id\":\"{round}-{i}\",\"pad\":\"{}\"}}", "x".repeat(200)),
+            };
+            store.accept(&t, &[], Some(&rec)).await.unwrap();
+        }
+        let markers: Vec<ProviderEvent> = (0..200)
+            .map(|i| ProviderEvent {
+                source: "rbm:a".into(),
+                id: format!("E-{round}-{i}"),
+            })
+            .collect();
+        for m in &markers {
+            assert!(store.first_seen_event(m).await.unwrap());
+        }
+        let kept: Vec<Receipt> = (0..200)
+            .map(|i| Receipt {
+                channel: ChannelKind::Sms,
+                provider_id: format!("smsc-x:{round}{i:04}"),
+                status: Status::Delivered,
+                raw_status: "DELIVRD".into(),
+                error_code: None,
+                user_ref: None,
+                recipient: Some("447911123456".into()),
+                echo: Some(SubmitEcho {
+                    submitted_at: Some(now_ms()),
+                    text_key: "Yourparcelisonitsway".into(),
+                }),
+                event: None,
+            })
+            .collect();
+        store.apply_receipts(&kept).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The sweep as the retention task runs it, with everything past its retention.
+        let mut total = 0;
+        for purge in 0..3 {
+            loop {
+                let n = match purge {
+                    0 => store.purge_idempotency(Duration::ZERO, 64).await,
+                    1 => store.purge_event_markers(Duration::ZERO, 64).await,
+                    _ => store.purge_orphan_receipts(Duration::ZERO, 64).await,
+                }
+                .unwrap();
+                total += n;
+                if n < 64 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(total, 600, "round {round}: every row goes");
+        let left = |c: i64, d: i64, e: i64| (c, d, e);
+        let counts = match store.db() {
+            Db::Pg(pool) => {
+                let mut c = pool.get().await.unwrap();
+                left(
+                    idempotency_keys::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                    webhook_events::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                    orphan_receipts::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                )
+            }
+            Db::Lite { pool, .. } => {
+                let mut c = pool.get().await.unwrap();
+                left(
+                    idempotency_keys::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                    webhook_events::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                    orphan_receipts::table
+                        .count()
+                        .get_result(&mut c)
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        assert_eq!(counts, (0, 0, 0), "round {round}");
+        if let Db::Lite { pool, .. } = store.db() {
+            #[derive(QueryableByName)]
+            struct Pages {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                page_count: i64,
+            }
+            let mut c = pool.get().await.unwrap();
+            let p: Pages = diesel::sql_query("PRAGMA page_count")
+                .get_result(&mut c)
+                .await
+                .unwrap();
+            sizes.push(p.page_count);
+        }
+    }
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_stops_growing_over_repeated_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = exercise_bounded_growth(&dir.path().join("g.db").to_string_lossy()).await;
+    assert!(
+        pages[1..].iter().all(|p| *p <= pages[1]),
+        "pages after each round: {pages:?}"
+    );
+    if let Some(pg) = pg_database("growth").await {
+        exercise_bounded_growth(&pg).await;
+    }
 }
