@@ -269,8 +269,25 @@ pub async fn erase(
     let (log, _) = parts(&state)?;
     let number =
         Msisdn::parse(&number).map_err(|e| ApiError::field("number", format!("number: {e}")))?;
+    // The tenant's numbers: parts of the subject's replies to them are dropped.
+    let mut ours: Vec<String> = state
+        .senders
+        .fixed()
+        .iter()
+        .filter(|s| s.tenant_id == tenant.0)
+        .map(|s| s.sender.clone())
+        .collect();
+    if let Some(stored) = state.senders.store() {
+        ours.extend(
+            stored
+                .list_senders(Some(&tenant.0))
+                .await?
+                .into_iter()
+                .map(|s| s.sender),
+        );
+    }
     let out = log
-        .erase_subject(tenant.0.as_str(), number.as_str())
+        .erase_subject(tenant.0.as_str(), number.as_str(), &ours)
         .await?;
     Ok(HttpResponse::Ok().json(ErasureResource {
         subject: out.subject,

@@ -378,9 +378,15 @@ pub trait AuditLog: Send + Sync {
         from: i64,
         to: i64,
     ) -> PortResult<Vec<Checkpoint>>;
-    /// Destroys the tenant's data key for `number`, cancels its messages in flight and
-    /// records an `erasure` fact.
-    async fn erase_subject(&self, tenant: &str, number: &str) -> PortResult<Erasure>;
+    /// Destroys the tenant's data key for `number`, cancels its messages in flight,
+    /// removes what is not sealed under the key (parts of its replies to `ours`, the
+    /// tenant's numbers, among them) and records an `erasure` fact.
+    async fn erase_subject(
+        &self,
+        tenant: &str,
+        number: &str,
+        ours: &[String],
+    ) -> PortResult<Erasure>;
     /// Sets (or clears) a tenant's retention period in days.
     async fn set_retention(&self, tenant: &str, days: Option<i64>) -> PortResult<()>;
     async fn retention(&self, tenant: &str) -> PortResult<Option<i64>>;

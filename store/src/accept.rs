@@ -245,10 +245,18 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
                     request_hash: ir.request_hash.clone(),
                     status_code: i32::from(ir.status_code),
                     // The response names recipients and bodies: sealed under the
-                    // first recipient's key.
+                    // first recipient's key, naming every recipient for erasure.
                     body: match <[MessageRow]>::first(&per_req[i].0).and_then(message_subject) {
                         Some(pair) => match keys.get(&pair) {
-                            Some((_, k)) => seal_idem(vault, &pair.1, k, &ir.body)?,
+                            Some((_, k)) => {
+                                let mut subjects: Vec<&str> = per_req[i]
+                                    .0
+                                    .iter()
+                                    .filter_map(|m| m.to_hash.as_deref())
+                                    .collect();
+                                subjects.dedup();
+                                seal_idem(vault, &subjects, k, &ir.body)?
+                            }
                             None => ir.body.clone(),
                         },
                         None => ir.body.clone(),

@@ -256,11 +256,25 @@ async fn chain_pending(store: &SqlStore, max: usize) -> PortResult<usize> {
 }
 
 /// The messages of a subject still on their way are canceled; all of its content
-/// becomes unreadable when its data key goes.
-async fn erase(store: &SqlStore, tenant: &str, number: &str) -> PortResult<Erasure> {
+/// becomes unreadable when its data key goes, and what is not sealed under it goes
+/// too: message metadata, webhook deliveries about its messages and replies, app
+/// devices and envelopes, stored idempotent responses that name it, and parts of its
+/// replies still waiting for the rest.
+async fn erase(
+    store: &SqlStore,
+    tenant: &str,
+    number: &str,
+    ours: &[String],
+) -> PortResult<Erasure> {
+    let ours: HashSet<String> = ours
+        .iter()
+        .map(|s| hermod_core::inbound::sender_key(s))
+        .collect();
     let subject = store.vault.lookup(number);
     let now = now_ms();
     let t = tenant.to_owned();
+    let number = number.to_owned();
+    let digits = hermod_core::inbound::sender_key(&number);
     write_tx!(&store.db, |c| {
         let destroyed = diesel::delete(
             subject_keys::table
@@ -306,15 +320,99 @@ async fn erase(store: &SqlStore, tenant: &str, number: &str) -> PortResult<Erasu
             )
             .execute(c)
             .await?;
+        }
+        // Its replies, by the sender's HMAC (their content is sealed like messages').
+        let replies: Vec<String> = inbound_messages::table
+            .filter(inbound_messages::tenant_id.eq(&t))
+            .filter(inbound_messages::from_hash.eq(&subject))
+            .select(inbound_messages::id)
+            .load(c)
+            .await?;
+        for chunk in all.chunks(500) {
+            diesel::update(messages::table.filter(messages::id.eq_any(chunk)))
+                .set((
+                    messages::shredded_at.eq(now),
+                    messages::metadata.eq(None::<String>),
+                ))
+                .execute(c)
+                .await?;
             diesel::delete(app_inbox::table.filter(app_inbox::message_id.eq_any(chunk)))
                 .execute(c)
                 .await?;
         }
-        for chunk in all.chunks(500) {
-            diesel::update(messages::table.filter(messages::id.eq_any(chunk)))
-                .set(messages::shredded_at.eq(now))
+        // Deliveries that waited or failed keep their payload (metadata, a reply's
+        // number and text): blanked, and those still waiting end.
+        let about: Vec<&str> = all
+            .iter()
+            .copied()
+            .chain(replies.iter().map(String::as_str))
+            .collect();
+        for chunk in about.chunks(500) {
+            let of = || {
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::tenant_id.eq(&t))
+                    .filter(webhook_deliveries::message_id.eq_any(chunk))
+            };
+            use hermod_core::webhook::DeliveryStatus;
+            diesel::update(
+                of().filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+            )
+            .set((
+                webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+                webhook_deliveries::last_error.eq(ERASED),
+                webhook_deliveries::locked_until.eq(0i64),
+                webhook_deliveries::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+            diesel::update(of())
+                .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
                 .execute(c)
                 .await?;
+        }
+        // App devices registered for the number, with their envelopes.
+        let devices: Vec<String> = devices::table
+            .filter(devices::tenant_id.eq(&t))
+            .filter(devices::recipient.eq(&number))
+            .select(devices::id)
+            .load(c)
+            .await?;
+        if !devices.is_empty() {
+            diesel::delete(app_inbox::table.filter(app_inbox::device_id.eq_any(&devices)))
+                .execute(c)
+                .await?;
+            diesel::delete(devices::table.filter(devices::id.eq_any(&devices)))
+                .execute(c)
+                .await?;
+        }
+        // Stored responses name every recipient's subject (see `seal::seal_idem`).
+        diesel::update(
+            idempotency_keys::table
+                .filter(idempotency_keys::tenant_id.eq(&t))
+                .filter(idempotency_keys::body.like(format!("%{subject}%"))),
+        )
+        .set(idempotency_keys::body.eq(crate::seal::ERASED_BODY))
+        .execute(c)
+        .await?;
+        // Parts of its replies to this tenant's numbers, still waiting for the rest.
+        let waiting: Vec<String> = inbound_parts::table
+            .filter(inbound_parts::from_number.eq(&digits))
+            .select(inbound_parts::to_addr)
+            .distinct()
+            .load(c)
+            .await?;
+        let to_us: Vec<&String> = waiting
+            .iter()
+            .filter(|to| ours.contains(&hermod_core::inbound::sender_key(to)))
+            .collect();
+        if !to_us.is_empty() {
+            diesel::delete(
+                inbound_parts::table
+                    .filter(inbound_parts::from_number.eq(&digits))
+                    .filter(inbound_parts::to_addr.eq_any(to_us)),
+            )
+            .execute(c)
+            .await?;
         }
         let evs = open
             .iter()
@@ -541,8 +639,13 @@ impl AuditLog for SqlStore {
         Ok(rows.into_iter().map(to_checkpoint).collect())
     }
 
-    async fn erase_subject(&self, tenant: &str, number: &str) -> PortResult<Erasure> {
-        erase(self, tenant, number).await
+    async fn erase_subject(
+        &self,
+        tenant: &str,
+        number: &str,
+        ours: &[String],
+    ) -> PortResult<Erasure> {
+        erase(self, tenant, number, ours).await
     }
 
     async fn set_retention(&self, tenant: &str, days: Option<i64>) -> PortResult<()> {

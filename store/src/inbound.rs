@@ -322,7 +322,8 @@ pub async fn receive(
                     "payload": part.payload,
                     "occurred_at": hermod_core::rfc3339(row.received_at),
                 });
-                let rows = crate::webhooks::inbound_deliveries(t, &payload, &endpoints, now_ms());
+                let rows =
+                    crate::webhooks::inbound_deliveries(t, &row.id, &payload, &endpoints, now_ms());
                 c.insert_deliveries(rows).await?;
             }
         }

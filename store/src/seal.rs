@@ -255,25 +255,27 @@ pub(crate) fn open_inbound(keys: &Keys, r: &mut InboundRow) {
 
 pub(crate) const IDEM: &str = "idempotency.body";
 
-/// A stored idempotent response: `<subject>:<sealed>`, so that it can be opened (and
-/// is shredded with that subject's key).
+/// A stored idempotent response: `<subject>[,<subject>…]:<sealed>`, sealed under the
+/// first subject's key (so it is shredded with it) and naming every recipient's
+/// subject, so that erasing any of them finds it.
 pub(crate) fn seal_idem(
     vault: &Vault,
-    subject: &str,
+    subjects: &[&str],
     key: &DataKey,
     body: &str,
 ) -> QueryResult<String> {
     let sealed = vault
         .seal(key, IDEM, body)
         .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-    Ok(format!("{subject}:{sealed}"))
+    Ok(format!("{}:{sealed}", subjects.join(",")))
 }
 
-/// The subject and sealed part of a stored idempotent response, if it is sealed.
+/// The subject whose key seals a stored idempotent response, and the sealed part, if
+/// it is sealed.
 pub(crate) fn idem_parts(stored: &str) -> Option<(&str, &str)> {
-    stored
-        .split_once(':')
-        .filter(|(s, rest)| s.len() == 64 && is_sealed(rest))
+    let (subjects, rest) = stored.split_once(':')?;
+    let first = subjects.split(',').next()?;
+    (first.len() == 64 && is_sealed(rest)).then_some((first, rest))
 }
 
 /// The body a replay answers with once the subject was erased.

@@ -41,6 +41,7 @@ use crate::{SqlStore, backend, with_conn, write_tx};
 /// `message.inbound`.
 pub(crate) fn inbound_deliveries(
     tenant: &str,
+    inbound_id: &str,
     payload: &serde_json::Value,
     endpoints: &[EndpointRow],
     now: i64,
@@ -59,7 +60,8 @@ pub(crate) fn inbound_deliveries(
                 Some(&e.id),
                 &e.url,
                 "message.inbound",
-                None,
+                // The inbound message's id: what erasing its sender finds it by.
+                Some(inbound_id),
                 &body,
                 now,
             )

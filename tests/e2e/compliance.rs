@@ -375,7 +375,7 @@ async fn exercise(url: &str) {
     let outs = store.list_opt_outs(&tenant, Some(number)).await.unwrap();
     assert_eq!(outs.len(), 1);
     assert_eq!(outs[0].recipient, number);
-    let out = store.erase_subject(&t, number).await.unwrap();
+    let out = store.erase_subject(&t, number, &[]).await.unwrap();
     let outs = store.list_opt_outs(&tenant, Some(number)).await.unwrap();
     assert_eq!(outs.len(), 1, "an erased subject stays suppressed");
     assert_eq!(outs[0].recipient, "", "but is no longer named");

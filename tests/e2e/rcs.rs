@@ -489,3 +489,215 @@ pub(crate) async fn rcs_is_refused_when_not_configured(base: &str, key: &str) {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// Every row of every table of the server's database, each as one line of text.
+async fn every_row(dir: &std::path::Path) -> Vec<(String, String)> {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        line: String,
+    }
+    let url = support::backend_env(dir)
+        .into_iter()
+        .find(|(k, _)| k == "HERMOD_DATABASE_URL")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| dir.join("hermod.db").to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    match hermod_store::Db::open(&url, 1).await.unwrap() {
+        hermod_store::Db::Pg(pool) => {
+            let mut c = pool.get().await.unwrap();
+            let tables: Vec<Line> = diesel::sql_query(
+                "SELECT table_name::text AS line FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            )
+            .load(&mut c)
+            .await
+            .unwrap();
+            for t in tables {
+                let rows: Vec<Line> = diesel::sql_query(format!(
+                    "SELECT row_to_json(x)::text AS line FROM \"{}\" x",
+                    t.line
+                ))
+                .load(&mut c)
+                .await
+                .unwrap();
+                out.extend(rows.into_iter().map(|r| (t.line.clone(), r.line)));
+            }
+        }
+        hermod_store::Db::Lite { pool, .. } => {
+            let mut c = pool.get().await.unwrap();
+            let tables: Vec<Line> =
+                diesel::sql_query("SELECT name AS line FROM sqlite_master WHERE type = 'table'")
+                    .load(&mut c)
+                    .await
+                    .unwrap();
+            for t in tables {
+                let cols: Vec<Line> = diesel::sql_query(format!(
+                    "SELECT name AS line FROM pragma_table_info('{}')",
+                    t.line
+                ))
+                .load(&mut c)
+                .await
+                .unwrap();
+                let cols: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.line)).collect();
+                let rows: Vec<Line> = diesel::sql_query(format!(
+                    "SELECT json_array({}) AS line FROM \"{}\"",
+                    cols.join(", "),
+                    t.line
+                ))
+                .load(&mut c)
+                .await
+                .unwrap();
+                out.extend(rows.into_iter().map(|r| (t.line.clone(), r.line)));
+            }
+        }
+    }
+    out
+}
+
+/// After `DELETE /v1/subjects/{number}`, no table holds the number (in any format)
+/// or any of its texts readably: a subject that sent and received SMS and RCS, had an
+/// app device, webhooks and batch requests, and a reply still waiting for its parts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erased_subject_is_in_no_table() {
+    use hermod_channels::sim::device::DeviceSim;
+    let r = rig(|_| {}).await;
+    let base = r.server.base.clone();
+    let (ada, bob) = ("+447700900301", "+447700900302");
+    r.sim.add_device(ada, None, true);
+    let (s, ep, _) = call(
+        Method::POST,
+        &format!("{base}/v1/webhook-endpoints"),
+        &r.key,
+        Some(json!({"url": "http://127.0.0.1:9/hook",
+                    "events": ["message.inbound", "message.sent", "message.delivered"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{ep}");
+    let device = DeviceSim::register(
+        &base,
+        &r.key,
+        ada,
+        hermod_crypto::hpke::Aead::ChaCha20Poly1305,
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for body in [
+        json!({"to": ada, "channels": ["sms"], "text": "AdaSms4411",
+               "metadata": {"customer": "AdaMeta1177", "phone": ada}}),
+        json!({"to": ada, "channels": ["rcs"], "text": "AdaRcs5522",
+               "metadata": {"customer": "AdaMeta1177"}}),
+        json!({"to": ada, "channels": ["app"], "text": "AdaApp3300"}),
+    ] {
+        let (s, m) = send(&r, body).await;
+        assert_eq!(s, 202, "{m}");
+        ids.push(m["id"].as_str().unwrap().to_owned());
+    }
+    // A batch whose response is sealed under its first recipient's key: Bob's.
+    let batch = || {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/messages/batch"))
+            .bearer_auth(&r.key)
+            .header("Idempotency-Key", "batch-erasure-1")
+            .json(&json!({"messages": [
+                {"to": bob, "channels": ["sms"], "text": "BobBatch2211"},
+                {"to": ada, "channels": ["sms"], "text": "AdaBatch6633"},
+            ]}))
+            .send()
+    };
+    let first = batch().await.unwrap();
+    assert_eq!(first.status().as_u16(), 202);
+    let first = first.text().await.unwrap();
+    assert!(first.contains("AdaBatch6633"), "{first}");
+    // Ada writes back over SMS and RCS, and a two-part SMS of hers lacks its second part.
+    let (ada_digits, shop) = (
+        ada.trim_start_matches('+'),
+        SHOP_NUMBER.trim_start_matches('+'),
+    );
+    r.smsc
+        .inject_mo("hermod", ada_digits, shop, "AdaMo7744", false);
+    r.sim.user_message(ada, "AdaRbm8855", None);
+    let long = format!("AdaPart9966 {}", "and more words ".repeat(14));
+    assert_eq!(
+        r.smsc
+            .inject_mo_parts("hermod", ada_digits, shop, &long, false, 1),
+        2
+    );
+    eventually("both replies", Duration::from_secs(15), || async {
+        inbound(&r).await.len() == 2
+    })
+    .await;
+    for id in &ids[..2] {
+        wait_status(&r, id, "delivered").await;
+    }
+    assert_eq!(device.poll(0).await.unwrap().len(), 1);
+
+    let needles = [
+        "7700900301",
+        "AdaSms4411",
+        "AdaRcs5522",
+        "AdaApp3300",
+        "AdaBatch6633",
+        "AdaMo7744",
+        "AdaRbm8855",
+        "AdaPart9966",
+        "AdaMeta1177",
+    ];
+    let found = |rows: &[(String, String)]| -> Vec<String> {
+        rows.iter()
+            .flat_map(|(t, line)| {
+                needles
+                    .iter()
+                    .filter(|n| line.contains(**n))
+                    .map(move |n| format!("{n} in {t}"))
+            })
+            .collect()
+    };
+    // The scan sees what is not sealed: the waiting part, the device, the payloads.
+    let before = found(&every_row(r.dir.path()).await);
+    for n in [
+        "AdaPart9966 in inbound_parts",
+        "7700900301 in devices",
+        "AdaMo7744 in webhook_deliveries",
+    ] {
+        assert!(before.iter().any(|f| f == n), "{n} not seen: {before:?}");
+    }
+
+    let (s, v, _) = call(
+        Method::DELETE,
+        &format!("{base}/v1/subjects/{ada}"),
+        &r.key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let rows = every_row(r.dir.path()).await;
+    assert_eq!(found(&rows), Vec::<String>::new());
+    let (_, bobs, _) = call(
+        Method::GET,
+        &format!("{base}/v1/messages?to=%2B447700900302"),
+        &r.key,
+        None,
+    )
+    .await;
+    assert_eq!(bobs["data"][0]["text"], "BobBatch2211", "Bob's is whole: {bobs}");
+    // Nor through the API: the batch's replay, the replies, Bob's message still whole.
+    let replay = batch().await.unwrap().text().await.unwrap();
+    assert!(
+        !replay.contains("7700900301") && !replay.contains("AdaBatch6633"),
+        "{replay}"
+    );
+    let listed = inbound(&r)
+        .await
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    assert!(
+        !listed.contains("7700900301") && !listed.contains("Ada"),
+        "{listed}"
+    );
+    assert!(device.poll(0).await.is_err(), "the device is gone");
+}
