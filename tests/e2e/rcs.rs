@@ -683,7 +683,10 @@ async fn an_erased_subject_is_in_no_table() {
         None,
     )
     .await;
-    assert_eq!(bobs["data"][0]["text"], "BobBatch2211", "Bob's is whole: {bobs}");
+    assert_eq!(
+        bobs["data"][0]["text"], "BobBatch2211",
+        "Bob's is whole: {bobs}"
+    );
     // Nor through the API: the batch's replay, the replies, Bob's message still whole.
     let replay = batch().await.unwrap().text().await.unwrap();
     assert!(
