@@ -1,5 +1,7 @@
 //! The SMSC simulator's HTTP admin endpoint (`hermod sim smsc --admin ADDR`):
-//! `POST /mo` sends an inbound message to a bound ESME, `GET /stats` shows counters.
+//! `POST /mo` sends an inbound message to a bound ESME, `GET /stats` shows counters
+//! (`submitted`, `repeated`, `dropped_connections`, `throttled`, `pending_deliver_sm`,
+//! `binds`).
 
 use std::net::SocketAddr;
 
@@ -26,8 +28,18 @@ async fn mo(smsc: web::Data<Smsc>, body: web::Json<Mo>) -> HttpResponse {
 }
 
 async fn stats(smsc: web::Data<Smsc>) -> HttpResponse {
+    // Submits that repeat an earlier one (same destination and octets): a soak with a
+    // distinct text per message wants none.
+    let mut seen = std::collections::HashSet::new();
+    let repeated = smsc
+        .submitted()
+        .into_iter()
+        .filter(|s| !seen.insert((s.destination.clone(), s.short_message.clone())))
+        .count();
     HttpResponse::Ok().json(serde_json::json!({
         "submitted": smsc.submit_count(),
+        "repeated": repeated,
+        "dropped_connections": smsc.dropped_count(),
         "throttled": smsc.throttled_count(),
         "pending_deliver_sm": smsc.pending_receipts(),
         "binds": smsc.bind_count(),

@@ -174,11 +174,10 @@ impl Endpoint {
         (self.in_flight as f64) < self.window.floor().max(1.0)
     }
 
-    /// A POST ended; `healthy` is false for errors that say the endpoint is down or
-    /// overloaded (no answer, 5xx, 429).
-    fn finished(&mut self, healthy: bool, now: Instant) {
+    /// A POST ended, answered as `health` says.
+    fn finished(&mut self, health: Health, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if healthy {
+        if health == Health::Up {
             self.failures = 0;
             // Grow while the window is in use.
             if self.in_flight + 1 >= self.window as usize {
@@ -186,7 +185,11 @@ impl Endpoint {
             }
         } else {
             self.failures += 1;
-            self.window = (self.window / 2.0).max(1.0);
+            // Only a sign of load narrows the window: a 500 about one event says
+            // nothing about how many the endpoint can take.
+            if health == Health::Overloaded {
+                self.window = (self.window / 2.0).max(1.0);
+            }
             if self.failures >= TRIP_AFTER {
                 let exp = (self.failures - TRIP_AFTER).min(6);
                 let wait = Duration::from_secs(1u64 << exp).min(TRIPPED_MAX);
@@ -196,11 +199,24 @@ impl Endpoint {
     }
 }
 
-/// Whether an answer says the endpoint is healthy (it answered, and not with 5xx/429).
-fn healthy(answer: &Result<u16, String>) -> bool {
+/// What an answer says about the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    /// It answered, and not with a 5xx or 429 (a 4xx is a refusal, not a failure).
+    Up,
+    /// A 5xx that says nothing of its load (500, 501, ...): counts toward leaving
+    /// it alone, keeps the window.
+    Failed,
+    /// No answer (timeout, refused connection), 429, 502, 503 or 504: it is down or
+    /// overloaded, so the window halves.
+    Overloaded,
+}
+
+fn health(answer: &Result<u16, String>) -> Health {
     match answer {
-        Ok(code) => *code != 429 && *code < 500,
-        Err(_) => false,
+        Ok(429 | 502 | 503 | 504) | Err(_) => Health::Overloaded,
+        Ok(code) if *code >= 500 => Health::Failed,
+        Ok(_) => Health::Up,
     }
 }
 
@@ -560,7 +576,7 @@ impl Stage {
             }
         }
         if let Some(e) = self.endpoints.get_mut(origin(&job.url)) {
-            e.finished(healthy(&answer), now);
+            e.finished(health(&answer), now);
         }
         match job.source {
             Source::Log { page, seq } => {
@@ -754,12 +770,14 @@ mod tests {
             e.in_flight += 1;
         }
         assert!(!e.has_room(), "the window is full");
-        e.finished(true, now);
+        e.finished(Health::Up, now);
         assert_eq!(e.window, WINDOW_START + 1.0, "a full window grows");
-        e.finished(false, now);
+        e.finished(Health::Failed, now);
+        assert_eq!(e.window, WINDOW_START + 1.0, "a 500 keeps it");
+        e.finished(Health::Overloaded, now);
         assert_eq!(e.window, (WINDOW_START + 1.0) / 2.0);
         for _ in 0..TRIP_AFTER {
-            e.finished(false, now);
+            e.finished(Health::Failed, now);
         }
         assert!(e.tripped(now), "left alone after repeated failures");
         assert!(!e.tripped(now + TRIPPED_MAX), "then tried again");
@@ -768,11 +786,12 @@ mod tests {
 
     #[test]
     fn answers_that_say_down_or_overloaded() {
-        assert!(healthy(&Ok(204)));
-        assert!(healthy(&Ok(404)), "an answer, though a refusal");
-        assert!(!healthy(&Ok(503)));
-        assert!(!healthy(&Ok(429)));
-        assert!(!healthy(&Err("timeout".into())));
+        assert_eq!(health(&Ok(204)), Health::Up);
+        assert_eq!(health(&Ok(404)), Health::Up, "an answer, though a refusal");
+        assert_eq!(health(&Ok(500)), Health::Failed);
+        for down in [Ok(503), Ok(429), Ok(502), Ok(504), Err("timeout".into())] {
+            assert_eq!(health(&down), Health::Overloaded, "{down:?}");
+        }
         assert!(is_success(&Ok(200)) && !is_success(&Ok(404)));
     }
 
