@@ -108,6 +108,9 @@ struct Ops {
     router: Option<Arc<SmsRouter>>,
     config: Option<PathBuf>,
     cluster: Option<Arc<dyn hermod_core::ports::Leases>>,
+    /// The RBM agents `(name, agent id)`, shown with their launch states.
+    agents: Vec<(String, String)>,
+    store: Arc<dyn hermod_core::ports::Store>,
 }
 
 /// Every live bind lease, grouped by connector (`name#n/mode` → `name`).
@@ -161,14 +164,42 @@ impl Ops {
 #[async_trait::async_trait]
 impl Operations for Ops {
     async fn connectors(&self) -> Result<serde_json::Value, hermod_api::ApiError> {
-        if let Some(leases) = &self.cluster {
-            return Ok(cluster_view(leases.live_leases().await?));
+        let smpp = if let Some(leases) = &self.cluster {
+            cluster_view(leases.live_leases().await?)
+        } else {
+            self.router
+                .as_ref()
+                .map(|r| serde_json::to_value(r.status()).unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let mut all = match smpp {
+            serde_json::Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        if !self.agents.is_empty() {
+            let states = self.store.launch_states().await?;
+            for (name, agent_id) in &self.agents {
+                let launch: Vec<serde_json::Value> = states
+                    .iter()
+                    .filter(|l| &l.agent == name)
+                    .map(|l| {
+                        serde_json::json!({
+                            "region": l.region,
+                            "state": l.state,
+                            "previous": l.previous,
+                            "at": hermod_core::rfc3339(l.at),
+                        })
+                    })
+                    .collect();
+                all.push(serde_json::json!({
+                    "name": format!("rbm:{name}"),
+                    "kind": "rcs",
+                    "agent_id": agent_id,
+                    "launch": launch,
+                }));
+            }
         }
-        Ok(self
-            .router
-            .as_ref()
-            .map(|r| serde_json::to_value(r.status()).unwrap_or_default())
-            .unwrap_or_default())
+        Ok(serde_json::Value::Array(all))
     }
     fn reload(&self) -> Result<serde_json::Value, String> {
         self.reload_routes()
@@ -397,12 +428,20 @@ pub async fn run(
         settings.fixed_senders()?,
         settings.senders.allow_unowned,
     ));
+    let agents: Vec<(String, String)> = settings
+        .rcs
+        .agents
+        .iter()
+        .map(|a| (a.name.clone(), a.agent_id.clone()))
+        .collect();
     let mut ops: Option<Arc<Ops>> = None;
     if !roles.stages.sms && db.is_postgres() {
         ops = Some(Arc::new(Ops {
             router: None,
             config: config.clone(),
             cluster: Some(store.clone() as Arc<dyn hermod_core::ports::Leases>),
+            agents: agents.clone(),
+            store: store.clone(),
         }));
     }
     let sms: Arc<dyn hermod_core::ports::Channel> = if roles.stages.sms {
@@ -437,6 +476,8 @@ pub async fn run(
             config: config.clone(),
             // This process's own view: every connector with its health and limits.
             cluster: None,
+            agents: agents.clone(),
+            store: store.clone(),
         });
         reload_on_sighup(o.clone(), cancel.clone());
         ops = Some(o);

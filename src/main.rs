@@ -258,6 +258,30 @@ fn connectors_table(v: &serde_json::Value) -> String {
     );
     let empty = Vec::new();
     for c in v["data"].as_array().unwrap_or(&empty) {
+        // An RBM agent: one row per region, its launch state.
+        for l in c["launch"].as_array().unwrap_or(&empty) {
+            out.push_str(&format!(
+                "{:<14} {:<8} {:<20} {:<11} {:<20} {:>9} {:>8}  {}\n",
+                c["name"].as_str().unwrap_or(""),
+                if l["state"] == "LAUNCHED" {
+                    "yes"
+                } else {
+                    "no"
+                },
+                l["region"].as_str().unwrap_or(""),
+                l["state"].as_str().unwrap_or(""),
+                l["at"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('T', " ")
+                    .chars()
+                    .take(19)
+                    .collect::<String>(),
+                "-",
+                "-",
+                "-",
+            ));
+        }
         for b in c["binds"].as_array().unwrap_or(&empty) {
             let since = b["since"]
                 .as_i64()

@@ -217,8 +217,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     params(("agent" = String, Path, description = "the agent's `name` in the configuration"),
            ("X-Goog-Signature" = Option<String>, Header, description = "base64(HMAC-SHA512(clientToken, message.data))")),
     request_body(content = Object, description = "a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
-    responses((status = 200, description = "recorded, a duplicate, or the handshake's secret"),
-              (status = 400), (status = 401, description = "bad or missing signature"), (status = 404), (status = 503)))]
+    responses((status = 200, description = "recorded (`ok`), a `duplicate`, `ignored` with a `reason` (an unknown agent, an agent without client_token, a signed event Hermod cannot use), or the handshake's secret"),
+              (status = 400, description = "not a push envelope"), (status = 401, description = "bad or missing signature"), (status = 404, description = "this server has no RCS agents"), (status = 503)))]
 pub(crate) async fn rbm_webhook(
     state: web::Data<AppState>,
     agent: web::Path<String>,

@@ -256,6 +256,21 @@ pub struct Receipt {
     pub event: Option<ProviderEvent>,
 }
 
+/// An RBM agent's launch state in one region, as its last AgentLaunchEvent said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentLaunch {
+    /// Our name for the agent (`[[rcs.agents]] name`).
+    pub agent: String,
+    /// RBM's region id, e.g. `/v1/regions/fi-rcs`.
+    pub region: String,
+    /// `newLaunchState`: LAUNCHED, PENDING, REJECTED, SUSPENDED, ...
+    pub state: String,
+    /// `oldLaunchState`.
+    pub previous: Option<String>,
+    /// `sendTime`, Unix ms.
+    pub at: i64,
+}
+
 /// A provider's id for an event it may deliver more than once (RBM's `eventId`, a
 /// user message's `messageId`). It is recorded in the transaction that applies the
 /// event: a redelivery changes nothing, and an apply that failed leaves no trace, so

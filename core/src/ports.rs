@@ -151,6 +151,10 @@ pub trait Store: Send + Sync {
     async fn first_seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
     /// Whether a provider event was applied already (a redelivered webhook).
     async fn seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
+    /// Records an RBM agent's launch state in a region, unless a later one is there.
+    async fn record_launch(&self, launch: &crate::model::AgentLaunch) -> PortResult<()>;
+    /// Every agent's launch states, by agent and region.
+    async fn launch_states(&self) -> PortResult<Vec<crate::model::AgentLaunch>>;
 }
 
 /// The app channel's devices and their inboxes of sealed envelopes.

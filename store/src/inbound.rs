@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
 use hermod_core::inbound::{ALL_SENDERS, InboundMessage, InboundPart, Keyword, OptOut, sender_key};
-use hermod_core::model::{CancelOutcome, ProviderEvent};
+use hermod_core::model::{AgentLaunch, CancelOutcome, ProviderEvent};
 use hermod_core::ports::PortResult;
 use hermod_core::{MessageId, Status, TenantId, now_ms};
 
@@ -668,4 +668,71 @@ pub async fn seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {
         .await
     })
     .map_err(backend)
+}
+
+pub async fn record_launch(db: &Db, l: &AgentLaunch) -> PortResult<()> {
+    let l = l.clone();
+    write_tx!(db, |c| {
+        let later: Option<i64> = rbm_launch_states::table
+            .filter(rbm_launch_states::agent.eq(&l.agent))
+            .filter(rbm_launch_states::region.eq(&l.region))
+            .filter(rbm_launch_states::at.gt(l.at))
+            .select(rbm_launch_states::at)
+            .first(c)
+            .await
+            .optional()?;
+        if later.is_some() {
+            // Events come out of order: the later state stays.
+            return Ok(());
+        }
+        diesel::insert_into(rbm_launch_states::table)
+            .values((
+                rbm_launch_states::agent.eq(&l.agent),
+                rbm_launch_states::region.eq(&l.region),
+                rbm_launch_states::state.eq(&l.state),
+                rbm_launch_states::previous.eq(&l.previous),
+                rbm_launch_states::at.eq(l.at),
+            ))
+            .on_conflict((rbm_launch_states::agent, rbm_launch_states::region))
+            .do_update()
+            .set((
+                rbm_launch_states::state.eq(&l.state),
+                rbm_launch_states::previous.eq(&l.previous),
+                rbm_launch_states::at.eq(l.at),
+            ))
+            .execute(c)
+            .await
+            .map(|_| ())
+    })
+    .map_err(backend)
+}
+
+pub async fn launch_states(db: &Db) -> PortResult<Vec<AgentLaunch>> {
+    let rows: Vec<(String, String, String, Option<String>, i64)> = with_conn!(db, |c| {
+        rbm_launch_states::table
+            .order((
+                rbm_launch_states::agent.asc(),
+                rbm_launch_states::region.asc(),
+            ))
+            .select((
+                rbm_launch_states::agent,
+                rbm_launch_states::region,
+                rbm_launch_states::state,
+                rbm_launch_states::previous,
+                rbm_launch_states::at,
+            ))
+            .load(c)
+            .await
+            .map_err(backend)?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(agent, region, state, previous, at)| AgentLaunch {
+            agent,
+            region,
+            state,
+            previous,
+            at,
+        })
+        .collect())
 }

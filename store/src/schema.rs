@@ -191,6 +191,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    rbm_launch_states (agent, region) {
+        agent -> Text,
+        region -> Text,
+        state -> Text,
+        previous -> Nullable<Text>,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
     devices (id) {
         id -> Text,
         tenant_id -> Text,
@@ -375,6 +385,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     opt_outs,
     bind_leases,
     webhook_events,
+    rbm_launch_states,
     devices,
     app_inbox,
     fallback_timers,

@@ -612,6 +612,14 @@ impl Store for SqlStore {
     async fn seen_event(&self, event: &hermod_core::model::ProviderEvent) -> PortResult<bool> {
         crate::inbound::seen_event(&self.db, event).await
     }
+
+    async fn record_launch(&self, launch: &hermod_core::model::AgentLaunch) -> PortResult<()> {
+        crate::inbound::record_launch(&self.db, launch).await
+    }
+
+    async fn launch_states(&self) -> PortResult<Vec<hermod_core::model::AgentLaunch>> {
+        crate::inbound::launch_states(&self.db).await
+    }
 }
 
 #[async_trait]

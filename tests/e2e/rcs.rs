@@ -362,14 +362,20 @@ async fn webhook_checks_signatures_answers_the_handshake_and_ignores_duplicates(
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["text"], "ok thanks");
 
-    // An unknown agent name is 404; bad JSON is 400.
+    // An unknown agent name is acknowledged (RBM would retry a refusal for days) and
+    // counted; bad JSON (not from Google) is 400.
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/webhooks/rbm/nobody", r.server.base))
         .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["reason"].as_str()),
+        (Some("ignored"), Some("unknown_agent"))
+    );
     assert_eq!(webhook(&r, "not json", Some(&sig)).await.0, 400);
     r.sim.stop().await;
 }
@@ -703,4 +709,127 @@ async fn an_erased_subject_is_in_no_table() {
         "{listed}"
     );
     assert!(device.poll(0).await.is_err(), "the device is gone");
+}
+
+/// Events as RBM's reference defines them that name no message: IS_TYPING (a phone
+/// sends one before each message), UNSUBSCRIBE and SUBSCRIBE (opt-out and back in, for
+/// this agent, in the audit log), AgentLaunchEvent (its state on GET /v1/connectors);
+/// an unknown event type or one Hermod cannot use is acknowledged, never refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_without_a_message_are_acknowledged_and_applied() {
+    let r = rig(|_| {}).await;
+    let base = r.server.base.clone();
+    let phone = "+447700900250";
+    r.sim.add_device(phone, None, true);
+    let opt_outs = || async {
+        call(
+            Method::GET,
+            &format!("{base}/v1/opt-outs?recipient=%2B447700900250"),
+            &r.key,
+            None,
+        )
+        .await
+        .1["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let sent = r.sim.events_sent();
+    r.sim.user_event(phone, "IS_TYPING");
+    r.sim.user_event(phone, "UNSUBSCRIBE");
+    eventually("the opt-out", Duration::from_secs(10), || async {
+        !opt_outs().await.is_empty()
+    })
+    .await;
+    let outs = opt_outs().await;
+    assert_eq!(
+        (outs[0]["sender"].as_str(), outs[0]["source"].as_str()),
+        (Some("shop"), Some("rbm_unsubscribe")),
+        "{outs:?}"
+    );
+    assert!(inbound(&r).await.is_empty(), "typing is not a message");
+    let (s, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"], "text": "Sale now on"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{m}");
+    let m = wait_status(&r, m["id"].as_str().unwrap(), "rejected").await;
+    assert_eq!(m["reason"], "recipient_opted_out");
+    r.sim.user_event(phone, "SUBSCRIBE");
+    eventually("opted in again", Duration::from_secs(10), || async {
+        opt_outs().await.is_empty()
+    })
+    .await;
+    let (_, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"], "text": "Welcome back"}),
+    )
+    .await;
+    wait_status(&r, m["id"].as_str().unwrap(), "delivered").await;
+    let audit = reqwest::Client::new()
+        .get(format!("{base}/v1/audit/export"))
+        .bearer_auth(&r.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        audit.contains("opt_out.added") && audit.contains("opt_out.removed"),
+        "{audit}"
+    );
+    // A user message comes after its IS_TYPING; both acknowledged.
+    r.sim.user_message(phone, "hello", None);
+    eventually("the reply", Duration::from_secs(10), || async {
+        inbound(&r).await.len() == 1
+    })
+    .await;
+    assert!(
+        r.sim.events_sent() >= sent + 5,
+        "every event was answered 2xx"
+    );
+
+    // The agent is launched in a region: shown with the connectors.
+    r.sim.agent_launch("fi-rcs", "PENDING", "LAUNCHED");
+    let url = format!("{base}/v1/connectors");
+    eventually("the launch state", Duration::from_secs(10), || async {
+        let v = call(Method::GET, &url, support::ADMIN_TOKEN, None).await.1;
+        v["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == "rbm:shop" && c["launch"][0]["state"] == "LAUNCHED")
+    })
+    .await;
+    let v = call(Method::GET, &url, support::ADMIN_TOKEN, None).await.1;
+    let agent = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rbm:shop")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            agent["agent_id"].as_str(),
+            agent["launch"][0]["region"].as_str(),
+            agent["launch"][0]["previous"].as_str()
+        ),
+        (Some(AGENT), Some("/v1/regions/fi-rcs"), Some("PENDING")),
+        "{agent}"
+    );
+
+    // Signed events Hermod has no use for: acknowledged, never a retry loop.
+    for ev in [
+        json!({"senderPhoneNumber": phone, "eventType": "SOME_FUTURE_EVENT", "eventId": "EV-F1",
+               "sendTime": "2026-11-22T10:00:00Z", "agentId": AGENT}),
+        json!({"senderPhoneNumber": phone, "eventType": "DELIVERED", "eventId": "EV-F2", "agentId": AGENT}),
+    ] {
+        let (b, sig) = r.sim.signed_envelope(&ev);
+        let (s, body) = webhook(&r, &b, Some(&sig)).await;
+        assert_eq!(s, 200, "{ev}: {body}");
+    }
+    r.sim.stop().await;
 }

@@ -483,6 +483,34 @@ async fn exercise_inbound(url: &str) {
     assert_eq!(orphans_of(&store, &read.provider_id).await, 1);
     assert!(store.seen_event(&ev("rbm:a", "E1")).await.unwrap());
     assert!(!store.seen_event(&ev("rbm:b", "E1")).await.unwrap());
+    // An agent's launch state per region: a late-arriving older event changes nothing.
+    let launch = |state: &str, at: i64| AgentLaunch {
+        agent: "shop".into(),
+        region: "/v1/regions/fi-rcs".into(),
+        state: state.into(),
+        previous: None,
+        at,
+    };
+    store
+        .record_launch(&launch("LAUNCHED", 2_000))
+        .await
+        .unwrap();
+    store
+        .record_launch(&launch("PENDING", 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.launch_states().await.unwrap(),
+        vec![launch("LAUNCHED", 2_000)]
+    );
+    store
+        .record_launch(&launch("SUSPENDED", 3_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.launch_states().await.unwrap(),
+        vec![launch("SUSPENDED", 3_000)]
+    );
     // An event without an effect: its marker alone.
     assert!(store.first_seen_event(&ev("rbm:a", "E2")).await.unwrap());
     assert!(!store.first_seen_event(&ev("rbm:a", "E2")).await.unwrap());

@@ -1,9 +1,14 @@
 //! RBM webhook ingress (`POST /v1/webhooks/rbm/{agent}`): the clientToken/secret setup
 //! handshake, then Pub/Sub push envelopes whose base64 `message.data` is signed with
-//! `X-Goog-Signature` = base64(HMAC-SHA512(clientToken, data)). User events (DELIVERED,
-//! READ) become receipts, server events (TTL_EXPIRATION_REVOKED / _FAILED) are
-//! recorded on the attempt, user messages become inbound messages. A redelivered event
-//! (same eventId, or same messageId for user messages) changes nothing.
+//! `X-Goog-Signature` = base64(HMAC-SHA512(clientToken, data)). Each event is decoded
+//! by its kind first (`message.attributes.type`, then `eventType`), as RBM's reference
+//! defines them: user events DELIVERED and READ and server events
+//! TTL_EXPIRATION_REVOKED / _FAILED become receipts; IS_TYPING is counted; SUBSCRIBE and
+//! UNSUBSCRIBE opt the user in and out of the agent; an AgentLaunchEvent records the
+//! agent's launch state in its region; user messages become inbound messages. Anything
+//! signed that Hermod cannot use is acknowledged (200), counted and logged: RBM would
+//! retry a refusal for days. A redelivered event (same eventId, or same messageId for
+//! user messages) changes nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hermod_core::inbound::InboundPart;
-use hermod_core::model::{ChannelKind, ProviderEvent, Receipt};
+use hermod_core::model::{AgentLaunch, ChannelKind, ProviderEvent, Receipt};
 use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
 use hermod_core::{Status, TenantId, now_ms};
 use serde_json::{Value, json};
@@ -40,16 +45,24 @@ pub struct RbmWebhook {
 pub enum RbmEvent {
     Receipt(Receipt),
     Inbound(InboundPart),
-    /// Recognised but changes nothing (IS_TYPING, unknown types).
+    /// IS_TYPING: the user (digits) is typing.
+    Typing(String),
+    /// SUBSCRIBE (true) or UNSUBSCRIBE (false) of the user (digits) to the agent.
+    Subscription(String, bool),
+    /// AgentLaunchEvent: the agent's launch state changed in a region.
+    Launch(AgentLaunch),
+    /// Changes nothing: an event type Hermod does not use.
     Ignore(String),
 }
 
-/// Decodes one event (`message.data`, already base64-decoded and parsed) of agent
-/// `name`. Returns the id it is deduplicated by, and what it means.
+/// Decodes one event (`message.data`, already base64-decoded and parsed, with the
+/// envelope's `message.attributes`) of agent `name`. Returns the id it is deduplicated
+/// by, and what it means; an error names what is missing.
 pub fn decode_event(
     name: &str,
     agent_id: &str,
     tenant: Option<&TenantId>,
+    attributes: &Value,
     ev: &Value,
 ) -> Result<(String, RbmEvent), String> {
     let s = |k: &str| ev[k].as_str().map(str::to_owned);
@@ -58,9 +71,23 @@ pub fn decode_event(
             .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     };
     let sender = digits(s("senderPhoneNumber").or_else(|| s("phoneNumber")));
+    if attributes["type"].as_str() == Some("agent_launch_event") {
+        let id = s("eventId").ok_or("an AgentLaunchEvent without eventId")?;
+        return Ok((
+            id,
+            RbmEvent::Launch(AgentLaunch {
+                agent: name.to_owned(),
+                region: s("regionId").unwrap_or_default(),
+                state: s("newLaunchState").ok_or("an AgentLaunchEvent without newLaunchState")?,
+                previous: s("oldLaunchState"),
+                at: s("sendTime")
+                    .and_then(|t| hermod_core::parse_rfc3339(&t))
+                    .unwrap_or_else(now_ms),
+            }),
+        ));
+    }
     if let Some(kind) = s("eventType") {
-        let id = s("eventId").ok_or("an event without eventId")?;
-        let mid = s("messageId").ok_or("an event without messageId")?;
+        let id = s("eventId").ok_or_else(|| format!("a {kind} event without eventId"))?;
         let (status, error) = match kind.as_str() {
             "DELIVERED" => (Status::Delivered, None),
             "READ" => (Status::Read, None),
@@ -68,8 +95,19 @@ pub fn decode_event(
             // The revoke at TTL failed: the device may have it. Nothing moves; the raw
             // status is kept on the attempt.
             "TTL_EXPIRATION_REVOKE_FAILED" => (Status::Sent, None),
+            "IS_TYPING" => {
+                let from = sender.ok_or("an IS_TYPING event without senderPhoneNumber")?;
+                return Ok((id, RbmEvent::Typing(from)));
+            }
+            "SUBSCRIBE" | "UNSUBSCRIBE" => {
+                let from =
+                    sender.ok_or_else(|| format!("a {kind} event without senderPhoneNumber"))?;
+                return Ok((id, RbmEvent::Subscription(from, kind == "SUBSCRIBE")));
+            }
             _ => return Ok((id, RbmEvent::Ignore(kind))),
         };
+        // Only these carry the id of the agent's message they are about.
+        let mid = s("messageId").ok_or_else(|| format!("a {kind} event without messageId"))?;
         return Ok((
             id,
             RbmEvent::Receipt(Receipt {
@@ -162,10 +200,12 @@ impl RbmWebhook {
         })
     }
 
-    /// Applies an event with its marker, in one transaction.
+    /// Applies an event with its marker: in one transaction, or (opt-in and out,
+    /// launch states: applying them twice changes nothing) the marker after the effect.
     async fn apply(
         &self,
         agent: &str,
+        tenant: Option<&TenantId>,
         event: RbmEvent,
         marker: ProviderEvent,
     ) -> Result<(), PortError> {
@@ -192,7 +232,44 @@ impl RbmWebhook {
                 }
                 Ok(())
             }
-            RbmEvent::Ignore(_) => self.store.first_seen_event(&marker).await.map(|_| ()),
+            RbmEvent::Typing(_) => {
+                metrics::counter!("hermod_rbm_typing_total", "agent" => agent.to_owned())
+                    .increment(1);
+                self.store.first_seen_event(&marker).await.map(|_| ())
+            }
+            RbmEvent::Subscription(from, subscribed) => {
+                let Some(t) = tenant else {
+                    tracing::warn!(
+                        agent,
+                        "RBM (UN)SUBSCRIBE for an agent no tenant owns: set [[rcs.agents]] tenant"
+                    );
+                    return self.store.first_seen_event(&marker).await.map(|_| ());
+                };
+                let number = format!("+{from}");
+                if subscribed {
+                    self.store.remove_opt_out(t, &number, Some(agent)).await?;
+                } else {
+                    self.store
+                        .add_opt_out(t, &number, agent, "rbm_unsubscribe")
+                        .await?;
+                }
+                self.store.first_seen_event(&marker).await.map(|_| ())
+            }
+            RbmEvent::Launch(l) => {
+                tracing::info!(
+                    agent,
+                    region = %l.region,
+                    state = %l.state,
+                    previous = l.previous.as_deref().unwrap_or(""),
+                    "RBM agent launch state changed"
+                );
+                self.store.record_launch(&l).await?;
+                self.store.first_seen_event(&marker).await.map(|_| ())
+            }
+            RbmEvent::Ignore(kind) => {
+                metrics::counter!("hermod_rbm_events_ignored_total", "type" => kind).increment(1);
+                self.store.first_seen_event(&marker).await.map(|_| ())
+            }
         }
     }
 }
@@ -220,12 +297,14 @@ impl RbmWebhook {
 #[async_trait]
 impl WebhookIngress for RbmWebhook {
     async fn handle(&self, name: &str, signature: Option<&str>, body: &[u8]) -> WebhookReply {
+        // A misconfiguration is answered 200 (RBM would retry a refusal for days,
+        // holding up the partner's other agents) and made loud here instead.
         let Some(hook) = self.hooks.get(name) else {
-            return WebhookReply::error(404, "unknown_agent", "no RBM agent has this name");
+            return ignored(name, "unknown_agent", "no [[rcs.agents]] has this name");
         };
         let Some(token) = &hook.client_token else {
-            return WebhookReply::error(
-                401,
+            return ignored(
+                name,
                 "webhook_not_configured",
                 "set client_token for this agent to receive its webhooks",
             );
@@ -255,7 +334,9 @@ impl WebhookIngress for RbmWebhook {
             return WebhookReply::error(401, "missing_signature", "X-Goog-Signature is required");
         };
         if !hermod_crypto::rbm::verify_webhook(token, data, sig) {
-            metrics::counter!("hermod_webhook_rejected_total", "source" => "rbm").increment(1);
+            // Not from Google: refused.
+            metrics::counter!("hermod_webhook_rejected_total", "source" => "rbm", "reason" => "invalid_signature")
+                .increment(1);
             return WebhookReply::error(
                 401,
                 "invalid_signature",
@@ -266,12 +347,20 @@ impl WebhookIngress for RbmWebhook {
             .decode(data.trim())
             .ok()
             .and_then(|d| serde_json::from_slice::<Value>(&d).ok());
+        // Signed by Google from here on: what cannot be used is acknowledged.
         let Some(event) = event else {
-            return WebhookReply::error(400, "invalid_data", "message.data is not base64 JSON");
+            return ignored(name, "invalid_data", "message.data is not base64 JSON");
         };
-        let (id, decoded) = match decode_event(name, &hook.agent_id, hook.tenant.as_ref(), &event) {
+        let attributes = &v["message"]["attributes"];
+        let (id, decoded) = match decode_event(
+            name,
+            &hook.agent_id,
+            hook.tenant.as_ref(),
+            attributes,
+            &event,
+        ) {
             Ok(x) => x,
-            Err(e) => return WebhookReply::error(400, "invalid_event", &e),
+            Err(e) => return ignored(name, "invalid_event", &e),
         };
         let event = ProviderEvent {
             source: format!("rbm:{name}"),
@@ -291,9 +380,13 @@ impl WebhookIngress for RbmWebhook {
         let kind = match &decoded {
             RbmEvent::Receipt(r) => r.raw_status.clone(),
             RbmEvent::Inbound(_) => "USER_MESSAGE".into(),
+            RbmEvent::Typing(_) => "IS_TYPING".into(),
+            RbmEvent::Subscription(_, true) => "SUBSCRIBE".into(),
+            RbmEvent::Subscription(_, false) => "UNSUBSCRIBE".into(),
+            RbmEvent::Launch(_) => "AGENT_LAUNCH".into(),
             RbmEvent::Ignore(k) => k.clone(),
         };
-        if let Err(e) = self.apply(name, decoded, event).await {
+        if let Err(e) = self.apply(name, hook.tenant.as_ref(), decoded, event).await {
             tracing::error!(error = %e, agent = name, "RBM webhook: event not recorded");
             return WebhookReply::error(503, "unavailable", "try again");
         }
@@ -301,6 +394,23 @@ impl WebhookIngress for RbmWebhook {
             .increment(1);
         WebhookReply::json(200, json!({"status": "ok"}))
     }
+}
+
+/// A request Hermod cannot use but must not have retried: 200 `{"status": "ignored"}`,
+/// an error in the log and `hermod_webhook_rejected_total{source="rbm", reason}`.
+fn ignored(agent: &str, reason: &'static str, why: &str) -> WebhookReply {
+    tracing::error!(
+        agent,
+        reason,
+        why,
+        "RBM webhook: request acknowledged but not used"
+    );
+    metrics::counter!("hermod_webhook_rejected_total", "source" => "rbm", "reason" => reason)
+        .increment(1);
+    WebhookReply::json(
+        200,
+        json!({"status": "ignored", "reason": reason, "message": why}),
+    )
 }
 
 #[cfg(test)]
@@ -313,6 +423,7 @@ mod tests {
             "a",
             "agent@rbm.goog",
             None,
+            &Value::Null,
             &json!({"senderPhoneNumber": "+447911123456", "eventType": "READ", "eventId": "E1",
                     "messageId": "0190a1b2-c3d4-7e8f-9a0b-1c2d3e4f5a6b", "sendTime": "2026-01-01T00:00:00Z", "agentId": "agent@rbm.goog"}),
         )
@@ -327,6 +438,7 @@ mod tests {
             "a",
             "agent@rbm.goog",
             None,
+            &Value::Null,
             &json!({"eventType": "TTL_EXPIRATION_REVOKED", "eventId": "E2", "messageId": "m", "agentId": "agent@rbm.goog"}),
         )
         .unwrap();
@@ -340,6 +452,7 @@ mod tests {
             "a",
             "agent@rbm.goog",
             Some(&TenantId::from_trusted("ten_1".into())),
+            &Value::Null,
             &json!({"senderPhoneNumber": "+447911123456", "messageId": "U1", "sendTime": "2026-01-01T00:00:00Z",
                     "suggestionResponse": {"postbackData": "track_1234", "text": "Track", "type": "ACTION"}}),
         )
@@ -354,20 +467,83 @@ mod tests {
             "a",
             "x",
             None,
+            &Value::Null,
             &json!({"senderPhoneNumber": "+447911123456", "messageId": "U2", "location": {"latitude": 51.5, "longitude": -0.1}}),
         )
         .unwrap();
         let RbmEvent::Inbound(p) = e else { panic!() };
         assert_eq!(p.payload.unwrap()["type"], "location");
 
+        // Events as the reference shows them: only DELIVERED and READ (and the server
+        // events) name a message.
+        let none = &Value::Null;
+        let (id, e) = decode_event(
+            "a",
+            "x",
+            None,
+            none,
+            &json!({"senderPhoneNumber": "+447911123456", "eventType": "IS_TYPING", "eventId": "E3",
+                    "sendTime": "2026-01-01T00:00:00Z", "agentId": "x"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (id.as_str(), e),
+            ("E3", RbmEvent::Typing("447911123456".into()))
+        );
+        for (kind, on) in [("SUBSCRIBE", true), ("UNSUBSCRIBE", false)] {
+            let (_, e) = decode_event(
+                "a",
+                "x",
+                None,
+                none,
+                &json!({"senderPhoneNumber": "+447911123456", "eventType": kind, "eventId": "E4",
+                        "sendTime": "2026-01-01T00:00:00Z", "agentId": "x"}),
+            )
+            .unwrap();
+            assert_eq!(e, RbmEvent::Subscription("447911123456".into(), on));
+        }
         let (_, e) = decode_event(
             "a",
             "x",
             None,
-            &json!({"senderPhoneNumber": "+1", "eventType": "IS_TYPING", "eventId": "E3", "messageId": "m"}),
+            none,
+            &json!({"senderPhoneNumber": "+447911123456", "eventType": "SOMETHING_NEW", "eventId": "E5"}),
         )
         .unwrap();
-        assert_eq!(e, RbmEvent::Ignore("IS_TYPING".into()));
-        assert!(decode_event("a", "x", None, &json!({"eventType": "READ"})).is_err());
+        assert_eq!(e, RbmEvent::Ignore("SOMETHING_NEW".into()));
+        // AgentLaunchEvent: told apart by the envelope's attributes.type; no phone.
+        let (id, e) = decode_event(
+            "a",
+            "x",
+            None,
+            &json!({"business_id": "x", "event_type": "LAUNCHED", "product": "RBM",
+                    "type": "agent_launch_event"}),
+            &json!({"eventId": "L1", "agentId": "x", "regionId": "/v1/regions/fi-rcs",
+                    "oldLaunchState": "PENDING", "newLaunchState": "LAUNCHED",
+                    "sendTime": "2026-01-01T00:00:01Z"}),
+        )
+        .unwrap();
+        assert_eq!(id, "L1");
+        assert_eq!(
+            e,
+            RbmEvent::Launch(AgentLaunch {
+                agent: "a".into(),
+                region: "/v1/regions/fi-rcs".into(),
+                state: "LAUNCHED".into(),
+                previous: Some("PENDING".into()),
+                at: 1_767_225_601_000,
+            })
+        );
+        assert!(
+            decode_event(
+                "a",
+                "x",
+                None,
+                none,
+                &json!({"eventType": "READ", "eventId": "E6"})
+            )
+            .is_err()
+        );
+        assert!(decode_event("a", "x", None, none, &json!({"eventType": "READ"})).is_err());
     }
 }

@@ -2,12 +2,17 @@
 //! client): the OAuth token endpoint (RS256 JWT bearer grant), `phones.getCapabilities`,
 //! `users.batchGet`, `phones.agentMessages.create` with RBM's validation errors, revoke
 //! (`delete`), devices that are offline for a while, TTL expiry, and signed Pub/Sub
-//! push events to the agent's webhook (DELIVERED, READ, TTL_EXPIRATION_REVOKED, user
-//! messages) after configurable delays.
+//! push events to the agent's webhook after configurable delays: DELIVERED, READ and
+//! TTL_EXPIRATION_REVOKED about agent messages; user messages, each after an IS_TYPING
+//! as a phone sends it; SUBSCRIBE / UNSUBSCRIBE; AgentLaunchEvents (told apart by
+//! `message.attributes.type = agent_launch_event`). Only DELIVERED, READ and the server
+//! events carry a `messageId`, as in the reference.
 //!
 //! Admin endpoints for `hermod sim rbm`: `POST /sim/devices {phone, features?,
 //! online?}`, `POST /sim/users/{phone}/messages {text? | postback_data+text? |
-//! latitude+longitude?}`, `GET /sim/messages`, `GET /sim/stats`.
+//! latitude+longitude?}`, `POST /sim/users/{phone}/events {type: IS_TYPING | SUBSCRIBE |
+//! UNSUBSCRIBE}`, `POST /sim/launch {region, old, new}`, `GET /sim/messages`,
+//! `GET /sim/stats`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -181,6 +186,8 @@ impl RbmSim {
                     "/sim/users/{phone}/messages",
                     web::post().to(user_message_http),
                 )
+                .route("/sim/users/{phone}/events", web::post().to(user_event_http))
+                .route("/sim/launch", web::post().to(launch_http))
                 .route("/sim/messages", web::get().to(messages_http))
                 .route("/sim/stats", web::get().to(stats_http))
         })
@@ -296,6 +303,21 @@ impl RbmSim {
         );
     }
 
+    /// The user's phone sends an event without a message: IS_TYPING, SUBSCRIBE or
+    /// UNSUBSCRIBE.
+    pub fn user_event(&self, phone: &str, kind: &str) {
+        let ev = bare_user_event(&self.inner, phone, kind);
+        let inner = self.inner.clone();
+        tokio::spawn(async move { push(&inner, &ev).await });
+    }
+
+    /// RBM tells the agent its launch state changed in `region` (e.g. `fi-rcs`).
+    pub fn agent_launch(&self, region: &str, old: &str, new: &str) {
+        let inner = self.inner.clone();
+        let (ev, attributes) = launch_event(&inner.cfg, region, old, new);
+        tokio::spawn(async move { push_with(&inner, &ev, attributes).await });
+    }
+
     /// The signed Pub/Sub push request the simulator would send for `event`:
     /// `(body, X-Goog-Signature)`.
     pub fn signed_envelope(&self, event: &Value) -> (String, String) {
@@ -315,10 +337,56 @@ fn user_says(inner: Arc<Inner>, phone: &str, what: Value) {
     if let (Some(ev), Value::Object(what)) = (ev.as_object_mut(), what) {
         ev.extend(what);
     }
-    tokio::spawn(async move { push(&inner, &ev).await });
+    // A phone says it is typing before it sends.
+    let typing = bare_user_event(&inner, phone, "IS_TYPING");
+    tokio::spawn(async move {
+        push(&inner, &typing).await;
+        push(&inner, &ev).await;
+    });
+}
+
+/// A user event about no message (IS_TYPING, SUBSCRIBE, UNSUBSCRIBE): no `messageId`.
+fn bare_user_event(inner: &Inner, phone: &str, kind: &str) -> Value {
+    json!({
+        "senderPhoneNumber": phone,
+        "eventType": kind,
+        "eventId": random_id(),
+        "sendTime": rfc3339_now(),
+        "agentId": inner.cfg.agent_id,
+    })
+}
+
+/// An AgentLaunchEvent and the attributes of its Pub/Sub message.
+fn launch_event(cfg: &RbmSimConfig, region: &str, old: &str, new: &str) -> (Value, Value) {
+    (
+        json!({
+            "eventId": random_id(),
+            "agentId": cfg.agent_id,
+            "botDisplayName": "Simulated agent",
+            "brandId": "brands/sim",
+            "brandDisplayName": "Sim brand",
+            "regionId": format!("/v1/regions/{region}"),
+            "oldLaunchState": old,
+            "newLaunchState": new,
+            "actingParty": "carrier",
+            "comment": "",
+            "sendTime": rfc3339_now(),
+        }),
+        json!({
+            "business_id": cfg.agent_id,
+            "event_type": new,
+            "product": "RBM",
+            "project_number": "0",
+            "type": "agent_launch_event",
+        }),
+    )
 }
 
 fn envelope(cfg: &RbmSimConfig, event: &Value) -> (String, String) {
+    envelope_with(cfg, event, json!({}))
+}
+
+fn envelope_with(cfg: &RbmSimConfig, event: &Value, attributes: Value) -> (String, String) {
     let data = event.to_string();
     let sig = hermod_crypto::rbm::sign_webhook(&cfg.client_token, data.as_bytes());
     let body = json!({
@@ -326,7 +394,7 @@ fn envelope(cfg: &RbmSimConfig, event: &Value) -> (String, String) {
             "data": STANDARD.encode(data.as_bytes()),
             "messageId": random_id(),
             "publishTime": rfc3339_now(),
-            "attributes": {},
+            "attributes": attributes,
         },
         "subscription": "projects/rbm-sim/subscriptions/rbm-agent-subscription",
     });
@@ -335,10 +403,14 @@ fn envelope(cfg: &RbmSimConfig, event: &Value) -> (String, String) {
 
 /// POSTs one event to the webhook, retrying like Pub/Sub (with backoff) on errors.
 async fn push(inner: &Inner, event: &Value) {
+    push_with(inner, event, json!({})).await;
+}
+
+async fn push_with(inner: &Inner, event: &Value, attributes: Value) {
     let Some(url) = &inner.cfg.webhook_url else {
         return;
     };
-    let (body, sig) = envelope(&inner.cfg, event);
+    let (body, sig) = envelope_with(&inner.cfg, event, attributes);
     let mut wait = Duration::from_millis(100);
     for _ in 0..8 {
         let r = inner
@@ -940,6 +1012,44 @@ async fn user_message_http(
         }
     };
     user_says(inner.into_inner(), &phone, what);
+    HttpResponse::Accepted().json(json!({"status": "queued"}))
+}
+
+#[derive(serde::Deserialize)]
+struct UserEvent {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+async fn user_event_http(
+    inner: web::Data<Inner>,
+    phone: web::Path<String>,
+    body: web::Json<UserEvent>,
+) -> HttpResponse {
+    if !matches!(
+        body.kind.as_str(),
+        "IS_TYPING" | "SUBSCRIBE" | "UNSUBSCRIBE"
+    ) {
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "type is IS_TYPING, SUBSCRIBE or UNSUBSCRIBE"}));
+    }
+    let ev = bare_user_event(&inner, &phone, &body.kind);
+    let inner = inner.into_inner();
+    tokio::spawn(async move { push(&inner, &ev).await });
+    HttpResponse::Accepted().json(json!({"status": "queued"}))
+}
+
+#[derive(serde::Deserialize)]
+struct Launch {
+    region: String,
+    old: String,
+    new: String,
+}
+
+async fn launch_http(inner: web::Data<Inner>, body: web::Json<Launch>) -> HttpResponse {
+    let (ev, attributes) = launch_event(&inner.cfg, &body.region, &body.old, &body.new);
+    let inner = inner.into_inner();
+    tokio::spawn(async move { push_with(&inner, &ev, attributes).await });
     HttpResponse::Accepted().json(json!({"status": "queued"}))
 }
 

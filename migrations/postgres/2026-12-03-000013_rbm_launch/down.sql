@@ -1,0 +1,1 @@
+DROP TABLE rbm_launch_states;
