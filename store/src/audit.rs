@@ -347,28 +347,15 @@ async fn erase(
             .copied()
             .chain(replies.iter().map(String::as_str))
             .collect();
+        // (Message and inbound ids are unique across tenants.)
         for chunk in about.chunks(500) {
-            let of = || {
-                webhook_deliveries::table
-                    .filter(webhook_deliveries::tenant_id.eq(&t))
-                    .filter(webhook_deliveries::message_id.eq_any(chunk))
-            };
-            use hermod_core::webhook::DeliveryStatus;
+            crate::webhooks::end_deliveries_of!(c, message_id, chunk, ERASED, now)?;
             diesel::update(
-                of().filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+                webhook_deliveries::table.filter(webhook_deliveries::message_id.eq_any(chunk)),
             )
-            .set((
-                webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-                webhook_deliveries::last_error.eq(ERASED),
-                webhook_deliveries::locked_until.eq(0i64),
-                webhook_deliveries::updated_at.eq(now),
-            ))
+            .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
             .execute(c)
             .await?;
-            diesel::update(of())
-                .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
-                .execute(c)
-                .await?;
         }
         // App devices registered for the number, with their envelopes.
         let devices: Vec<String> = devices::table

@@ -911,15 +911,20 @@ pub async fn apply_receipts(
     let vault = vault.clone();
     write_op!(db, move |c| {
         // A redelivered provider event (its marker is there) changes nothing; the
-        // markers of the others are written with their effect.
-        let mut fresh = Vec::with_capacity(receipts.len());
-        for r in &receipts {
-            if let Some(ev) = &r.event
-                && !crate::inbound::mark_event!(c, ev, now)?
-            {
-                continue;
+        // markers of the others are written with their effect. (SMPP receipts carry
+        // none: the batch goes as it is.)
+        let mut fresh = std::borrow::Cow::Borrowed(receipts.as_slice());
+        if receipts.iter().any(|r| r.event.is_some()) {
+            let mut kept = Vec::with_capacity(receipts.len());
+            for r in &receipts {
+                if let Some(ev) = &r.event
+                    && !crate::inbound::mark_event!(c, ev, now)?
+                {
+                    continue;
+                }
+                kept.push(r.clone());
             }
-            fresh.push(r.clone());
+            fresh = std::borrow::Cow::Owned(kept);
         }
         let unknown = apply_in_tx!(c, &fresh, now)?;
         let orphans: Vec<OrphanRow> = unknown

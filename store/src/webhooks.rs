@@ -14,28 +14,32 @@ use hermod_core::{TenantId, now_ms};
 
 use crate::batch::BatchInsert as _;
 
-/// Ends the pending deliveries of deleted endpoints: failed, `endpoint_deleted` (a
-/// macro: the body is written once for both backends' connections).
+/// Ends the pending deliveries whose `$column` is one of `$ids`: failed, with
+/// `$reason` (a deleted endpoint, an erased subject). A macro: the body is written once
+/// for both backends' connections.
 macro_rules! end_deliveries_of {
-    ($c:expr, $endpoints:expr, $now:expr) => {
+    ($c:expr, $column:ident, $ids:expr, $reason:expr, $now:expr) => {{
+        use hermod_core::webhook::DeliveryStatus as S;
+        use $crate::schema::webhook_deliveries as d;
         diesel::update(
-            webhook_deliveries::table
-                .filter(webhook_deliveries::endpoint_id.eq_any($endpoints))
-                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str())),
+            d::table
+                .filter(d::$column.eq_any($ids))
+                .filter(d::status.eq(S::Pending.as_str())),
         )
         .set((
-            webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-            webhook_deliveries::last_error.eq("endpoint_deleted"),
-            webhook_deliveries::locked_until.eq(0i64),
-            webhook_deliveries::updated_at.eq($now),
+            d::status.eq(S::Failed.as_str()),
+            d::last_error.eq($reason),
+            d::locked_until.eq(0i64),
+            d::updated_at.eq($now),
         ))
         .execute($c)
         .await
-    };
+    }};
 }
 use crate::rows::*;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
+pub(crate) use end_deliveries_of;
 
 /// A delivery row for an inbound message, for each endpoint subscribed to
 /// `message.inbound`.
@@ -196,7 +200,7 @@ impl Webhooks for SqlStore {
             .await?;
             if n > 0 {
                 // Its pending deliveries end with it (they stay listed, as failed).
-                end_deliveries_of!(c, [id.to_owned()], now)?;
+                end_deliveries_of!(c, endpoint_id, [id.to_owned()], "endpoint_deleted", now)?;
             }
             Ok::<_, DieselError>(n)
         })
@@ -316,7 +320,7 @@ impl Webhooks for SqlStore {
                 });
             }
             if !gone.is_empty() {
-                end_deliveries_of!(c, &gone, now)?;
+                end_deliveries_of!(c, endpoint_id, &gone, "endpoint_deleted", now)?;
             }
             Ok::<_, DieselError>(out)
         })

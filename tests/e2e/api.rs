@@ -263,15 +263,8 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let metrics = reqwest::Client::new()
-        .get(format!("{base}/metrics"))
-        .bearer_auth(crate::support::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        crate::support::get_text(&format!("{base}/metrics"), crate::support::ADMIN_TOKEN).await;
     assert!(
         metrics.contains("hermod_messages_total{stage=\"api\",status=\"accepted\"}"),
         "{metrics}"

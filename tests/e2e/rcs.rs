@@ -767,15 +767,7 @@ async fn events_without_a_message_are_acknowledged_and_applied() {
     )
     .await;
     wait_status(&r, m["id"].as_str().unwrap(), "delivered").await;
-    let audit = reqwest::Client::new()
-        .get(format!("{base}/v1/audit/export"))
-        .bearer_auth(&r.key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let audit = support::get_text(&format!("{base}/v1/audit/export"), &r.key).await;
     assert!(
         audit.contains("opt_out.added") && audit.contains("opt_out.removed"),
         "{audit}"

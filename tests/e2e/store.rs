@@ -10,6 +10,23 @@ use hermod_store::{Db, SqlStore};
 
 use crate::support::{HAPPY_PATH, pg_database};
 
+/// Runs `$body` with `$c`, a pooled connection of the store's backend (the body is
+/// written once for both).
+macro_rules! with_test_conn {
+    ($store:expr, |$c:ident| $body:expr) => {
+        match $store.db() {
+            Db::Pg(pool) => {
+                let $c = &mut pool.get().await.unwrap();
+                $body
+            }
+            Db::Lite { pool, .. } => {
+                let $c = &mut pool.get().await.unwrap();
+                $body
+            }
+        }
+    };
+}
+
 async fn open(url: &str) -> SqlStore {
     Db::migrate(url).await.unwrap();
     SqlStore::new(
@@ -1469,24 +1486,13 @@ async fn exercise_idempotency_retention(url: &str) {
     }
     let eight_days_ago = now_ms() - 8 * 86_400_000;
     let old = ["old-1", "old-2", "old-3"];
-    match store.db() {
-        Db::Pg(pool) => {
-            let mut c = pool.get().await.unwrap();
-            diesel::update(idempotency_keys::table.filter(idempotency_keys::key.eq_any(old)))
-                .set(idempotency_keys::created_at.eq(eight_days_ago))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Db::Lite { pool, .. } => {
-            let mut c = pool.get().await.unwrap();
-            diesel::update(idempotency_keys::table.filter(idempotency_keys::key.eq_any(old)))
-                .set(idempotency_keys::created_at.eq(eight_days_ago))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
+    with_test_conn!(store, |c| {
+        diesel::update(idempotency_keys::table.filter(idempotency_keys::key.eq_any(old)))
+            .set(idempotency_keys::created_at.eq(eight_days_ago))
+            .execute(c)
+            .await
+            .unwrap()
+    });
     let week = Duration::from_secs(7 * 86_400);
     assert_eq!(
         store.purge_idempotency(week, 2).await.unwrap(),
@@ -1514,14 +1520,7 @@ async fn exercise_idempotency_retention(url: &str) {
     let age =
         diesel::update(webhook_events::table.filter(webhook_events::event_id.eq_any(old_events)))
             .set(webhook_events::received_at.eq(month_ago));
-    match store.db() {
-        Db::Pg(pool) => {
-            age.execute(&mut pool.get().await.unwrap()).await.unwrap();
-        }
-        Db::Lite { pool, .. } => {
-            age.execute(&mut pool.get().await.unwrap()).await.unwrap();
-        }
-    }
+    with_test_conn!(store, |c| age.execute(c).await.unwrap());
     let days30 = Duration::from_secs(30 * 86_400);
     assert_eq!(store.purge_event_markers(days30, 1).await.unwrap(), 1);
     assert_eq!(store.purge_event_markers(days30, 10).await.unwrap(), 1);
@@ -1547,10 +1546,7 @@ async fn orphans_of(store: &SqlStore, provider_id: &str) -> i64 {
     let q = orphan_receipts::table
         .filter(orphan_receipts::provider_id.eq(provider_id.to_owned()))
         .count();
-    match store.db() {
-        Db::Pg(pool) => q.get_result(&mut pool.get().await.unwrap()).await.unwrap(),
-        Db::Lite { pool, .. } => q.get_result(&mut pool.get().await.unwrap()).await.unwrap(),
-    }
+    with_test_conn!(store, |c| q.get_result(c).await.unwrap())
 }
 
 /// A receipt sink whose first delivery never ends (the process dies there), then
@@ -1680,49 +1676,11 @@ async fn exercise_bounded_growth(url: &str) -> Vec<i64> {
             }
         }
         assert_eq!(total, 600, "round {round}: every row goes");
-        let left = |c: i64, d: i64, e: i64| (c, d, e);
-        let counts = match store.db() {
-            Db::Pg(pool) => {
-                let mut c = pool.get().await.unwrap();
-                left(
-                    idempotency_keys::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                    webhook_events::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                    orphan_receipts::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                )
-            }
-            Db::Lite { pool, .. } => {
-                let mut c = pool.get().await.unwrap();
-                left(
-                    idempotency_keys::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                    webhook_events::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                    orphan_receipts::table
-                        .count()
-                        .get_result(&mut c)
-                        .await
-                        .unwrap(),
-                )
-            }
-        };
+        let counts: (i64, i64, i64) = with_test_conn!(store, |c| (
+            idempotency_keys::table.count().get_result(c).await.unwrap(),
+            webhook_events::table.count().get_result(c).await.unwrap(),
+            orphan_receipts::table.count().get_result(c).await.unwrap(),
+        ));
         assert_eq!(counts, (0, 0, 0), "round {round}");
         if let Db::Lite { pool, .. } = store.db() {
             #[derive(QueryableByName)]

@@ -425,3 +425,16 @@ pub async fn wait_status(
     }
     panic!("message {id} never became {want}: {last}");
 }
+
+/// GET `url` with a bearer token; the body as text (NDJSON exports, metrics).
+pub async fn get_text(url: &str, token: &str) -> String {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -215,11 +215,11 @@ impl RbmWebhook {
                     event: Some(marker),
                     ..r
                 };
-                if self.receipts.deliver(r).await {
+                return if self.receipts.deliver(r).await {
                     Ok(())
                 } else {
                     Err(PortError::Backend("receipt not stored".into()))
-                }
+                };
             }
             RbmEvent::Inbound(p) => {
                 let p = InboundPart {
@@ -230,31 +230,29 @@ impl RbmWebhook {
                 if let Some(m) = msg {
                     self.help(agent, &m).await;
                 }
-                Ok(())
+                return Ok(());
             }
+            // The rest change nothing when applied twice: the marker goes after.
             RbmEvent::Typing(_) => {
                 metrics::counter!("hermod_rbm_typing_total", "agent" => agent.to_owned())
                     .increment(1);
-                self.store.first_seen_event(&marker).await.map(|_| ())
             }
-            RbmEvent::Subscription(from, subscribed) => {
-                let Some(t) = tenant else {
-                    tracing::warn!(
-                        agent,
-                        "RBM (UN)SUBSCRIBE for an agent no tenant owns: set [[rcs.agents]] tenant"
-                    );
-                    return self.store.first_seen_event(&marker).await.map(|_| ());
-                };
-                let number = format!("+{from}");
-                if subscribed {
-                    self.store.remove_opt_out(t, &number, Some(agent)).await?;
-                } else {
+            RbmEvent::Subscription(from, subscribed) => match tenant {
+                None => tracing::warn!(
+                    agent,
+                    "RBM (UN)SUBSCRIBE for an agent no tenant owns: set [[rcs.agents]] tenant"
+                ),
+                Some(t) if subscribed => {
                     self.store
-                        .add_opt_out(t, &number, agent, "rbm_unsubscribe")
+                        .remove_opt_out(t, &format!("+{from}"), Some(agent))
                         .await?;
                 }
-                self.store.first_seen_event(&marker).await.map(|_| ())
-            }
+                Some(t) => {
+                    self.store
+                        .add_opt_out(t, &format!("+{from}"), agent, "rbm_unsubscribe")
+                        .await?;
+                }
+            },
             RbmEvent::Launch(l) => {
                 tracing::info!(
                     agent,
@@ -264,13 +262,12 @@ impl RbmWebhook {
                     "RBM agent launch state changed"
                 );
                 self.store.record_launch(&l).await?;
-                self.store.first_seen_event(&marker).await.map(|_| ())
             }
             RbmEvent::Ignore(kind) => {
                 metrics::counter!("hermod_rbm_events_ignored_total", "type" => kind).increment(1);
-                self.store.first_seen_event(&marker).await.map(|_| ())
             }
         }
+        self.store.first_seen_event(&marker).await.map(|_| ())
     }
 }
 
