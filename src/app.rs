@@ -405,6 +405,14 @@ pub async fn run(
         if n > 0 {
             tracing::info!(jobs = n, "released jobs leased before a restart");
         }
+        let (rows, timers) = store.release_leases_after_restart().await?;
+        if rows + timers > 0 {
+            tracing::info!(
+                webhook_deliveries = rows,
+                fallback_timers = timers,
+                "released webhook deliveries and fallback timers leased before a restart"
+            );
+        }
     }
     let queue: Arc<dyn hermod_core::ports::Queue> = match &settings.queue {
         Some(url) => connect_broker(&settings, url, &cancel).await?,

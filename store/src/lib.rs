@@ -10,6 +10,8 @@ mod app;
 pub mod audit;
 mod batch;
 mod db;
+#[doc(hidden)]
+pub use db::{begin_immediate, end_immediate};
 mod event_log;
 mod fallback;
 mod inbound;
@@ -75,7 +77,17 @@ macro_rules! write_tx {
                 let mut conn = pool.get().await.map_err($crate::unavailable)?;
                 // Every statement completes inline, so the whole transaction runs here
                 // in one blocking section.
-                let r = $crate::complete_inline(conn.transaction(async |$c| $body));
+                let r = match $crate::begin_immediate(&mut conn) {
+                    Ok(()) => {
+                        let r = $crate::complete_inline(conn.transaction(async |$c| $body));
+                        match $crate::end_immediate(&mut conn, r.is_ok()) {
+                            Ok(()) => r,
+                            Err(e) if r.is_ok() => Err(e.into()),
+                            Err(_) => r,
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                };
                 $crate::sqlprof::gate(concat!(file!(), ":", line!()), got - asked, got.elapsed());
                 r
             }

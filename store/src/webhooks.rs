@@ -134,6 +134,41 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
+impl SqlStore {
+    /// Frees what a crashed run of the one embedded process had leased: webhook
+    /// delivery rows (due now), fallback timers and the event-log cursor. Without it
+    /// they wait out their leases (up to a minute) after a restart. Only for the
+    /// embedded mode, where one process owns the file; distributed workers share rows
+    /// and leases are how they hand over. Returns the rows and timers freed.
+    pub async fn release_leases_after_restart(&self) -> PortResult<(usize, usize)> {
+        let now = now_ms();
+        write_tx!(&self.db, |c| {
+            let rows = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                    .filter(webhook_deliveries::locked_until.gt(0)),
+            )
+            .set((
+                webhook_deliveries::next_at.eq(now),
+                webhook_deliveries::locked_until.eq(0),
+            ))
+            .execute(c)
+            .await?;
+            let timers =
+                diesel::update(fallback_timers::table.filter(fallback_timers::locked_until.gt(0)))
+                    .set(fallback_timers::locked_until.eq(0))
+                    .execute(c)
+                    .await?;
+            diesel::update(webhook_cursor::table)
+                .set(webhook_cursor::lease_until.eq(0))
+                .execute(c)
+                .await?;
+            Ok::<_, DieselError>((rows, timers))
+        })
+        .map_err(backend)
+    }
+}
+
 #[async_trait]
 impl Webhooks for SqlStore {
     async fn claim_cursor(&self, holder: &str, ttl: Duration) -> PortResult<Option<EventCursor>> {

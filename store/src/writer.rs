@@ -74,12 +74,21 @@ impl Writer {
                     let guard = gate.blocking_lock();
                     let got = std::time::Instant::now();
                     let mut finish: Vec<Finish> = Vec::with_capacity(ops.len());
-                    let done = complete_inline(conn.transaction(async |c| {
-                        for op in ops {
-                            finish.push(op(c).await);
-                        }
-                        Ok::<_, DieselError>(())
-                    }));
+                    let done = crate::db::begin_immediate(&mut conn).and_then(|()| {
+                        let r = complete_inline(conn.transaction(async |c| {
+                            for op in ops {
+                                finish.push(op(c).await);
+                            }
+                            Ok::<_, DieselError>(())
+                        }));
+                        let end = crate::db::end_immediate(&mut conn, r.is_ok());
+                        r.and(end)
+                    });
+                    if finish.is_empty() && let Err(e) = &done {
+                        // Nothing ran: the ops (and their answers) are dropped, and
+                        // each caller gets an error.
+                        tracing::warn!(error = %e, "the SQLite writer could not begin a transaction");
+                    }
                     // Rows inserted, updated or deleted, as SQLite counts them.
                     if let Ok(n) = complete_inline(
                         diesel::sql_query("SELECT total_changes() AS n")
@@ -127,7 +136,11 @@ impl Writer {
                 finish
             })
         });
-        let gone = || DieselError::QueryBuilderError("the SQLite writer stopped".into());
+        let gone = || {
+            DieselError::QueryBuilderError(
+                "the write was not committed: the SQLite writer stopped or could not begin".into(),
+            )
+        };
         self.tx.send(op).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }

@@ -1035,6 +1035,26 @@ async fn exercise_fallback_and_webhooks(url: &str) {
             .is_empty(),
         "leased"
     );
+    // A restart of the one embedded process frees what its crashed run had leased:
+    // the rows are due at once, and the cursor can be claimed by the new run.
+    let (rows, _) = store.release_leases_after_restart().await.unwrap();
+    assert_eq!(rows, 2);
+    let again: Vec<i64> = store
+        .due_deliveries(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(again, due.iter().map(|d| d.id).collect::<Vec<_>>());
+    assert!(
+        store
+            .claim_cursor("after-restart", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_some(),
+        "the crashed run's cursor lease is released"
+    );
     // Past the retry period: failed, listed, replayed on request.
     store
         .record_deliveries(&[
@@ -1462,6 +1482,49 @@ async fn sqlite_is_synchronous_full_unless_asked_otherwise() {
             .unwrap();
         assert_eq!(got.synchronous, want, "{mode:?}");
     }
+}
+
+/// Two processes writing one SQLite file (a `hermod keys create` beside a running
+/// server): a write transaction that reads first, while the other process commits, and
+/// then writes, must wait its turn, not fail "database is locked" (a deferred BEGIN
+/// fails its upgrade at once with SQLITE_BUSY_SNAPSHOT; Hermod begins IMMEDIATE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_writing_one_sqlite_file_wait_for_each_other() {
+    use diesel_async::RunQueryDsl;
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("h.db").to_string_lossy().into_owned();
+    let server = open(&url).await;
+    let cli = open(&url).await;
+    server.create_api_key("first", "k1", "h1").await.unwrap();
+    let (read, has_read) = tokio::sync::oneshot::channel::<()>();
+    let other = tokio::spawn(async move {
+        has_read.await.unwrap();
+        // Commits while the server's transaction is between its read and its write.
+        cli.create_api_key("second", "k2", "h2").await
+    });
+    let db = server.db().clone();
+    let r = async {
+        let n = hermod_store::write_tx!(&db, |c| {
+            diesel::sql_query("SELECT id FROM tenants")
+                .execute(c)
+                .await?;
+            read.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            diesel::sql_query("UPDATE tenants SET name = name || '!' WHERE name = 'first'")
+                .execute(c)
+                .await
+        })
+        .map_err(hermod_store::unavailable)?;
+        Ok::<usize, hermod_core::ports::PortError>(n)
+    }
+    .await;
+    assert_eq!(r.unwrap(), 1, "the server's read-then-write transaction");
+    other
+        .await
+        .unwrap()
+        .expect("the other process's write waited and succeeded");
+    assert!(server.tenant_id_by_name("first!").await.unwrap().is_some());
+    assert!(server.tenant_id_by_name("second").await.unwrap().is_some());
 }
 
 /// Idempotency records older than their retention go, in bounded batches; newer ones
