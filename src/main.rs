@@ -208,6 +208,11 @@ enum SimCmd {
         /// Delay from DELIVERED to READ; 0 = never read.
         #[arg(long, default_value_t = 1000)]
         read_delay_ms: u64,
+        /// Answer revokes as the revoke guide reads: 200 without confirming, and the
+        /// message is still delivered (default: the delete reference, 200 revoked or
+        /// 404 already delivered).
+        #[arg(long)]
+        revoke_unconfirmed: bool,
         /// Serve HTTPS with this PEM certificate chain (and --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -389,6 +394,7 @@ async fn main() -> anyhow::Result<()> {
                     all_reachable,
                     delivery_delay_ms,
                     read_delay_ms,
+                    revoke_unconfirmed,
                     tls_cert,
                     tls_key,
                 },
@@ -430,6 +436,7 @@ async fn main() -> anyhow::Result<()> {
             cfg.all_reachable = all_reachable;
             cfg.delivery_delay = Duration::from_millis(delivery_delay_ms);
             cfg.read_delay = (read_delay_ms > 0).then(|| Duration::from_millis(read_delay_ms));
+            cfg.revoke_unconfirmed = revoke_unconfirmed;
             if let (Some(c), Some(k)) = (tls_cert, tls_key) {
                 cfg.tls = Some(std::sync::Arc::new(
                     hermod_channels::sim::smsc::server_tls(&c, &k, None)

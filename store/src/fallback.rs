@@ -225,6 +225,10 @@ pub async fn due_fallbacks(
         .collect())
 }
 
+/// The error code of an RCS attempt withdrawn (revoked, RBM answered 200) so its
+/// fallback could go out.
+pub(crate) const WITHDRAWN_FOR_FALLBACK: &str = "withdrawn_for_fallback";
+
 pub async fn fire_fallback(db: &Db, attempt: &AttemptId, outcome: Withdrawal) -> PortResult<()> {
     let aid = attempt.to_string();
     let now = now_ms();
@@ -283,7 +287,7 @@ pub async fn fire_fallback(db: &Db, attempt: &AttemptId, outcome: Withdrawal) ->
                         .set((
                             attempts::status.eq(Status::Canceled.as_str()),
                             attempts::raw_status.eq("withdrawn"),
-                            attempts::error_code.eq("withdrawn_for_fallback"),
+                            attempts::error_code.eq(WITHDRAWN_FOR_FALLBACK),
                             attempts::error_permanent.eq(true),
                             attempts::updated_at.eq(now),
                         ))

@@ -63,6 +63,21 @@ fn group<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<
     m
 }
 
+/// The error code a withdrawn RCS attempt gets when RBM delivers it anyway.
+pub(crate) const DELIVERED_AFTER_REVOKE: &str = "delivered_after_revoke";
+
+/// How long after a revoke RBM answered 200 a DELIVERED (or READ) for that message
+/// means the revoke did not take: the revoke guide says the 200 does not confirm it.
+/// The device then has the RCS message and the fallback SMS.
+pub(crate) const REVOKE_GRACE_MS: i64 = 10 * 60 * 1000;
+
+/// A receipt saying the device has a message Hermod withdrew for its fallback.
+fn delivered_after_revoke(a: &AttemptRow, folded: Status, now: i64) -> bool {
+    matches!(folded, Status::Delivered | Status::Read)
+        && a.error_code.as_deref() == Some(crate::fallback::WITHDRAWN_FOR_FALLBACK)
+        && now - a.updated_at <= REVOKE_GRACE_MS
+}
+
 /// The plan dispatch recorded on a message.
 pub(crate) fn plan_of(m: &MessageRow) -> Option<Plan> {
     m.plan.as_deref().and_then(|p| serde_json::from_str(p).ok())
@@ -321,7 +336,14 @@ macro_rules! apply_in_tx {
                             .iter()
                             .find(|p| parse_status(&p.status) == folded)
                             .and_then(|p| p.raw_status.clone());
-                        late_raw.push((raw, a.id.clone()));
+                        let code = if delivered_after_revoke(&a, folded, now) {
+                            metrics::counter!("hermod_rcs_delivered_after_revoke_total")
+                                .increment(1);
+                            Some(DELIVERED_AFTER_REVOKE.to_owned())
+                        } else {
+                            a.error_code.clone()
+                        };
+                        late_raw.push(((raw, code), a.id.clone()));
                     }
                     continue;
                 }
@@ -395,9 +417,13 @@ macro_rules! apply_in_tx {
                     .execute($c)
                     .await?;
             }
-            for (raw, ids) in group(late_raw) {
+            for ((raw, code), ids) in group(late_raw) {
                 diesel::update(attempts::table.filter(attempts::id.eq_any(&ids)))
-                    .set((attempts::raw_status.eq(raw), attempts::updated_at.eq(now)))
+                    .set((
+                        attempts::raw_status.eq(raw),
+                        attempts::error_code.eq(code),
+                        attempts::updated_at.eq(now),
+                    ))
                     .execute($c)
                     .await?;
             }

@@ -156,6 +156,62 @@ async fn rcs_silent_is_revoked_then_sent_as_sms() {
     assert_eq!(sms_to(&r, phone), 1);
 }
 
+/// The revoke guide's reading: RBM answers the revoke 200 without confirming it, and
+/// the device gets the message after all. The SMS went out; the DELIVERED that follows
+/// is recorded on the withdrawn attempt as `delivered_after_revoke`, and nothing else
+/// moves (no second SMS, the message stays delivered by SMS).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoke_that_did_not_take_is_recorded_as_delivered_after_revoke() {
+    let r = rig(|c| c.revoke_unconfirmed = true).await;
+    let phone = "+447700900612";
+    r.sim.add_device(phone, None, false);
+    let id = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs", "sms"], "text": "Your code is 4321",
+               "fallback": {"after": "1s"}}),
+    )
+    .await;
+    let m = status(&r, &id, "delivered").await;
+    assert_eq!(
+        attempts(&m),
+        vec![
+            ("rcs".into(), "canceled".into()),
+            ("sms".into(), "delivered".into())
+        ]
+    );
+    assert_eq!(m["attempts"][0]["raw_status"], "withdrawn");
+    // The revoke answered 200 but did not take: the device comes online and has it.
+    r.sim.set_online(phone, true);
+    let (base, key) = (r.server.base.clone(), r.key.clone());
+    eventually(
+        "DELIVERED recorded on the withdrawn attempt",
+        Duration::from_secs(20),
+        || {
+            let (base, key, id) = (base.clone(), key.clone(), id.clone());
+            async move {
+                get_message(&base, &key, &id).await["attempts"][0]["error"]["code"]
+                    == "delivered_after_revoke"
+            }
+        },
+    )
+    .await;
+    let m = get_message(&r.server.base, &r.key, &id).await;
+    assert_eq!(m["status"], "delivered");
+    assert_eq!(m["attempts"][0]["status"], "canceled");
+    assert_eq!(m["attempts"][0]["raw_status"], "DELIVERED");
+    assert_eq!(sms_to(&r, phone), 1);
+    assert_eq!(events_of(&m, "message.fallback"), 1);
+    let metrics = crate::support::get_text(
+        &format!("{}/metrics", r.server.base),
+        crate::support::ADMIN_TOKEN,
+    )
+    .await;
+    assert!(
+        metrics.contains("hermod_rcs_delivered_after_revoke_total 1"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rcs_delivered_without_a_receipt_yet_is_not_sent_twice() {
     // Events never reach Hermod: RBM delivered the message but Hermod has not heard.

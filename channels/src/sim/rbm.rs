@@ -56,6 +56,11 @@ pub struct RbmSimConfig {
     pub all_reachable: bool,
     /// Serve HTTPS (rustls) instead of HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How revokes are answered. `false`, the delete reference: 200 = revoked (the
+    /// message is never delivered), 404 = already delivered. `true`, the revoke guide:
+    /// 200 whatever the state, without confirming; a pending message is still
+    /// delivered when its device comes online.
+    pub revoke_unconfirmed: bool,
 }
 
 impl RbmSimConfig {
@@ -74,6 +79,7 @@ impl RbmSimConfig {
             token_ttl: Duration::from_secs(3600),
             all_reachable: false,
             tls: None,
+            revoke_unconfirmed: false,
         })
     }
 }
@@ -940,6 +946,9 @@ async fn revoke(
     }
     let (phone, id) = path.into_inner();
     let mut st = lock(&inner);
+    if inner.cfg.revoke_unconfirmed {
+        return HttpResponse::Ok().json(json!({}));
+    }
     match st.messages.get_mut(&id) {
         Some(m) if m.phone == phone && m.state == SimState::Pending => {
             m.state = SimState::Revoked;
