@@ -213,6 +213,9 @@ enum SimCmd {
         /// 404 already delivered).
         #[arg(long)]
         revoke_unconfirmed: bool,
+        /// Refuse messages without a messageTrafficType, as a multi-use agent does.
+        #[arg(long)]
+        multi_use: bool,
         /// Serve HTTPS with this PEM certificate chain (and --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -395,6 +398,7 @@ async fn main() -> anyhow::Result<()> {
                     delivery_delay_ms,
                     read_delay_ms,
                     revoke_unconfirmed,
+                    multi_use,
                     tls_cert,
                     tls_key,
                 },
@@ -437,6 +441,7 @@ async fn main() -> anyhow::Result<()> {
             cfg.delivery_delay = Duration::from_millis(delivery_delay_ms);
             cfg.read_delay = (read_delay_ms > 0).then(|| Duration::from_millis(read_delay_ms));
             cfg.revoke_unconfirmed = revoke_unconfirmed;
+            cfg.multi_use = multi_use;
             if let (Some(c), Some(k)) = (tls_cert, tls_key) {
                 cfg.tls = Some(std::sync::Arc::new(
                     hermod_channels::sim::smsc::server_tls(&c, &k, None)

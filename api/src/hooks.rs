@@ -422,6 +422,7 @@ pub(crate) async fn ingest(
                     status: item.status.clone(),
                 }),
                 deferred: None,
+                traffic_type: template.as_ref().and_then(|t| t.traffic_type),
             };
             prep.defer(&mut m, zone.as_deref(), now);
             ids.push(m.id.to_string());

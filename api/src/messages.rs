@@ -67,6 +67,11 @@ pub struct SendMessage {
     /// `normal` (default) or `high`: high-priority messages overtake bulk traffic at
     /// every stage and are not held by quiet hours.
     pub priority: Option<String>,
+    /// What the message is for: `authentication` (one-time codes), `transaction`,
+    /// `promotion`, `service_request` or `acknowledgement`. RCS sends it as RBM's
+    /// `messageTrafficType` (a multi-use agent needs one on every message). Default:
+    /// the template's, else the RBM agent's `traffic_type`, else the agent's use case.
+    pub traffic_type: Option<String>,
     /// Send a stored template instead of `text`/`content`/`suggestions`:
     /// `{"id": "order_shipped", "locale": "de-DE", "vars": {"order": {"id": "A-17"}}}`.
     #[schema(value_type = Object)]
@@ -127,6 +132,10 @@ pub struct MessageResource {
     pub status: String,
     /// `normal` or `high`.
     pub priority: String,
+    /// `authentication`, `transaction`, `promotion`, `service_request` or
+    /// `acknowledgement`, when the message (or its template) names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<String>,
     pub to: String,
     pub from: Option<String>,
     pub text: String,
@@ -182,6 +191,7 @@ fn resource(m: &Message, view: Option<&MessageView>) -> MessageResource {
         id: m.id.to_string(),
         status: m.status.as_str().to_owned(),
         priority: m.priority.as_str().to_owned(),
+        traffic_type: m.traffic_type.map(|t| t.as_str().to_owned()),
         to: m.to.clone(),
         from: m.from.clone(),
         text: m.text.clone(),
@@ -473,7 +483,17 @@ pub(crate) fn validate(
             ApiError::field(f("priority"), "priority must be \"normal\" or \"high\"")
         })?,
     };
+    let traffic_type = match &req.traffic_type {
+        None => None,
+        Some(t) => Some(TrafficType::parse(t).ok_or_else(|| {
+            ApiError::field(
+                f("traffic_type"),
+                "traffic_type must be one of authentication, transaction, promotion, service_request, acknowledgement",
+            )
+        })?),
+    };
     Ok(NewMessage {
+        traffic_type,
         priority,
         alert: None,
         deferred: None,
@@ -575,6 +595,9 @@ impl Prep {
                 ));
             }
             let t = self.template(state, &tr.id, &f("template.id")).await?;
+            if req.traffic_type.is_none() {
+                req.traffic_type = t.traffic_type.map(|t| t.as_str().to_owned());
+            }
             let r = t
                 .render(tr.locale.as_deref(), &vars, zone.as_deref())
                 .map_err(|e| crate::templates::template_error(&f("template."), e))?;
@@ -698,6 +721,7 @@ fn accepted_view(m: &NewMessage) -> Message {
         fallback: m.fallback.clone(),
         plan: None,
         priority: m.priority,
+        traffic_type: m.traffic_type,
     }
 }
 

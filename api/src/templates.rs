@@ -28,6 +28,9 @@ pub struct TemplateBody {
     /// `POST /v1/messages`; every string is a MiniJinja template.
     #[schema(value_type = Object)]
     pub variants: serde_json::Value,
+    /// What messages sent with it are for, as `traffic_type` in `POST /v1/messages`
+    /// (their default when they name none).
+    pub traffic_type: Option<String>,
 }
 
 /// `POST /v1/templates/{id}/preview` body.
@@ -50,6 +53,8 @@ pub struct TemplateResource {
     pub variables: Vec<String>,
     #[schema(value_type = Object)]
     pub variants: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -60,6 +65,7 @@ fn resource(t: &Template) -> TemplateResource {
         default_locale: t.default_locale.clone(),
         variables: t.variables.clone(),
         variants: serde_json::to_value(&t.variants).unwrap_or_default(),
+        traffic_type: t.traffic_type.map(|t| t.as_str().to_owned()),
         created_at: rfc3339(t.created_at),
         updated_at: rfc3339(t.updated_at),
     }
@@ -103,11 +109,21 @@ pub(crate) fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError>
             format!("variants must map locales to {{text, content, suggestions}}: {e}"),
         )
     })?;
+    let traffic_type = match body.traffic_type.as_deref() {
+        None => None,
+        Some(t) => Some(hermod_core::model::TrafficType::parse(t).ok_or_else(|| {
+            ApiError::field(
+                "traffic_type",
+                "traffic_type must be one of authentication, transaction, promotion, service_request, acknowledgement",
+            )
+        })?),
+    };
     TemplateSpec {
         id,
         default_locale: body.default_locale,
         variables: body.variables,
         variants,
+        traffic_type,
     }
     .validate(now_ms())
     .map_err(|e| template_error("", e))

@@ -83,6 +83,7 @@ impl InboundMessage {
             priority: Default::default(),
             alert: None,
             deferred: None,
+            traffic_type: None,
         })
     }
 }

@@ -67,6 +67,8 @@ pub struct NewMessage {
     pub alert: Option<AlertRef>,
     /// Why `send_at` was set by Hermod rather than the caller (`quiet_hours`).
     pub deferred: Option<String>,
+    /// What the message is for (RCS: RBM's `messageTrafficType`).
+    pub traffic_type: Option<TrafficType>,
 }
 
 /// The alert a message was raised for: the hook and fingerprint (hashed together)
@@ -103,6 +105,7 @@ pub struct Message {
     /// The plan dispatch recorded: each channel kept or skipped, and the policy.
     pub plan: Option<crate::plan::Plan>,
     pub priority: Priority,
+    pub traffic_type: Option<TrafficType>,
 }
 
 /// One try on one channel.
@@ -201,6 +204,9 @@ pub struct Outgoing {
     pub content: Option<RichMessage>,
     /// The tenant's own id of the recipient, when the message names it.
     pub user_id: Option<String>,
+    /// What the message is for; none = the channel's default (an RBM agent's
+    /// `traffic_type`, else its use case's).
+    pub traffic_type: Option<TrafficType>,
 }
 
 /// What `claim_attempts` found for an attempt.
@@ -357,6 +363,56 @@ impl Job {
     pub fn is_high(&self) -> bool {
         match self {
             Job::DispatchV1 { high, .. } | Job::SendV1 { high, .. } => *high,
+        }
+    }
+}
+
+/// What a message is for, as RBM's `messageTrafficType` classifies agent messages
+/// (<https://developers.google.com/business-communications/rcs-business-messaging/reference/rest/v1/phones.agentMessages#messagetraffictype>).
+/// A multi-use agent must name one on every message; other agents default to their
+/// use case's (OTP: authentication, transactional, promotional).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficType {
+    Authentication,
+    Transaction,
+    Promotion,
+    ServiceRequest,
+    Acknowledgement,
+}
+
+impl TrafficType {
+    pub const ALL: [TrafficType; 5] = [
+        TrafficType::Authentication,
+        TrafficType::Transaction,
+        TrafficType::Promotion,
+        TrafficType::ServiceRequest,
+        TrafficType::Acknowledgement,
+    ];
+
+    /// The API's name (`service_request`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficType::Authentication => "authentication",
+            TrafficType::Transaction => "transaction",
+            TrafficType::Promotion => "promotion",
+            TrafficType::ServiceRequest => "service_request",
+            TrafficType::Acknowledgement => "acknowledgement",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrafficType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// RBM's enum value (`SERVICEREQUEST`).
+    pub fn rbm(self) -> &'static str {
+        match self {
+            TrafficType::Authentication => "AUTHENTICATION",
+            TrafficType::Transaction => "TRANSACTION",
+            TrafficType::Promotion => "PROMOTION",
+            TrafficType::ServiceRequest => "SERVICEREQUEST",
+            TrafficType::Acknowledgement => "ACKNOWLEDGEMENT",
         }
     }
 }

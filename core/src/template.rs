@@ -44,6 +44,9 @@ pub struct Template {
     /// Dotted names of the variables (`order.id`); each must be given when rendering.
     pub variables: Vec<String>,
     pub variants: BTreeMap<String, Variant>,
+    /// What messages sent with it are for (their default `traffic_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_type: Option<crate::model::TrafficType>,
     #[serde(default)]
     pub created_at: i64,
     #[serde(default)]
@@ -82,6 +85,8 @@ pub struct TemplateSpec {
     pub default_locale: Option<String>,
     pub variables: Option<Vec<String>>,
     pub variants: BTreeMap<String, Variant>,
+    #[serde(default)]
+    pub traffic_type: Option<crate::model::TrafficType>,
 }
 
 /// Steps one string of a template may take to render: plenty for a message (a loop
@@ -433,6 +438,7 @@ impl TemplateSpec {
             default_locale,
             variables,
             variants: self.variants,
+            traffic_type: self.traffic_type,
             created_at: now,
             updated_at: now,
         };

@@ -155,6 +155,7 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
                 priority: i32::from(m.priority.is_high()),
                 alert_key: m.alert.as_ref().map(|a| a.key.clone()),
                 alert_status: m.alert.as_ref().map(|a| a.status.clone()),
+                traffic_type: m.traffic_type.map(|t| t.as_str().to_owned()),
                 callback_events: m
                     .callback_events
                     .as_ref()

@@ -231,6 +231,10 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
         user_id: m.user_id.clone(),
+        traffic_type: m
+            .traffic_type
+            .as_deref()
+            .and_then(hermod_core::model::TrafficType::parse),
     })
 }
 

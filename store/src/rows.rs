@@ -34,6 +34,8 @@ pub struct MessageRow {
     pub alert_key: Option<String>,
     pub alert_status: Option<String>,
     pub callback_events: Option<String>,
+    /// RBM's messageTrafficType, as `TrafficType::as_str`.
+    pub traffic_type: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

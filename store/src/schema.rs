@@ -47,6 +47,7 @@ diesel::table! {
         alert_key -> Nullable<Text>,
         alert_status -> Nullable<Text>,
         callback_events -> Nullable<Text>,
+        traffic_type -> Nullable<Text>,
     }
 }
 

@@ -226,6 +226,10 @@ fn to_message(r: MessageRow) -> Message {
         user_id: r.user_id,
         fallback: r.fallback.and_then(|c| serde_json::from_str(&c).ok()),
         plan: r.plan.and_then(|c| serde_json::from_str(&c).ok()),
+        traffic_type: r
+            .traffic_type
+            .as_deref()
+            .and_then(hermod_core::model::TrafficType::parse),
         priority: if r.priority > 0 {
             hermod_core::model::Priority::High
         } else {

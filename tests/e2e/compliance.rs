@@ -71,6 +71,7 @@ fn msg(tenant: &TenantId, to: &str, text: &str, created_at: i64) -> NewMessage {
         priority: Default::default(),
         alert: None,
         deferred: None,
+        traffic_type: None,
     }
 }
 

@@ -825,3 +825,79 @@ async fn events_without_a_message_are_acknowledged_and_applied() {
     }
     r.sim.stop().await;
 }
+
+/// `traffic_type` on a message (or its template) reaches RBM as `messageTrafficType`;
+/// a multi-use agent refuses a message without one, and the message falls to SMS.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_traffic_type_is_sent_as_rbm_message_traffic_type() {
+    let r = rig(|c| c.multi_use = true).await;
+    let phone = "+447700900720";
+    r.sim.add_device(phone, None, true);
+    let rbm_of = |m: &Value| {
+        let pid = m["attempts"][0]["provider_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        r.sim
+            .received()
+            .into_iter()
+            .find(|(_, id, _)| pid == format!("rbm:{id}"))
+            .map(|(_, _, v)| v)
+            .unwrap()
+    };
+    let (s, v) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"], "text": "hi", "traffic_type": "marketing"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["field"], "traffic_type");
+
+    let (s, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"], "text": "Your parcel is on its way",
+               "traffic_type": "transaction"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{m}");
+    assert_eq!(m["traffic_type"], "transaction");
+    let done = wait_status(&r, m["id"].as_str().unwrap(), "delivered").await;
+    assert_eq!(done["traffic_type"], "transaction");
+    assert_eq!(rbm_of(&done)["messageTrafficType"], "TRANSACTION");
+
+    // A template's traffic type is the default of the messages sent with it.
+    let (s, t, _) = call(
+        Method::POST,
+        &format!("{}/v1/templates", r.server.base),
+        &r.key,
+        Some(json!({"id": "otp", "traffic_type": "authentication",
+                    "variants": {"en": {"text": "Your code is {{ code }}"}}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["traffic_type"], "authentication");
+    let (s, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs"],
+               "template": {"id": "otp", "vars": {"code": "4711"}}}),
+    )
+    .await;
+    assert_eq!(s, 202, "{m}");
+    let done = wait_status(&r, m["id"].as_str().unwrap(), "delivered").await;
+    assert_eq!(done["traffic_type"], "authentication");
+    assert_eq!(rbm_of(&done)["messageTrafficType"], "AUTHENTICATION");
+
+    // None at all: the multi-use agent refuses it (400), and the SMS goes.
+    let (s, m) = send(
+        &r,
+        json!({"to": phone, "channels": ["rcs", "sms"], "text": "Hello"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{m}");
+    let done = wait_status(&r, m["id"].as_str().unwrap(), "delivered").await;
+    assert!(done.get("traffic_type").is_none(), "{done}");
+    assert_eq!(done["attempts"][0]["channel"], "rcs");
+    assert_eq!(done["attempts"][0]["status"], "failed");
+    assert_eq!(done["attempts"][0]["error"]["code"], "rbm_invalid_argument");
+    assert_eq!(done["attempts"][1]["channel"], "sms");
+}

@@ -55,6 +55,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         priority: Default::default(),
         alert: None,
         deferred: None,
+        traffic_type: None,
     }
 }
 

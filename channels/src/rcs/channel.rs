@@ -256,7 +256,11 @@ impl Channel for RcsChannel {
             &degraded
         };
         let id = message_id_for(msg.attempt_id.as_str());
-        match agent.send(phone, &id, &agent_message(msg, now)).await {
+        let mut body = agent_message(msg, now);
+        if let Some(t) = msg.traffic_type.or(agent.config().traffic_type) {
+            body["messageTrafficType"] = t.rbm().into();
+        }
+        match agent.send(phone, &id, &body).await {
             Ok(()) => Ok((vec![provider_id(&id)], "SENT".into())),
             Err(e) => {
                 if matches!(e, RbmError::Api { status: 404, .. }) {

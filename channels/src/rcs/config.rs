@@ -45,6 +45,11 @@ pub struct AgentConfig {
     /// Per request.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// The `messageTrafficType` of messages that name none (`authentication`,
+    /// `transaction`, `promotion`, `service_request`, `acknowledgement`); unset: RBM
+    /// applies the agent's use case (a multi-use agent then refuses the message).
+    #[serde(default)]
+    pub traffic_type: Option<hermod_core::model::TrafficType>,
 }
 
 fn default_base_url() -> String {
@@ -76,6 +81,7 @@ impl AgentConfig {
             capability_ttl_secs: default_capable_ttl(),
             not_capable_ttl_secs: default_not_capable_ttl(),
             timeout_secs: default_timeout(),
+            traffic_type: None,
         }
     }
 }

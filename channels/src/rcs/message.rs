@@ -201,6 +201,7 @@ mod tests {
             expires_at: Some(100_500),
             content: None,
             user_id: None,
+            traffic_type: None,
         };
         assert_eq!(
             agent_message(&o, 10_000),

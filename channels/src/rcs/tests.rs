@@ -79,6 +79,7 @@ fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
         expires_at: None,
         content: content.map(|c| serde_json::from_value::<RichMessage>(c).unwrap()),
         user_id: None,
+        traffic_type: None,
     }
 }
 
@@ -464,4 +465,45 @@ fn simulator_validation_follows_rbm_limits() {
         let e = v(&msg).unwrap_err();
         assert!(e.contains(want), "{msg}: {e}");
     }
+}
+
+/// `messageTrafficType`: the message's own, else the agent's `traffic_type`, else none
+/// (RBM applies the agent's use case). A multi-use agent (the simulator's `multi_use`)
+/// refuses a message without one, permanently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_type_comes_from_the_message_or_the_agent() {
+    use hermod_core::model::TrafficType;
+    let sim = sim_with(|c| c.multi_use = true);
+    sim.add_device("+447700900070", None, true);
+    let sent = |o: &Outgoing| {
+        let mid = message_id_for(o.attempt_id.as_str());
+        sim.received()
+            .into_iter()
+            .find(|(_, id, _)| *id == mid)
+            .map(|(_, _, v)| v)
+    };
+    let plain = channel(&sim, |_| {});
+    let mut o = outgoing("+447700900070", None);
+    match plain.send(&o).await.unwrap_err() {
+        SendError::Permanent { code } => assert_eq!(code, codes::INVALID),
+        e => panic!("{e:?}"),
+    }
+    assert!(sent(&o).is_none(), "refused without a traffic type");
+    o.traffic_type = Some(TrafficType::ServiceRequest);
+    plain.send(&o).await.unwrap();
+    assert_eq!(sent(&o).unwrap()["messageTrafficType"], "SERVICEREQUEST");
+
+    let defaulted = channel(&sim, |a| a.traffic_type = Some(TrafficType::Transaction));
+    let o = outgoing("+447700900070", None);
+    defaulted.send(&o).await.unwrap();
+    assert_eq!(sent(&o).unwrap()["messageTrafficType"], "TRANSACTION");
+    let mut o = outgoing("+447700900070", None);
+    o.traffic_type = Some(TrafficType::Authentication);
+    defaulted.send(&o).await.unwrap();
+    assert_eq!(
+        sent(&o).unwrap()["messageTrafficType"],
+        "AUTHENTICATION",
+        "the message's own wins over the agent's"
+    );
+    sim.stop().await;
 }

@@ -61,6 +61,9 @@ pub struct RbmSimConfig {
     /// 200 whatever the state, without confirming; a pending message is still
     /// delivered when its device comes online.
     pub revoke_unconfirmed: bool,
+    /// A multi-use agent: every message must carry a `messageTrafficType` other than
+    /// `MESSAGE_TRAFFIC_TYPE_UNSPECIFIED` (agents of one use case default to theirs).
+    pub multi_use: bool,
 }
 
 impl RbmSimConfig {
@@ -80,6 +83,7 @@ impl RbmSimConfig {
             all_reachable: false,
             tls: None,
             revoke_unconfirmed: false,
+            multi_use: false,
         })
     }
 }
@@ -699,6 +703,19 @@ pub fn validate_agent_message(v: &Value) -> Result<(), String> {
         .get("contentMessage")
         .filter(|c| c.is_object())
         .ok_or("agent_message.content_message: required")?;
+    if let Some(t) = v.get("messageTrafficType") {
+        const TYPES: [&str; 6] = [
+            "MESSAGE_TRAFFIC_TYPE_UNSPECIFIED",
+            "AUTHENTICATION",
+            "TRANSACTION",
+            "PROMOTION",
+            "SERVICEREQUEST",
+            "ACKNOWLEDGEMENT",
+        ];
+        if !t.as_str().is_some_and(|t| TYPES.contains(&t)) {
+            return Err("agent_message.message_traffic_type: unknown value".into());
+        }
+    }
     let p = "agent_message.content_message";
     let kinds = [
         "text",
@@ -907,6 +924,17 @@ async fn create(
     }
     if let Err(e) = validate_agent_message(&v) {
         return google_error(400, "INVALID_ARGUMENT", &format!("Invalid value at '{e}'"));
+    }
+    if inner.cfg.multi_use
+        && v["messageTrafficType"]
+            .as_str()
+            .is_none_or(|t| t == "MESSAGE_TRAFFIC_TYPE_UNSPECIFIED")
+    {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "A multi-use agent must set messageTrafficType on every message.",
+        );
     }
     {
         let mut st = lock(&inner);

@@ -438,6 +438,7 @@ mod tests {
             expires_at,
             content: None,
             user_id: None,
+            traffic_type: None,
         }
     }
 

@@ -58,6 +58,7 @@ fn our_submit_sm_is_the_vector_plus_our_reference_tlv() {
         expires_at: None,
         content: None,
         user_id: None,
+        traffic_type: None,
     };
     let pdus = build_submits(&cfg, 1, &msg).unwrap();
     assert_eq!(pdus.len(), 1);
