@@ -103,7 +103,8 @@ impl RcsChannel {
             if phones.len() >= 2
                 && let Err(e) = self.agents[i].batch_reachable(&phones).await
             {
-                tracing::warn!(agent = %self.agents[i].config().name, error = %e, "users:batchGet failed; checking numbers one by one");
+                tracing::warn!(agent = %self.agents[i].config().name, error = %e,
+                    "users:batchGet failed: its numbers keep RCS with their capability unknown for a minute (no lookup one by one); the send decides");
             }
         }
     }
@@ -115,6 +116,7 @@ impl RcsChannel {
         let needed = c.content.as_ref().map(|m| m.features()).unwrap_or_default();
         match agent.capability(c.to.as_str(), !needed.is_empty()).await {
             Ok(Capability::NotCapable) => Assessment::skip(codes::NOT_CAPABLE),
+            Ok(Capability::Unknown) => Assessment::keep("rcs_capability_unknown"),
             Ok(cap) if cap.supports(&needed) => Assessment::keep("rcs_capable"),
             Ok(cap) => match c
                 .content
@@ -177,7 +179,8 @@ impl Channel for RcsChannel {
 
     /// Kept when the number is RCS-capable (cached, else one `users:batchGet` per
     /// agent, else a capability lookup); skipped when it is not. A lookup that fails
-    /// keeps the channel: the send decides, and falls back if need be.
+    /// keeps the channel (`rcs_capability_unknown`, and for a failed batch without a
+    /// lookup per number): the send decides, and falls back if need be.
     async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
         self.lookup_uncached(
             batch

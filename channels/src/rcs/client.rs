@@ -24,7 +24,17 @@ pub enum Capability {
         features: Option<Vec<String>>,
     },
     NotCapable,
+    /// Not known: its `users:batchGet` failed, and it is not looked up on its own
+    /// (against the 600 lookups/min quota) until this expires. The send decides: RBM
+    /// answers 404 for a number it cannot reach.
+    Unknown,
 }
+
+/// How long a number whose `users:batchGet` failed stays [`Capability::Unknown`].
+const UNKNOWN_TTL: Duration = Duration::from_secs(60);
+
+/// Numbers per `users:batchGet` call (RBM refuses more).
+pub const BATCH_GET_MAX: usize = 10_000;
 
 impl Capability {
     /// Whether every feature in `needed` is supported; unknown features count as
@@ -36,6 +46,8 @@ impl Capability {
             }
             Capability::Capable { features: None } => needed.is_empty(),
             Capability::NotCapable => false,
+            // Sent as it is; RBM refuses what the device cannot show.
+            Capability::Unknown => true,
         }
     }
 }
@@ -205,7 +217,7 @@ impl RbmClient {
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<url::Url, RbmError> {
-        let base = self.inner.cfg.base_url.trim_end_matches('/');
+        let base = self.inner.cfg.endpoint().trim_end_matches('/');
         let mut u = url::Url::parse(&format!("{base}{path}"))
             .map_err(|e| RbmError::Transport(format!("bad URL: {e}")))?;
         if !query.is_empty() {
@@ -282,6 +294,7 @@ impl RbmClient {
         let ttl = match c {
             Capability::Capable { .. } => cfg.capability_ttl_secs,
             Capability::NotCapable => cfg.not_capable_ttl_secs,
+            Capability::Unknown => UNKNOWN_TTL.as_secs(),
         };
         let mut caps = lock(&self.inner.caps);
         if caps.len() > 200_000 {
@@ -340,9 +353,36 @@ impl RbmClient {
         Ok(c)
     }
 
-    /// `POST /v1/users:batchGet`: which of these numbers are RCS-reachable. Fills the
-    /// cache (without features) for numbers not cached yet.
+    /// `POST /v1/users:batchGet`: which of these numbers are RCS-reachable, in calls of
+    /// at most [`BATCH_GET_MAX`] numbers. Fills the cache (without features) for
+    /// numbers not cached yet. The numbers of a call that failed are cached as
+    /// [`Capability::Unknown`] for a minute, and the first error is returned.
     pub async fn batch_reachable(&self, phones: &[String]) -> Result<Vec<String>, RbmError> {
+        let mut reachable = Vec::new();
+        let mut first_error = None;
+        for chunk in phones.chunks(BATCH_GET_MAX) {
+            match self.batch_call(chunk).await {
+                Ok(r) => reachable.extend(r),
+                Err(e) => {
+                    metrics::counter!("hermod_rbm_batch_get_failed_total",
+                        "agent" => self.inner.cfg.name.clone())
+                    .increment(1);
+                    for p in chunk {
+                        if self.cached_capability(p).is_none() {
+                            self.remember(p, Capability::Unknown);
+                        }
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(reachable),
+        }
+    }
+
+    async fn batch_call(&self, phones: &[String]) -> Result<Vec<String>, RbmError> {
         let url = self.url("/v1/users:batchGet", &[])?;
         let body = serde_json::json!({ "users": phones, "agentId": self.inner.cfg.agent_id });
         let v = self.call(reqwest::Method::POST, url, Some(&body)).await?;

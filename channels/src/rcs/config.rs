@@ -9,6 +9,27 @@ use crate::smpp::Secret;
 /// Google's global endpoint; regional ones (`europe-`, `us-`, `asia-`) work the same.
 pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com";
 
+/// The region an agent's data is hosted in (chosen when the agent was created): its
+/// calls go to that region's endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    Europe,
+    Us,
+    Asia,
+}
+
+impl Region {
+    /// Google's endpoint for the region.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Region::Europe => "https://europe-rcsbusinessmessaging.googleapis.com",
+            Region::Us => "https://us-rcsbusinessmessaging.googleapis.com",
+            Region::Asia => "https://asia-rcsbusinessmessaging.googleapis.com",
+        }
+    }
+}
+
 /// One RBM agent.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +47,11 @@ pub struct AgentConfig {
     /// API endpoint: Google's global or regional one, or a simulator.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// `europe`, `us` or `asia`: the agent's hosting region. Its calls (sends,
+    /// capability lookups, `users:batchGet`) go to that region's endpoint unless
+    /// `base_url` names another.
+    #[serde(default)]
+    pub region: Option<Region>,
     /// Overrides the key file's `token_uri`.
     pub token_uri: Option<String>,
     /// PEM roots for the API and token endpoints (a private simulator); the system's
@@ -82,6 +108,16 @@ impl AgentConfig {
             not_capable_ttl_secs: default_not_capable_ttl(),
             timeout_secs: default_timeout(),
             traffic_type: None,
+            region: None,
+        }
+    }
+
+    /// Where its calls go: `base_url` when set, else its region's endpoint, else the
+    /// global one.
+    pub fn endpoint(&self) -> &str {
+        match self.region {
+            Some(r) if self.base_url == DEFAULT_BASE_URL => r.endpoint(),
+            _ => &self.base_url,
         }
     }
 }

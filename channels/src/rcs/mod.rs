@@ -9,8 +9,8 @@ mod message;
 mod webhook;
 
 pub use channel::{RcsChannel, codes, provider_id};
-pub use client::{Capability, RbmClient, RbmError, Revoke, SCOPE, message_id_for};
-pub use config::{AgentConfig, DEFAULT_BASE_URL, RcsConfig, ServiceAccount};
+pub use client::{BATCH_GET_MAX, Capability, RbmClient, RbmError, Revoke, SCOPE, message_id_for};
+pub use config::{AgentConfig, DEFAULT_BASE_URL, RcsConfig, Region, ServiceAccount};
 pub use message::{agent_message, content_message};
 pub use webhook::{RbmEvent, RbmWebhook, decode_event};
 

@@ -507,3 +507,81 @@ async fn the_traffic_type_comes_from_the_message_or_the_agent() {
     );
     sim.stop().await;
 }
+
+/// A `users:batchGet` that fails is not replaced by a lookup per number (the 600
+/// lookups/min quota): the numbers go with their capability unknown and the send
+/// decides (RBM's 404 for the one it cannot reach).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_not_replaced_by_lookups_one_by_one() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900080", None, true);
+    sim.add_device("+447700900081", None, true);
+    sim.fail_next_batch(&[503]);
+    let ch = channel(&sim, |_| {});
+    let batch: Vec<Outgoing> = ["+447700900080", "+447700900081", "+447700900082"]
+        .iter()
+        .map(|p| outgoing(p, None))
+        .collect();
+    ch.prepare(&batch).await;
+    assert_eq!(sim.batch_requests(), 1);
+    assert_eq!(
+        ch.agents()[0].cached_capability("+447700900082"),
+        Some(Capability::Unknown)
+    );
+    ch.send(&batch[0]).await.unwrap();
+    ch.send(&batch[1]).await.unwrap();
+    assert_eq!(
+        ch.send(&batch[2]).await.unwrap_err(),
+        SendError::Permanent {
+            code: codes::NOT_CAPABLE.into()
+        }
+    );
+    assert_eq!(sim.capability_requests(), 0, "no lookup one by one");
+    assert_eq!(sim.batch_requests(), 1);
+    sim.stop().await;
+}
+
+/// RBM takes at most 10,000 numbers per `users:batchGet`: more go in several calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_split_at_rbms_limit() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447701000000", None, true);
+    sim.add_device("+447701010000", None, true);
+    let c = client(&sim);
+    let phones: Vec<String> = (0..=BATCH_GET_MAX)
+        .map(|i| format!("+4477010{i:05}"))
+        .collect();
+    assert_eq!(phones.len(), 10_001);
+    let mut reachable = c.batch_reachable(&phones).await.unwrap();
+    reachable.sort();
+    assert_eq!(reachable, vec!["+447701000000", "+447701010000"]);
+    assert_eq!(sim.batch_requests(), 2);
+    sim.stop().await;
+}
+
+#[test]
+fn an_agents_region_chooses_its_endpoint() {
+    let mut a = AgentConfig::new("eu", AGENT, DEFAULT_BASE_URL);
+    assert_eq!(a.endpoint(), DEFAULT_BASE_URL);
+    a.region = Some(Region::Europe);
+    assert_eq!(
+        a.endpoint(),
+        "https://europe-rcsbusinessmessaging.googleapis.com"
+    );
+    let parsed: AgentConfig =
+        serde_json::from_value(json!({"name": "us", "agent_id": "a@rbm.goog", "region": "us"}))
+            .unwrap();
+    assert_eq!(
+        parsed.endpoint(),
+        "https://us-rcsbusinessmessaging.googleapis.com"
+    );
+    // A base_url of its own (a simulator, a proxy) wins.
+    a.base_url = "http://127.0.0.1:9999".into();
+    assert_eq!(a.endpoint(), "http://127.0.0.1:9999");
+    assert!(
+        serde_json::from_value::<AgentConfig>(
+            json!({"name": "x", "agent_id": "a", "region": "mars"})
+        )
+        .is_err()
+    );
+}

@@ -120,6 +120,8 @@ struct State {
     received: Vec<(String, String, Value)>,
     /// Status codes the next agentMessages calls answer with, in order.
     fail_next: VecDeque<u16>,
+    /// Status codes the next users:batchGet calls answer with, in order.
+    fail_next_batch: VecDeque<u16>,
     events_sent: u64,
 }
 
@@ -261,6 +263,11 @@ impl RbmSim {
     /// The next agentMessages calls answer with these statuses (429, 503 ...).
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.inner).fail_next.extend(statuses);
+    }
+
+    /// The next users:batchGet calls answer with these statuses (503 ...).
+    pub fn fail_next_batch(&self, statuses: &[u16]) {
+        lock(&self.inner).fail_next_batch.extend(statuses);
     }
 
     /// Every accepted `(phone, messageId, AgentMessage)`.
@@ -655,6 +662,9 @@ async fn capabilities(
     }
 }
 
+/// Numbers per users:batchGet call.
+pub const BATCH_GET_MAX: usize = 10_000;
+
 async fn batch_get(inner: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     if let Some(r) = unauthorized(&inner, &req) {
         return r;
@@ -672,11 +682,14 @@ async fn batch_get(inner: web::Data<Inner>, req: HttpRequest, body: web::Bytes) 
     let Some(users) = v["users"].as_array() else {
         return google_error(400, "INVALID_ARGUMENT", "users is required.");
     };
-    if users.len() > 10_000 {
+    if users.len() > BATCH_GET_MAX {
         return google_error(400, "INVALID_ARGUMENT", "At most 10000 users per request.");
     }
     let mut st = lock(&inner);
     st.batch_requests += 1;
+    if let Some(code) = st.fail_next_batch.pop_front() {
+        return google_error(code, "UNAVAILABLE", "Simulated failure.");
+    }
     let reachable: Vec<&str> = users
         .iter()
         .filter_map(Value::as_str)
