@@ -573,18 +573,24 @@ pub async fn run(
             // batched into the store like the SMSC's.
             let receipts = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
             let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
+            let mut agent_events: Option<Arc<dyn hermod_core::ports::AgentEvents>> = None;
             if rcs_on {
                 channels.push(ChannelKind::Rcs);
+                let events: Arc<dyn hermod_core::ports::AgentEvents> =
+                    RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?;
                 rbm_webhook = Some(RbmWebhook::new(
                     &settings.rcs,
                     store.clone(),
                     receipts.clone(),
                     settings.smpp.help_reply.clone(),
+                    Some(events.clone()),
                 ));
+                agent_events = Some(events);
             }
             let state = AppState {
                 channels,
                 rbm_webhook,
+                agent_events,
                 devices: Some(store.clone() as Arc<dyn hermod_core::ports::Devices>),
                 app_wake: Some(app_wake),
                 receipts,

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 403 naming the field that asks for what the caller may not use.
     #[error("{message}")]
     ForbiddenField { field: String, message: String },
+    /// 502: a provider Hermod called for the request refused it or was unreachable.
+    #[error("{0}")]
+    Upstream(String),
     #[error("storage unavailable")]
     Unavailable(#[source] PortError),
     #[error("internal error")]
@@ -93,6 +96,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,6 +112,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited(_) => ("rate_limited", None),
             ApiError::Forbidden(_) => ("forbidden", None),
             ApiError::ForbiddenField { field, .. } => ("forbidden", Some(field.as_str())),
+            ApiError::Upstream(_) => ("provider_error", None),
             ApiError::Unavailable(_) => ("unavailable", None),
             ApiError::Internal(_) => ("internal", None),
         };

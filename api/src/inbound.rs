@@ -66,6 +66,91 @@ pub(crate) async fn list_inbound(
     Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
 }
 
+/// What `POST /v1/inbound/{id}/read` and `/typing` answer.
+#[derive(Serialize, ToSchema)]
+pub struct AgentEventSent {
+    /// The inbound message.
+    pub id: String,
+    /// `read` or `typing`.
+    pub event: String,
+    /// The connector it went through (`rbm:<agent>`).
+    pub connector: String,
+}
+
+/// Sends an agent event about one of the tenant's inbound messages, to its sender.
+async fn agent_event(
+    id: &str,
+    tenant: &Tenant,
+    state: &AppState,
+    kind: hermod_core::ports::AgentEventKind,
+) -> Result<HttpResponse, ApiError> {
+    use hermod_core::ports::{AgentEventError, AgentEventKind};
+    let m = state
+        .store
+        .get_inbound(&tenant.0, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no inbound message {id}")))?;
+    let events = state.agent_events.as_ref().ok_or_else(|| {
+        ApiError::Conflict("no RCS agents are configured here: agent events need one".into())
+    })?;
+    let name = match kind {
+        AgentEventKind::Read => "read",
+        AgentEventKind::Typing => "typing",
+    };
+    events
+        .send_agent_event(&m.connector, &m.from, kind, m.provider_id.as_deref())
+        .await
+        .map_err(|e| match e {
+            AgentEventError::NotSupported(e) => ApiError::Conflict(e),
+            AgentEventError::Provider(e) => {
+                tracing::warn!(error = %e, "an RBM agent event failed");
+                ApiError::Upstream(format!("RBM refused or did not answer: {e}"))
+            }
+        })?;
+    metrics::counter!("hermod_rbm_agent_events_total", "type" => name).increment(1);
+    Ok(HttpResponse::Ok().json(AgentEventSent {
+        id: m.id,
+        event: name.into(),
+        connector: m.connector,
+    }))
+}
+
+/// Marks a user's RCS message read: RBM shows it as read on their phone
+/// (`phones.agentEvents` READ). 409 for a message that did not come over RCS.
+#[utoipa::path(post, path = "/v1/inbound/{id}/read", params(("id" = String, Path)),
+    responses((status = 200, body = AgentEventSent), (status = 401), (status = 404), (status = 409), (status = 502)))]
+pub(crate) async fn mark_read(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    agent_event(
+        &path,
+        &tenant,
+        &state,
+        hermod_core::ports::AgentEventKind::Read,
+    )
+    .await
+}
+
+/// Shows the user of an RCS message that the agent is typing (`phones.agentEvents`
+/// IS_TYPING). 409 for a message that did not come over RCS.
+#[utoipa::path(post, path = "/v1/inbound/{id}/typing", params(("id" = String, Path)),
+    responses((status = 200, body = AgentEventSent), (status = 401), (status = 404), (status = 409), (status = 502)))]
+pub(crate) async fn show_typing(
+    path: web::Path<String>,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    agent_event(
+        &path,
+        &tenant,
+        &state,
+        hermod_core::ports::AgentEventKind::Typing,
+    )
+    .await
+}
+
 /// `limit` (1 to 1000, default 50) and `cursor` (an inbound id) of an inbound listing.
 pub(crate) fn page_params(
     query: &HashMap<String, String>,

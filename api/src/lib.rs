@@ -52,6 +52,8 @@ pub struct AppState {
     pub channels: Vec<ChannelKind>,
     /// RBM webhook ingress, when RCS agents are configured.
     pub rbm_webhook: Option<Arc<dyn WebhookIngress>>,
+    /// Agent events (READ, typing) for inbound RCS messages, when agents are configured.
+    pub agent_events: Option<Arc<dyn hermod_core::ports::AgentEvents>>,
     /// The app channel's device registry and inboxes.
     pub devices: Option<Arc<dyn hermod_core::ports::Devices>>,
     /// Device ids with new envelopes (wakes this process's app streams).
@@ -144,6 +146,8 @@ fn routes() -> Vec<(actix_web::http::Method, &'static str, actix_web::Route)> {
         route!(GET "/v1/messages/{id}" => messages::get),
         route!(DELETE "/v1/messages/{id}" => messages::cancel),
         route!(GET "/v1/inbound" => inbound::list_inbound),
+        route!(POST "/v1/inbound/{id}/read" => inbound::mark_read),
+        route!(POST "/v1/inbound/{id}/typing" => inbound::show_typing),
         route!(GET "/v1/opt-outs" => inbound::list_opt_outs),
         route!(POST "/v1/opt-outs" => inbound::add_opt_out),
         route!(DELETE "/v1/opt-outs/{recipient}" => inbound::remove_opt_out),

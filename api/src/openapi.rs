@@ -9,7 +9,7 @@ use crate::{app, hooks, ops, senders, templates, webhooks};
 #[openapi(
     info(title = "Hermod API", description = "One API for SMS, RCS and app messages."),
     paths(messages::create, messages::create_batch, messages::get, messages::list, messages::cancel,
-          inbound::list_inbound, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
+          inbound::list_inbound, inbound::mark_read, inbound::show_typing, inbound::list_opt_outs, inbound::add_opt_out, inbound::remove_opt_out,
           ops::connectors, ops::reload, ops::dead_letters, crate::rbm_webhook,
           app::register, app::list, app::rotate, app::revoke, app::inbox, app::receipt,
           webhooks::create_endpoint, webhooks::list_endpoints, webhooks::delete_endpoint,
@@ -19,7 +19,7 @@ use crate::{app, hooks, ops, senders, templates, webhooks};
           templates::preview, hooks::create, hooks::list, hooks::delete, hooks::ingest,
           senders::admin_list, senders::assign, senders::remove, senders::unattributed, senders::list),
     components(schemas(SendMessage, SendBatch, MessageResource, MessageList, AttemptView, EventView,
-                       InboundResource, InboundList, NewOptOut, OptOutResource,
+                       InboundResource, InboundList, AgentEventSent, NewOptOut, OptOutResource,
                        app::NewDevice, app::RotateKey, app::DeviceResource, app::AppReceipt,
                        webhooks::NewEndpoint, webhooks::EndpointResource, webhooks::DeliveryResource,
                        webhooks::DefaultsBody, templates::TemplateBody, templates::PreviewBody,

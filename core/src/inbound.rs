@@ -50,6 +50,8 @@ pub struct InboundMessage {
     pub keyword: Option<Keyword>,
     pub received_at: i64,
     pub payload: Option<serde_json::Value>,
+    /// The provider's id of the message (RBM's `messageId`), when it has one.
+    pub provider_id: Option<String>,
 }
 
 impl InboundMessage {

@@ -123,6 +123,8 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
         limit: i64,
     ) -> PortResult<Vec<InboundMessage>>;
+    /// One of a tenant's inbound messages; None when it has no such message.
+    async fn get_inbound(&self, tenant: &TenantId, id: &str) -> PortResult<Option<InboundMessage>>;
     async fn list_opt_outs(
         &self,
         tenant: &TenantId,
@@ -300,6 +302,42 @@ pub trait Channel: Send + Sync {
     async fn withdraw(&self, _due: &DueFallback) -> Result<Withdrawal, SendError> {
         Ok(Withdrawal::NotSupported)
     }
+}
+
+/// What an agent shows a user of a rich channel about their message (RBM
+/// `phones.agentEvents`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentEventKind {
+    /// The user's message was read (RBM shows it as read).
+    Read,
+    /// The agent is typing (RBM shows a typing indicator for a while).
+    Typing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentEventError {
+    /// The message came on a connector that has no agent events (SMS), or its agent
+    /// is not configured here.
+    #[error("{0}")]
+    NotSupported(String),
+    /// The provider refused it or could not be reached.
+    #[error("{0}")]
+    Provider(String),
+}
+
+/// Sends agent events for inbound messages.
+#[async_trait]
+pub trait AgentEvents: Send + Sync {
+    /// Sends `kind` to `to` (E.164) through `connector` (`rbm:<agent>`, as the
+    /// inbound message records it); `message_id` is the provider's id of the user's
+    /// message (a READ needs it).
+    async fn send_agent_event(
+        &self,
+        connector: &str,
+        to: &str,
+        kind: AgentEventKind,
+        message_id: Option<&str>,
+    ) -> Result<(), AgentEventError>;
 }
 
 /// A provider's webhook (RBM events): what the HTTP layer hands over and answers.

@@ -107,6 +107,7 @@ fn to_inbound(r: InboundRow) -> InboundMessage {
         }),
         received_at: r.received_at,
         payload: r.payload.and_then(|p| serde_json::from_str(&p).ok()),
+        provider_id: r.provider_id,
     }
 }
 
@@ -271,6 +272,7 @@ pub async fn receive(
             received_at: part.received_at,
             payload: part.payload.as_ref().map(|p| p.to_string()),
             from_hash: Some(from_hash.clone()),
+            provider_id: part.event.as_ref().map(|e| e.id.clone()),
         };
         // The stored copy is sealed under the sender's data key for this tenant.
         let mut sealed = row.clone();
@@ -421,6 +423,32 @@ pub async fn list(
             open_inbound(&keys, r);
         }
         Ok(rows.into_iter().map(to_inbound).collect())
+    })
+}
+
+pub async fn get(
+    db: &Db,
+    vault: &Vault,
+    tenant: &TenantId,
+    id: &str,
+) -> PortResult<Option<InboundMessage>> {
+    let (t, id) = (tenant.to_string(), id.to_owned());
+    with_conn!(db, |c| {
+        let row: Option<InboundRow> = inbound_messages::table
+            .filter(inbound_messages::id.eq(&id))
+            .filter(inbound_messages::tenant_id.eq(&t))
+            .select(InboundRow::as_select())
+            .first(c)
+            .await
+            .optional()
+            .map_err(backend)?;
+        let Some(mut r) = row else {
+            return Ok(None);
+        };
+        let pairs: Vec<(String, String)> = inbound_subject(&r).into_iter().collect();
+        let keys = c.load_keys(vault, &pairs).await.map_err(backend)?;
+        open_inbound(&keys, &mut r);
+        Ok(Some(to_inbound(r)))
     })
 }
 

@@ -176,6 +176,7 @@ pub struct InboundRow {
     pub received_at: i64,
     pub payload: Option<String>,
     pub from_hash: Option<String>,
+    pub provider_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

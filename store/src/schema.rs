@@ -147,6 +147,7 @@ diesel::table! {
         received_at -> BigInt,
         payload -> Nullable<Text>,
         from_hash -> Nullable<Text>,
+        provider_id -> Nullable<Text>,
     }
 }
 

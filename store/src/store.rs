@@ -579,6 +579,10 @@ impl Store for SqlStore {
         crate::inbound::list(&self.db, &self.vault, Some(tenant), cursor, limit).await
     }
 
+    async fn get_inbound(&self, tenant: &TenantId, id: &str) -> PortResult<Option<InboundMessage>> {
+        crate::inbound::get(&self.db, &self.vault, tenant, id).await
+    }
+
     async fn list_opt_outs(
         &self,
         tenant: &TenantId,

@@ -901,3 +901,115 @@ async fn the_traffic_type_is_sent_as_rbm_message_traffic_type() {
     assert_eq!(done["attempts"][0]["error"]["code"], "rbm_invalid_argument");
     assert_eq!(done["attempts"][1]["channel"], "sms");
 }
+
+/// `POST /v1/inbound/{id}/read` and `/typing` send RBM agent events (READ with the
+/// user's messageId, IS_TYPING) to the sender of an RCS message; an SMS gets 409, a
+/// message of another tenant 404. With `auto_read`, every user message is marked read
+/// as it arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_events_mark_user_messages_read_and_show_typing() {
+    let mut r = rig(|_| {}).await;
+    let ada = "+447700900730";
+    r.sim.user_message(ada, "Where is my parcel?", None);
+    let base = r.server.base.clone();
+    let key = r.key.clone();
+    let find = |text: &'static str| {
+        let (base, key) = (base.clone(), key.clone());
+        async move {
+            let (_, v, _) = call(Method::GET, &format!("{base}/v1/inbound"), &key, None).await;
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["text"] == text)
+                .cloned()
+        }
+    };
+    eventually(
+        "the RCS message is stored",
+        Duration::from_secs(15),
+        || async { find("Where is my parcel?").await.is_some() },
+    )
+    .await;
+    let m = find("Where is my parcel?").await.unwrap();
+    let id = m["id"].as_str().unwrap();
+    assert!(
+        r.sim.agent_events().is_empty(),
+        "nothing is marked read unasked"
+    );
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/inbound/{id}/read"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["event"], "read");
+    assert_eq!(v["connector"], "rbm:shop");
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/inbound/{id}/typing"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let evs = r.sim.agent_events();
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    assert_eq!(evs[0].0, ada);
+    assert_eq!(evs[0].1["eventType"], "READ");
+    assert!(
+        evs[0].1["messageId"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(evs[1].1["eventType"], "IS_TYPING");
+
+    // Another tenant cannot touch it; an SMS has no agent events.
+    let other = crate::support::create_key(r.dir.path(), "other");
+    let (s, _, _) = call(
+        Method::POST,
+        &format!("{base}/v1/inbound/{id}/read"),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    r.smsc.inject_mo(
+        "hermod",
+        "447700900731",
+        SHOP_NUMBER.trim_start_matches('+'),
+        "SmsHello",
+        false,
+    );
+    eventually("the SMS is stored", Duration::from_secs(15), || async {
+        find("SmsHello").await.is_some()
+    })
+    .await;
+    let sms = find("SmsHello").await.unwrap();
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/inbound/{}/read", sms["id"].as_str().unwrap()),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(r.sim.agent_events().len(), 2);
+
+    // auto_read: every new user message is marked read as it arrives.
+    let cfg = std::fs::read_to_string(&r.config).unwrap();
+    std::fs::write(&r.config, format!("{cfg}auto_read = true\n")).unwrap();
+    r.server.kill9();
+    r.server = Server::start_with_config(r.dir.path(), &r.config, r.port);
+    r.server.wait_healthy().await;
+    r.sim.user_message(ada, "Thanks!", None);
+    eventually("the automatic READ", Duration::from_secs(15), || async {
+        r.sim.agent_events().len() == 3
+    })
+    .await;
+    let evs = r.sim.agent_events();
+    assert_eq!(evs[2].1["eventType"], "READ");
+    assert_ne!(evs[2].1["messageId"], evs[0].1["messageId"]);
+}

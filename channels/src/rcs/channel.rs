@@ -275,3 +275,28 @@ impl Channel for RcsChannel {
         }
     }
 }
+
+#[async_trait]
+impl hermod_core::ports::AgentEvents for RcsChannel {
+    async fn send_agent_event(
+        &self,
+        connector: &str,
+        to: &str,
+        kind: hermod_core::ports::AgentEventKind,
+        message_id: Option<&str>,
+    ) -> Result<(), hermod_core::ports::AgentEventError> {
+        use hermod_core::ports::AgentEventError;
+        let agent = connector
+            .strip_prefix("rbm:")
+            .and_then(|name| self.agents.iter().find(|a| a.config().name == name))
+            .ok_or_else(|| {
+                AgentEventError::NotSupported(format!(
+                    "{connector} has no agent events: only messages that came over RCS do"
+                ))
+            })?;
+        agent
+            .agent_event(to, kind, message_id)
+            .await
+            .map_err(|e| AgentEventError::Provider(e.to_string()))
+    }
+}

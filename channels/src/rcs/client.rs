@@ -429,6 +429,39 @@ impl RbmClient {
         }
     }
 
+    /// `POST /v1/phones/{E164}/agentEvents?eventId=&agentId=`: READ (of the user's
+    /// message `message_id`) or IS_TYPING.
+    pub async fn agent_event(
+        &self,
+        phone: &str,
+        kind: hermod_core::ports::AgentEventKind,
+        message_id: Option<&str>,
+    ) -> Result<(), RbmError> {
+        use hermod_core::ports::AgentEventKind;
+        let event_id = uuid::Uuid::now_v7().hyphenated().to_string();
+        let url = self.url(
+            &format!("/v1/phones/{phone}/agentEvents"),
+            &[
+                ("eventId", &event_id),
+                ("agentId", &self.inner.cfg.agent_id),
+            ],
+        )?;
+        let body = match (kind, message_id) {
+            (AgentEventKind::Read, Some(id)) => {
+                serde_json::json!({"eventType": "READ", "messageId": id})
+            }
+            (AgentEventKind::Read, None) => {
+                return Err(RbmError::Transport(
+                    "a READ event needs the message id".into(),
+                ));
+            }
+            (AgentEventKind::Typing, _) => serde_json::json!({"eventType": "IS_TYPING"}),
+        };
+        self.call(reqwest::Method::POST, url, Some(&body))
+            .await
+            .map(|_| ())
+    }
+
     /// `DELETE /v1/phones/{E164}/agentMessages/{messageId}`: 200 revoked, 404 already
     /// delivered (or unknown).
     pub async fn revoke(&self, phone: &str, message_id: &str) -> Result<Revoke, RbmError> {

@@ -52,6 +52,10 @@ pub struct AgentConfig {
     /// `base_url` names another.
     #[serde(default)]
     pub region: Option<Region>,
+    /// Mark every user message read as it arrives (RBM shows it read on the phone);
+    /// otherwise `POST /v1/inbound/{id}/read` does it when you choose.
+    #[serde(default)]
+    pub auto_read: bool,
     /// Overrides the key file's `token_uri`.
     pub token_uri: Option<String>,
     /// PEM roots for the API and token endpoints (a private simulator); the system's
@@ -109,6 +113,7 @@ impl AgentConfig {
             timeout_secs: default_timeout(),
             traffic_type: None,
             region: None,
+            auto_read: false,
         }
     }
 

@@ -29,6 +29,7 @@ struct Hook {
     agent_id: String,
     client_token: Option<String>,
     tenant: Option<TenantId>,
+    auto_read: bool,
 }
 
 /// The webhook of every configured agent.
@@ -38,6 +39,8 @@ pub struct RbmWebhook {
     receipts: Arc<dyn ReceiptSink>,
     /// Answer to a HELP keyword, sent back over RCS through the same agent.
     help_reply: Option<String>,
+    /// Sends the READ of agents with `auto_read`.
+    events: Option<Arc<dyn hermod_core::ports::AgentEvents>>,
 }
 
 /// What one decoded event asks for.
@@ -177,6 +180,7 @@ impl RbmWebhook {
         store: Arc<dyn Store>,
         receipts: Arc<dyn ReceiptSink>,
         help_reply: Option<String>,
+        events: Option<Arc<dyn hermod_core::ports::AgentEvents>>,
     ) -> Arc<Self> {
         let hooks = cfg
             .agents
@@ -188,6 +192,7 @@ impl RbmWebhook {
                         agent_id: a.agent_id.clone(),
                         client_token: a.client_token.as_ref().map(|t| t.0.clone()),
                         tenant: a.tenant.clone().map(TenantId::from_trusted),
+                        auto_read: a.auto_read,
                     },
                 )
             })
@@ -197,6 +202,7 @@ impl RbmWebhook {
             store,
             receipts,
             help_reply,
+            events,
         })
     }
 
@@ -228,6 +234,7 @@ impl RbmWebhook {
                 };
                 let msg = self.store.receive_inbound(&p).await?;
                 if let Some(m) = msg {
+                    self.auto_read(agent, &m);
                     self.help(agent, &m).await;
                 }
                 return Ok(());
@@ -272,6 +279,40 @@ impl RbmWebhook {
 }
 
 impl RbmWebhook {
+    /// An agent with `auto_read` marks each new user message read, after it is stored
+    /// and without holding up the answer to RBM (a failure is logged and counted; the
+    /// message stays stored either way).
+    fn auto_read(&self, agent: &str, m: &hermod_core::inbound::InboundMessage) {
+        let (Some(events), Some(id)) = (&self.events, &m.provider_id) else {
+            return;
+        };
+        if !self.hooks.get(agent).is_some_and(|h| h.auto_read) {
+            return;
+        }
+        let (events, id, to, connector) = (
+            events.clone(),
+            id.clone(),
+            m.from.clone(),
+            m.connector.clone(),
+        );
+        let agent = agent.to_owned();
+        tokio::spawn(async move {
+            let kind = hermod_core::ports::AgentEventKind::Read;
+            match events
+                .send_agent_event(&connector, &to, kind, Some(&id))
+                .await
+            {
+                Ok(()) => metrics::counter!("hermod_rbm_agent_events_total", "type" => "read")
+                    .increment(1),
+                Err(e) => {
+                    tracing::warn!(agent, error = %e, "automatic READ not sent");
+                    metrics::counter!("hermod_rbm_agent_events_failed_total", "type" => "read")
+                        .increment(1);
+                }
+            }
+        });
+    }
+
     /// A HELP keyword gets the configured reply, over RCS through the same agent.
     async fn help(&self, agent: &str, m: &hermod_core::inbound::InboundMessage) {
         let Some(reply) = self

@@ -122,6 +122,10 @@ struct State {
     fail_next: VecDeque<u16>,
     /// Status codes the next users:batchGet calls answer with, in order.
     fail_next_batch: VecDeque<u16>,
+    /// The messages users sent: messageId → phone.
+    user_messages: HashMap<String, String>,
+    /// Agent events received, `(phone, event)` in arrival order.
+    agent_events: Vec<(String, Value)>,
     events_sent: u64,
 }
 
@@ -192,6 +196,10 @@ impl RbmSim {
                 .route(
                     "/v1/phones/{phone}/agentMessages/{id}",
                     web::delete().to(revoke),
+                )
+                .route(
+                    "/v1/phones/{phone}/agentEvents",
+                    web::post().to(agent_event),
                 )
                 .route("/sim/devices", web::post().to(add_device_http))
                 .route(
@@ -270,6 +278,11 @@ impl RbmSim {
         lock(&self.inner).fail_next_batch.extend(statuses);
     }
 
+    /// Every accepted agent event: `(phone, {"eventType", "messageId"?})`.
+    pub fn agent_events(&self) -> Vec<(String, Value)> {
+        lock(&self.inner).agent_events.clone()
+    }
+
     /// Every accepted `(phone, messageId, AgentMessage)`.
     pub fn received(&self) -> Vec<(String, String, Value)> {
         lock(&self.inner).received.clone()
@@ -345,9 +358,13 @@ impl RbmSim {
 /// Pushes a user message event: the common fields plus `what` (`text`,
 /// `suggestionResponse` or `location`).
 fn user_says(inner: Arc<Inner>, phone: &str, what: Value) {
+    let id = random_id();
+    lock(&inner)
+        .user_messages
+        .insert(id.clone(), phone.to_owned());
     let mut ev = json!({
         "senderPhoneNumber": phone,
-        "messageId": random_id(),
+        "messageId": id,
         "sendTime": rfc3339_now(),
         "agentId": inner.cfg.agent_id,
     });
@@ -974,6 +991,51 @@ async fn create(
     HttpResponse::Ok().json(out)
 }
 
+/// `POST /v1/phones/{phone}/agentEvents?eventId=&agentId=`: READ of a message this
+/// user sent, or IS_TYPING.
+async fn agent_event(
+    inner: web::Data<Inner>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(r) = unauthorized(&inner, &req) {
+        return r;
+    }
+    let q = query(&req);
+    if let Some(r) = wrong_agent(&inner, &q) {
+        return r;
+    }
+    if q.get("eventId").is_none_or(|e| e.is_empty()) {
+        return google_error(400, "INVALID_ARGUMENT", "eventId is required.");
+    }
+    let phone = path.into_inner();
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
+    };
+    let mut st = lock(&inner);
+    match v["eventType"].as_str() {
+        Some("READ") => {
+            let known = v["messageId"]
+                .as_str()
+                .is_some_and(|id| st.user_messages.get(id) == Some(&phone));
+            if !known {
+                return google_error(404, "NOT_FOUND", "Requested entity was not found.");
+            }
+        }
+        Some("IS_TYPING") => {}
+        _ => {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Invalid value at 'agent_event.event_type'",
+            );
+        }
+    }
+    st.agent_events.push((phone, v.clone()));
+    HttpResponse::Ok().json(v)
+}
+
 async fn revoke(
     inner: web::Data<Inner>,
     req: HttpRequest,
@@ -1127,6 +1189,7 @@ async fn stats_http(inner: web::Data<Inner>) -> HttpResponse {
         "capability_requests": st.capability_requests,
         "messages": st.received.len(),
         "events_sent": st.events_sent,
+        "agent_events": st.agent_events.len(),
         "devices": st.devices.len(),
     }))
 }
