@@ -69,6 +69,10 @@ pub struct Media {
     /// `short`, `medium` (default) or `tall` (cards only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<MediaHeight>,
+    /// RCS: upload the file to RBM once (`files.create`) and send it by its RBM name,
+    /// instead of RBM fetching the URL for every message (media messages only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upload: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +341,12 @@ fn media(prefix: &str, m: &Media, in_card: bool) -> Result<(), ContentError> {
         return Err(err(
             format!("{prefix}.height"),
             "height applies to media in a card only",
+        ));
+    }
+    if in_card && m.upload {
+        return Err(err(
+            format!("{prefix}.upload"),
+            "upload applies to a media message only, not to media in a card",
         ));
     }
     Ok(())

@@ -467,6 +467,11 @@ async fn numbers_without_rcs_fail_and_content_errors_name_the_field() {
             "suggestions[0].open_url.url",
         ),
         (json!({"to": "+447700900300"}), "text"),
+        (
+            json!({"to": "+447700900300", "content": {"card": {"title": "t",
+                   "media": {"url": "https://shop.example/p.png", "upload": true}}}}),
+            "content.card.media.upload",
+        ),
     ];
     for (body, field) in cases {
         let (s, v) = send(&r, body.clone()).await;

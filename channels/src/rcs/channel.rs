@@ -260,6 +260,23 @@ impl Channel for RcsChannel {
         };
         let id = message_id_for(msg.attempt_id.as_str());
         let mut body = agent_message(msg, now);
+        if let Some(m) = msg.content.as_ref().and_then(|c| match &c.content {
+            hermod_core::content::Content::Media(m) => Some(m),
+            _ => None,
+        }) && (m.upload || agent.config().upload_media)
+        {
+            let name = agent
+                .uploaded_file(&m.url, m.thumbnail_url.as_deref())
+                .await
+                .map_err(|e| {
+                    tracing::debug!(agent = %agent.config().name, error = %e, "RBM files.create failed");
+                    send_error(e)
+                })?;
+            body["contentMessage"]["uploadedRbmFile"] = serde_json::json!({ "fileName": name });
+            if let Some(o) = body["contentMessage"].as_object_mut() {
+                o.remove("contentInfo");
+            }
+        }
         if let Some(t) = msg.traffic_type.or(agent.config().traffic_type) {
             body["messageTrafficType"] = t.rbm().into();
         }

@@ -117,8 +117,14 @@ struct Inner {
     http: reqwest::Client,
     token: Mutex<TokenState>,
     caps: Mutex<HashMap<String, (Capability, Instant)>>,
+    /// Files uploaded with `files.create`: `(fileUrl, thumbnailUrl)` → RBM name, until.
+    files: Mutex<HashMap<(String, Option<String>), (String, Instant)>>,
     token_fetches: AtomicU64,
 }
+
+/// How long an uploaded file's RBM name is used: RBM keeps files 30 days (60 in the
+/// newer reference); a day less, so a name is never used after RBM dropped the file.
+const UPLOAD_TTL: Duration = Duration::from_secs(29 * 86_400);
 
 /// One agent's client; cheap to clone.
 #[derive(Clone)]
@@ -171,6 +177,7 @@ impl RbmClient {
                 http,
                 token: Mutex::new(TokenState::default()),
                 caps: Mutex::new(HashMap::new()),
+                files: Mutex::new(HashMap::new()),
                 token_fetches: AtomicU64::new(0),
             }),
         })
@@ -427,6 +434,40 @@ impl RbmClient {
             Ok(_) | Err(RbmError::Api { status: 409, .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The RBM name of the file at `url` (with its thumbnail): uploaded once with
+    /// `POST /v1/files` (`files.create`, RBM fetches the URL), then cached until
+    /// shortly before RBM drops it. Two sends racing on a new file may upload it twice.
+    pub async fn uploaded_file(
+        &self,
+        url: &str,
+        thumbnail: Option<&str>,
+    ) -> Result<String, RbmError> {
+        let key = (url.to_owned(), thumbnail.map(str::to_owned));
+        if let Some((name, until)) = lock(&self.inner.files).get(&key)
+            && Instant::now() < *until
+        {
+            return Ok(name.clone());
+        }
+        let u = self.url("/v1/files", &[])?;
+        let mut body = serde_json::json!({"fileUrl": url, "agentId": self.inner.cfg.agent_id});
+        if let Some(t) = thumbnail {
+            body["thumbnailUrl"] = t.into();
+        }
+        let v = self.call(reqwest::Method::POST, u, Some(&body)).await?;
+        let name = v["name"]
+            .as_str()
+            .filter(|n| n.starts_with("files/"))
+            .ok_or_else(|| RbmError::Transport("files.create answered without a file name".into()))?
+            .to_owned();
+        let mut files = lock(&self.inner.files);
+        if files.len() > 10_000 {
+            let now = Instant::now();
+            files.retain(|_, (_, until)| *until > now);
+        }
+        files.insert(key, (name.clone(), Instant::now() + UPLOAD_TTL));
+        Ok(name)
     }
 
     /// `POST /v1/phones/{E164}/agentEvents?eventId=&agentId=`: READ (of the user's

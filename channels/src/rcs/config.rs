@@ -56,6 +56,10 @@ pub struct AgentConfig {
     /// otherwise `POST /v1/inbound/{id}/read` does it when you choose.
     #[serde(default)]
     pub auto_read: bool,
+    /// Upload every media message's file once (`files.create`) and send it by its RBM
+    /// name, as `content.media.upload: true` does for one message.
+    #[serde(default)]
+    pub upload_media: bool,
     /// Overrides the key file's `token_uri`.
     pub token_uri: Option<String>,
     /// PEM roots for the API and token endpoints (a private simulator); the system's
@@ -114,6 +118,7 @@ impl AgentConfig {
             traffic_type: None,
             region: None,
             auto_read: false,
+            upload_media: false,
         }
     }
 

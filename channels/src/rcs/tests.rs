@@ -585,3 +585,55 @@ fn an_agents_region_chooses_its_endpoint() {
         .is_err()
     );
 }
+
+/// `content.media.upload` (or the agent's `upload_media`): the file is uploaded once
+/// with files.create and every message sends it by its RBM name (`uploadedRbmFile`);
+/// without it, RBM fetches the URL (`contentInfo`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_uploaded_once_and_sent_by_its_rbm_name() {
+    let sim = sim_with(|_| {});
+    sim.add_device("+447700900090", None, true);
+    let sent = |o: &Outgoing| {
+        let mid = message_id_for(o.attempt_id.as_str());
+        sim.received()
+            .into_iter()
+            .find(|(_, id, _)| *id == mid)
+            .map(|(_, _, v)| v)
+            .unwrap()
+    };
+    let ch = channel(&sim, |_| {});
+    let upload =
+        json!({"content": {"media": {"url": "https://shop.example/p.png", "upload": true}}});
+    let first = outgoing("+447700900090", Some(upload.clone()));
+    let second = outgoing("+447700900090", Some(upload));
+    ch.send(&first).await.unwrap();
+    ch.send(&second).await.unwrap();
+    let files = sim.files();
+    assert_eq!(files.len(), 1, "uploaded once: {files:?}");
+    assert_eq!(files[0].1, "https://shop.example/p.png");
+    for o in [&first, &second] {
+        let cm = &sent(o)["contentMessage"];
+        assert_eq!(cm["uploadedRbmFile"]["fileName"], files[0].0.as_str());
+        assert!(cm.get("contentInfo").is_none(), "{cm}");
+    }
+    let plain = outgoing(
+        "+447700900090",
+        Some(json!({"content": {"media": {"url": "https://shop.example/q.png"}}})),
+    );
+    ch.send(&plain).await.unwrap();
+    assert_eq!(
+        sent(&plain)["contentMessage"]["contentInfo"]["fileUrl"],
+        "https://shop.example/q.png"
+    );
+    assert_eq!(sim.files().len(), 1);
+    // The agent's upload_media: every media message is uploaded.
+    let all = channel(&sim, |a| a.upload_media = true);
+    let o = outgoing(
+        "+447700900090",
+        Some(json!({"content": {"media": {"url": "https://shop.example/q.png"}}})),
+    );
+    all.send(&o).await.unwrap();
+    assert_eq!(sim.files().len(), 2);
+    assert!(sent(&o)["contentMessage"]["uploadedRbmFile"]["fileName"].is_string());
+    sim.stop().await;
+}

@@ -126,6 +126,8 @@ struct State {
     user_messages: HashMap<String, String>,
     /// Agent events received, `(phone, event)` in arrival order.
     agent_events: Vec<(String, Value)>,
+    /// Files uploaded with files.create: RBM name → fileUrl.
+    files: HashMap<String, String>,
     events_sent: u64,
 }
 
@@ -201,6 +203,7 @@ impl RbmSim {
                     "/v1/phones/{phone}/agentEvents",
                     web::post().to(agent_event),
                 )
+                .route("/v1/files", web::post().to(create_file))
                 .route("/sim/devices", web::post().to(add_device_http))
                 .route(
                     "/sim/users/{phone}/messages",
@@ -276,6 +279,15 @@ impl RbmSim {
     /// The next users:batchGet calls answer with these statuses (503 ...).
     pub fn fail_next_batch(&self, statuses: &[u16]) {
         lock(&self.inner).fail_next_batch.extend(statuses);
+    }
+
+    /// Files uploaded with `files.create`: `(RBM name, fileUrl)`.
+    pub fn files(&self) -> Vec<(String, String)> {
+        lock(&self.inner)
+            .files
+            .iter()
+            .map(|(n, u)| (n.clone(), u.clone()))
+            .collect()
     }
 
     /// Every accepted agent event: `(phone, {"eventType", "messageId"?})`.
@@ -955,6 +967,18 @@ async fn create(
     if let Err(e) = validate_agent_message(&v) {
         return google_error(400, "INVALID_ARGUMENT", &format!("Invalid value at '{e}'"));
     }
+    if let Some(f) = v["contentMessage"].get("uploadedRbmFile") {
+        let known = f["fileName"]
+            .as_str()
+            .is_some_and(|n| lock(&inner).files.contains_key(n));
+        if !known {
+            return google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Invalid value at 'agent_message.content_message.uploaded_rbm_file.file_name'",
+            );
+        }
+    }
     if inner.cfg.multi_use
         && v["messageTrafficType"]
             .as_str()
@@ -989,6 +1013,33 @@ async fn create(
     out["name"] = json!(format!("phones/{phone}/agentMessages/{id}"));
     out["sendTime"] = json!(rfc3339_now());
     HttpResponse::Ok().json(out)
+}
+
+/// `POST /v1/files` (files.create, the metadata form): RBM fetches `fileUrl` and
+/// answers the file's name.
+async fn create_file(inner: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(r) = unauthorized(&inner, &req) {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
+    };
+    let mut q = query(&req);
+    if let Some(a) = v["agentId"].as_str() {
+        q.insert("agentId".into(), a.to_owned());
+    }
+    if let Some(r) = wrong_agent(&inner, &q) {
+        return r;
+    }
+    let Some(url) = v["fileUrl"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    else {
+        return google_error(400, "INVALID_ARGUMENT", "Invalid value at 'file_url'");
+    };
+    let name = format!("files/{}", random_id());
+    lock(&inner).files.insert(name.clone(), url.to_owned());
+    HttpResponse::Ok().json(json!({ "name": name }))
 }
 
 /// `POST /v1/phones/{phone}/agentEvents?eventId=&agentId=`: READ of a message this
@@ -1190,6 +1241,7 @@ async fn stats_http(inner: web::Data<Inner>) -> HttpResponse {
         "messages": st.received.len(),
         "events_sent": st.events_sent,
         "agent_events": st.agent_events.len(),
+        "files": st.files.len(),
         "devices": st.devices.len(),
     }))
 }
