@@ -118,9 +118,12 @@ struct Inner {
     token: Mutex<TokenState>,
     caps: Mutex<HashMap<String, (Capability, Instant)>>,
     /// Files uploaded with `files.create`: `(fileUrl, thumbnailUrl)` → RBM name, until.
-    files: Mutex<HashMap<(String, Option<String>), (String, Instant)>>,
+    files: Mutex<HashMap<FileKey, (String, Instant)>>,
     token_fetches: AtomicU64,
 }
+
+/// An uploaded file: its URL and its thumbnail's.
+type FileKey = (String, Option<String>);
 
 /// How long an uploaded file's RBM name is used: RBM keeps files 30 days (60 in the
 /// newer reference); a day less, so a name is never used after RBM dropped the file.
