@@ -465,7 +465,10 @@ pub(crate) fn validate(
             ));
         }
         for (i, e) in events.iter().enumerate() {
-            if e == "message.inbound" || !hermod_core::webhook::is_published(e) {
+            if e == "message.inbound"
+                || e == "message.typing"
+                || !hermod_core::webhook::is_published(e)
+            {
                 return Err(ApiError::field(
                     f(&format!("callback_events[{i}]")),
                     format!("unknown event type {e:?}"),

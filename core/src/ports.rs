@@ -151,6 +151,17 @@ pub trait Store: Send + Sync {
     /// their marker (`Receipt::event`, `InboundPart::event`) into the transaction
     /// that applies them.
     async fn first_seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
+    /// An RCS user (`from`, digits) is typing to `connector` (`rbm:<agent>`): a
+    /// `message.typing` delivery for each endpoint of `tenant` that names it, in one
+    /// transaction with the event's marker (nothing when it was seen before).
+    async fn record_typing(
+        &self,
+        tenant: &TenantId,
+        connector: &str,
+        from: &str,
+        at: i64,
+        marker: &crate::model::ProviderEvent,
+    ) -> PortResult<()>;
     /// Whether a provider event was applied already (a redelivered webhook).
     async fn seen_event(&self, event: &crate::model::ProviderEvent) -> PortResult<bool>;
     /// Records an RBM agent's launch state in a region, unless a later one is there.

@@ -10,7 +10,7 @@ use crate::TenantId;
 use crate::ports::PortResult;
 
 /// Event types a webhook endpoint can subscribe to (`*` takes them all).
-pub const EVENT_TYPES: [&str; 11] = [
+pub const EVENT_TYPES: [&str; 12] = [
     "message.queued",
     "message.sent",
     "message.delivered",
@@ -22,7 +22,12 @@ pub const EVENT_TYPES: [&str; 11] = [
     "message.scheduled",
     "message.fallback",
     "message.inbound",
+    "message.typing",
 ];
+
+/// Event types an endpoint gets only when it names them (`*` leaves them out):
+/// `message.typing` comes whenever an RCS user types.
+pub const OPT_IN_TYPES: [&str; 1] = ["message.typing"];
 
 /// Whether an event of `kind` goes out as a webhook at all (`accepted` and `sending`
 /// are internal steps).
@@ -32,7 +37,10 @@ pub fn is_published(kind: &str) -> bool {
 
 /// Whether an endpoint subscribed to `events` wants `kind`.
 pub fn wants(events: &[String], kind: &str) -> bool {
-    is_published(kind) && events.iter().any(|e| e == "*" || e == kind)
+    is_published(kind)
+        && events
+            .iter()
+            .any(|e| (e == "*" && !OPT_IN_TYPES.contains(&kind)) || e == kind)
 }
 
 /// One timeline event as every webhook receives it, whatever the channel:
@@ -356,5 +364,10 @@ mod tests {
         assert!(wants(&["*".into()], "message.read"));
         assert!(!wants(&["*".into()], "message.sending"));
         assert!(!wants(&["message.sent".into()], "message.read"));
+        assert!(!wants(&["*".into()], "message.typing"), "opt-in");
+        assert!(wants(
+            &["*".into(), "message.typing".into()],
+            "message.typing"
+        ));
     }
 }

@@ -342,10 +342,12 @@ async fn erase(
         }
         // Deliveries that waited or failed keep their payload (metadata, a reply's
         // number and text): blanked, and those still waiting end.
+        let typing = crate::inbound::typing_ref(&subject);
         let about: Vec<&str> = all
             .iter()
             .copied()
             .chain(replies.iter().map(String::as_str))
+            .chain(std::iter::once(typing.as_str()))
             .collect();
         // (Message and inbound ids are unique across tenants.)
         for chunk in about.chunks(500) {

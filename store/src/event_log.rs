@@ -118,7 +118,7 @@ fn published_kinds() -> Vec<&'static str> {
     EVENT_TYPES
         .iter()
         .copied()
-        .filter(|k| *k != "message.inbound")
+        .filter(|k| *k != "message.inbound" && *k != "message.typing")
         .collect()
 }
 

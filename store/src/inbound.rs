@@ -681,6 +681,70 @@ pub async fn first_seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {
     write_tx!(db, |c| mark_event!(c, ev, now)).map_err(backend)
 }
 
+/// The `message_id` of a `message.typing` delivery: the sender's subject, which
+/// erasing it finds the delivery by.
+pub(crate) fn typing_ref(subject: &str) -> String {
+    format!("typing:{subject}")
+}
+
+pub async fn record_typing(
+    db: &Db,
+    vault: &Vault,
+    tenant: &TenantId,
+    connector: &str,
+    from: &str,
+    at: i64,
+    marker: &ProviderEvent,
+) -> PortResult<()> {
+    let t = tenant.to_string();
+    // Most tenants subscribe no endpoint to typing: a plain read first.
+    let endpoints: Vec<EndpointRow> = with_conn!(db, |c| {
+        webhook_endpoints::table
+            .filter(webhook_endpoints::tenant_id.eq(&t))
+            .select(EndpointRow::as_select())
+            .load(c)
+            .await
+            .map_err(backend)?
+    });
+    let wanted: Vec<EndpointRow> = endpoints
+        .into_iter()
+        .filter(|e| {
+            let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
+            hermod_core::webhook::wants(&subscribed, "message.typing")
+        })
+        .collect();
+    let ev = marker.clone();
+    let now = now_ms();
+    if wanted.is_empty() {
+        return write_tx!(db, |c| mark_event!(c, ev, now))
+            .map(|_| ())
+            .map_err(backend);
+    }
+    let plus = format!("+{from}");
+    let payload = serde_json::json!({
+        "id": format!("evt_typing_{}", marker.id),
+        "type": "message.typing",
+        "from": plus,
+        "channel": "rcs",
+        "connector": connector,
+        "occurred_at": hermod_core::rfc3339(at),
+    });
+    let rows = crate::webhooks::typing_deliveries(
+        &t,
+        &typing_ref(&vault.lookup(&plus)),
+        &payload,
+        &wanted,
+        now,
+    );
+    write_tx!(db, |c| {
+        if mark_event!(c, ev, now)? {
+            c.insert_deliveries(rows).await?;
+        }
+        Ok::<_, DieselError>(())
+    })
+    .map_err(backend)
+}
+
 /// Whether a provider event was applied (its marker is there).
 pub async fn seen_event(db: &Db, ev: &ProviderEvent) -> PortResult<bool> {
     let ev = ev.clone();

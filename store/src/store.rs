@@ -610,6 +610,18 @@ impl Store for SqlStore {
         crate::inbound::remove_opt_out(&self.db, &self.vault, tenant, recipient, sender).await
     }
 
+    async fn record_typing(
+        &self,
+        tenant: &TenantId,
+        connector: &str,
+        from: &str,
+        at: i64,
+        marker: &hermod_core::model::ProviderEvent,
+    ) -> PortResult<()> {
+        crate::inbound::record_typing(&self.db, &self.vault, tenant, connector, from, at, marker)
+            .await
+    }
+
     async fn first_seen_event(
         &self,
         event: &hermod_core::model::ProviderEvent,

@@ -73,6 +73,32 @@ pub(crate) fn inbound_deliveries(
         .collect()
 }
 
+/// A `message.typing` delivery for each endpoint (already filtered to those that
+/// name it); `subject_ref` is what erasing the user finds it by.
+pub(crate) fn typing_deliveries(
+    tenant: &str,
+    subject_ref: &str,
+    payload: &serde_json::Value,
+    endpoints: &[EndpointRow],
+    now: i64,
+) -> Vec<NewDeliveryRow> {
+    let body = payload.to_string();
+    endpoints
+        .iter()
+        .map(|e| {
+            pending(
+                tenant,
+                Some(&e.id),
+                &e.url,
+                "message.typing",
+                Some(subject_ref),
+                &body,
+                now,
+            )
+        })
+        .collect()
+}
+
 /// A delivery waiting for its first POST.
 fn pending(
     tenant: &str,

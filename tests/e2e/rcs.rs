@@ -583,7 +583,8 @@ async fn an_erased_subject_is_in_no_table() {
         &format!("{base}/v1/webhook-endpoints"),
         &r.key,
         Some(json!({"url": "http://127.0.0.1:9/hook",
-                    "events": ["message.inbound", "message.sent", "message.delivered"]})),
+                    "events": ["message.inbound", "message.typing", "message.sent",
+                               "message.delivered"]})),
     )
     .await;
     assert_eq!(s, 201, "{ep}");
@@ -676,6 +677,16 @@ async fn an_erased_subject_is_in_no_table() {
     ] {
         assert!(before.iter().any(|f| f == n), "{n} not seen: {before:?}");
     }
+    // Her phone said it was typing (before the RCS reply): a message.typing delivery
+    // for the endpoint that asked for it, with her number.
+    eventually("the typing delivery", Duration::from_secs(15), || async {
+        every_row(r.dir.path()).await.iter().any(|(t, line)| {
+            t == "webhook_deliveries"
+                && line.contains("message.typing")
+                && line.contains("7700900301")
+        })
+    })
+    .await;
 
     let (s, v, _) = call(
         Method::DELETE,
@@ -739,6 +750,19 @@ async fn events_without_a_message_are_acknowledged_and_applied() {
             .cloned()
             .unwrap_or_default()
     };
+    // message.typing is opt-in: an endpoint of "*" does not get it, one naming it does.
+    let mut endpoints = Vec::new();
+    for events in [json!(["*"]), json!(["message.typing"])] {
+        let (s, ep, _) = call(
+            Method::POST,
+            &format!("{base}/v1/webhook-endpoints"),
+            &r.key,
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": events})),
+        )
+        .await;
+        assert_eq!(s, 201, "{ep}");
+        endpoints.push(ep["id"].as_str().unwrap().to_owned());
+    }
     let sent = r.sim.events_sent();
     r.sim.user_event(phone, "IS_TYPING");
     r.sim.user_event(phone, "UNSUBSCRIBE");
@@ -746,6 +770,22 @@ async fn events_without_a_message_are_acknowledged_and_applied() {
         !opt_outs().await.is_empty()
     })
     .await;
+    let typing_rows = || async {
+        every_row(r.dir.path())
+            .await
+            .into_iter()
+            .filter(|(t, line)| t == "webhook_deliveries" && line.contains("message.typing"))
+            .map(|(_, line)| line)
+            .collect::<Vec<String>>()
+    };
+    eventually("the typing delivery", Duration::from_secs(10), || async {
+        !typing_rows().await.is_empty()
+    })
+    .await;
+    let typing = typing_rows().await;
+    assert_eq!(typing.len(), 1, "{typing:?}");
+    assert!(typing[0].contains(&endpoints[1]) && !typing[0].contains(&endpoints[0]));
+    assert!(typing[0].contains("+447700900250"), "{typing:?}");
     let outs = opt_outs().await;
     assert_eq!(
         (outs[0]["sender"].as_str(), outs[0]["source"].as_str()),

@@ -240,9 +240,22 @@ impl RbmWebhook {
                 return Ok(());
             }
             // The rest change nothing when applied twice: the marker goes after.
-            RbmEvent::Typing(_) => {
+            RbmEvent::Typing(from) => {
                 metrics::counter!("hermod_rbm_typing_total", "agent" => agent.to_owned())
                     .increment(1);
+                if let Some(t) = tenant {
+                    // Its marker goes with the webhook deliveries it makes.
+                    return self
+                        .store
+                        .record_typing(
+                            t,
+                            &format!("rbm:{agent}"),
+                            &from,
+                            hermod_core::now_ms(),
+                            &marker,
+                        )
+                        .await;
+                }
             }
             RbmEvent::Subscription(from, subscribed) => match tenant {
                 None => tracing::warn!(
