@@ -79,6 +79,23 @@ async fn every_route_keeps_tenants_apart() {
     .await;
     let msg = m["id"].as_str().unwrap().to_owned();
     wait_status(&base, &a, &msg, "delivered", 30).await;
+    // The customer answers A: an inbound message of A's.
+    smsc.inject_mo(
+        "hermod",
+        CUSTOMER.trim_start_matches('+'),
+        SENDER.trim_start_matches('+'),
+        "A's customer writes back",
+        false,
+    );
+    let a_inbound = || async {
+        let (_, v, _) = call(Method::GET, &format!("{base}/v1/inbound"), &a, None).await;
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    };
+    eventually("A's inbound message", Duration::from_secs(20), || async {
+        a_inbound().await.is_some()
+    })
+    .await;
+    let inbound = a_inbound().await.unwrap();
     let (s, t, _) = call(
         Method::POST,
         &url("/v1/templates"),
@@ -208,6 +225,7 @@ async fn every_route_keeps_tenants_apart() {
                 &format!("/webhook-deliveries/{delivery}"),
             )
             .replace("/devices/{id}", &format!("/devices/{}", device.id))
+            .replace("/inbound/{id}", &format!("/inbound/{inbound}"))
             .replace("/opt-outs/{recipient}", "/opt-outs/+447911123000")
             .replace("/subjects/{number}", &format!("/subjects/{CUSTOMER}"))
             .replace(
@@ -269,6 +287,8 @@ async fn every_route_keeps_tenants_apart() {
             | "DELETE /v1/hooks/{id}"
             | "DELETE /v1/webhook-endpoints/{id}"
             | "POST /v1/webhook-deliveries/{id}/retry"
+            | "POST /v1/inbound/{id}/read"
+            | "POST /v1/inbound/{id}/typing"
             | "DELETE /v1/devices/{id}" => {
                 assert_eq!(as_b(None).await.0, 404, "{key}");
             }

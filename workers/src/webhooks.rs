@@ -132,6 +132,8 @@ struct Endpoint {
     in_flight: usize,
     failures: u32,
     tripped_until: Option<Instant>,
+    /// Times it was left alone since its last success (each wait doubles).
+    trips: u32,
     waiting: VecDeque<Job>,
 }
 
@@ -142,6 +144,7 @@ impl Default for Endpoint {
             in_flight: 0,
             failures: 0,
             tripped_until: None,
+            trips: 0,
             waiting: VecDeque::new(),
         }
     }
@@ -174,27 +177,44 @@ impl Endpoint {
         (self.in_flight as f64) < self.window.floor().max(1.0)
     }
 
+    /// Failures in a row that leave it alone: a full window's worth twice over (a
+    /// flaky endpoint with many POSTs in flight fails a few in a row by chance; one
+    /// that is down fails them all), and at least `TRIP_AFTER`.
+    fn trip_after(&self) -> u32 {
+        TRIP_AFTER.max(2 * self.window.floor() as u32)
+    }
+
     /// A POST ended, answered as `health` says.
     fn finished(&mut self, health: Health, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if health == Health::Up {
+            // It answers: whatever was left alone is over.
             self.failures = 0;
+            self.trips = 0;
+            self.tripped_until = None;
             // Grow while the window is in use.
             if self.in_flight + 1 >= self.window as usize {
                 self.window = (self.window + 1.0).min(WINDOW_MAX);
             }
-        } else {
-            self.failures += 1;
-            // Only a sign of load narrows the window: a 500 about one event says
-            // nothing about how many the endpoint can take.
-            if health == Health::Overloaded {
-                self.window = (self.window / 2.0).max(1.0);
-            }
-            if self.failures >= TRIP_AFTER {
-                let exp = (self.failures - TRIP_AFTER).min(6);
-                let wait = Duration::from_secs(1u64 << exp).min(TRIPPED_MAX);
-                self.tripped_until = Some(now + wait);
-            }
+            return;
+        }
+        if self.tripped_until.is_some_and(|t| now < t) {
+            // Sent before it was left alone: it says nothing new, and does not make
+            // the wait longer.
+            return;
+        }
+        self.failures += 1;
+        // Only a sign of load narrows the window: a 500 about one event says
+        // nothing about how many the endpoint can take.
+        if health == Health::Overloaded {
+            self.window = (self.window / 2.0).max(1.0);
+        }
+        if self.failures >= self.trip_after() {
+            // Its failures stay counted: the one POST tried when the wait is over
+            // leaves it alone again at once if it fails too, for twice as long.
+            let wait = Duration::from_secs(1u64 << self.trips.min(6)).min(TRIPPED_MAX);
+            self.trips += 1;
+            self.tripped_until = Some(now + wait);
         }
     }
 }
@@ -776,12 +796,51 @@ mod tests {
         assert_eq!(e.window, WINDOW_START + 1.0, "a 500 keeps it");
         e.finished(Health::Overloaded, now);
         assert_eq!(e.window, (WINDOW_START + 1.0) / 2.0);
-        for _ in 0..TRIP_AFTER {
+        // A window of 8: sixteen failures in a row leave it alone (two so far).
+        assert_eq!((e.window.floor(), e.failures), (8.0, 2));
+        while e.failures < 15 {
             e.finished(Health::Failed, now);
         }
+        assert!(!e.tripped(now), "fifteen in a row can be chance");
+        e.finished(Health::Failed, now);
         assert!(e.tripped(now), "left alone after repeated failures");
-        assert!(!e.tripped(now + TRIPPED_MAX), "then tried again");
+        // What was in flight fails too: the wait does not grow.
+        let until = e.tripped_until;
+        e.finished(Health::Failed, now + Duration::from_millis(500));
+        assert_eq!(e.tripped_until, until);
+        let later = now + Duration::from_secs(1);
+        assert!(!e.tripped(later), "then tried again");
         assert_eq!(e.window, 1.0, "with one POST");
+        // That one fails: left alone again at once, twice as long.
+        e.finished(Health::Failed, later);
+        assert_eq!(e.tripped_until, Some(later + Duration::from_secs(2)));
+        // A success ends it.
+        e.finished(Health::Up, later);
+        assert!(!e.tripped(later) && e.failures == 0 && e.trips == 0);
+    }
+
+    /// An endpoint failing one POST in five, with a full window in flight, is never
+    /// left alone (it was, every minute or so, and its deliveries fell far behind).
+    #[test]
+    fn a_flaky_endpoint_is_not_left_alone() {
+        let now = Instant::now();
+        let mut e = Endpoint {
+            window: 64.0,
+            ..Endpoint::default()
+        };
+        // A fixed pseudo-random sequence: about one in five fails.
+        let mut x: u32 = 12345;
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let health = if (x >> 16) % 5 == 0 {
+                Health::Failed
+            } else {
+                Health::Up
+            };
+            e.in_flight += 1;
+            e.finished(health, now);
+            assert!(!e.tripped(now), "left alone after {} failures", e.failures);
+        }
     }
 
     #[test]
