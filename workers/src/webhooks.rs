@@ -832,7 +832,7 @@ mod tests {
         let mut x: u32 = 12345;
         for _ in 0..200_000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let health = if (x >> 16) % 5 == 0 {
+            let health = if (x >> 16).is_multiple_of(5) {
                 Health::Failed
             } else {
                 Health::Up
