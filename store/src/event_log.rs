@@ -438,6 +438,7 @@ pub(crate) async fn advance_cursor(
         .collect();
     let pending = encode(to);
     let (holder, seq) = (holder.to_owned(), to.seq);
+    let about: Vec<String> = rows.iter().filter_map(|r| r.message_id.clone()).collect();
     write_op!(db, move |c| {
         let n = diesel::update(
             webhook_cursor::table
@@ -456,6 +457,32 @@ pub(crate) async fn advance_cursor(
             return Ok(false);
         }
         c.insert_deliveries(rows).await?;
+        // Read from the log before their subject was erased: they carried its
+        // metadata out of the erasure's reach. Blanked and ended like the rows it found.
+        for chunk in about.chunks(500) {
+            let erased: Vec<String> = messages::table
+                .filter(messages::id.eq_any(chunk))
+                .filter(messages::shredded_at.is_not_null())
+                .select(messages::id)
+                .load(c)
+                .await?;
+            if !erased.is_empty() {
+                crate::webhooks::end_deliveries_of!(
+                    c,
+                    message_id,
+                    &erased,
+                    crate::audit::ERASED,
+                    now
+                )?;
+                diesel::update(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::message_id.eq_any(&erased)),
+                )
+                .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
+                .execute(c)
+                .await?;
+            }
+        }
         c.insert_audit(facts).await?;
         Ok::<_, DieselError>(true)
     })

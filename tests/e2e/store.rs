@@ -1775,3 +1775,73 @@ async fn the_database_stops_growing_over_repeated_traffic() {
         exercise_bounded_growth(&pg).await;
     }
 }
+
+/// A log delivery read before its subject was erased and kept as a row after (its POST
+/// failed, or it waited behind a busy endpoint) would carry the erased metadata: the
+/// cursor's commit blanks and ends it.
+async fn exercise_rows_after_an_erasure(url: &str) {
+    use hermod_core::audit::AuditLog as _;
+    use hermod_core::webhook::*;
+    let store = open(url).await;
+    let t = store.create_api_key("erased", "ek1", "h").await.unwrap();
+    let mut m = new_message(&t, "EraseMe5511");
+    m.metadata = Some(serde_json::json!({"customer": "Meta7788"}));
+    let id = m.id.to_string();
+    store.accept(&t, &[m], None).await.unwrap();
+    let cursor = store
+        .claim_cursor("eraser", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    // The stage read the event (with the metadata) before the erasure ...
+    let payload = serde_json::json!({"type": "message.queued", "message_id": id,
+                                     "metadata": {"customer": "Meta7788"}})
+    .to_string();
+    store
+        .erase_subject(t.as_str(), "+447911123456", &[])
+        .await
+        .unwrap();
+    // ... and keeps it as a row after.
+    let retry = RetryDelivery {
+        tenant_id: t.to_string(),
+        endpoint_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        event_type: "message.queued".into(),
+        message_id: Some(id.clone()),
+        payload,
+        attempts: 1,
+        last_status: Some(500),
+        last_error: Some("http_500".into()),
+        retry_in: Duration::ZERO,
+    };
+    assert!(
+        store
+            .advance_cursor("eraser", Duration::from_secs(30), &cursor, &[retry], &[])
+            .await
+            .unwrap()
+    );
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use hermod_store::schema::webhook_deliveries as d;
+    let rows: Vec<(String, String, Option<String>)> = with_test_conn!(store, |c| {
+        d::table
+            .filter(d::message_id.eq(&id))
+            .select((d::status, d::payload, d::last_error))
+            .load(c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "failed");
+    assert!(!rows[0].1.contains("Meta7788"), "{rows:?}");
+    assert_eq!(rows[0].2.as_deref(), Some("subject_erased"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_read_before_an_erasure_is_blanked_when_it_becomes_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_rows_after_an_erasure(&dir.path().join("e.db").to_string_lossy()).await;
+    if let Some(pg) = pg_database("erased_rows").await {
+        exercise_rows_after_an_erasure(&pg).await;
+    }
+}
