@@ -42,27 +42,32 @@ pub fn complete_inline<F: std::future::Future>(fut: F) -> F::Output {
     futures::executor::block_on(fut)
 }
 
-/// Opens a SQLite write transaction with `BEGIN IMMEDIATE`, taking the write lock
-/// before the first statement. A deferred `BEGIN` takes it at the first write: when
-/// another process (a `hermod keys create` beside a running server) committed after
-/// the transaction's first read, that upgrade fails at once with "database is locked"
+/// Runs `body` in a SQLite write transaction begun `IMMEDIATE`, which takes the write
+/// lock before the first statement, and commits it when `body` returns `Ok` (rolls it
+/// back otherwise). A deferred `BEGIN` takes the lock at the first write: when another
+/// process (a `hermod keys create` beside a running server) committed after the
+/// transaction's first read, that upgrade fails at once with "database is locked"
 /// (`SQLITE_BUSY_SNAPSHOT`, which `busy_timeout` does not wait out). Immediate
-/// transactions wait their turn instead. Close it with [`end_immediate`]; the body runs
-/// in a savepoint inside it (diesel's `transaction` nests).
-pub fn begin_immediate(conn: &mut Lite) -> diesel::QueryResult<()> {
-    complete_inline(conn.spawn_blocking(|c| {
-        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-    }))
-}
-
-/// Commits (`commit`) or rolls back the transaction [`begin_immediate`] opened.
-pub fn end_immediate(conn: &mut Lite, commit: bool) -> diesel::QueryResult<()> {
+/// transactions wait their turn instead.
+pub fn immediate<T, E: From<diesel::result::Error>>(
+    conn: &mut Lite,
+    body: impl FnOnce(&mut Lite) -> Result<T, E>,
+) -> Result<T, E> {
     use diesel_async::TransactionManager as _;
     type Tm = <Lite as AsyncConnection>::TransactionManager;
-    if commit {
+    complete_inline(conn.spawn_blocking(|c| {
+        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+    }))?;
+    let r = body(conn);
+    let end = if r.is_ok() {
         complete_inline(Tm::commit_transaction(conn))
     } else {
         complete_inline(Tm::rollback_transaction(conn))
+    };
+    match (r, end) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
     }
 }
 

@@ -11,7 +11,7 @@ pub mod audit;
 mod batch;
 mod db;
 #[doc(hidden)]
-pub use db::{begin_immediate, end_immediate};
+pub use db::immediate;
 mod event_log;
 mod fallback;
 mod inbound;
@@ -77,17 +77,9 @@ macro_rules! write_tx {
                 let mut conn = pool.get().await.map_err($crate::unavailable)?;
                 // Every statement completes inline, so the whole transaction runs here
                 // in one blocking section.
-                let r = match $crate::begin_immediate(&mut conn) {
-                    Ok(()) => {
-                        let r = $crate::complete_inline(conn.transaction(async |$c| $body));
-                        match $crate::end_immediate(&mut conn, r.is_ok()) {
-                            Ok(()) => r,
-                            Err(e) if r.is_ok() => Err(e.into()),
-                            Err(_) => r,
-                        }
-                    }
-                    Err(e) => Err(e.into()),
-                };
+                let r = $crate::immediate(&mut conn, |conn| {
+                    $crate::complete_inline((async |$c: &mut $crate::Lite| $body)(conn))
+                });
                 $crate::sqlprof::gate(concat!(file!(), ":", line!()), got - asked, got.elapsed());
                 r
             }

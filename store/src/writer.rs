@@ -74,15 +74,13 @@ impl Writer {
                     let guard = gate.blocking_lock();
                     let got = std::time::Instant::now();
                     let mut finish: Vec<Finish> = Vec::with_capacity(ops.len());
-                    let done = crate::db::begin_immediate(&mut conn).and_then(|()| {
-                        let r = complete_inline(conn.transaction(async |c| {
+                    let done = crate::db::immediate(&mut conn, |c| {
+                        complete_inline(async {
                             for op in ops {
                                 finish.push(op(c).await);
                             }
                             Ok::<_, DieselError>(())
-                        }));
-                        let end = crate::db::end_immediate(&mut conn, r.is_ok());
-                        r.and(end)
+                        })
                     });
                     if finish.is_empty() && let Err(e) = &done {
                         // Nothing ran: the ops (and their answers) are dropped, and
