@@ -351,13 +351,7 @@ async fn erase(
             .collect();
         // (Message and inbound ids are unique across tenants.)
         for chunk in about.chunks(500) {
-            crate::webhooks::end_deliveries_of!(c, message_id, chunk, ERASED, now)?;
-            diesel::update(
-                webhook_deliveries::table.filter(webhook_deliveries::message_id.eq_any(chunk)),
-            )
-            .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
-            .execute(c)
-            .await?;
+            crate::webhooks::erase_deliveries_of!(c, chunk, now)?;
         }
         // App devices registered for the number, with their envelopes.
         let devices: Vec<String> = devices::table

@@ -467,20 +467,7 @@ pub(crate) async fn advance_cursor(
                 .load(c)
                 .await?;
             if !erased.is_empty() {
-                crate::webhooks::end_deliveries_of!(
-                    c,
-                    message_id,
-                    &erased,
-                    crate::audit::ERASED,
-                    now
-                )?;
-                diesel::update(
-                    webhook_deliveries::table
-                        .filter(webhook_deliveries::message_id.eq_any(&erased)),
-                )
-                .set(webhook_deliveries::payload.eq(crate::seal::ERASED_BODY))
-                .execute(c)
-                .await?;
+                crate::webhooks::erase_deliveries_of!(c, &erased, now)?;
             }
         }
         c.insert_audit(facts).await?;

@@ -324,8 +324,14 @@ pub async fn receive(
                     "payload": part.payload,
                     "occurred_at": hermod_core::rfc3339(row.received_at),
                 });
-                let rows =
-                    crate::webhooks::inbound_deliveries(t, &row.id, &payload, &endpoints, now_ms());
+                let rows = crate::webhooks::subscribed_deliveries(
+                    t,
+                    "message.inbound",
+                    &row.id,
+                    &payload,
+                    &endpoints,
+                    now_ms(),
+                );
                 c.insert_deliveries(rows).await?;
             }
         }
@@ -697,7 +703,7 @@ pub async fn record_typing(
     marker: &ProviderEvent,
 ) -> PortResult<()> {
     let t = tenant.to_string();
-    // Most tenants subscribe no endpoint to typing: a plain read first.
+    // Read before the write transaction: it only inserts what this finds.
     let endpoints: Vec<EndpointRow> = with_conn!(db, |c| {
         webhook_endpoints::table
             .filter(webhook_endpoints::tenant_id.eq(&t))
@@ -706,20 +712,6 @@ pub async fn record_typing(
             .await
             .map_err(backend)?
     });
-    let wanted: Vec<EndpointRow> = endpoints
-        .into_iter()
-        .filter(|e| {
-            let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
-            hermod_core::webhook::wants(&subscribed, "message.typing")
-        })
-        .collect();
-    let ev = marker.clone();
-    let now = now_ms();
-    if wanted.is_empty() {
-        return write_tx!(db, |c| mark_event!(c, ev, now))
-            .map(|_| ())
-            .map_err(backend);
-    }
     let plus = format!("+{from}");
     let payload = serde_json::json!({
         "id": format!("evt_typing_{}", marker.id),
@@ -729,15 +721,18 @@ pub async fn record_typing(
         "connector": connector,
         "occurred_at": hermod_core::rfc3339(at),
     });
-    let rows = crate::webhooks::typing_deliveries(
+    let now = now_ms();
+    let rows = crate::webhooks::subscribed_deliveries(
         &t,
+        "message.typing",
         &typing_ref(&vault.lookup(&plus)),
         &payload,
-        &wanted,
+        &endpoints,
         now,
     );
+    let ev = marker.clone();
     write_tx!(db, |c| {
-        if mark_event!(c, ev, now)? {
+        if mark_event!(c, ev, now)? && !rows.is_empty() {
             c.insert_deliveries(rows).await?;
         }
         Ok::<_, DieselError>(())

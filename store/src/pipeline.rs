@@ -231,10 +231,7 @@ fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
         user_id: m.user_id.clone(),
-        traffic_type: m
-            .traffic_type
-            .as_deref()
-            .and_then(hermod_core::model::TrafficType::parse),
+        traffic_type: m.traffic_type(),
     })
 }
 
@@ -1162,6 +1159,33 @@ pub async fn resolve_in_doubt(
 #[cfg(test)]
 mod tests {
     use super::normalize_provider_id as n;
+
+    #[test]
+    fn a_receipt_counts_as_delivered_after_revoke_only_on_a_withdrawn_attempt_in_the_grace() {
+        use super::*;
+        let now = 1_700_000_000_000;
+        let mut a = attempt_row("msg_x", 1, ChannelKind::Rcs, now);
+        a.status = Status::Canceled.as_str().to_owned();
+        assert!(
+            !delivered_after_revoke(&a, Status::Delivered, now),
+            "not withdrawn"
+        );
+        a.error_code = Some(crate::fallback::WITHDRAWN_FOR_FALLBACK.to_owned());
+        assert!(delivered_after_revoke(&a, Status::Delivered, now));
+        assert!(delivered_after_revoke(
+            &a,
+            Status::Read,
+            now + REVOKE_GRACE_MS
+        ));
+        assert!(
+            !delivered_after_revoke(&a, Status::Failed, now),
+            "a failure is no delivery"
+        );
+        assert!(
+            !delivered_after_revoke(&a, Status::Delivered, now + REVOKE_GRACE_MS + 1),
+            "past the grace"
+        );
+    }
 
     #[test]
     fn submit_dates_fit_in_any_whole_quarter_hour_time_zone() {

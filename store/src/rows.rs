@@ -38,6 +38,15 @@ pub struct MessageRow {
     pub traffic_type: Option<String>,
 }
 
+impl MessageRow {
+    /// Its `traffic_type`, parsed.
+    pub fn traffic_type(&self) -> Option<hermod_core::model::TrafficType> {
+        self.traffic_type
+            .as_deref()
+            .and_then(hermod_core::model::TrafficType::parse)
+    }
+}
+
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
 #[diesel(table_name = attempts)]
 #[diesel(treat_none_as_default_value = false)]

@@ -204,6 +204,7 @@ pub(crate) fn parse_status(s: &str) -> Status {
 }
 
 fn to_message(r: MessageRow) -> Message {
+    let traffic_type = r.traffic_type();
     Message {
         id: MessageId::from_trusted(r.id),
         tenant_id: TenantId::from_trusted(r.tenant_id),
@@ -226,10 +227,7 @@ fn to_message(r: MessageRow) -> Message {
         user_id: r.user_id,
         fallback: r.fallback.and_then(|c| serde_json::from_str(&c).ok()),
         plan: r.plan.and_then(|c| serde_json::from_str(&c).ok()),
-        traffic_type: r
-            .traffic_type
-            .as_deref()
-            .and_then(hermod_core::model::TrafficType::parse),
+        traffic_type,
         priority: if r.priority > 0 {
             hermod_core::model::Priority::High
         } else {

@@ -36,16 +36,32 @@ macro_rules! end_deliveries_of {
         .await
     }};
 }
+/// The deliveries about `$ids` (message, inbound or typing references) of an erased
+/// subject: those still pending end `subject_erased`, and every payload is blanked.
+macro_rules! erase_deliveries_of {
+    ($c:expr, $ids:expr, $now:expr) => {{
+        use $crate::schema::webhook_deliveries as d;
+        $crate::webhooks::end_deliveries_of!($c, message_id, $ids, $crate::audit::ERASED, $now)?;
+        diesel::update(d::table.filter(d::message_id.eq_any($ids)))
+            .set(d::payload.eq($crate::seal::ERASED_BODY))
+            .execute($c)
+            .await
+    }};
+}
 use crate::rows::*;
 use crate::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
 pub(crate) use end_deliveries_of;
+pub(crate) use erase_deliveries_of;
 
-/// A delivery row for an inbound message, for each endpoint subscribed to
-/// `message.inbound`.
-pub(crate) fn inbound_deliveries(
+/// A delivery row of an event that is not in the log (`message.inbound`,
+/// `message.typing`) for each of the tenant's endpoints subscribed to `kind`;
+/// `reference` (the inbound id, the typing user's subject) is what erasing its subject
+/// finds it by.
+pub(crate) fn subscribed_deliveries(
     tenant: &str,
-    inbound_id: &str,
+    kind: &str,
+    reference: &str,
     payload: &serde_json::Value,
     endpoints: &[EndpointRow],
     now: i64,
@@ -56,42 +72,15 @@ pub(crate) fn inbound_deliveries(
         .filter(|e| e.tenant_id == tenant)
         .filter(|e| {
             let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
-            wants(&subscribed, "message.inbound")
+            wants(&subscribed, kind)
         })
         .map(|e| {
             pending(
                 tenant,
                 Some(&e.id),
                 &e.url,
-                "message.inbound",
-                // The inbound message's id: what erasing its sender finds it by.
-                Some(inbound_id),
-                &body,
-                now,
-            )
-        })
-        .collect()
-}
-
-/// A `message.typing` delivery for each endpoint (already filtered to those that
-/// name it); `subject_ref` is what erasing the user finds it by.
-pub(crate) fn typing_deliveries(
-    tenant: &str,
-    subject_ref: &str,
-    payload: &serde_json::Value,
-    endpoints: &[EndpointRow],
-    now: i64,
-) -> Vec<NewDeliveryRow> {
-    let body = payload.to_string();
-    endpoints
-        .iter()
-        .map(|e| {
-            pending(
-                tenant,
-                Some(&e.id),
-                &e.url,
-                "message.typing",
-                Some(subject_ref),
+                kind,
+                Some(reference),
                 &body,
                 now,
             )
