@@ -497,11 +497,17 @@ pub async fn run(
     // Dispatch (planning) and fallback (withdrawing) need the rich channels too.
     let st = roles.stages;
     let rich = st.dispatch || st.fallback;
-    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = if rcs_on && (st.rcs || rich) {
+    // One set of RBM clients (tokens, capability and upload caches) for the channel,
+    // the webhook's automatic READs and the API's agent events.
+    let rbm: Option<Arc<RcsChannel>> = if rcs_on && (st.rcs || rich || roles.api) {
         Some(RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?)
     } else {
         None
     };
+    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = rbm
+        .clone()
+        .filter(|_| st.rcs || rich)
+        .map(|c| c as Arc<dyn hermod_core::ports::Channel>);
     let (app_wake, _) = tokio::sync::broadcast::channel::<String>(1024);
     let app: Option<Arc<dyn hermod_core::ports::Channel>> = if st.app || rich {
         Some(
@@ -574,10 +580,9 @@ pub async fn run(
             let receipts = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
             let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
             let mut agent_events: Option<Arc<dyn hermod_core::ports::AgentEvents>> = None;
-            if rcs_on {
+            if let Some(rbm) = &rbm {
                 channels.push(ChannelKind::Rcs);
-                let events: Arc<dyn hermod_core::ports::AgentEvents> =
-                    RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?;
+                let events: Arc<dyn hermod_core::ports::AgentEvents> = rbm.clone();
                 rbm_webhook = Some(RbmWebhook::new(
                     &settings.rcs,
                     store.clone(),

@@ -107,7 +107,6 @@ async fn agent_event(
                 ApiError::Upstream(format!("RBM refused or did not answer: {e}"))
             }
         })?;
-    metrics::counter!("hermod_rbm_agent_events_total", "type" => name).increment(1);
     Ok(HttpResponse::Ok().json(AgentEventSent {
         id: m.id,
         event: name.into(),

@@ -311,9 +311,25 @@ impl hermod_core::ports::AgentEvents for RcsChannel {
                     "{connector} has no agent events: only messages that came over RCS do"
                 ))
             })?;
-        agent
-            .agent_event(to, kind, message_id)
-            .await
-            .map_err(|e| AgentEventError::Provider(e.to_string()))
+        if kind == hermod_core::ports::AgentEventKind::Read && message_id.is_none() {
+            return Err(AgentEventError::NotSupported(
+                "the message has no RBM message id (it was stored before Hermod kept them)".into(),
+            ));
+        }
+        let name = match kind {
+            hermod_core::ports::AgentEventKind::Read => "read",
+            hermod_core::ports::AgentEventKind::Typing => "typing",
+        };
+        match agent.agent_event(to, kind, message_id).await {
+            Ok(()) => {
+                metrics::counter!("hermod_rbm_agent_events_total", "type" => name).increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("hermod_rbm_agent_events_failed_total", "type" => name)
+                    .increment(1);
+                Err(AgentEventError::Provider(e.to_string()))
+            }
+        }
     }
 }

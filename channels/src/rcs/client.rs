@@ -490,16 +490,11 @@ impl RbmClient {
                 ("agentId", &self.inner.cfg.agent_id),
             ],
         )?;
-        let body = match (kind, message_id) {
-            (AgentEventKind::Read, Some(id)) => {
-                serde_json::json!({"eventType": "READ", "messageId": id})
+        let body = match kind {
+            AgentEventKind::Read => {
+                serde_json::json!({"eventType": "READ", "messageId": message_id})
             }
-            (AgentEventKind::Read, None) => {
-                return Err(RbmError::Transport(
-                    "a READ event needs the message id".into(),
-                ));
-            }
-            (AgentEventKind::Typing, _) => serde_json::json!({"eventType": "IS_TYPING"}),
+            AgentEventKind::Typing => serde_json::json!({"eventType": "IS_TYPING"}),
         };
         self.call(reqwest::Method::POST, url, Some(&body))
             .await

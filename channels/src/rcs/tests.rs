@@ -52,6 +52,15 @@ fn channel(sim: &RbmSim, tweak: impl FnOnce(&mut AgentConfig)) -> std::sync::Arc
     .unwrap()
 }
 
+/// The AgentMessage the simulator accepted for an attempt.
+fn sent(sim: &RbmSim, o: &Outgoing) -> Option<serde_json::Value> {
+    let mid = message_id_for(o.attempt_id.as_str());
+    sim.received()
+        .into_iter()
+        .find(|(_, id, _)| *id == mid)
+        .map(|(_, _, v)| v)
+}
+
 /// The fallback timer of a sent attempt, as the fallback stage hands it over.
 fn due(o: &Outgoing) -> hermod_core::plan::DueFallback {
     hermod_core::plan::DueFallback {
@@ -475,33 +484,29 @@ async fn the_traffic_type_comes_from_the_message_or_the_agent() {
     use hermod_core::model::TrafficType;
     let sim = sim_with(|c| c.multi_use = true);
     sim.add_device("+447700900070", None, true);
-    let sent = |o: &Outgoing| {
-        let mid = message_id_for(o.attempt_id.as_str());
-        sim.received()
-            .into_iter()
-            .find(|(_, id, _)| *id == mid)
-            .map(|(_, _, v)| v)
-    };
     let plain = channel(&sim, |_| {});
     let mut o = outgoing("+447700900070", None);
     match plain.send(&o).await.unwrap_err() {
         SendError::Permanent { code } => assert_eq!(code, codes::INVALID),
         e => panic!("{e:?}"),
     }
-    assert!(sent(&o).is_none(), "refused without a traffic type");
+    assert!(sent(&sim, &o).is_none(), "refused without a traffic type");
     o.traffic_type = Some(TrafficType::ServiceRequest);
     plain.send(&o).await.unwrap();
-    assert_eq!(sent(&o).unwrap()["messageTrafficType"], "SERVICEREQUEST");
+    assert_eq!(
+        sent(&sim, &o).unwrap()["messageTrafficType"],
+        "SERVICEREQUEST"
+    );
 
     let defaulted = channel(&sim, |a| a.traffic_type = Some(TrafficType::Transaction));
     let o = outgoing("+447700900070", None);
     defaulted.send(&o).await.unwrap();
-    assert_eq!(sent(&o).unwrap()["messageTrafficType"], "TRANSACTION");
+    assert_eq!(sent(&sim, &o).unwrap()["messageTrafficType"], "TRANSACTION");
     let mut o = outgoing("+447700900070", None);
     o.traffic_type = Some(TrafficType::Authentication);
     defaulted.send(&o).await.unwrap();
     assert_eq!(
-        sent(&o).unwrap()["messageTrafficType"],
+        sent(&sim, &o).unwrap()["messageTrafficType"],
         "AUTHENTICATION",
         "the message's own wins over the agent's"
     );
@@ -593,14 +598,6 @@ fn an_agents_region_chooses_its_endpoint() {
 async fn media_is_uploaded_once_and_sent_by_its_rbm_name() {
     let sim = sim_with(|_| {});
     sim.add_device("+447700900090", None, true);
-    let sent = |o: &Outgoing| {
-        let mid = message_id_for(o.attempt_id.as_str());
-        sim.received()
-            .into_iter()
-            .find(|(_, id, _)| *id == mid)
-            .map(|(_, _, v)| v)
-            .unwrap()
-    };
     let ch = channel(&sim, |_| {});
     let upload =
         json!({"content": {"media": {"url": "https://shop.example/p.png", "upload": true}}});
@@ -612,7 +609,7 @@ async fn media_is_uploaded_once_and_sent_by_its_rbm_name() {
     assert_eq!(files.len(), 1, "uploaded once: {files:?}");
     assert_eq!(files[0].1, "https://shop.example/p.png");
     for o in [&first, &second] {
-        let cm = &sent(o)["contentMessage"];
+        let cm = &sent(&sim, o).unwrap()["contentMessage"];
         assert_eq!(cm["uploadedRbmFile"]["fileName"], files[0].0.as_str());
         assert!(cm.get("contentInfo").is_none(), "{cm}");
     }
@@ -622,7 +619,7 @@ async fn media_is_uploaded_once_and_sent_by_its_rbm_name() {
     );
     ch.send(&plain).await.unwrap();
     assert_eq!(
-        sent(&plain)["contentMessage"]["contentInfo"]["fileUrl"],
+        sent(&sim, &plain).unwrap()["contentMessage"]["contentInfo"]["fileUrl"],
         "https://shop.example/q.png"
     );
     assert_eq!(sim.files().len(), 1);
@@ -634,6 +631,40 @@ async fn media_is_uploaded_once_and_sent_by_its_rbm_name() {
     );
     all.send(&o).await.unwrap();
     assert_eq!(sim.files().len(), 2);
-    assert!(sent(&o)["contentMessage"]["uploadedRbmFile"]["fileName"].is_string());
+    assert!(sent(&sim, &o).unwrap()["contentMessage"]["uploadedRbmFile"]["fileName"].is_string());
+    sim.stop().await;
+}
+
+/// Agent events go through the agent an inbound message came on; a message of
+/// another connector, or a READ without the user's message id, is refused before any
+/// call to RBM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_events_need_an_rbm_message() {
+    use hermod_core::ports::{AgentEventError, AgentEventKind, AgentEvents as _};
+    let sim = sim_with(|_| {});
+    let ch = channel(&sim, |_| {});
+    let phone = "+447700900095";
+    for (connector, kind, id) in [
+        ("smpp:default", AgentEventKind::Typing, None),
+        ("rbm:other", AgentEventKind::Typing, None),
+        ("rbm:test", AgentEventKind::Read, None),
+    ] {
+        match ch.send_agent_event(connector, phone, kind, id).await {
+            Err(AgentEventError::NotSupported(_)) => {}
+            r => panic!("{connector} {kind:?}: {r:?}"),
+        }
+    }
+    ch.send_agent_event("rbm:test", phone, AgentEventKind::Typing, None)
+        .await
+        .unwrap();
+    // A READ of a message this user never sent: RBM's 404 is the provider's answer.
+    match ch
+        .send_agent_event("rbm:test", phone, AgentEventKind::Read, Some("nope"))
+        .await
+    {
+        Err(AgentEventError::Provider(_)) => {}
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(sim.agent_events().len(), 1);
     sim.stop().await;
 }

@@ -311,17 +311,11 @@ impl RbmWebhook {
         let agent = agent.to_owned();
         tokio::spawn(async move {
             let kind = hermod_core::ports::AgentEventKind::Read;
-            match events
+            if let Err(e) = events
                 .send_agent_event(&connector, &to, kind, Some(&id))
                 .await
             {
-                Ok(()) => metrics::counter!("hermod_rbm_agent_events_total", "type" => "read")
-                    .increment(1),
-                Err(e) => {
-                    tracing::warn!(agent, error = %e, "automatic READ not sent");
-                    metrics::counter!("hermod_rbm_agent_events_failed_total", "type" => "read")
-                        .increment(1);
-                }
+                tracing::warn!(agent, error = %e, "automatic READ not sent");
             }
         });
     }
