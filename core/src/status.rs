@@ -72,7 +72,7 @@ impl Status {
 
     /// Position on the forward path; failures sit after `sent` but before `delivered`
     /// in the sense that nothing but failure may follow a positive outcome.
-    fn rank(self) -> u8 {
+    pub fn rank(self) -> u8 {
         match self {
             Status::Accepted => 0,
             Status::Scheduled => 1,

@@ -448,6 +448,18 @@ macro_rules! apply_in_tx {
     }};
 }
 
+/// `apply_in_tx!` round by round (see `rounds`); the receipts whose provider id is
+/// not known, in the order given.
+macro_rules! apply_rounds {
+    ($c:ident, $receipts:expr, $now:expr) => {{
+        let mut unknown: Vec<Receipt> = Vec::new();
+        for round in rounds($receipts) {
+            unknown.extend(apply_in_tx!($c, &round, $now)?);
+        }
+        Ok::<Vec<Receipt>, DieselError>(unknown)
+    }};
+}
+
 fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
     Receipt {
         channel: ChannelKind::Sms,
@@ -460,6 +472,34 @@ fn orphan_to_receipt(o: &OrphanRow) -> Receipt {
         echo: None,
         event: None,
     }
+}
+
+/// Kept receipts as receipts, in the order they came (a DELIVERED and the READ stored
+/// in one batch: the forward one last).
+fn kept_in_order(mut orphans: Vec<OrphanRow>) -> Vec<Receipt> {
+    orphans.sort_by_key(|o| (o.received_at, parse_status(&o.status).rank()));
+    orphans.iter().map(orphan_to_receipt).collect()
+}
+
+/// Receipts in rounds in which no provider id repeats, each round applied on its own:
+/// a DELIVERED and the READ after it in one batch are both recorded, one event each,
+/// in order (one round applied at once folds them into the READ).
+fn rounds(receipts: Vec<Receipt>) -> Vec<Vec<Receipt>> {
+    let mut out: Vec<(HashSet<String>, Vec<Receipt>)> = Vec::new();
+    for r in receipts {
+        let i = out
+            .iter()
+            .rposition(|(ids, _)| ids.contains(&r.provider_id))
+            .map_or(0, |i| i + 1);
+        if i == out.len() {
+            out.push(Default::default());
+        }
+        if let Some((ids, round)) = out.get_mut(i) {
+            ids.insert(r.provider_id.clone());
+            round.push(r);
+        }
+    }
+    out.into_iter().map(|(_, round)| round).collect()
 }
 
 /// Kept receipts hold no text: a keyed hash of their text key, matched against the
@@ -907,9 +947,8 @@ pub async fn record_sends(db: &Db, results: &[SendResult]) -> PortResult<()> {
                 .load(c)
                 .await?;
             if !orphans.is_empty() {
-                let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
-                apply_in_tx!(c, &receipts, now)?;
-                let done: Vec<&String> = orphans.iter().map(|o| &o.provider_id).collect();
+                let done: Vec<String> = orphans.iter().map(|o| o.provider_id.clone()).collect();
+                apply_rounds!(c, kept_in_order(orphans), now)?;
                 diesel::delete(
                     orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(done)),
                 )
@@ -953,9 +992,40 @@ pub async fn apply_receipts(
             }
             fresh = std::borrow::Cow::Owned(kept);
         }
-        let unknown = apply_in_tx!(c, &fresh, now)?;
+        // Kept receipts of these ids go first: one kept while its submit response was
+        // being stored beside it (PostgreSQL: neither transaction saw the other) is
+        // applied before the receipt that followed it, not after, by the adopting loop.
+        let pids: Vec<&str> = fresh.iter().map(|r| r.provider_id.as_str()).collect();
+        let waiting: Vec<OrphanRow> = orphan_receipts::table
+            .filter(orphan_receipts::provider_id.eq_any(&pids))
+            .select(OrphanRow::as_select())
+            .load(c)
+            .await?;
+        let kept: HashSet<(String, String)> = waiting
+            .iter()
+            .map(|o| (o.provider_id.clone(), o.status.clone()))
+            .collect();
+        let mut all = kept_in_order(waiting);
+        all.extend(fresh.iter().cloned());
+        let unknown = apply_rounds!(c, all, now)?;
+        if !kept.is_empty() {
+            let still: HashSet<&str> = unknown.iter().map(|r| r.provider_id.as_str()).collect();
+            let adopted: Vec<&String> = kept
+                .iter()
+                .map(|(p, _)| p)
+                .filter(|p| !still.contains(p.as_str()))
+                .collect();
+            if !adopted.is_empty() {
+                diesel::delete(
+                    orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(&adopted)),
+                )
+                .execute(c)
+                .await?;
+            }
+        }
         let orphans: Vec<OrphanRow> = unknown
             .iter()
+            .filter(|r| !kept.contains(&(r.provider_id.clone(), r.status.as_str().to_owned())))
             .map(|r| {
                 let echo = r.echo.as_ref();
                 let key = echo.map(|e| e.text_key.as_str()).filter(|k| !k.is_empty());
@@ -997,12 +1067,17 @@ pub async fn adopt_orphans(db: &Db) -> PortResult<usize> {
         if orphans.is_empty() {
             return Ok(0);
         }
-        let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
-        let unknown = apply_in_tx!(c, &receipts, now)?;
+        // Every kept receipt of these ids, also one past the limit: all go together.
+        let pids: HashSet<String> = orphans.iter().map(|o| o.provider_id.clone()).collect();
+        let orphans: Vec<OrphanRow> = orphan_receipts::table
+            .filter(orphan_receipts::provider_id.eq_any(&pids))
+            .select(OrphanRow::as_select())
+            .load(c)
+            .await?;
+        let unknown = apply_rounds!(c, kept_in_order(orphans), now)?;
         let unknown: HashSet<&str> = unknown.iter().map(|r| r.provider_id.as_str()).collect();
-        let known: Vec<&String> = orphans
+        let known: Vec<&String> = pids
             .iter()
-            .map(|o| &o.provider_id)
             .filter(|p| !unknown.contains(p.as_str()))
             .collect();
         if !known.is_empty() {
@@ -1103,22 +1178,20 @@ pub async fn resolve_in_doubt(
             .select(OrphanRow::as_select())
             .load(c)
             .await?;
-        let orphans = own_receipts(&vault, orphans, uref, &look, now);
-        if orphans.is_empty() {
+        // One receipt per provider id is matched to a part (its first); the others of
+        // that id (an intermediate status, then the final one) are applied with it.
+        let mut seen = HashSet::new();
+        let (firsts, later): (Vec<OrphanRow>, Vec<OrphanRow>) = orphans
+            .into_iter()
+            .partition(|o| seen.insert(o.provider_id.clone()));
+        let mine = own_receipts(&vault, firsts, uref, &look, now);
+        if mine.is_empty() {
             return Ok(false);
         }
-        // Each kept receipt is one attempt's: one that another attempt took meanwhile
-        // (PostgreSQL, another worker) undoes this and the next look decides.
-        let done: Vec<&String> = orphans.iter().map(|x| &x.provider_id).collect();
-        let gone = diesel::delete(
-            orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(&done)),
-        )
-        .execute(c)
-        .await?;
-        if gone != orphans.len() {
-            return Err(DieselError::RollbackTransaction);
-        }
-        let parts: Vec<PartRow> = orphans
+        let done: Vec<String> = mine.iter().map(|x| x.provider_id.clone()).collect();
+        let mut taken = later;
+        taken.retain(|o| done.contains(&o.provider_id));
+        let parts: Vec<PartRow> = mine
             .iter()
             .enumerate()
             .map(|(i, orph)| PartRow {
@@ -1146,8 +1219,18 @@ pub async fn resolve_in_doubt(
         ))
         .execute(c)
         .await?;
-        let receipts: Vec<Receipt> = orphans.iter().map(orphan_to_receipt).collect();
-        apply_in_tx!(c, &receipts, now)?;
+        taken.extend(mine);
+        // Each kept receipt is one attempt's: one that another attempt took meanwhile
+        // (PostgreSQL, another worker) undoes this and the next look decides.
+        let gone = diesel::delete(
+            orphan_receipts::table.filter(orphan_receipts::provider_id.eq_any(&done)),
+        )
+        .execute(c)
+        .await?;
+        if gone < taken.len() {
+            return Err(DieselError::RollbackTransaction);
+        }
+        apply_rounds!(c, kept_in_order(taken), now)?;
         Ok::<_, DieselError>(true)
     });
     match resolved {

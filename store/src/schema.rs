@@ -107,7 +107,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    orphan_receipts (provider_id) {
+    orphan_receipts (provider_id, status) {
         provider_id -> Text,
         status -> Text,
         raw_status -> Text,

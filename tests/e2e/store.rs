@@ -1845,3 +1845,116 @@ async fn a_delivery_read_before_an_erasure_is_blanked_when_it_becomes_a_row() {
         exercise_rows_after_an_erasure(&pg).await;
     }
 }
+
+/// Receipts of one provider id (the app's or RBM's DELIVERED, then READ) each count, in
+/// the order they came, however they meet their submit response: both kept before it
+/// (the READ was once dropped as a second receipt of a kept id, the message ending
+/// `delivered`), one kept beside its commit (PostgreSQL: neither transaction saw the
+/// other; the READ then went first and the DELIVERED came after it), or both in one
+/// batch (folded into one READ event).
+async fn exercise_receipts_of_one_id_in_order(url: &str) {
+    let store = open(url).await;
+    let t = store.create_api_key("acme", "ord", "h").await.unwrap();
+    let msgs: Vec<NewMessage> = (0..3).map(|_| new_message(&t, "order")).collect();
+    store.accept(&t, &msgs, None).await.unwrap();
+    let ids: Vec<MessageId> = msgs.iter().map(|m| m.id.clone()).collect();
+    let planned = store.plan_attempts(&ids, &[]).await.unwrap();
+    let aids: Vec<_> = planned.iter().map(|p| p.0.clone()).collect();
+    let outs: Vec<Outgoing> = store
+        .claim_attempts(&aids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| match c {
+            Claim::Claimed(o) => o,
+            other => panic!("expected a claim, got {other:?}"),
+        })
+        .collect();
+    let receipt = |pid: &str, status: Status| Receipt {
+        channel: ChannelKind::App,
+        provider_id: pid.to_owned(),
+        status,
+        raw_status: status.as_str().to_uppercase(),
+        error_code: None,
+        user_ref: None,
+        recipient: None,
+        echo: None,
+        event: None,
+    };
+    let sent = |o: &Outgoing, pid: &str| SendResult {
+        attempt_id: o.attempt_id.clone(),
+        outcome: SendOutcome::Sent {
+            provider_ids: vec![pid.to_owned()],
+            raw_status: "OK".into(),
+        },
+    };
+    let ends = |pid: &'static str, id: &MessageId| {
+        let (store, t, id) = (&store, &t, id.clone());
+        async move {
+            let v = store.get_message(t, &id).await.unwrap().unwrap();
+            assert_eq!(v.message.status, Status::Read, "{pid}");
+            let kinds: Vec<&str> = v.events.iter().map(|e| e.kind.as_str()).collect();
+            assert!(
+                kinds.ends_with(&["message.sent", "message.delivered", "message.read"]),
+                "{pid}: {kinds:?}"
+            );
+            assert_eq!(orphans_of(store, pid).await, 0, "{pid}");
+        }
+    };
+    // Both before the submit response.
+    let mut order: Vec<(&str, &Outgoing)> = vec![("ord-a", &outs[0])];
+    for st in [Status::Delivered, Status::Read] {
+        store.apply_receipts(&[receipt("ord-a", st)]).await.unwrap();
+    }
+    assert_eq!(orphans_of(&store, "ord-a").await, 2);
+    store
+        .record_sends(&[sent(order[0].1, "ord-a")])
+        .await
+        .unwrap();
+    ends("ord-a", &ids[0]).await;
+    // The DELIVERED kept beside the commit of the submit response, as a race leaves it.
+    order.push(("ord-b", &outs[1]));
+    store
+        .record_sends(&[sent(order[1].1, "ord-b")])
+        .await
+        .unwrap();
+    let now = now_ms();
+    with_test_conn!(store, |c| {
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(format!(
+                "INSERT INTO orphan_receipts (provider_id, status, raw_status, received_at) \
+                 VALUES ('ord-b', 'delivered', 'DELIVERED', {now})"
+            )),
+            c,
+        )
+        .await
+        .unwrap()
+    });
+    store
+        .apply_receipts(&[receipt("ord-b", Status::Read)])
+        .await
+        .unwrap();
+    ends("ord-b", &ids[1]).await;
+    // Both in one batch.
+    store
+        .record_sends(&[sent(&outs[2], "ord-c")])
+        .await
+        .unwrap();
+    store
+        .apply_receipts(&[
+            receipt("ord-c", Status::Delivered),
+            receipt("ord-c", Status::Read),
+        ])
+        .await
+        .unwrap();
+    ends("ord-c", &ids[2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receipts_of_one_provider_id_each_count_in_the_order_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_receipts_of_one_id_in_order(dir.path().join("o.db").to_str().unwrap()).await;
+    if let Some(pg) = pg_database("receipt_order").await {
+        exercise_receipts_of_one_id_in_order(&pg).await;
+    }
+}
