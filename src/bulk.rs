@@ -33,7 +33,7 @@ pub struct SendArgs {
     #[arg(long, env = "HERMOD_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// An API key of the tenant that owns the template.
-    #[arg(long, env = "HERMOD_API_KEY")]
+    #[arg(long, env = "HERMOD_API_KEY", hide_env_values = true)]
     pub api_key: String,
     /// The locale for rows without a `locale` column.
     #[arg(long)]

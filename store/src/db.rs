@@ -267,9 +267,17 @@ impl Db {
     /// Applies pending migrations for the backend `url` names.
     pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
         if is_postgres_url(url) {
-            let conn = crate::pg_tls::connect(url)
+            let mut conn = crate::pg_tls::connect(url)
                 .await
                 .map_err(DbError::Connect)?;
+            // Processes that start together migrate one after the other: the lock is
+            // the session's, released when the harness drops the connection.
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query("SELECT pg_advisory_lock(7_411_003)"),
+                &mut conn,
+            )
+            .await
+            .map_err(|e| DbError::Migrate(Box::new(e)))?;
             let url = url.to_owned();
             // The harness blocks; keep it off the async workers.
             tokio::task::spawn_blocking(move || {

@@ -10,6 +10,7 @@ mod compliance;
 mod crash;
 mod demo;
 mod distributed;
+mod docs;
 mod fallback;
 mod isolation;
 mod queue;
