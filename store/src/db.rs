@@ -273,7 +273,7 @@ impl Db {
             // Processes that start together migrate one after the other: the lock is
             // the session's, released when the harness drops the connection.
             diesel_async::RunQueryDsl::execute(
-                diesel::sql_query("SELECT pg_advisory_lock(7_411_003)"),
+                diesel::sql_query("SELECT pg_advisory_lock(7411003)"),
                 &mut conn,
             )
             .await
