@@ -361,3 +361,43 @@ fn every_relative_link_of_the_docs_resolves() {
     }
     assert!(broken.is_empty(), "links to nothing: {broken:#?}");
 }
+
+/// docs/src/operations/metrics.md names every metric the code records.
+#[test]
+fn every_metric_is_documented() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/src/operations/metrics.md")).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    let mut dirs: Vec<PathBuf> = [
+        "api", "channels", "core", "crypto", "queue", "src", "store", "workers",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let src = std::fs::read_to_string(&p).unwrap();
+                for (i, _) in src.match_indices("\"hermod_") {
+                    let rest = &src[i + 1..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                        .unwrap_or(rest.len());
+                    // A whole name (not a prefix such as "hermod_" itself).
+                    if rest[end..].starts_with('"') && !rest[..end].ends_with('_') {
+                        names.insert(rest[..end].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    assert!(names.len() > 15, "{names:?}");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !page.contains(&format!("`{n}`")))
+        .collect();
+    assert!(missing.is_empty(), "metrics.md does not name {missing:?}");
+}
