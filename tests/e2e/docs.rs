@@ -18,6 +18,7 @@ use crate::support::{eventually, free_port};
 const PAGES: &[&str] = &[
     "README.md",
     "docs/src/getting-started/quickstart.md",
+    "docs/src/getting-started/quickstart-code.md",
     "docs/src/guides/app.md",
     "docs/src/guides/inbound.md",
     "docs/src/guides/rcs.md",
@@ -239,6 +240,9 @@ async fn every_shell_example_of_the_docs_works_as_printed() {
         env_file.exists() && client.get(&health).send().await.is_ok()
     })
     .await;
+    // The pages' commands run from the repository's root: its example programs are
+    // where the pages say.
+    std::os::unix::fs::symlink(root.join("examples"), dir.path().join("examples")).unwrap();
     let state = dir.path().join(".state");
     let mut ran = 0;
     for page in PAGES {
