@@ -373,6 +373,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Checked before anything starts: a bad range in allow_private stops here.
     let address_policy = Arc::new(settings.webhooks.address_policy()?);
+    // The recorder first: what the binds record as they come up is not lost.
+    let metrics = metrics_renderer();
     let pepper = crate::keyfiles::pepper(&settings)?;
     // Private keys named by the configuration are the operator's alone too.
     for c in settings.connectors() {
@@ -610,7 +612,7 @@ pub async fn run(
                 senders: sender_book,
                 store,
                 keys: ApiKeys::new(&pepper),
-                metrics: metrics_renderer(),
+                metrics,
                 limits: Arc::new(settings.rate_limits()),
                 budgets: Arc::new(settings.budgets()),
                 ops: ops.map(|o| o as Arc<dyn Operations>),

@@ -1,8 +1,10 @@
 //! `hermod`: the binary. Settings, telemetry and the CLI; `app` wires the backends.
 
+mod api_doc;
 mod app;
 mod bench;
 mod bulk;
+mod config_doc;
 mod keyfiles;
 mod settings;
 mod sim_admin;
@@ -178,6 +180,15 @@ enum AuditCmd {
 enum DocsCmd {
     /// The command-line reference (docs/src/reference/cli.md), as Markdown.
     Cli,
+    /// The configuration reference (docs/src/reference/configuration.md), as Markdown,
+    /// from the settings' own definitions: every key, its type, default, variable and
+    /// meaning.
+    Config,
+    /// The JSON Schema of the configuration file (for editors: Taplo's `#:schema`).
+    ConfigSchema,
+    /// The HTTP API reference (docs/src/reference/http-api.md), as Markdown, rendered
+    /// from the OpenAPI document.
+    Api,
 }
 
 /// Every command's `--help`, as one Markdown page.
@@ -313,7 +324,9 @@ fn write_demo_env(
     data: &std::path::Path,
     url: &str,
     key: &str,
+    admin_token: &str,
     admin: SocketAddr,
+    rbm_sim: &str,
 ) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -332,7 +345,9 @@ fn write_demo_env(
     )?;
     writeln!(f, "export HERMOD_URL={url}")?;
     writeln!(f, "export HERMOD_API_KEY={key}")?;
+    writeln!(f, "export HERMOD_ADMIN_TOKEN={admin_token}")?;
     writeln!(f, "export HERMOD_SMSC_ADMIN=http://{admin}")?;
+    writeln!(f, "export HERMOD_RBM_SIM={rbm_sim}")?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
@@ -580,6 +595,11 @@ async fn main() -> anyhow::Result<()> {
             if s.webhooks.allow_private.is_empty() {
                 s.webhooks.allow_private = vec!["127.0.0.1/32".into(), "::1/128".into()];
             }
+            // The operator's token (`hermod connectors`, `/v1/admin/*`, `/metrics`).
+            if s.admin_token.is_none() {
+                let t = hermod_crypto::vault::Vault::generate_key()?.replace(['+', '/', '='], "");
+                s.admin_token = Some(hermod_channels::smpp::Secret(format!("adm_{t}")));
+            }
             let (tenant, key) = app::create_key(&s, "demo").await?;
             // The demo tenant owns the demo's sender (its replies and STOPs are its own).
             s.senders.assign.push(settings::SenderAssign {
@@ -617,7 +637,19 @@ async fn main() -> anyhow::Result<()> {
                 smsc.addr(),
                 rbm.base_url()
             );
-            let env_file = write_demo_env(&s.data_dir, &format!("http://{addr}"), &key, admin)?;
+            let admin_token = s
+                .admin_token
+                .as_ref()
+                .map(|t| t.0.as_str())
+                .unwrap_or_default();
+            let env_file = write_demo_env(
+                &s.data_dir,
+                &format!("http://{addr}"),
+                &key,
+                admin_token,
+                admin,
+                &rbm.base_url(),
+            )?;
             println!("API key: {key}");
             println!("Listening on http://{addr}");
             println!("In another shell: source {}", env_file.display());
@@ -789,6 +821,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Bench(args) => bench::run(args).await?,
         Cmd::Docs { cmd: DocsCmd::Cli } => print!("{}", cli_reference()),
+        Cmd::Docs {
+            cmd: DocsCmd::Config,
+        } => print!("{}", config_doc::reference()),
+        Cmd::Docs { cmd: DocsCmd::Api } => print!("{}", api_doc::reference()),
+        Cmd::Docs {
+            cmd: DocsCmd::ConfigSchema,
+        } => println!("{}", serde_json::to_string_pretty(&config_doc::schema())?),
         Cmd::Send(args) => bulk::run(args).await?,
         Cmd::Openapi => println!("{}", hermod_api::openapi::document()),
     }

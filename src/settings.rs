@@ -11,9 +11,10 @@ use hermod_channels::smpp::{ConnectorConfig, RouteConfig, Secret};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the HTTP API listens on.
@@ -27,10 +28,14 @@ pub struct Settings {
     pub sqlite_synchronous: hermod_store::Synchronous,
     /// Days an `Idempotency-Key` is remembered; after that the same key is a new request.
     pub idempotency_retention_days: u32,
-    /// Server-side secret mixed into API-key hashes.
+    /// Server-side secret mixed into API-key hashes. Unset: one is generated in
+    /// `<data_dir>/api-key-pepper`; with PostgreSQL it is required, the same on every
+    /// process.
     pub api_key_pepper: Secret,
-    /// Bearer token of the admin endpoints (`POST /v1/admin/reload`); unset = off.
+    /// The operator's bearer token: `/v1/admin/*`, `GET /v1/connectors`, `/metrics`;
+    /// unset = those are off.
     pub admin_token: Option<Secret>,
+    /// Rate limits of the HTTP API.
     pub api: Api,
     /// `amqp://user:pass@host:5672/%2f`: the distributed mode (with PostgreSQL).
     pub queue: Option<String>,
@@ -42,6 +47,7 @@ pub struct Settings {
     pub queue_max_deliveries: i32,
     /// Delete RabbitMQ queues unused this long (ephemeral installations, tests).
     pub queue_expires_secs: Option<u64>,
+    /// SMS over SMPP: the SMSC connectors, routes, our numbers, replies.
     pub smpp: Smpp,
     /// RCS through Google RBM: `[[rcs.agents]]`.
     #[serde(default)]
@@ -61,25 +67,29 @@ pub struct Settings {
     /// Who owns which sender: `[senders] allow_unowned`, `[[senders.assign]]`.
     #[serde(default)]
     pub senders: SendersConfig,
+    /// The pipeline stages' tuning.
     pub workers: Workers,
 }
 
 /// `[senders]`: senders (numbers, alphanumeric ids, RCS agent names) and their owners.
 /// More come from `POST /v1/admin/senders`; `smpp.numbers` and an RCS agent's `tenant`
 /// assign too.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SendersConfig {
     /// May a tenant send from a sender nobody owns? Replies to it reach no tenant.
     /// Off by default: a tenant sends only from its own senders.
     pub allow_unowned: bool,
+    /// Senders given to tenants in the file.
     pub assign: Vec<SenderAssign>,
 }
 
 /// `[[senders.assign]]`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SenderAssign {
+    /// A number (`+447700900123` or digits), an alphanumeric sender id or an RCS
+    /// agent's name.
     pub sender: String,
     /// `ten_…`.
     pub tenant: String,
@@ -89,7 +99,7 @@ pub struct SenderAssign {
 }
 
 /// `[encryption]`: where the master keys are.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncryptionConfig {
     /// JSON `{"active": id, "master_keys": {id: base64}, "lookup_key": base64}`;
@@ -98,7 +108,7 @@ pub struct EncryptionConfig {
 }
 
 /// `[audit]`: the checkpoint signing key and how often heads are signed.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Ed25519 private key, PKCS#8 DER as base64; default
@@ -121,7 +131,7 @@ impl Default for AuditConfig {
 }
 
 /// `[webhooks]`: how deliveries to customer endpoints are made.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Each POST's time limit; a slow endpoint holds a slot for at most this.
@@ -152,7 +162,7 @@ impl WebhooksConfig {
 
 /// Per-tenant limits on message creation (`0` = unlimited), and the budgets of the
 /// endpoints that cost more than a message.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Messages per second per tenant; 0 = no limit.
@@ -164,12 +174,15 @@ pub struct Api {
     /// Messages per second each alert hook may raise (its own budget: a flood on one
     /// hook neither passes this nor eats the tenant's `rate_limit_per_sec`).
     pub hook_rate_per_sec: f64,
+    /// Messages an alert hook may raise at once.
     pub hook_burst: f64,
     /// `GET /v1/audit/verify` + `POST /v1/audit/checkpoints` calls per second per tenant.
     pub audit_rate_per_sec: f64,
+    /// Audit calls a tenant may make at once.
     pub audit_burst: f64,
     /// `GET /v1/app/stream` sockets a device may open per second.
     pub stream_opens_per_sec: f64,
+    /// Stream sockets a device may open at once.
     pub stream_burst: f64,
 }
 
@@ -189,23 +202,132 @@ impl Default for Api {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantLimit {
+    /// Messages per second for this tenant; 0 = no limit.
     pub per_sec: f64,
+    /// Messages it may send at once; `per_sec` when 0.
     #[serde(default)]
     pub burst: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The variables (of `vars`) that name settings, each with its dotted key, and a
+/// warning for each one that only looks like one.
+pub fn env_settings(vars: &[String]) -> (Vec<(String, String)>, Vec<String>) {
+    let known = crate::config_doc::env_keys();
+    let env_of = |key: &str| format!("HERMOD_{}", key.replace('.', "__").to_ascii_uppercase());
+    let mut read = Vec::new();
+    let mut warnings = Vec::new();
+    for var in vars {
+        let Some(rest) = var.strip_prefix("HERMOD_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let key = match lower.as_str() {
+            "smpp_url" => "smpp.url".to_owned(),
+            other => other.replace("__", "."),
+        };
+        if known.contains(&key) {
+            read.push((var.clone(), key));
+            continue;
+        }
+        if NOT_SETTINGS.contains(&var.as_str()) {
+            continue;
+        }
+        let squash = |s: &str| s.replace(['_', '.'], "").to_ascii_lowercase();
+        if let Some(near) = known
+            .iter()
+            .find(|k| squash(k) == squash(&lower) || edit_distance(&env_of(k), var) <= 2)
+        {
+            warnings.push(format!(
+                "ignoring {var}: not a setting; did you mean {}?",
+                env_of(near)
+            ));
+        }
+    }
+    (read, warnings)
+}
+
+/// `HERMOD_*` variables that commands read and that are not settings.
+const NOT_SETTINGS: &[&str] = &[
+    "HERMOD_LOG",
+    "HERMOD_CONFIG",
+    "HERMOD_URL",
+    "HERMOD_API_KEY",
+    "HERMOD_SMSC_ADMIN",
+    "HERMOD_RBM_SIM",
+];
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A configuration error in one line per bad setting, naming it and where it came
+/// from (the variable or the file).
+fn explain(e: figment::Error, file: Option<&Path>, var_of: &HashMap<&str, &str>) -> String {
+    let mut lines = Vec::new();
+    for e in e {
+        let mut path = e.path.clone();
+        let what = match &e.kind {
+            figment::error::Kind::UnknownField(found, expected) => {
+                if path.last() != Some(found) {
+                    path.push(found.clone());
+                }
+                let expected: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
+                format!("unknown key (expected one of {})", expected.join(", "))
+            }
+            other => other.to_string(),
+        };
+        let key = path.join(".");
+        let from_env = e
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.name.contains("environment"));
+        let source = if from_env {
+            match var_of
+                .get(key.as_str())
+                .or_else(|| var_of.get(e.path.join(".").as_str()))
+            {
+                Some(var) => format!("environment variable {var}"),
+                None => "environment".to_owned(),
+            }
+        } else {
+            match (e.metadata.as_ref().and_then(|m| m.source.as_ref()), file) {
+                (Some(figment::Source::File(p)), _) => p.display().to_string(),
+                (_, Some(p)) => p.display().to_string(),
+                _ => "defaults".to_owned(),
+            }
+        };
+        lines.push(format!("setting {key} ({source}): {what}"));
+    }
+    lines.join("\n")
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Smpp {
     /// The single connector used when `connectors` is empty:
     /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
     pub url: Secret,
+    /// `system_type` of the `url` connector's bind.
     pub system_type: String,
+    /// Outstanding submit_sm of the `url` connector.
     pub window: usize,
+    /// Seconds between enquire_link keep-alives of the `url` connector.
     pub enquire_link_secs: u64,
+    /// Seconds the `url` connector waits for a response PDU before the bind is
+    /// considered broken.
     pub response_timeout_secs: u64,
     /// Sender when a message names none (and a connector sets none).
     pub default_source: Option<String>,
@@ -226,10 +348,12 @@ pub struct Smpp {
     pub routes: Vec<RouteConfig>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workers {
+    /// Jobs a stage takes per batch (one transaction each).
     pub batch: usize,
+    /// Batches in flight per channel: up to `senders × batch` submits at once.
     pub senders: usize,
     /// The longest a submit left in doubt (its response lost) waits for a receipt
     /// that recognises it before it is sent again.
@@ -292,7 +416,17 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Reads only the `HERMOD_*` variables that name settings (others, like the
+    /// `HERMOD_SERVICE_HOST` Kubernetes gives every pod of a service named `hermod`,
+    /// are not ours); one that looks like a setting's name is warned about.
     pub fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
+        let vars: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect();
+        let (read, warnings) = env_settings(&vars);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(p) = config {
             if !p.exists() {
@@ -300,17 +434,17 @@ impl Settings {
             }
             fig = fig.merge(Toml::file(p));
         }
-        // HERMOD_LOG and HERMOD_CONFIG are read by the logger and the CLI.
-        let env = Env::raw().filter_map(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            let k = k.strip_prefix("hermod_")?;
-            match k {
-                "log" | "config" => None,
-                "smpp_url" => Some("smpp.url".to_owned().into()),
-                other => Some(other.replace("__", ".").into()),
-            }
-        });
-        Ok(fig.merge(env).extract()?)
+        let keys: HashMap<String, String> = read.into_iter().collect();
+        let by_var = keys.clone();
+        let env =
+            Env::raw().filter_map(move |k| by_var.get(k.as_str()).map(|key| key.clone().into()));
+        fig.merge(env).extract().map_err(|e| {
+            let var_of: HashMap<&str, &str> = keys
+                .iter()
+                .map(|(var, key)| (key.as_str(), var.as_str()))
+                .collect();
+            anyhow::anyhow!(explain(e, config, &var_of))
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -453,5 +587,94 @@ impl Settings {
 
     pub fn in_doubt_grace(&self) -> Duration {
         Duration::from_secs(self.workers.in_doubt_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every ```toml block of the docs is a configuration the program accepts (unknown
+    /// keys and wrong types fail), so a guide's example cannot drift from the settings.
+    #[test]
+    fn every_toml_example_of_the_docs_is_a_valid_configuration() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut pages = vec![root.join("README.md")];
+        let mut dirs = vec![root.join("docs/src")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "md") {
+                    pages.push(p);
+                }
+            }
+        }
+        let mut checked = 0;
+        for page in pages {
+            let md = std::fs::read_to_string(&page).unwrap();
+            let mut block: Option<String> = None;
+            for line in md.lines() {
+                match &mut block {
+                    None if line.trim_start().starts_with("```toml") => block = Some(String::new()),
+                    Some(b) if line.trim_start().starts_with("```") => {
+                        let toml = std::mem::take(b);
+                        block = None;
+                        let r: Result<Settings, _> =
+                            Figment::from(Serialized::defaults(Settings::default()))
+                                .merge(Toml::string(&toml))
+                                .extract();
+                        if let Err(e) = r {
+                            panic!(
+                                "{}: a toml example is not a valid configuration: {e}\n{toml}",
+                                page.display()
+                            );
+                        }
+                        checked += 1;
+                    }
+                    Some(b) => {
+                        b.push_str(line);
+                        b.push('\n');
+                    }
+                    None => {}
+                }
+            }
+        }
+        assert!(checked >= 2, "only {checked} toml examples found");
+    }
+
+    #[test]
+    fn variables_that_look_like_settings_are_warned_about() {
+        let vars: Vec<String> = [
+            "HERMOD_WORKERS__BATCH",
+            "HERMOD_SMPP_URL",
+            "HERMOD_WORKERS_SENDERS",
+            "HERMOD_LISTN",
+            "HERMOD_SERVICE_HOST",
+            "HERMOD_PORT_8080_TCP",
+            "HERMOD_API_KEY",
+            "PATH",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (read, warnings) = env_settings(&vars);
+        assert_eq!(
+            read,
+            [
+                (
+                    "HERMOD_WORKERS__BATCH".to_owned(),
+                    "workers.batch".to_owned()
+                ),
+                ("HERMOD_SMPP_URL".to_owned(), "smpp.url".to_owned())
+            ]
+        );
+        assert_eq!(
+            warnings,
+            [
+                "ignoring HERMOD_WORKERS_SENDERS: not a setting; did you mean HERMOD_WORKERS__SENDERS?",
+                "ignoring HERMOD_LISTN: not a setting; did you mean HERMOD_LISTEN?"
+            ]
+        );
     }
 }

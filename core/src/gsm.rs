@@ -93,7 +93,17 @@ impl Coding {
 }
 
 /// A connector's preferred alphabet; UCS-2 is the fallback for text it cannot carry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Preferred {
     #[default]

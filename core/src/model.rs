@@ -371,7 +371,7 @@ impl Job {
 /// (<https://developers.google.com/business-communications/rcs-business-messaging/reference/rest/v1/phones.agentMessages#messagetraffictype>).
 /// A multi-use agent must name one on every message; other agents default to their
 /// use case's (OTP: authentication, transactional, promotional).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TrafficType {
     Authentication,

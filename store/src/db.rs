@@ -87,7 +87,17 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL;
 /// OS crash (group commit shares one sync among the operations of a transaction).
 /// `Normal`: synced at checkpoints only; a crash of the process loses nothing, a power
 /// cut may lose the last commits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     #[default]

@@ -22,8 +22,15 @@ const PAGES: &[&str] = &[
     "docs/src/guides/app.md",
     "docs/src/guides/inbound.md",
     "docs/src/guides/rcs.md",
+    "docs/src/guides/rbm-onboarding.md",
     "docs/src/concepts/fallback.md",
-    "docs/src/guides/alerts-templates-campaigns.md",
+    "docs/src/guides/alerts.md",
+    "docs/src/guides/templates.md",
+    "docs/src/guides/campaigns.md",
+    "docs/src/guides/quiet-hours.md",
+    "docs/src/guides/smpp.md",
+    "docs/src/guides/webhooks.md",
+    // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];
 
@@ -242,7 +249,9 @@ async fn every_shell_example_of_the_docs_works_as_printed() {
     .await;
     // The pages' commands run from the repository's root: its example programs are
     // where the pages say.
-    std::os::unix::fs::symlink(root.join("examples"), dir.path().join("examples")).unwrap();
+    for d in ["examples", "scripts"] {
+        std::os::unix::fs::symlink(root.join(d), dir.path().join(d)).unwrap();
+    }
     let state = dir.path().join(".state");
     let mut ran = 0;
     for page in PAGES {
@@ -307,6 +316,136 @@ fn the_cli_reference_is_what_the_binary_says() {
         page == printed,
         "docs/src/reference/cli.md is not what the binary says: \
          run `hermod docs cli > docs/src/reference/cli.md`"
+    );
+}
+
+/// docs/src/reference/configuration.md is what `hermod docs config` prints: every key
+/// of the settings with its type, default, variable and doc comment.
+#[test]
+fn the_configuration_reference_is_what_the_binary_says() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["docs", "config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for key in [
+        "`in_doubt_grace_secs`",
+        "`queue_expires_secs`",
+        "`inbound_part_timeout_secs`",
+    ] {
+        assert!(printed.contains(key), "{key} is not in the reference");
+    }
+    let page = std::fs::read_to_string(root.join("docs/src/reference/configuration.md")).unwrap();
+    assert!(
+        page == printed,
+        "docs/src/reference/configuration.md is not what the binary says: \
+         run `hermod docs config > docs/src/reference/configuration.md`"
+    );
+    // The schema is JSON Schema an editor can use, with the same keys.
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["docs", "config-schema"])
+        .output()
+        .unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["properties"]["workers"].is_object());
+}
+
+/// docs/src/reference/http-api.md is the OpenAPI document rendered by `hermod docs api`.
+#[test]
+fn the_http_api_reference_is_what_the_binary_says() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["docs", "api"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    for op in [
+        "### `POST /v1/messages`",
+        "### `GET /v1/messages/{id}`",
+        "### SendMessage",
+    ] {
+        assert!(printed.contains(op), "{op} is not in the reference");
+    }
+    let page = std::fs::read_to_string(root.join("docs/src/reference/http-api.md")).unwrap();
+    assert!(
+        page == printed,
+        "docs/src/reference/http-api.md is not what the binary says: \
+         run `hermod docs api > docs/src/reference/http-api.md`"
+    );
+}
+
+/// Only the variables that name settings are read: what Kubernetes injects into every
+/// pod of a service named `hermod` and the commands' own variables do not stop the
+/// server; a near miss is warned about by name; a bad value is one line naming the
+/// setting and the variable or file it came from.
+#[test]
+fn environment_variables_that_are_not_settings_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let hermod = |envs: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hermod"))
+            .arg("migrate")
+            .args(args)
+            .env("HERMOD_DATA_DIR", dir.path())
+            .env("HERMOD_LOG", "warn")
+            .env_remove("HERMOD_DATABASE_URL")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        // Logs (the warnings) go to stdout, the error to stderr.
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, err) = hermod(
+        &[
+            ("HERMOD_SERVICE_HOST", "10.96.0.12"),
+            ("HERMOD_SERVICE_PORT", "8080"),
+            ("HERMOD_PORT", "tcp://10.96.0.12:8080"),
+            ("HERMOD_PORT_8080_TCP_ADDR", "10.96.0.12"),
+            ("HERMOD_API_KEY", "hmk_x"),
+            ("HERMOD_URL", "http://127.0.0.1:1"),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("WARN"), "nothing to warn about: {err}");
+    let (ok, err) = hermod(&[("HERMOD_WORKER__BATCH", "64")], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(
+            "ignoring HERMOD_WORKER__BATCH: not a setting; did you mean HERMOD_WORKERS__BATCH?"
+        ),
+        "{err}"
+    );
+    let (ok, err) = hermod(&[("HERMOD_WORKERS__BATCH", "many")], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "setting workers.batch (environment variable HERMOD_WORKERS__BATCH): invalid type"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("Error: setting "), "{err}");
+    let file = dir.path().join("hermod.toml");
+    std::fs::write(&file, "[smpp]\nwindw = 3\n").unwrap();
+    let (ok, err) = hermod(&[], &["--config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "setting smpp.windw ({}): unknown key (expected one of",
+            file.display()
+        )),
+        "{err}"
     );
 }
 

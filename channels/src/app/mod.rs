@@ -33,7 +33,7 @@ pub fn suite(aead: Aead) -> String {
 }
 
 /// `[app]` settings.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppConfig {
     /// Where wake-ups go (`POST {"type":"wake","device_id","platform","tenant"}`, no

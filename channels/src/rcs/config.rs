@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::smpp::Secret;
@@ -11,7 +12,7 @@ pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com"
 
 /// The region an agent's data is hosted in (chosen when the agent was created): its
 /// calls go to that region's endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Region {
     Europe,
@@ -31,7 +32,7 @@ impl Region {
 }
 
 /// One RBM agent.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// Our name for it: the webhook path `/v1/webhooks/rbm/{name}`, and a message whose
@@ -133,9 +134,10 @@ impl AgentConfig {
 }
 
 /// `[rcs]`: the agents, and which one sends when a message names none.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RcsConfig {
+    /// The RBM agents.
     pub agents: Vec<AgentConfig>,
     /// Name of the agent used when a message's `from` names none; the first one when
     /// unset.

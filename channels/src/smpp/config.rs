@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::dlr::ReceiptIds;
 use super::gsm::Preferred;
 
 /// A secret that never prints.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 
@@ -20,7 +21,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Transceiver binds, or a transmitter and a receiver per bind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BindMode {
     #[default]
@@ -29,47 +30,68 @@ pub enum BindMode {
 }
 
 /// One SMSC account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectorConfig {
+    /// Its name in routes, metrics and `GET /v1/connectors`: 1 to 32 letters, digits,
+    /// `-` or `_`.
     pub name: String,
     /// Shorthand for host, port, tls, system_id and password:
     /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
     pub url: Option<Secret>,
+    /// The SMSC's host name or address.
     pub host: String,
+    /// The SMSC's port.
     pub port: u16,
+    /// SMPP over TLS (rustls; the SMSC's certificate is verified).
     pub tls: bool,
     /// PEM roots the SMSC's certificate must chain to; the webpki roots when unset.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain and key, when the SMSC asks for one.
     pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
     pub client_key_file: Option<PathBuf>,
+    /// The account's `system_id` in bind PDUs.
     pub system_id: String,
+    /// The account's password in bind PDUs.
     pub password: Secret,
+    /// The bind's `system_type` (most SMSCs want it empty).
     pub system_type: String,
+    /// `transceiver` (one session sends and receives) or `transmitter_receiver` (a
+    /// transmitter and a receiver per bind).
     pub bind_mode: BindMode,
     /// Transmitting binds (each with its own receiver in `transmitter_receiver` mode).
     pub binds: usize,
     /// Outstanding submit_sm per bind.
     pub window: usize,
-    /// Submits per second over all binds (each part costs one); 0 = unlimited.
+    /// Submits per second over all binds (each part costs one), never exceeded; a
+    /// throttle halves the pace, which climbs back. 0 = find the SMSC's rate: unpaced
+    /// until it first says "too fast", then paced a little below what it accepted.
     pub tps: f64,
-    /// Tokens that may be spent at once; `tps` when unset.
+    /// Tokens that may be spent at once; a tenth of a second of the rate when unset.
     pub burst: Option<f64>,
+    /// The alphabet tried first: `gsm` (GSM 03.38, 160 characters a part), `latin1`
+    /// or `ucs2`; text it cannot carry goes as UCS-2.
     pub data_coding: Preferred,
     /// Source TON/NPI; automatic when unset (alphanumeric 5/0, `+number` 1/1,
     /// other digits 0/1).
     pub source_ton: Option<u8>,
+    /// See `source_ton`.
     pub source_npi: Option<u8>,
     /// Sender when a message names none.
     pub default_source: Option<String>,
+    /// Seconds between enquire_link keep-alives.
     pub enquire_link_secs: u64,
+    /// Seconds to wait for a response PDU before the bind is considered broken.
     pub response_timeout_secs: u64,
+    /// The longest pause between reconnect attempts (they back off from 1 s).
     pub reconnect_max_secs: u64,
+    /// How the SMSC writes message ids in receipts, against its submit_sm_resp.
     pub receipt_ids: ReceiptIds,
     /// Consecutive failed submits (errors other than throttling) that take the
     /// connector out of routing for `failure_cooldown_secs`.
     pub failure_threshold: u32,
+    /// How long a failing connector stays out of routing.
     pub failure_cooldown_secs: u64,
 }
 
@@ -192,14 +214,18 @@ impl ConnectorConfig {
 /// `connector`. Among matching routes the lowest `priority` tier is tried first, then
 /// the longest prefix, then the lowest `cost`; an unhealthy connector is skipped while
 /// another matching one is healthy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// Destination digits the route covers (no `+`); empty = every destination.
     #[serde(default)]
     pub prefix: String,
+    /// The connector's `name`.
     pub connector: String,
+    /// Tier: lower tiers are tried first.
     #[serde(default)]
     pub priority: i32,
+    /// Within a tier and prefix length, the cheapest route is tried first.
     #[serde(default)]
     pub cost: f64,
 }

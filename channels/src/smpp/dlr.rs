@@ -216,7 +216,9 @@ pub fn message_state_to_status(state: u8) -> (Status, &'static str) {
 }
 
 /// How a connector's SMSC writes message ids (Kannel's `msg-id-type`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptIds {
     /// The same form in submit_sm_resp and in the receipt.
