@@ -30,6 +30,7 @@ const PAGES: &[&str] = &[
     "docs/src/guides/quiet-hours.md",
     "docs/src/guides/smpp.md",
     "docs/src/guides/webhooks.md",
+    "docs/src/concepts/tenants.md",
     // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];
