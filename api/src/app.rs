@@ -286,6 +286,9 @@ pub(crate) async fn inbox(
 /// `GET /v1/app/stream`: a WebSocket; each text frame is one sealed envelope (JSON),
 /// waiting ones first. New ones come as they are sealed (this process wakes the
 /// stream at once; others are found by a poll every second).
+#[utoipa::path(get, path = "/v1/app/stream",
+    params(("after" = Option<i64>, Query, description = "the last `seq` seen")),
+    responses((status = 101, description = "a WebSocket: each text frame is one sealed envelope"), (status = 401, description = "no valid device token"), (status = 429, description = "over `stream_opens_per_sec`")))]
 pub(crate) async fn stream(
     device: DeviceAuth,
     state: web::Data<AppState>,

@@ -96,6 +96,8 @@ pub struct PublicKeyResource {
 }
 
 /// `GET /v1/audit/public-key` (no API key needed).
+#[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit", security(()),
+    responses((status = 200, body = PublicKeyResource, description = "the checkpoint signing key"), (status = 503, description = "no audit log on this server")))]
 pub async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (_, signer) = parts(&state)?;
     Ok(HttpResponse::Ok().json(PublicKeyResource {
@@ -140,6 +142,8 @@ pub fn verify_resource(r: &VerifyReport, head_seq: i64) -> VerifyResource {
 }
 
 /// `GET /v1/audit/verify`: recomputes the caller's chain and checks every checkpoint.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyResource, description = "the chain's state and its first break, if any"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
 pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
     spend(&state, &tenant)?;
     let (log, signer) = parts(&state)?;
@@ -151,6 +155,8 @@ pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpRe
 }
 
 /// `POST /v1/audit/checkpoints`: chains what is pending and signs the head now.
+#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit",
+    responses((status = 200, description = "the signed checkpoint: `{tenant, seq, head_hash, at, key_id, signature}`"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
 pub async fn checkpoint(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -181,6 +187,9 @@ fn parse_seq(name: &str, v: &str) -> Result<i64, ApiError> {
 /// `GET /v1/audit/export?from=&to=`: the caller's entries with sequence numbers in
 /// `[from, to]` (default: all) and the checkpoints among them, as JSON Lines
 /// (`hermod-audit-export-v1`), streamed page by page.
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
+    params(("from" = Option<i64>, Query, description = "first sequence number (default 1)"), ("to" = Option<i64>, Query, description = "last sequence number (default: the head)")),
+    responses((status = 200, content_type = "application/x-ndjson", description = "JSON Lines: the entries and the checkpoints among them"), (status = 400, description = "`from` or `to` is not a sequence number"), (status = 401, description = "no valid API key")))]
 pub async fn export(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -261,6 +270,9 @@ pub struct ErasureResource {
 }
 
 /// `DELETE /v1/subjects/{number}`: crypto-shreds everything stored for a recipient.
+#[utoipa::path(delete, path = "/v1/subjects/{number}", tag = "audit",
+    params(("number" = String, Path, description = "the recipient, E.164")),
+    responses((status = 200, body = ErasureResource, description = "the subject's key is destroyed"), (status = 400, description = "not a phone number"), (status = 401, description = "no valid API key")))]
 pub async fn erase(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -305,6 +317,9 @@ pub struct RetentionBody {
     pub days: Option<i64>,
 }
 
+/// `GET /v1/tenant/retention`: how long the caller's message content is kept.
+#[utoipa::path(get, path = "/v1/tenant/retention", tag = "audit",
+    responses((status = 200, body = RetentionBody, description = "the retention period"), (status = 401, description = "no valid API key")))]
 pub async fn get_retention(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -314,6 +329,9 @@ pub async fn get_retention(
     Ok(HttpResponse::Ok().json(RetentionBody { days }))
 }
 
+/// `PUT /v1/tenant/retention`: sets it; content of messages past it is shredded.
+#[utoipa::path(put, path = "/v1/tenant/retention", tag = "audit", request_body = RetentionBody,
+    responses((status = 200, body = RetentionBody, description = "the new retention period"), (status = 400, description = "`days` is not 1 to 36500 or null"), (status = 401, description = "no valid API key")))]
 pub async fn put_retention(
     state: web::Data<AppState>,
     tenant: Tenant,

@@ -298,6 +298,7 @@ struct AlertOutcome {
 
 /// `POST /v1/hooks/{token}`: no API key; the token in the URL is the credential.
 #[utoipa::path(post, path = "/v1/hooks/{token}", security(()),
+    params(("token" = String, Path, description = "the hook's token (`hmh_…`): the last part of the URL `POST /v1/hooks` returned")),
     request_body(content = Object, description = "an Alertmanager webhook (version 4) or a device's JSON object"),
     responses((status = 200, description = "stored: `{accepted, suppressed, alerts: [{fingerprint, status, outcome, messages}]}`; a retry of the same body replays it"),
               (status = 400), (status = 404, description = "no hook has this token"), (status = 503)))]

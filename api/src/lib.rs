@@ -247,13 +247,18 @@ pub(crate) async fn rbm_webhook(
     .body(r.body)
 }
 
-async fn healthz() -> HttpResponse {
+/// Liveness: `200 ok` while the process serves.
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, description = "the process is up")))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Prometheus text; the operator's (`Authorization: Bearer <admin_token>`): it names
 /// connectors and counts every tenant's traffic.
-async fn metrics(
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, content_type = "text/plain", description = "Prometheus text"), (status = 401, description = "not the admin token"), (status = 403, description = "no admin token configured")))]
+pub(crate) async fn metrics(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
