@@ -18,7 +18,8 @@ take the admin token instead. Bodies are JSON; a field the API does not know is 
 
 Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`: `400 invalid_field` /
 `unknown_field` / `invalid_json` / `invalid_config`, `401 unauthorized`,
-`403 forbidden`, `404 not_found`, `409 conflict`, `422 idempotency_key_reused`,
+`403 forbidden`, `404 not_found`, `405 method_not_allowed` (with `Allow`), `409 conflict`,
+`422 idempotency_key_reused`,
 `429 rate_limited` (with `Retry-After` in seconds), `503 unavailable`. `field` names the
 offending field by its path (`messages[3].to`, `content.card.title`).
 

@@ -2,6 +2,7 @@
 //! device's side (device token): inbox polling, a WebSocket stream of sealed envelopes,
 //! and acknowledgements that become unified receipts.
 
+use actix_web::{delete, get, post};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{DeviceAuth, Tenant};
-use crate::messages::{parse_json, rfc3339};
+use crate::json::{parse_json, rfc3339};
 use crate::{ApiError, AppState};
 
 /// `POST /v1/devices` body.
@@ -121,8 +122,9 @@ fn aead(v: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/v1/devices", request_body = NewDevice,
+#[utoipa::path(request_body = NewDevice,
     responses((status = 201, body = DeviceResource), (status = 400), (status = 401)))]
+#[post("/v1/devices")]
 pub(crate) async fn register(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -190,9 +192,9 @@ pub(crate) async fn register(
     Ok(HttpResponse::Created().json(resource(&d, Some(token.full))))
 }
 
-#[utoipa::path(get, path = "/v1/devices",
-    params(("recipient" = Option<String>, Query), ("user_id" = Option<String>, Query)),
+#[utoipa::path(params(("recipient" = Option<String>, Query), ("user_id" = Option<String>, Query)),
     responses((status = 200, body = [DeviceResource]), (status = 401)))]
+#[get("/v1/devices")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -215,8 +217,9 @@ pub(crate) async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-#[utoipa::path(post, path = "/v1/devices/{id}/key", request_body = RotateKey,
+#[utoipa::path(request_body = RotateKey,
     responses((status = 200, body = DeviceResource), (status = 400), (status = 404)))]
+#[post("/v1/devices/{id}/key")]
 pub(crate) async fn rotate(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -237,8 +240,8 @@ pub(crate) async fn rotate(
     Ok(HttpResponse::Ok().json(resource(&d, None)))
 }
 
-#[utoipa::path(delete, path = "/v1/devices/{id}",
-    responses((status = 204), (status = 404)))]
+#[utoipa::path(responses((status = 204), (status = 404)))]
+#[delete("/v1/devices/{id}")]
 pub(crate) async fn revoke(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -269,26 +272,26 @@ fn after_param(query: &HashMap<String, String>) -> Result<(i64, i64), ApiError> 
     Ok((after, limit))
 }
 
-#[utoipa::path(get, path = "/v1/app/inbox",
-    params(("after" = Option<i64>, Query, description = "the last `seq` seen"), ("limit" = Option<i64>, Query)),
+#[utoipa::path(params(("after" = Option<i64>, Query, description = "the last `seq` seen"), ("limit" = Option<i64>, Query)),
     responses((status = 200, description = "sealed envelopes waiting for this device"), (status = 401)))]
+#[get("/v1/app/inbox")]
 pub(crate) async fn inbox(
     device: DeviceAuth,
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = after_param(&query)?;
-    let list = devices(&state)?.inbox(&device.0.id, after, limit).await?;
-    let next = list.last().map(|e| e.seq).unwrap_or(after);
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": list, "next_after": next })))
+    let waiting = devices(&state)?.inbox(&device.0.id, after, limit).await?;
+    let next = waiting.last().map(|e| e.seq).unwrap_or(after);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": waiting, "next_after": next })))
 }
 
 /// `GET /v1/app/stream`: a WebSocket; each text frame is one sealed envelope (JSON),
 /// waiting ones first. New ones come as they are sealed (this process wakes the
 /// stream at once; others are found by a poll every second).
-#[utoipa::path(get, path = "/v1/app/stream",
-    params(("after" = Option<i64>, Query, description = "the last `seq` seen")),
+#[utoipa::path(params(("after" = Option<i64>, Query, description = "the last `seq` seen")),
     responses((status = 101, description = "a WebSocket: each text frame is one sealed envelope"), (status = 401, description = "no valid device token"), (status = 429, description = "over `stream_opens_per_sec`")))]
+#[get("/v1/app/stream")]
 pub(crate) async fn stream(
     device: DeviceAuth,
     state: web::Data<AppState>,
@@ -312,8 +315,8 @@ pub(crate) async fn stream(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             match store.inbox(&id, after, 100).await {
-                Ok(list) => {
-                    for e in list {
+                Ok(waiting) => {
+                    for e in waiting {
                         after = after.max(e.seq);
                         let Ok(text) = serde_json::to_string(&e) else {
                             continue;
@@ -357,8 +360,9 @@ pub(crate) async fn stream(
     Ok(resp)
 }
 
-#[utoipa::path(post, path = "/v1/app/receipts", request_body = AppReceipt,
+#[utoipa::path(request_body = AppReceipt,
     responses((status = 202), (status = 400), (status = 401), (status = 404, description = "no such message for this device")))]
+#[post("/v1/app/receipts")]
 pub(crate) async fn receipt(
     device: DeviceAuth,
     state: web::Data<AppState>,

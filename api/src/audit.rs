@@ -1,6 +1,7 @@
 //! The audit log (public key, verification, on-demand checkpoints, JSON Lines export),
 //! erasure of a subject, and the tenant's retention period.
 
+use actix_web::{delete, get, post, put};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::parse_json;
+use crate::json::parse_json;
 use crate::{ApiError, AppState};
 
 /// The operator's Ed25519 checkpoint key (ring).
@@ -96,8 +97,9 @@ pub struct PublicKeyResource {
 }
 
 /// `GET /v1/audit/public-key` (no API key needed).
-#[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit", security(()),
+#[utoipa::path(tag = "audit", security(()),
     responses((status = 200, body = PublicKeyResource, description = "the checkpoint signing key"), (status = 503, description = "no audit log on this server")))]
+#[get("/v1/audit/public-key")]
 pub async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (_, signer) = parts(&state)?;
     Ok(HttpResponse::Ok().json(PublicKeyResource {
@@ -142,8 +144,9 @@ pub fn verify_resource(r: &VerifyReport, head_seq: i64) -> VerifyResource {
 }
 
 /// `GET /v1/audit/verify`: recomputes the caller's chain and checks every checkpoint.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+#[utoipa::path(tag = "audit",
     responses((status = 200, body = VerifyResource, description = "the chain's state and its first break, if any"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
+#[get("/v1/audit/verify")]
 pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
     spend(&state, &tenant)?;
     let (log, signer) = parts(&state)?;
@@ -155,8 +158,9 @@ pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpRe
 }
 
 /// `POST /v1/audit/checkpoints`: chains what is pending and signs the head now.
-#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit",
+#[utoipa::path(tag = "audit",
     responses((status = 200, description = "the signed checkpoint: `{tenant, seq, head_hash, at, key_id, signature}`"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
+#[post("/v1/audit/checkpoints")]
 pub async fn checkpoint(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -187,9 +191,10 @@ fn parse_seq(name: &str, v: &str) -> Result<i64, ApiError> {
 /// `GET /v1/audit/export?from=&to=`: the caller's entries with sequence numbers in
 /// `[from, to]` (default: all) and the checkpoints among them, as JSON Lines
 /// (`hermod-audit-export-v1`), streamed page by page.
-#[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
+#[utoipa::path(tag = "audit",
     params(("from" = Option<i64>, Query, description = "first sequence number (default 1)"), ("to" = Option<i64>, Query, description = "last sequence number (default: the head)")),
     responses((status = 200, content_type = "application/x-ndjson", description = "JSON Lines: the entries and the checkpoints among them"), (status = 400, description = "`from` or `to` is not a sequence number"), (status = 401, description = "no valid API key")))]
+#[get("/v1/audit/export")]
 pub async fn export(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -270,9 +275,10 @@ pub struct ErasureResource {
 }
 
 /// `DELETE /v1/subjects/{number}`: crypto-shreds everything stored for a recipient.
-#[utoipa::path(delete, path = "/v1/subjects/{number}", tag = "audit",
+#[utoipa::path(tag = "audit",
     params(("number" = String, Path, description = "the recipient, E.164")),
     responses((status = 200, body = ErasureResource, description = "the subject's key is destroyed"), (status = 400, description = "not a phone number"), (status = 401, description = "no valid API key")))]
+#[delete("/v1/subjects/{number}")]
 pub async fn erase(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -318,8 +324,9 @@ pub struct RetentionBody {
 }
 
 /// `GET /v1/tenant/retention`: how long the caller's message content is kept.
-#[utoipa::path(get, path = "/v1/tenant/retention", tag = "audit",
+#[utoipa::path(tag = "audit",
     responses((status = 200, body = RetentionBody, description = "the retention period"), (status = 401, description = "no valid API key")))]
+#[get("/v1/tenant/retention")]
 pub async fn get_retention(
     state: web::Data<AppState>,
     tenant: Tenant,
@@ -330,8 +337,9 @@ pub async fn get_retention(
 }
 
 /// `PUT /v1/tenant/retention`: sets it; content of messages past it is shredded.
-#[utoipa::path(put, path = "/v1/tenant/retention", tag = "audit", request_body = RetentionBody,
+#[utoipa::path(tag = "audit", request_body = RetentionBody,
     responses((status = 200, body = RetentionBody, description = "the new retention period"), (status = 400, description = "`days` is not 1 to 36500 or null"), (status = 401, description = "no valid API key")))]
+#[put("/v1/tenant/retention")]
 pub async fn put_retention(
     state: web::Data<AppState>,
     tenant: Tenant,

@@ -16,6 +16,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists for other methods (these, comma-separated).
+    #[error("method not allowed; this path takes {0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     IdempotencyMismatch(String),
     #[error("{0}")]
@@ -92,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -107,6 +111,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid { code, field, .. } => (*code, field.as_deref()),
             ApiError::Unauthorized => ("unauthorized", None),
             ApiError::NotFound(_) => ("not_found", None),
+            ApiError::MethodNotAllowed(_) => ("method_not_allowed", None),
             ApiError::IdempotencyMismatch(_) => ("idempotency_key_reused", Some("Idempotency-Key")),
             ApiError::Conflict(_) => ("conflict", None),
             ApiError::RateLimited(_) => ("rate_limited", None),

@@ -4,7 +4,8 @@
 use hermod_core::model::ChannelKind;
 use hermod_core::{TenantId, now_ms};
 
-use crate::messages::{SendBatch, SendMessage, parse_json};
+use crate::json::parse_json;
+use crate::messages::{SendBatch, SendMessage};
 
 /// Parses and validates `body` as each JSON body the API takes; never panics.
 pub fn request_bodies(body: &[u8]) {
@@ -18,7 +19,7 @@ pub fn request_bodies(body: &[u8]) {
     if let Ok(b) = parse_json::<SendBatch>(body) {
         for (i, v) in b.messages.into_iter().enumerate() {
             let prefix = format!("messages[{i}].");
-            if let Ok(m) = crate::messages::parse_value::<SendMessage>(v, &prefix) {
+            if let Ok(m) = crate::json::parse_value::<SendMessage>(v, &prefix) {
                 let _ = crate::messages::validate(m, &tenant, &prefix, now, &channels, &policy);
             }
         }

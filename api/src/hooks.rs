@@ -3,6 +3,7 @@
 //! become messages (in the fast lane unless the hook says otherwise), a repeat inside
 //! the hook's window is not sent again, and the answer is 2xx only once they are stored.
 
+use actix_web::{delete, get, post};
 use std::collections::{HashMap, HashSet};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,9 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{
-    Prep, check_prior, parse_json, rfc3339, sender_for, store_and_answer, to_json,
-};
+use crate::json::{parse_json, rfc3339, to_json};
+use crate::messages::{Prep, check_prior, sender_for, store_and_answer};
 use crate::{ApiError, AppState};
 
 /// Alerts one payload may carry (Alertmanager groups are far smaller).
@@ -137,7 +137,7 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
     let on_call = match b.on_call {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => {
-            let o: OnCallBody = crate::messages::parse_value(v, "on_call.")?;
+            let o: OnCallBody = crate::json::parse_value(v, "on_call.")?;
             if o.numbers.is_empty() || o.numbers.len() > MAX_TARGETS {
                 return Err(ApiError::field(
                     "on_call.numbers",
@@ -230,8 +230,9 @@ async fn config(state: &AppState, tenant: &Tenant, b: HookBody) -> Result<HookCo
     })
 }
 
-#[utoipa::path(post, path = "/v1/hooks", request_body = HookBody,
+#[utoipa::path(request_body = HookBody,
     responses((status = 201, body = HookResource, description = "`url` is shown only now"), (status = 400)))]
+#[post("/v1/hooks")]
 pub(crate) async fn create(
     req: HttpRequest,
     tenant: Tenant,
@@ -263,7 +264,8 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(resource(&hook, Some(url))))
 }
 
-#[utoipa::path(get, path = "/v1/hooks", responses((status = 200, body = [HookResource])))]
+#[utoipa::path(responses((status = 200, body = [HookResource])))]
+#[get("/v1/hooks")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -274,7 +276,8 @@ pub(crate) async fn list(
     })))
 }
 
-#[utoipa::path(delete, path = "/v1/hooks/{id}", responses((status = 204), (status = 404)))]
+#[utoipa::path(responses((status = 204), (status = 404)))]
+#[delete("/v1/hooks/{id}")]
 pub(crate) async fn delete(
     path: web::Path<String>,
     tenant: Tenant,
@@ -297,11 +300,12 @@ struct AlertOutcome {
 }
 
 /// `POST /v1/hooks/{token}`: no API key; the token in the URL is the credential.
-#[utoipa::path(post, path = "/v1/hooks/{token}", security(()),
+#[utoipa::path(security(()),
     params(("token" = String, Path, description = "the hook's token (`hmh_…`): the last part of the URL `POST /v1/hooks` returned")),
     request_body(content = Object, description = "an Alertmanager webhook (version 4) or a device's JSON object"),
     responses((status = 200, description = "stored: `{accepted, suppressed, alerts: [{fingerprint, status, outcome, messages}]}`; a retry of the same body replays it"),
               (status = 400), (status = 404, description = "no hook has this token"), (status = 503)))]
+#[post("/v1/hooks/{token}")]
 pub(crate) async fn ingest(
     path: web::Path<String>,
     state: web::Data<AppState>,

@@ -1,5 +1,6 @@
 //! `GET /v1/inbound` and `/v1/opt-outs`.
 
+use actix_web::{delete, get, post};
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{parse_json, rfc3339};
+use crate::json::{parse_json, rfc3339};
 use crate::{ApiError, AppState};
 
 #[derive(Serialize, ToSchema)]
@@ -50,9 +51,9 @@ fn inbound_resource(m: &InboundMessage) -> InboundResource {
     }
 }
 
-#[utoipa::path(get, path = "/v1/inbound",
-    params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
+#[utoipa::path(params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = InboundList), (status = 400), (status = 401)))]
+#[get("/v1/inbound")]
 pub(crate) async fn list_inbound(
     query: web::Query<HashMap<String, String>>,
     tenant: Tenant,
@@ -116,8 +117,9 @@ async fn agent_event(
 
 /// Marks a user's RCS message read: RBM shows it as read on their phone
 /// (`phones.agentEvents` READ). 409 for a message that did not come over RCS.
-#[utoipa::path(post, path = "/v1/inbound/{id}/read", params(("id" = String, Path)),
+#[utoipa::path(params(("id" = String, Path)),
     responses((status = 200, body = AgentEventSent), (status = 401), (status = 404), (status = 409), (status = 502)))]
+#[post("/v1/inbound/{id}/read")]
 pub(crate) async fn mark_read(
     path: web::Path<String>,
     tenant: Tenant,
@@ -134,8 +136,9 @@ pub(crate) async fn mark_read(
 
 /// Shows the user of an RCS message that the agent is typing (`phones.agentEvents`
 /// IS_TYPING). 409 for a message that did not come over RCS.
-#[utoipa::path(post, path = "/v1/inbound/{id}/typing", params(("id" = String, Path)),
+#[utoipa::path(params(("id" = String, Path)),
     responses((status = 200, body = AgentEventSent), (status = 401), (status = 404), (status = 409), (status = 502)))]
+#[post("/v1/inbound/{id}/typing")]
 pub(crate) async fn show_typing(
     path: web::Path<String>,
     tenant: Tenant,
@@ -218,9 +221,9 @@ fn sender(v: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/opt-outs",
-    params(("recipient" = Option<String>, Query)),
+#[utoipa::path(params(("recipient" = Option<String>, Query)),
     responses((status = 200, description = "the tenant's opt-outs"), (status = 400), (status = 401)))]
+#[get("/v1/opt-outs")]
 pub(crate) async fn list_opt_outs(
     query: web::Query<HashMap<String, String>>,
     tenant: Tenant,
@@ -246,8 +249,9 @@ pub(crate) async fn list_opt_outs(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-#[utoipa::path(post, path = "/v1/opt-outs", request_body = NewOptOut,
+#[utoipa::path(request_body = NewOptOut,
     responses((status = 201, body = OptOutResource), (status = 200, description = "already recorded"), (status = 400)))]
+#[post("/v1/opt-outs")]
 pub(crate) async fn add_opt_out(
     body: web::Bytes,
     tenant: Tenant,
@@ -277,9 +281,9 @@ pub(crate) async fn add_opt_out(
     Ok(resp.json(res))
 }
 
-#[utoipa::path(delete, path = "/v1/opt-outs/{recipient}",
-    params(("sender" = Option<String>, Query, description = "only this sender's opt-out (`*` for the all-senders one); default all")),
+#[utoipa::path(params(("sender" = Option<String>, Query, description = "only this sender's opt-out (`*` for the all-senders one); default all")),
     responses((status = 204), (status = 404)))]
+#[delete("/v1/opt-outs/{recipient}")]
 pub(crate) async fn remove_opt_out(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,

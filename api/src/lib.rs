@@ -12,6 +12,7 @@ mod error;
 pub mod fuzz;
 mod hooks;
 mod inbound;
+mod json;
 pub mod limits;
 mod messages;
 pub mod openapi;
@@ -20,6 +21,7 @@ mod senders;
 mod templates;
 mod webhooks;
 
+use actix_web::{get, post};
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
@@ -121,108 +123,178 @@ impl AppState {
     }
 }
 
-/// One route: its method, path and handler.
-macro_rules! route {
-    ($m:ident $path:literal => $h:expr) => {
-        (
-            actix_web::http::Method::$m,
-            $path,
-            web::method(actix_web::http::Method::$m).to($h),
-        )
-    };
+/// One route, declared once: the handler's `#[actix_web::<method>("<path>")]` mounts it
+/// and its `#[utoipa::path]` documents it, so the table below both mounts the server
+/// and writes the paths of `/openapi.json`.
+pub(crate) struct Route {
+    /// `GET`, `POST`, …
+    pub(crate) method: String,
+    /// The path as mounted (`/v1/messages/{id}`).
+    pub(crate) path: String,
+    /// The OpenAPI tag: the handler's module unless its attribute names one.
+    pub(crate) tag: String,
+    pub(crate) operation: utoipa::openapi::path::Operation,
+    pub(crate) schemas: SchemaList,
+    mount: Box<dyn FnOnce(&mut web::ServiceConfig)>,
 }
 
-/// Every route the server mounts: method, path, handler. The one list `configure`
-/// mounts and [`route_table`] shows (the isolation test walks it: a route without a
-/// case there fails it).
-fn routes() -> Vec<(actix_web::http::Method, &'static str, actix_web::Route)> {
+/// Schemas an operation refers to, by name.
+pub(crate) type SchemaList = Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)>;
+
+fn route<H>(handler: H) -> Route
+where
+    H: actix_web::dev::HttpServiceFactory
+        + utoipa::Path
+        + utoipa::__dev::SchemaReferences
+        + for<'t> utoipa::__dev::Tags<'t>
+        + 'static,
+{
+    let method = H::methods()
+        .first()
+        .and_then(|m| serde_json::to_value(m).ok())
+        .and_then(|m| m.as_str().map(str::to_ascii_uppercase))
+        .unwrap_or_default();
+    // `hermod_api::messages::create`: the module names the tag.
+    let module = std::any::type_name::<H>()
+        .rsplit("::")
+        .nth(1)
+        .unwrap_or("api")
+        .to_owned();
+    let tag = H::tags().first().map(|t| (*t).to_owned()).unwrap_or(module);
+    let mut schemas = Vec::new();
+    H::schemas(&mut schemas);
+    Route {
+        method,
+        path: H::path(),
+        tag,
+        operation: H::operation(),
+        schemas,
+        mount: Box::new(move |cfg| {
+            cfg.service(handler);
+        }),
+    }
+}
+
+/// Every route the server mounts. The one list `configure` mounts, `/openapi.json`
+/// documents and [`route_table`] shows (the isolation test walks it: a route without
+/// a case there fails it).
+pub(crate) fn routes() -> Vec<Route> {
     vec![
-        route!(GET "/healthz" => healthz),
-        route!(GET "/metrics" => metrics),
-        route!(GET "/openapi.json" => openapi::serve),
-        route!(POST "/v1/messages" => messages::create),
-        route!(GET "/v1/messages" => messages::list),
-        route!(POST "/v1/messages/batch" => messages::create_batch),
-        route!(GET "/v1/messages/{id}" => messages::get),
-        route!(DELETE "/v1/messages/{id}" => messages::cancel),
-        route!(GET "/v1/inbound" => inbound::list_inbound),
-        route!(POST "/v1/inbound/{id}/read" => inbound::mark_read),
-        route!(POST "/v1/inbound/{id}/typing" => inbound::show_typing),
-        route!(GET "/v1/opt-outs" => inbound::list_opt_outs),
-        route!(POST "/v1/opt-outs" => inbound::add_opt_out),
-        route!(DELETE "/v1/opt-outs/{recipient}" => inbound::remove_opt_out),
-        route!(GET "/v1/connectors" => ops::connectors),
-        route!(POST "/v1/admin/reload" => ops::reload),
-        route!(GET "/v1/admin/dead-letters" => ops::dead_letters),
-        route!(GET "/v1/admin/senders" => senders::admin_list),
-        route!(POST "/v1/admin/senders" => senders::assign),
-        route!(DELETE "/v1/admin/senders/{sender}" => senders::remove),
-        route!(GET "/v1/admin/inbound" => senders::unattributed),
-        route!(GET "/v1/senders" => senders::list),
-        route!(POST "/v1/webhooks/rbm/{agent}" => rbm_webhook),
-        route!(POST "/v1/devices" => app::register),
-        route!(GET "/v1/devices" => app::list),
-        route!(POST "/v1/devices/{id}/key" => app::rotate),
-        route!(DELETE "/v1/devices/{id}" => app::revoke),
-        route!(GET "/v1/app/inbox" => app::inbox),
-        route!(GET "/v1/app/stream" => app::stream),
-        route!(POST "/v1/app/receipts" => app::receipt),
-        route!(GET "/v1/audit/public-key" => audit::public_key),
-        route!(GET "/v1/audit/verify" => audit::verify),
-        route!(POST "/v1/audit/checkpoints" => audit::checkpoint),
-        route!(GET "/v1/audit/export" => audit::export),
-        route!(DELETE "/v1/subjects/{number}" => audit::erase),
-        route!(GET "/v1/tenant/retention" => audit::get_retention),
-        route!(PUT "/v1/tenant/retention" => audit::put_retention),
-        route!(POST "/v1/templates" => templates::create),
-        route!(GET "/v1/templates" => templates::list),
-        route!(GET "/v1/templates/{id}" => templates::get),
-        route!(PUT "/v1/templates/{id}" => templates::replace),
-        route!(DELETE "/v1/templates/{id}" => templates::delete),
-        route!(POST "/v1/templates/{id}/preview" => templates::preview),
-        route!(POST "/v1/hooks" => hooks::create),
-        route!(GET "/v1/hooks" => hooks::list),
-        route!(DELETE "/v1/hooks/{id}" => hooks::delete),
-        route!(POST "/v1/hooks/{token}" => hooks::ingest),
-        route!(GET "/v1/tenant/defaults" => webhooks::get_defaults),
-        route!(PUT "/v1/tenant/defaults" => webhooks::put_defaults),
-        route!(POST "/v1/webhook-endpoints" => webhooks::create_endpoint),
-        route!(GET "/v1/webhook-endpoints" => webhooks::list_endpoints),
-        route!(DELETE "/v1/webhook-endpoints/{id}" => webhooks::delete_endpoint),
-        route!(POST "/v1/webhook-secret" => webhooks::rotate_callback_secret),
-        route!(GET "/v1/webhook-deliveries" => webhooks::list_deliveries),
-        route!(POST "/v1/webhook-deliveries/{id}/retry" => webhooks::retry_delivery),
+        route(healthz),
+        route(metrics),
+        route(openapi::serve),
+        route(messages::create),
+        route(messages::list),
+        route(messages::create_batch),
+        route(messages::get),
+        route(messages::cancel),
+        route(inbound::list_inbound),
+        route(inbound::mark_read),
+        route(inbound::show_typing),
+        route(inbound::list_opt_outs),
+        route(inbound::add_opt_out),
+        route(inbound::remove_opt_out),
+        route(ops::connectors),
+        route(ops::reload),
+        route(ops::dead_letters),
+        route(senders::admin_list),
+        route(senders::assign),
+        route(senders::remove),
+        route(senders::unattributed),
+        route(senders::list),
+        route(rbm_webhook),
+        route(app::register),
+        route(app::list),
+        route(app::rotate),
+        route(app::revoke),
+        route(app::inbox),
+        route(app::stream),
+        route(app::receipt),
+        route(audit::public_key),
+        route(audit::verify),
+        route(audit::checkpoint),
+        route(audit::export),
+        route(audit::erase),
+        route(audit::get_retention),
+        route(audit::put_retention),
+        route(templates::create),
+        route(templates::list),
+        route(templates::get),
+        route(templates::replace),
+        route(templates::delete),
+        route(templates::preview),
+        route(hooks::create),
+        route(hooks::list),
+        route(hooks::delete),
+        route(hooks::ingest),
+        route(webhooks::get_defaults),
+        route(webhooks::put_defaults),
+        route(webhooks::create_endpoint),
+        route(webhooks::list_endpoints),
+        route(webhooks::delete_endpoint),
+        route(webhooks::rotate_callback_secret),
+        route(webhooks::list_deliveries),
+        route(webhooks::retry_delivery),
     ]
 }
 
 /// `(method, path)` of every route, as mounted.
-pub fn route_table() -> Vec<(String, &'static str)> {
-    routes()
-        .into_iter()
-        .map(|(m, p, _)| (m.to_string(), p))
-        .collect()
+pub fn route_table() -> Vec<(String, String)> {
+    routes().into_iter().map(|r| (r.method, r.path)).collect()
 }
 
-/// Mounts every route. Use inside `App::new().configure(...)`.
+/// Mounts every route. Use inside `App::new().configure(...)`. A path that is mounted
+/// for other methods answers 405 with `Allow`; any other one 404.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(8 * 1024 * 1024));
-        for (_, path, route) in routes() {
-            cfg.route(path, route);
+        let mut known: Vec<(actix_web::dev::ResourceDef, String)> = Vec::new();
+        for r in routes() {
+            known.push((actix_web::dev::ResourceDef::new(r.path.as_str()), r.method));
+            (r.mount)(cfg);
         }
-        cfg.default_service(web::to(not_found));
+        let known = std::sync::Arc::new(known);
+        cfg.default_service(web::to(move |req: actix_web::HttpRequest| {
+            let known = known.clone();
+            async move { unrouted(&known, req.path()) }
+        }));
     }
+}
+
+/// 405 with the methods a known path allows, else 404.
+fn unrouted(known: &[(actix_web::dev::ResourceDef, String)], path: &str) -> HttpResponse {
+    let allowed: Vec<&str> = known
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    if allowed.is_empty() {
+        return actix_web::ResponseError::error_response(&ApiError::NotFound(
+            "no such route".into(),
+        ));
+    }
+    let allow = allowed.join(", ");
+    let mut resp =
+        actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(allow.clone()));
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
 }
 
 /// `POST /v1/webhooks/rbm/{agent}`: RBM's setup handshake and signed events. No API
 /// key: the HMAC signature (or the clientToken) authenticates the caller.
-#[utoipa::path(post, path = "/v1/webhooks/rbm/{agent}", security(()),
+#[utoipa::path(tag = "rcs", security(()),
     params(("agent" = String, Path, description = "the agent's `name` in the configuration"),
            ("X-Goog-Signature" = Option<String>, Header, description = "base64(HMAC-SHA512(clientToken, message.data))")),
     request_body(content = Object, description = "a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
     responses((status = 200, description = "recorded (`ok`), a `duplicate`, `ignored` with a `reason` (an unknown agent, an agent without client_token, a signed event Hermod cannot use), or the handshake's secret"),
               (status = 400, description = "not a push envelope"), (status = 401, description = "bad or missing signature"), (status = 404, description = "this server has no RCS agents"), (status = 503)))]
+#[post("/v1/webhooks/rbm/{agent}")]
 pub(crate) async fn rbm_webhook(
     state: web::Data<AppState>,
     agent: web::Path<String>,
@@ -248,16 +320,18 @@ pub(crate) async fn rbm_webhook(
 }
 
 /// Liveness: `200 ok` while the process serves.
-#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+#[utoipa::path(tag = "ops", security(()),
     responses((status = 200, description = "the process is up")))]
+#[get("/healthz")]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Prometheus text; the operator's (`Authorization: Bearer <admin_token>`): it names
 /// connectors and counts every tenant's traffic.
-#[utoipa::path(get, path = "/metrics", tag = "ops",
+#[utoipa::path(tag = "ops",
     responses((status = 200, content_type = "text/plain", description = "Prometheus text"), (status = 401, description = "not the admin token"), (status = 403, description = "no admin token configured")))]
+#[get("/metrics")]
 pub(crate) async fn metrics(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
@@ -266,8 +340,4 @@ pub(crate) async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body((state.metrics)()))
-}
-
-async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::NotFound("no such route".into()))
 }

@@ -2,6 +2,7 @@
 //! `GET /v1/admin/dead-letters`; `/metrics` and `/v1/admin/senders` check it too.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{get, post};
 
 use crate::{ApiError, AppState};
 
@@ -40,8 +41,8 @@ fn ops(state: &AppState) -> Result<&dyn Operations, ApiError> {
         .ok_or_else(|| ApiError::NotFound("this process runs no channels".into()))
 }
 
-#[utoipa::path(get, path = "/v1/connectors",
-    responses((status = 200, description = "SMPP connectors and the state of each bind (SMSC hosts, last errors): the operator's"), (status = 401), (status = 403)))]
+#[utoipa::path(responses((status = 200, description = "SMPP connectors and the state of each bind (SMSC hosts, last errors): the operator's"), (status = 401), (status = 403)))]
+#[get("/v1/connectors")]
 pub(crate) async fn connectors(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -50,9 +51,9 @@ pub(crate) async fn connectors(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": ops(&state)?.connectors().await? })))
 }
 
-#[utoipa::path(get, path = "/v1/admin/dead-letters",
-    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
+#[utoipa::path(params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100")),
     responses((status = 200, description = "jobs moved aside after too many deliveries"), (status = 401), (status = 403)))]
+#[get("/v1/admin/dead-letters")]
 pub(crate) async fn dead_letters(
     req: HttpRequest,
     query: web::Query<std::collections::HashMap<String, String>>,
@@ -77,7 +78,7 @@ pub(crate) async fn dead_letters(
             serde_json::json!({
                 "queue": d.queue,
                 "deliveries": d.deliveries,
-                "dead_at": crate::messages::rfc3339(d.dead_at),
+                "dead_at": crate::json::rfc3339(d.dead_at),
                 "job": serde_json::from_str::<serde_json::Value>(&d.payload)
                     .unwrap_or(serde_json::Value::String(d.payload)),
             })
@@ -98,8 +99,8 @@ pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), A
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/admin/reload",
-    responses((status = 200, description = "configuration re-read; routes applied"), (status = 400), (status = 403)))]
+#[utoipa::path(responses((status = 200, description = "configuration re-read; routes applied"), (status = 400), (status = 403)))]
+#[post("/v1/admin/reload")]
 pub(crate) async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,

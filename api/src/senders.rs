@@ -3,6 +3,7 @@
 //! (`GET /v1/senders`). Inbound traffic no tenant owns is the operator's
 //! (`GET /v1/admin/inbound`).
 
+use actix_web::{delete, get, post};
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::inbound::{InboundList, inbound_page, page_params};
-use crate::messages::{parse_json, rfc3339};
+use crate::json::{parse_json, rfc3339};
 use crate::ops::require_admin;
 use crate::{ApiError, AppState};
 
@@ -90,8 +91,8 @@ async fn all(state: &AppState, tenant: Option<&TenantId>) -> Result<Vec<SenderRe
     Ok(out)
 }
 
-#[utoipa::path(get, path = "/v1/admin/senders",
-    responses((status = 200, description = "every assignment: `{data: [{sender, tenant_id, default, source}]}`"), (status = 401), (status = 403)))]
+#[utoipa::path(responses((status = 200, description = "every assignment: `{data: [{sender, tenant_id, default, source}]}`"), (status = 401), (status = 403)))]
+#[get("/v1/admin/senders")]
 pub(crate) async fn admin_list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -100,9 +101,10 @@ pub(crate) async fn admin_list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": all(&state, None).await? })))
 }
 
-#[utoipa::path(post, path = "/v1/admin/senders", request_body = NewSender,
+#[utoipa::path(request_body = NewSender,
     responses((status = 201, body = SenderResource), (status = 400), (status = 401), (status = 403),
               (status = 409, description = "another tenant owns it")))]
+#[post("/v1/admin/senders")]
 pub(crate) async fn assign(
     req: HttpRequest,
     body: web::Bytes,
@@ -138,9 +140,9 @@ pub(crate) async fn assign(
     Ok(HttpResponse::Created().json(resource(&s, "api")))
 }
 
-#[utoipa::path(delete, path = "/v1/admin/senders/{sender}",
-    params(("sender" = String, Path)),
+#[utoipa::path(params(("sender" = String, Path)),
     responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409, description = "assigned by the configuration")))]
+#[delete("/v1/admin/senders/{sender}")]
 pub(crate) async fn remove(
     req: HttpRequest,
     path: web::Path<String>,
@@ -160,9 +162,9 @@ pub(crate) async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/admin/inbound",
-    params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
+#[utoipa::path(params(("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = InboundList, description = "inbound messages to senders no tenant owns"), (status = 401), (status = 403)))]
+#[get("/v1/admin/inbound")]
 pub(crate) async fn unattributed(
     req: HttpRequest,
     query: web::Query<HashMap<String, String>>,
@@ -176,8 +178,8 @@ pub(crate) async fn unattributed(
     Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
 }
 
-#[utoipa::path(get, path = "/v1/senders",
-    responses((status = 200, description = "the caller's senders: `{data: [{sender, tenant_id, default, source}]}`"), (status = 401)))]
+#[utoipa::path(responses((status = 200, description = "the caller's senders: `{data: [{sender, tenant_id, default, source}]}`"), (status = 401)))]
+#[get("/v1/senders")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,

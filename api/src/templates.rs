@@ -2,6 +2,7 @@
 //! sending.
 
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, post, put};
 use hermod_core::ports::{PortError, Templates};
 use hermod_core::template::{Rendered, Template, TemplateError, TemplateSpec, sms_info};
 use hermod_core::{Msisdn, now_ms};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{parse_json, rfc3339};
+use crate::json::{parse_json, rfc3339};
 use crate::{ApiError, AppState};
 
 /// `POST /v1/templates` body (`PUT /v1/templates/{id}` takes the same without `id`).
@@ -129,8 +130,9 @@ pub(crate) fn spec(body: TemplateBody, id: String) -> Result<Template, ApiError>
     .map_err(|e| template_error("", e))
 }
 
-#[utoipa::path(post, path = "/v1/templates", request_body = TemplateBody,
+#[utoipa::path(request_body = TemplateBody,
     responses((status = 201, body = TemplateResource), (status = 400), (status = 409)))]
+#[post("/v1/templates")]
 pub(crate) async fn create(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -148,8 +150,9 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(resource(&t)))
 }
 
-#[utoipa::path(put, path = "/v1/templates/{id}", request_body = TemplateBody,
+#[utoipa::path(request_body = TemplateBody,
     responses((status = 200, body = TemplateResource), (status = 400)))]
+#[put("/v1/templates/{id}")]
 pub(crate) async fn replace(
     path: web::Path<String>,
     tenant: Tenant,
@@ -170,7 +173,8 @@ pub(crate) async fn replace(
     Ok(HttpResponse::Ok().json(resource(&stored)))
 }
 
-#[utoipa::path(get, path = "/v1/templates", responses((status = 200, body = [TemplateResource])))]
+#[utoipa::path(responses((status = 200, body = [TemplateResource])))]
+#[get("/v1/templates")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -188,7 +192,8 @@ async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<Template, A
         .ok_or_else(|| ApiError::NotFound(format!("no template '{id}'")))
 }
 
-#[utoipa::path(get, path = "/v1/templates/{id}", responses((status = 200, body = TemplateResource), (status = 404)))]
+#[utoipa::path(responses((status = 200, body = TemplateResource), (status = 404)))]
+#[get("/v1/templates/{id}")]
 pub(crate) async fn get(
     path: web::Path<String>,
     tenant: Tenant,
@@ -197,7 +202,8 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(resource(&find(&state, &tenant, &path).await?)))
 }
 
-#[utoipa::path(delete, path = "/v1/templates/{id}", responses((status = 204), (status = 404)))]
+#[utoipa::path(responses((status = 204), (status = 404)))]
+#[delete("/v1/templates/{id}")]
 pub(crate) async fn delete(
     path: web::Path<String>,
     tenant: Tenant,
@@ -234,8 +240,9 @@ pub(crate) fn rendered_json(r: &Rendered) -> serde_json::Value {
     })
 }
 
-#[utoipa::path(post, path = "/v1/templates/{id}/preview", request_body = PreviewBody,
+#[utoipa::path(request_body = PreviewBody,
     responses((status = 200, description = "`{locale, text, content, suggestions, sms: {encoding, segments, characters}}`"), (status = 400), (status = 404)))]
+#[post("/v1/templates/{id}/preview")]
 pub(crate) async fn preview(
     path: web::Path<String>,
     tenant: Tenant,

@@ -1,6 +1,7 @@
 //! Customer webhooks (endpoints, deliveries, the callback secret) and the tenant's
 //! defaults for channel order and fallback.
 
+use actix_web::{delete, get, post, put};
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::messages::{parse_fallback, parse_json, rfc3339};
+use crate::json::{parse_json, rfc3339};
+use crate::messages::parse_fallback;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/webhook-endpoints` body.
@@ -96,8 +98,9 @@ fn new_secret() -> Result<String, ApiError> {
 pub(crate) const INTERNAL_URL: &str = "must not point at a loopback, private, link-local or other \
      internal address (an operator can allow ranges with [webhooks] allow_private)";
 
-#[utoipa::path(post, path = "/v1/webhook-endpoints", request_body = NewEndpoint,
+#[utoipa::path(request_body = NewEndpoint,
     responses((status = 201, body = EndpointResource, description = "with its signing secret, shown once"), (status = 400), (status = 401)))]
+#[post("/v1/webhook-endpoints")]
 pub(crate) async fn create_endpoint(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -140,8 +143,8 @@ pub(crate) async fn create_endpoint(
     Ok(HttpResponse::Created().json(endpoint(&e, Some(secret))))
 }
 
-#[utoipa::path(get, path = "/v1/webhook-endpoints",
-    responses((status = 200, body = [EndpointResource]), (status = 401)))]
+#[utoipa::path(responses((status = 200, body = [EndpointResource]), (status = 401)))]
+#[get("/v1/webhook-endpoints")]
 pub(crate) async fn list_endpoints(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -151,8 +154,8 @@ pub(crate) async fn list_endpoints(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
-#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}",
-    responses((status = 204), (status = 404)))]
+#[utoipa::path(responses((status = 204), (status = 404)))]
+#[delete("/v1/webhook-endpoints/{id}")]
 pub(crate) async fn delete_endpoint(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -167,8 +170,8 @@ pub(crate) async fn delete_endpoint(
 
 /// `POST /v1/webhook-secret`: a new secret for deliveries to per-message
 /// `callback_url`s (replacing any earlier one); shown once.
-#[utoipa::path(post, path = "/v1/webhook-secret",
-    responses((status = 201, description = "`{\"secret\": \"whsec_...\"}`"), (status = 401)))]
+#[utoipa::path(responses((status = 201, description = "`{\"secret\": \"whsec_...\"}`"), (status = 401)))]
+#[post("/v1/webhook-secret")]
 pub(crate) async fn rotate_callback_secret(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -180,11 +183,11 @@ pub(crate) async fn rotate_callback_secret(
     Ok(HttpResponse::Created().json(serde_json::json!({ "secret": secret })))
 }
 
-#[utoipa::path(get, path = "/v1/webhook-deliveries",
-    params(("status" = Option<String>, Query, description = "pending, delivered or failed"),
+#[utoipa::path(params(("status" = Option<String>, Query, description = "pending, delivered or failed"),
            ("before" = Option<i64>, Query, description = "cursor: the last id of the previous page"),
            ("limit" = Option<i64>, Query)),
     responses((status = 200, body = [DeliveryResource]), (status = 400), (status = 401)))]
+#[get("/v1/webhook-deliveries")]
 pub(crate) async fn list_deliveries(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -234,8 +237,8 @@ pub(crate) async fn list_deliveries(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data, "next_cursor": next })))
 }
 
-#[utoipa::path(post, path = "/v1/webhook-deliveries/{id}/retry",
-    responses((status = 202, description = "queued again now"), (status = 404)))]
+#[utoipa::path(responses((status = 202, description = "queued again now"), (status = 404)))]
+#[post("/v1/webhook-deliveries/{id}/retry")]
 pub(crate) async fn retry_delivery(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -251,8 +254,8 @@ pub(crate) async fn retry_delivery(
     }
 }
 
-#[utoipa::path(get, path = "/v1/tenant/defaults",
-    responses((status = 200, description = "`{channels, fallback}` as set (unset = built-in defaults)"), (status = 401)))]
+#[utoipa::path(responses((status = 200, description = "`{channels, fallback}` as set (unset = built-in defaults)"), (status = 401)))]
+#[get("/v1/tenant/defaults")]
 pub(crate) async fn get_defaults(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -261,8 +264,9 @@ pub(crate) async fn get_defaults(
     Ok(HttpResponse::Ok().json(d))
 }
 
-#[utoipa::path(put, path = "/v1/tenant/defaults", request_body = DefaultsBody,
+#[utoipa::path(request_body = DefaultsBody,
     responses((status = 200, description = "the defaults now in force"), (status = 400), (status = 401)))]
+#[put("/v1/tenant/defaults")]
 pub(crate) async fn put_defaults(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -295,8 +299,7 @@ pub(crate) async fn put_defaults(
     let quiet_hours = match req.quiet_hours {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => {
-            let q: hermod_core::quiet::QuietHours =
-                crate::messages::parse_value(v, "quiet_hours.")?;
+            let q: hermod_core::quiet::QuietHours = crate::json::parse_value(v, "quiet_hours.")?;
             q.validate()
                 .map_err(|(f, m)| ApiError::field(format!("quiet_hours.{f}"), m))?;
             Some(q)

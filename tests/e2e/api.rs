@@ -102,6 +102,7 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
             "invalid_field",
             "text",
         ),
+        (r#"{"text":"x"}"#, "invalid_field", "to"),
     ];
     for (body, code, field) in cases {
         let (s, v) = post(&base, &key, "/v1/messages", body, None).await;
@@ -111,6 +112,67 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
             "{body}"
         );
     }
+    // A field inside an object is named by its whole path, a missing one included.
+    for (body, code, field) in [
+        (
+            r#"{"quiet_hours":{"start":"22:00"}}"#,
+            "invalid_field",
+            "quiet_hours.end",
+        ),
+        (
+            r#"{"quiet_hours":{"start":"22:00","end":"07:00","zone":"UTC"}}"#,
+            "unknown_field",
+            "quiet_hours.zone",
+        ),
+        (
+            r#"{"quiet_hours":{"start":"25:00","end":"07:00"}}"#,
+            "invalid_field",
+            "quiet_hours.start",
+        ),
+        (r#"{"quiet_hours":7}"#, "invalid_field", "quiet_hours"),
+    ] {
+        let r = reqwest::Client::new()
+            .put(format!("{base}/v1/tenant/defaults"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (400, Some(code), Some(field)),
+            "{body}: {v}"
+        );
+    }
+    // A path that exists for other methods is a 405 naming them; an unknown one a 404.
+    let r = reqwest::Client::new()
+        .put(format!("{base}/v1/messages"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let mut allow: Vec<String> = r.headers()["allow"]
+        .to_str()
+        .unwrap()
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    allow.sort();
+    assert_eq!(allow, ["GET", "POST"]);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+    let (s, v) = post(&base, &key, "/v1/messages/abc", "{}", None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let (s, v) = get(&base, &key, "/v1/nothing-here").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+
     // A message to delivered, with a multipart text (one DLR per part folded into one).
     let long = format!("{} €", "Your order has shipped. ".repeat(8));
     let body =
