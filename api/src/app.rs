@@ -63,6 +63,12 @@ pub struct DeviceResource {
     pub device_token: Option<String>,
 }
 
+/// `GET /v1/devices`: the tenant's devices.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceList {
+    pub data: Vec<DeviceResource>,
+}
+
 /// `POST /v1/app/receipts` body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -193,7 +199,7 @@ pub(crate) async fn register(
 }
 
 #[utoipa::path(params(("recipient" = Option<String>, Query), ("user_id" = Option<String>, Query)),
-    responses((status = 200, body = [DeviceResource]), (status = 401)))]
+    responses((status = 200, body = DeviceList), (status = 401)))]
 #[get("/v1/devices")]
 pub(crate) async fn list(
     tenant: Tenant,
@@ -214,7 +220,7 @@ pub(crate) async fn list(
         )
         .await?;
     let data: Vec<DeviceResource> = list.iter().map(|d| resource(d, None)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(crate::json::keys_sorted(&DeviceList { data })))
 }
 
 #[utoipa::path(request_body = RotateKey,

@@ -159,7 +159,7 @@ pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpRe
 
 /// `POST /v1/audit/checkpoints`: chains what is pending and signs the head now.
 #[utoipa::path(tag = "audit",
-    responses((status = 200, description = "the signed checkpoint: `{tenant, seq, head_hash, at, key_id, signature}`"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
+    responses((status = 201, description = "the signed checkpoint: `{tenant, seq, head_hash, at, key_id, signature}`"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
 #[post("/v1/audit/checkpoints")]
 pub async fn checkpoint(
     state: web::Data<AppState>,

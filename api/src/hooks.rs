@@ -35,7 +35,7 @@ pub struct HookBody {
     pub recipients: Vec<String>,
     /// `{"numbers": [...], "shift_hours": 168, "starts_at": "2026-11-23T09:00:00Z"}`:
     /// the number on call now gets the alert too.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub on_call: Option<serde_json::Value>,
     /// A template id; its variables come from the alert (Alertmanager: `labels`,
     /// `annotations`, `status`, `fingerprint`, `startsAt`, `commonLabels`, ...; a
@@ -50,7 +50,7 @@ pub struct HookBody {
     pub send_resolved: Option<bool>,
     /// A repeat with the same fingerprint and status inside this window is sent once:
     /// `"5m"` (default), `"90s"`, `"1h"`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<String>)]
     pub dedupe_window: Option<serde_json::Value>,
 }
 
@@ -62,7 +62,7 @@ pub struct HookResource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub recipients: Vec<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub on_call: Option<serde_json::Value>,
     pub template: Option<String>,
     pub locale: Option<String>,
@@ -71,6 +71,12 @@ pub struct HookResource {
     pub send_resolved: bool,
     pub dedupe_window_secs: i64,
     pub created_at: String,
+}
+
+/// `GET /v1/hooks`: the tenant's alert hooks.
+#[derive(Serialize, ToSchema)]
+pub struct HookList {
+    pub data: Vec<HookResource>,
 }
 
 fn resource(h: &Hook, url: Option<String>) -> HookResource {
@@ -264,15 +270,15 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(resource(&hook, Some(url))))
 }
 
-#[utoipa::path(responses((status = 200, body = [HookResource])))]
+#[utoipa::path(responses((status = 200, body = HookList)))]
 #[get("/v1/hooks")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let all = store(&state)?.list_hooks(&tenant.0).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "data": all.iter().map(|h| resource(h, None)).collect::<Vec<_>>()
+    Ok(HttpResponse::Ok().json(crate::json::keys_sorted(&HookList {
+        data: all.iter().map(|h| resource(h, None)).collect(),
     })))
 }
 
@@ -299,13 +305,15 @@ struct AlertOutcome {
     messages: Vec<String>,
 }
 
-/// `POST /v1/hooks/{token}`: no API key; the token in the URL is the credential.
+/// `POST /v1/hooks/{id}` where `id` is the hook's token: no API key; the token in the
+/// URL is the credential. (One path with `DELETE /v1/hooks/{id}`: OpenAPI forbids two
+/// templates that differ only in a parameter's name.)
 #[utoipa::path(security(()),
-    params(("token" = String, Path, description = "the hook's token (`hmh_…`): the last part of the URL `POST /v1/hooks` returned")),
+    params(("id" = String, Path, description = "the hook's token (`hmh_…`, the last part of the URL `POST /v1/hooks` returned), not its `hook_…` id")),
     request_body(content = Object, description = "an Alertmanager webhook (version 4) or a device's JSON object"),
     responses((status = 200, description = "stored: `{accepted, suppressed, alerts: [{fingerprint, status, outcome, messages}]}`; a retry of the same body replays it"),
               (status = 400), (status = 404, description = "no hook has this token"), (status = 503)))]
-#[post("/v1/hooks/{token}")]
+#[post("/v1/hooks/{id}")]
 pub(crate) async fn ingest(
     path: web::Path<String>,
     state: web::Data<AppState>,

@@ -27,7 +27,7 @@ pub struct InboundResource {
     /// What a rich channel added: `{"type": "suggestion_response", "postback_data"}`,
     /// `{"type": "location", latitude, longitude}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub payload: Option<serde_json::Value>,
 }
 

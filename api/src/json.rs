@@ -72,6 +72,12 @@ pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     })
 }
 
+/// `v` as a JSON value: object keys in alphabetical order, as list responses have
+/// always been written.
+pub(crate) fn keys_sorted<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
     serde_json::to_string(v)
         .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))

@@ -55,6 +55,25 @@ pub fn document() -> String {
     serde_json::to_string_pretty(&spec()).unwrap_or_default()
 }
 
+/// Every 4xx and 5xx body: `{"error": {"code", "message", "field"?}}`.
+fn error_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": false,
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": false,
+            "properties": {
+                "code": {"type": "string", "description": "`invalid_field`, `not_found`, … (the HTTP API reference lists them)"},
+                "message": {"type": "string", "description": "for people; may change"},
+                "field": {"type": "string", "description": "the offending field by its whole path (`messages[3].to`) or header"}
+            }
+        }}
+    })
+}
+
 /// The generated document, completed where the generator leaves it short of the
 /// OpenAPI rules: every response has a description (the status's reason phrase when
 /// the handler gives none) and operation ids are unique (`<tag>_<handler>`).
@@ -78,6 +97,7 @@ pub fn spec() -> serde_json::Value {
         }
     }
     let mut doc = serde_json::to_value(api).unwrap_or_default();
+    doc["components"]["schemas"]["Error"] = error_schema();
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return doc;
     };
@@ -107,6 +127,17 @@ pub fn spec() -> serde_json::Value {
                     .get("description")
                     .and_then(|d| d.as_str())
                     .is_none_or(str::is_empty);
+                let error = status.parse::<u16>().is_ok_and(|s| s >= 400);
+                let error_ref = serde_json::json!({"$ref": "#/components/schemas/Error"});
+                if error && r.get("content").is_none() {
+                    r["content"] = serde_json::json!({"application/json": {"schema": error_ref}});
+                } else if error
+                    && let Some(schema) = r.pointer_mut("/content/application~1json/schema")
+                    && *schema != error_ref
+                {
+                    // A route's own error body, or the common one (bad JSON, auth).
+                    *schema = serde_json::json!({"oneOf": [schema.take(), error_ref]});
+                }
                 if missing && let Some(r) = r.as_object_mut() {
                     let phrase = status
                         .parse::<u16>()

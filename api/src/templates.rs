@@ -39,7 +39,7 @@ pub struct TemplateBody {
 #[serde(deny_unknown_fields)]
 pub struct PreviewBody {
     pub locale: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub vars: Option<serde_json::Value>,
     /// A recipient: dates show in its time zone.
     pub to: Option<String>,
@@ -58,6 +58,12 @@ pub struct TemplateResource {
     pub traffic_type: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// `GET /v1/templates`: the tenant's templates.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateList {
+    pub data: Vec<TemplateResource>,
 }
 
 fn resource(t: &Template) -> TemplateResource {
@@ -173,16 +179,18 @@ pub(crate) async fn replace(
     Ok(HttpResponse::Ok().json(resource(&stored)))
 }
 
-#[utoipa::path(responses((status = 200, body = [TemplateResource])))]
+#[utoipa::path(responses((status = 200, body = TemplateList)))]
 #[get("/v1/templates")]
 pub(crate) async fn list(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let all = store(&state)?.list_templates(&tenant.0).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "data": all.iter().map(resource).collect::<Vec<_>>()
-    })))
+    Ok(
+        HttpResponse::Ok().json(crate::json::keys_sorted(&TemplateList {
+            data: all.iter().map(resource).collect(),
+        })),
+    )
 }
 
 async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<Template, ApiError> {

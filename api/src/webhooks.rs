@@ -38,6 +38,12 @@ pub struct EndpointResource {
     pub secret: Option<String>,
 }
 
+/// `GET /v1/webhook-endpoints`: the tenant's endpoints.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointList {
+    pub data: Vec<EndpointResource>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryResource {
     pub id: i64,
@@ -56,6 +62,14 @@ pub struct DeliveryResource {
     pub updated_at: String,
 }
 
+/// `GET /v1/webhook-deliveries`: a page of deliveries, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub data: Vec<DeliveryResource>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<i64>,
+}
+
 /// `PUT /v1/tenant/defaults` body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,12 +77,12 @@ pub struct DefaultsBody {
     /// Channel order for messages that name none, e.g. `["app", "rcs", "sms"]`.
     pub channels: Option<Vec<String>>,
     /// `{"after": "90s", "until": "delivered", "duplicates": "avoid"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub fallback: Option<serde_json::Value>,
     /// `{"start": "21:00", "end": "08:00", "timezones": {"+1808": "Pacific/Honolulu"}}`:
     /// messages that are not `high` priority wait while it is quiet where the
     /// recipient is (time zone from the number's country code unless overridden).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub quiet_hours: Option<serde_json::Value>,
 }
 
@@ -143,7 +157,7 @@ pub(crate) async fn create_endpoint(
     Ok(HttpResponse::Created().json(endpoint(&e, Some(secret))))
 }
 
-#[utoipa::path(responses((status = 200, body = [EndpointResource]), (status = 401)))]
+#[utoipa::path(responses((status = 200, body = EndpointList), (status = 401)))]
 #[get("/v1/webhook-endpoints")]
 pub(crate) async fn list_endpoints(
     tenant: Tenant,
@@ -151,7 +165,7 @@ pub(crate) async fn list_endpoints(
 ) -> Result<HttpResponse, ApiError> {
     let list = hooks(&state)?.list_endpoints(&tenant.0).await?;
     let data: Vec<EndpointResource> = list.iter().map(|e| endpoint(e, None)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(crate::json::keys_sorted(&EndpointList { data })))
 }
 
 #[utoipa::path(responses((status = 204), (status = 404)))]
@@ -186,7 +200,7 @@ pub(crate) async fn rotate_callback_secret(
 #[utoipa::path(params(("status" = Option<String>, Query, description = "pending, delivered or failed"),
            ("before" = Option<i64>, Query, description = "cursor: the last id of the previous page"),
            ("limit" = Option<i64>, Query)),
-    responses((status = 200, body = [DeliveryResource]), (status = 400), (status = 401)))]
+    responses((status = 200, body = DeliveryList), (status = 400), (status = 401)))]
 #[get("/v1/webhook-deliveries")]
 pub(crate) async fn list_deliveries(
     tenant: Tenant,
@@ -234,7 +248,12 @@ pub(crate) async fn list_deliveries(
             updated_at: rfc3339(d.updated_at),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data, "next_cursor": next })))
+    Ok(
+        HttpResponse::Ok().json(crate::json::keys_sorted(&DeliveryList {
+            data,
+            next_cursor: next,
+        })),
+    )
 }
 
 #[utoipa::path(responses((status = 202, description = "queued again now"), (status = 404)))]

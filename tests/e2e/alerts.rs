@@ -372,11 +372,7 @@ async fn alert_hooks_templates_and_quiet_hours() {
         .json()
         .await
         .unwrap();
-    for p in [
-        "/v1/hooks",
-        "/v1/hooks/{token}",
-        "/v1/templates/{id}/preview",
-    ] {
+    for p in ["/v1/hooks", "/v1/hooks/{id}", "/v1/templates/{id}/preview"] {
         assert!(doc["paths"].get(p).is_some(), "{p} is documented");
     }
 

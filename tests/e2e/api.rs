@@ -14,7 +14,20 @@ async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    checked("GET", &format!("{base}{path}"), r).await
+}
+
+/// `(status, body)`, the response checked against /openapi.json.
+async fn checked(method: &str, url: &str, r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.json().await.unwrap_or(Value::Null);
+    crate::contract::check(method, url, status, ct.as_deref(), &body);
+    (status, body)
 }
 
 async fn post(base: &str, key: &str, path: &str, body: &str, idem: Option<&str>) -> (u16, Value) {
@@ -27,7 +40,7 @@ async fn post(base: &str, key: &str, path: &str, body: &str, idem: Option<&str>)
         req = req.header("Idempotency-Key", k);
     }
     let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    checked("POST", &format!("{base}{path}"), r).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@ mod app;
 mod audit;
 mod bulk;
 mod compliance;
+mod contract;
 mod crash;
 mod demo;
 mod distributed;

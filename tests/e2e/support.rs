@@ -317,7 +317,7 @@ pub async fn call(
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let mut req = reqwest::Client::new()
-        .request(method, url)
+        .request(method.clone(), url)
         .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
@@ -325,11 +325,12 @@ pub async fn call(
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
-    (
-        status,
-        r.json().await.unwrap_or(serde_json::Value::Null),
-        headers,
-    )
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    crate::contract::check(method.as_str(), url, status, content_type, &body);
+    (status, body, headers)
 }
 
 /// The tenant id `hermod keys create` printed along with the key.

@@ -20,14 +20,14 @@ pub struct SendMessage {
     pub text: Option<String>,
     /// Rich content for RCS: `{"text": ...}`, `{"card": {...}}`, `{"carousel": [...]}`
     /// or `{"media": {"url": ...}}`. Checked against RBM's limits.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub content: Option<serde_json::Value>,
     /// Suggested replies and actions (≤ 11): `{"reply": {text, postback_data?}}`,
     /// `{"open_url": {text, url}}`, `{"dial": {text, phone_number}}`,
     /// `{"view_location": {text, latitude, longitude, label?}}`,
     /// `{"calendar_event": {text, start_time, end_time, title, description?}}`,
     /// `{"share_location": {text}}`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub suggestions: Option<Vec<serde_json::Value>>,
     /// Your own id of the recipient: the app channel also reaches the devices
     /// registered with this `user_id` (≤ 200 characters).
@@ -40,12 +40,12 @@ pub struct SendMessage {
     /// When to fall to the next channel: `{"after": "90s", "until": "delivered" |
     /// "read", "duplicates": "avoid" | "allow"}`; fields left out come from the
     /// tenant's defaults, else 90 s, delivered, avoid.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub fallback: Option<serde_json::Value>,
     /// Seconds the message stays worth delivering (1 to 604800).
     pub ttl: Option<i64>,
     /// Your own JSON object, returned as given (≤ 4 KiB).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// Where to POST status events (http or https).
     pub callback_url: Option<String>,
@@ -65,7 +65,7 @@ pub struct SendMessage {
     pub traffic_type: Option<String>,
     /// Send a stored template instead of `text`/`content`/`suggestions`:
     /// `{"id": "order_shipped", "locale": "de-DE", "vars": {"order": {"id": "A-17"}}}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub template: Option<TemplateRef>,
     /// The recipient's IANA time zone (`Europe/Berlin`), for quiet hours and template
     /// dates; default: from the number's country code.
@@ -96,7 +96,7 @@ pub struct AttemptView {
     pub status: String,
     pub provider_ids: Vec<String>,
     pub raw_status: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub error: Option<serde_json::Value>,
     pub parts: i32,
     pub created_at: String,
@@ -111,7 +111,7 @@ pub struct EventView {
     pub status: String,
     pub attempt: Option<i32>,
     pub channel: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
     pub at: String,
 }
@@ -131,10 +131,10 @@ pub struct MessageResource {
     pub from: Option<String>,
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub content: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub suggestions: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
@@ -142,15 +142,15 @@ pub struct MessageResource {
     pub channels: Vec<String>,
     /// The fallback policy as given.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub fallback: Option<serde_json::Value>,
     /// The plan made for the recipient: each channel kept or skipped, with the reason,
     /// and the fallback policy in force.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub plan: Option<serde_json::Value>,
     pub ttl: Option<i64>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     pub callback_url: Option<String>,
     /// The events `callback_url` receives (left out: all).

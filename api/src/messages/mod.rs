@@ -15,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hermod_core::model::*;
 use hermod_core::{MessageId, Msisdn, Status, now_ms};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::json::*;
@@ -44,17 +45,30 @@ pub(crate) async fn create(
     store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
 }
 
-#[derive(Serialize)]
-struct BatchItem {
-    index: usize,
+/// One item of a batch: its message, or why it was refused.
+#[derive(Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Its place in `messages`.
+    pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<MessageResource>,
+    pub message: Option<MessageResource>,
+    /// `{code, message, field}` as in an error response.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+}
+
+/// `POST /v1/messages/batch`: per-item results (`400` when every item is refused).
+#[derive(Serialize, ToSchema)]
+pub struct BatchResult {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<BatchItem>,
 }
 
 #[utoipa::path(request_body = SendBatch,
-    responses((status = 202, description = "per-item results; valid items stored in one transaction"), (status = 400)))]
+    responses((status = 202, body = BatchResult, description = "per-item results; valid items stored in one transaction"),
+              (status = 400, body = BatchResult, description = "every item refused (or the body is not a batch)")))]
 #[post("/v1/messages/batch")]
 pub(crate) async fn create_batch(
     req: HttpRequest,
@@ -119,11 +133,11 @@ pub(crate) async fn create_batch(
         rate_limit(&state, &tenant.0, accepted)?;
     }
     let status = if accepted == 0 { 400 } else { 202 };
-    let body = to_json(&serde_json::json!({
-        "accepted": accepted,
-        "rejected": items.len() - accepted,
-        "results": items,
-    }))?;
+    let body = to_json(&BatchResult {
+        accepted,
+        rejected: items.len() - accepted,
+        results: items,
+    })?;
     if accepted == 0 {
         return Ok(HttpResponse::BadRequest()
             .content_type("application/json")
