@@ -130,6 +130,9 @@ impl ResponseError for ApiError {
             let secs = wait.as_millis().div_ceil(1000).max(1);
             resp.insert_header(("Retry-After", secs.to_string()));
         }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            resp.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
         resp.json(Body {
             error: Detail {
                 code,

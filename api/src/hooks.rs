@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
-use crate::json::{parse_json, rfc3339, to_json};
+use crate::json::{json_body, parse_json, rfc3339, to_json};
 use crate::messages::{Prep, check_prior, sender_for, store_and_answer};
 use crate::{ApiError, AppState};
 
@@ -324,12 +324,7 @@ pub(crate) async fn ingest(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such hook".into()))?;
     let tenant = hook.tenant_id.clone();
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid {
-            code: "invalid_json",
-            message: format!("request body is not valid JSON: {e}"),
-            field: None,
-        })?;
+    let value = json_body(&body)?;
     // Alertmanager retries a notification it got no 2xx for: the same body replays
     // the first answer.
     let hash = hermod_crypto::sha256_hex(&body);

@@ -6,9 +6,9 @@ use crate::ApiError;
 
 pub(crate) use hermod_core::rfc3339;
 
-/// Parses JSON naming the offending field on error (unknown fields included) by its
-/// whole path under `prefix`: `quiet_hours.start`, `messages[3].to`.
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+/// A JSON value parsed into `T`, an error naming the offending field (unknown fields
+/// included) by its whole path under `prefix`: `quiet_hours.start`, `messages[3].to`.
+pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     prefix: &str,
 ) -> Result<T, ApiError> {
@@ -51,17 +51,9 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
-/// A JSON value parsed into `T`, errors naming the field under `prefix`.
-pub(crate) fn parse_value<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-    prefix: &str,
-) -> Result<T, ApiError> {
-    parse(value, prefix)
-}
-
 /// A JSON body parsed into `T`, errors naming the field.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    parse(json_body(body)?, "")
+    parse_value(json_body(body)?, "")
 }
 
 pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
@@ -110,7 +102,7 @@ mod tests {
         v: serde_json::Value,
         prefix: &str,
     ) -> (String, String) {
-        match parse::<T>(v, prefix) {
+        match parse_value::<T>(v, prefix) {
             Err(ApiError::Invalid { code, field, .. }) => {
                 (code.to_owned(), field.unwrap_or_else(|| "<none>".into()))
             }

@@ -127,8 +127,7 @@ impl AppState {
 /// and its `#[utoipa::path]` documents it, so the table below both mounts the server
 /// and writes the paths of `/openapi.json`.
 pub(crate) struct Route {
-    /// `GET`, `POST`, …
-    pub(crate) method: String,
+    pub(crate) method: utoipa::openapi::HttpMethod,
     /// The path as mounted (`/v1/messages/{id}`).
     pub(crate) path: String,
     /// The OpenAPI tag: the handler's module unless its attribute names one.
@@ -152,11 +151,11 @@ where
         + for<'t> utoipa::__dev::Tags<'t>
         + 'static,
 {
+    // One method per handler: its actix attribute names one.
     let method = H::methods()
-        .first()
-        .and_then(|m| serde_json::to_value(m).ok())
-        .and_then(|m| m.as_str().map(str::to_ascii_uppercase))
-        .unwrap_or_default();
+        .into_iter()
+        .next()
+        .unwrap_or(utoipa::openapi::HttpMethod::Get);
     // `hermod_api::messages::create`: the module names the tag.
     let module = std::any::type_name::<H>()
         .rsplit("::")
@@ -241,9 +240,22 @@ pub(crate) fn routes() -> Vec<Route> {
     ]
 }
 
+impl Route {
+    /// `GET`, `POST`, … as HTTP writes it.
+    pub(crate) fn method_name(&self) -> String {
+        serde_json::to_value(&self.method)
+            .ok()
+            .and_then(|m| m.as_str().map(str::to_ascii_uppercase))
+            .unwrap_or_default()
+    }
+}
+
 /// `(method, path)` of every route, as mounted.
 pub fn route_table() -> Vec<(String, String)> {
-    routes().into_iter().map(|r| (r.method, r.path)).collect()
+    routes()
+        .into_iter()
+        .map(|r| (r.method_name(), r.path))
+        .collect()
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`. A path that is mounted
@@ -254,7 +266,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(8 * 1024 * 1024));
         let mut known: Vec<(actix_web::dev::ResourceDef, String)> = Vec::new();
         for r in routes() {
-            known.push((actix_web::dev::ResourceDef::new(r.path.as_str()), r.method));
+            known.push((
+                actix_web::dev::ResourceDef::new(r.path.as_str()),
+                r.method_name(),
+            ));
             (r.mount)(cfg);
         }
         let known = std::sync::Arc::new(known);
@@ -277,13 +292,7 @@ fn unrouted(known: &[(actix_web::dev::ResourceDef, String)], path: &str) -> Http
             "no such route".into(),
         ));
     }
-    let allow = allowed.join(", ");
-    let mut resp =
-        actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(allow.clone()));
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
-        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
-    }
-    resp
+    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(allowed.join(", ")))
 }
 
 /// `POST /v1/webhooks/rbm/{agent}`: RBM's setup handshake and signed events. No API

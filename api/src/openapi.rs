@@ -47,12 +47,18 @@ impl utoipa::Modify for Bearer {
     responses((status = 200, description = "the OpenAPI 3.1 document")))]
 #[get("/openapi.json")]
 pub(crate) async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(spec())
+    HttpResponse::Ok().json(cached())
+}
+
+/// The document, built once: it depends on nothing but the code.
+fn cached() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(spec)
 }
 
 /// The document, for `hermod openapi` and tests.
 pub fn document() -> String {
-    serde_json::to_string_pretty(&spec()).unwrap_or_default()
+    serde_json::to_string_pretty(cached()).unwrap_or_default()
 }
 
 /// Every 4xx and 5xx body: `{"error": {"code", "message", "field"?}}`.
@@ -83,21 +89,17 @@ pub fn spec() -> serde_json::Value {
     let components = api.components.get_or_insert_with(Default::default);
     for r in crate::routes() {
         let mut op = r.operation;
+        // Handler names repeat across modules (`list`, `create`): `<tag>_<handler>`.
+        op.operation_id = op.operation_id.map(|id| format!("{}_{id}", r.tag));
         op.tags = Some(vec![r.tag]);
-        let method = match r.method.as_str() {
-            "POST" => utoipa::openapi::HttpMethod::Post,
-            "PUT" => utoipa::openapi::HttpMethod::Put,
-            "DELETE" => utoipa::openapi::HttpMethod::Delete,
-            "PATCH" => utoipa::openapi::HttpMethod::Patch,
-            _ => utoipa::openapi::HttpMethod::Get,
-        };
-        api.paths.add_path_operation(r.path, vec![method], op);
+        api.paths.add_path_operation(r.path, vec![r.method], op);
         for (name, schema) in r.schemas {
             components.schemas.entry(name).or_insert(schema);
         }
     }
     let mut doc = serde_json::to_value(api).unwrap_or_default();
     doc["components"]["schemas"]["Error"] = error_schema();
+    let error_ref = serde_json::json!({"$ref": "#/components/schemas/Error"});
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return doc;
     };
@@ -106,44 +108,31 @@ pub fn spec() -> serde_json::Value {
             continue;
         };
         for op in ops.values_mut() {
-            let tag = op
-                .pointer("/tags/0")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned);
-            if let (Some(tag), Some(id)) = (
-                tag,
-                op.get("operationId")
-                    .and_then(|i| i.as_str())
-                    .map(str::to_owned),
-            ) && !id.starts_with(&format!("{tag}_"))
-            {
-                op["operationId"] = serde_json::Value::String(format!("{tag}_{id}"));
-            }
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
                 continue;
             };
             for (status, r) in responses.iter_mut() {
+                let code = status
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok());
                 let missing = r
                     .get("description")
                     .and_then(|d| d.as_str())
                     .is_none_or(str::is_empty);
-                let error = status.parse::<u16>().is_ok_and(|s| s >= 400);
-                let error_ref = serde_json::json!({"$ref": "#/components/schemas/Error"});
+                let error = code.is_some_and(|c| c.as_u16() >= 400);
                 if error && r.get("content").is_none() {
-                    r["content"] = serde_json::json!({"application/json": {"schema": error_ref}});
+                    r["content"] = serde_json::json!({"application/json": {"schema": &error_ref}});
                 } else if error
                     && let Some(schema) = r.pointer_mut("/content/application~1json/schema")
                     && *schema != error_ref
                 {
                     // A route's own error body, or the common one (bad JSON, auth).
-                    *schema = serde_json::json!({"oneOf": [schema.take(), error_ref]});
+                    *schema = serde_json::json!({"oneOf": [schema.take(), &error_ref]});
                 }
                 if missing && let Some(r) = r.as_object_mut() {
-                    let phrase = status
-                        .parse::<u16>()
-                        .ok()
-                        .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
-                        .and_then(|s| s.canonical_reason())
+                    let phrase = code
+                        .and_then(|c| c.canonical_reason())
                         .unwrap_or("response");
                     r.insert("description".into(), phrase.into());
                 }
@@ -156,6 +145,63 @@ pub fn spec() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request body with only the fields the document marks required is one the
+    /// server accepts, and it holds every field the document requires: optional fields
+    /// are not declared required, required ones not left out.
+    #[test]
+    fn request_bodies_require_what_the_server_requires() {
+        fn accepts<T: serde::de::DeserializeOwned>(body: &str) -> bool {
+            crate::json::parse_json::<T>(body.as_bytes()).is_ok()
+        }
+        let doc = spec();
+        /// The schema's name, a minimal body, whether the server's type accepts it.
+        type Case = (&'static str, &'static str, fn(&str) -> bool);
+        let cases: [Case; 5] = [
+            (
+                "HookBody",
+                r#"{"name": "disk"}"#,
+                accepts::<crate::hooks::HookBody>,
+            ),
+            (
+                "DefaultsBody",
+                "{}",
+                accepts::<crate::webhooks::DefaultsBody>,
+            ),
+            (
+                "SendMessage",
+                r#"{"to": "+447911123456"}"#,
+                accepts::<SendMessage>,
+            ),
+            (
+                "NewEndpoint",
+                r#"{"url": "https://example.com/h", "events": ["*"]}"#,
+                accepts::<crate::webhooks::NewEndpoint>,
+            ),
+            (
+                "PreviewBody",
+                "{}",
+                accepts::<crate::templates::PreviewBody>,
+            ),
+        ];
+        for (name, minimal, accepted) in cases {
+            assert!(accepted(minimal), "{name}: the server refuses {minimal}");
+            let body: serde_json::Value = serde_json::from_str(minimal).unwrap();
+            let mut required: Vec<&str> = doc["components"]["schemas"][name]["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|f| f.as_str()).collect())
+                .unwrap_or_default();
+            required.sort_unstable();
+            let mut given: Vec<&str> = body
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            given.sort_unstable();
+            assert_eq!(required, given, "{name}: required in /openapi.json");
+        }
+    }
 
     /// The same table mounts the routes and is compared with the document: a route
     /// missing from `/openapi.json` (or documented but not mounted) fails here.

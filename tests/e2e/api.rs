@@ -5,7 +5,9 @@ use std::time::Duration;
 use hermod_channels::sim::smsc::SmscConfig;
 use serde_json::{Value, json};
 
-use crate::support::{HAPPY_PATH, Server, create_key, eventually, free_port, start_smsc};
+use crate::support::{
+    HAPPY_PATH, Server, call, checked, create_key, eventually, free_port, start_smsc,
+};
 
 async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -14,20 +16,8 @@ async fn get(base: &str, key: &str, path: &str) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    checked("GET", &format!("{base}{path}"), r).await
-}
-
-/// `(status, body)`, the response checked against /openapi.json.
-async fn checked(method: &str, url: &str, r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = r.json().await.unwrap_or(Value::Null);
-    crate::contract::check(method, url, status, ct.as_deref(), &body);
-    (status, body)
+    let (s, v, _) = checked("GET", &format!("{base}{path}"), r).await;
+    (s, v)
 }
 
 async fn post(base: &str, key: &str, path: &str, body: &str, idem: Option<&str>) -> (u16, Value) {
@@ -40,7 +30,8 @@ async fn post(base: &str, key: &str, path: &str, body: &str, idem: Option<&str>)
         req = req.header("Idempotency-Key", k);
     }
     let r = req.send().await.unwrap();
-    checked("POST", &format!("{base}{path}"), r).await
+    let (s, v, _) = checked("POST", &format!("{base}{path}"), r).await;
+    (s, v)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,16 +135,9 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
         ),
         (r#"{"quiet_hours":7}"#, "invalid_field", "quiet_hours"),
     ] {
-        let r = reqwest::Client::new()
-            .put(format!("{base}/v1/tenant/defaults"))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let s = r.status().as_u16();
-        let v: Value = r.json().await.unwrap();
+        let put = Some(serde_json::from_str(body).unwrap());
+        let url = format!("{base}/v1/tenant/defaults");
+        let (s, v, _) = call(reqwest::Method::PUT, &url, &key, put).await;
         assert_eq!(
             (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
             (400, Some(code), Some(field)),
@@ -161,22 +145,12 @@ async fn message_goes_from_accepted_to_delivered_and_the_api_behaves() {
         );
     }
     // A path that exists for other methods is a 405 naming them; an unknown one a 404.
-    let r = reqwest::Client::new()
-        .put(format!("{base}/v1/messages"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 405);
-    let mut allow: Vec<String> = r.headers()["allow"]
-        .to_str()
-        .unwrap()
-        .split(", ")
-        .map(str::to_owned)
-        .collect();
+    let url = format!("{base}/v1/messages");
+    let (s, v, headers) = call(reqwest::Method::PUT, &url, &key, None).await;
+    assert_eq!(s, 405);
+    let mut allow: Vec<&str> = headers["allow"].to_str().unwrap().split(", ").collect();
     allow.sort();
     assert_eq!(allow, ["GET", "POST"]);
-    let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
     let (s, v) = post(&base, &key, "/v1/messages/abc", "{}", None).await;
     assert_eq!(

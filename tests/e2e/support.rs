@@ -322,14 +322,23 @@ pub async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.unwrap();
+    checked(method.as_str(), url, req.send().await.unwrap()).await
+}
+
+/// `(status, JSON body, headers)` of a response, checked against /openapi.json
+/// (`contract::check`).
+pub async fn checked(
+    method: &str,
+    url: &str,
+    r: reqwest::Response,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.json().await.unwrap_or(serde_json::Value::Null);
     let content_type = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    crate::contract::check(method.as_str(), url, status, content_type, &body);
+    crate::contract::check(method, url, status, content_type, &body);
     (status, body, headers)
 }
 

@@ -12,6 +12,7 @@ use hermod_core::{Msisdn, Status, TenantId};
 
 use super::dto::*;
 use super::validate::*;
+use crate::json::json_body;
 use crate::{ApiError, AppState};
 
 /// What preparing a request's messages needs once per request: the tenant's quiet
@@ -287,9 +288,33 @@ pub(crate) async fn check_prior(
     if let Some(k) = key
         && let Some(prior) = state.store.idempotency(tenant, k).await?
     {
-        {
-            return replay(&prior, hash).map(Some);
-        }
+        return replay(&prior, hash).map(Some);
     }
     Ok(None)
+}
+
+/// A `POST` that creates messages: its body as JSON, the hash a replay is checked
+/// against and its `Idempotency-Key` — or the first answer when the key was used.
+pub(crate) enum Keyed {
+    Replay(HttpResponse),
+    Fresh {
+        value: serde_json::Value,
+        hash: String,
+        key: Option<String>,
+    },
+}
+
+pub(crate) async fn keyed_body(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<Keyed, ApiError> {
+    let value = json_body(body)?;
+    let hash = hermod_crypto::sha256_hex(value.to_string().as_bytes());
+    let key = idempotency_key(req)?;
+    Ok(match check_prior(state, tenant, &key, &hash).await? {
+        Some(r) => Keyed::Replay(r),
+        None => Keyed::Fresh { value, hash, key },
+    })
 }

@@ -31,13 +31,11 @@ pub(crate) async fn create(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let value = json_body(&body)?;
-    let hash = hermod_crypto::sha256_hex(value.to_string().as_bytes());
-    let key = idempotency_key(&req)?;
-    if let Some(r) = check_prior(&state, &tenant.0, &key, &hash).await? {
-        return Ok(r);
-    }
-    let parsed: SendMessage = parse(value, "")?;
+    let (value, hash, key) = match keyed_body(&req, &body, &state, &tenant.0).await? {
+        Keyed::Replay(r) => return Ok(r),
+        Keyed::Fresh { value, hash, key } => (value, hash, key),
+    };
+    let parsed: SendMessage = parse_value(value, "")?;
     let mut prep = Prep::load(&state, &tenant.0).await?;
     let msg = prep.message(&state, parsed, "", now_ms()).await?;
     rate_limit(&state, &tenant.0, 1)?;
@@ -76,13 +74,11 @@ pub(crate) async fn create_batch(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let value = json_body(&body)?;
-    let hash = hermod_crypto::sha256_hex(value.to_string().as_bytes());
-    let key = idempotency_key(&req)?;
-    if let Some(r) = check_prior(&state, &tenant.0, &key, &hash).await? {
-        return Ok(r);
-    }
-    let batch: SendBatch = parse(value, "")?;
+    let (value, hash, key) = match keyed_body(&req, &body, &state, &tenant.0).await? {
+        Keyed::Replay(r) => return Ok(r),
+        Keyed::Fresh { value, hash, key } => (value, hash, key),
+    };
+    let batch: SendBatch = parse_value(value, "")?;
     if batch.messages.is_empty() || batch.messages.len() > 1000 {
         return Err(ApiError::field(
             "messages",
@@ -95,7 +91,7 @@ pub(crate) async fn create_batch(
     let mut prep = Prep::load(&state, &tenant.0).await?;
     for (i, v) in batch.messages.into_iter().enumerate() {
         let prefix = format!("messages[{i}].");
-        let res = match parse::<SendMessage>(v, &prefix) {
+        let res = match parse_value::<SendMessage>(v, &prefix) {
             Ok(m) => prep.message(&state, m, &prefix, now).await,
             Err(e) => Err(e),
         };

@@ -228,13 +228,13 @@ pub(crate) fn rich_content(
     prefix: &str,
 ) -> Result<Option<RichMessage>, ApiError> {
     let content = match (&req.content, &req.text, &req.suggestions) {
-        (Some(c), _, _) => parse::<Content>(c.clone(), &format!("{prefix}content."))?,
+        (Some(c), _, _) => parse_value::<Content>(c.clone(), &format!("{prefix}content."))?,
         (None, Some(t), Some(_)) => Content::Text(t.clone()),
         (None, _, _) => return Ok(None),
     };
     let mut suggestions = Vec::new();
     for (i, s) in req.suggestions.iter().flatten().enumerate() {
-        suggestions.push(parse::<Suggestion>(
+        suggestions.push(parse_value::<Suggestion>(
             s.clone(),
             &format!("{prefix}suggestions[{i}]."),
         )?);
@@ -254,7 +254,7 @@ pub(crate) fn rich_content(
 
 /// A fallback spec; errors name the field (`fallback.after`).
 pub(crate) fn parse_fallback(v: serde_json::Value, field: &str) -> Result<FallbackSpec, ApiError> {
-    let spec: FallbackSpec = parse(v, &format!("{field}."))?;
+    let spec: FallbackSpec = parse_value(v, &format!("{field}."))?;
     spec.validate()
         .map_err(|(name, msg)| ApiError::field(format!("{field}.{name}"), msg))?;
     Ok(spec)
