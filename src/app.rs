@@ -41,7 +41,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<(Db, Arc<SqlStore
 pub async fn audit_verify(settings: &Settings, tenant: Option<&str>) -> anyhow::Result<bool> {
     use hermod_core::audit::{AuditLog, chain_all};
     let (_, store) = open_store(settings).await?;
-    let signer = hermod_api::audit::Ed25519Signer(crate::keyfiles::signer(settings)?);
+    let signer = hermod_crypto::audit::Ed25519Signer(crate::keyfiles::signer(settings)?);
     chain_all(store.as_ref()).await?;
     let tenants = match tenant {
         Some(t) => vec![t.to_owned()],
@@ -49,7 +49,7 @@ pub async fn audit_verify(settings: &Settings, tenant: Option<&str>) -> anyhow::
     };
     let mut ok = true;
     for t in tenants {
-        let r = hermod_api::audit::verify_tenant(store.as_ref(), &signer, &t).await?;
+        let r = hermod_crypto::audit::verify_tenant(store.as_ref(), &signer, &t).await?;
         match r.broken {
             None => println!(
                 "OK tenant {t}: {} entries, {} checkpoints",
@@ -535,7 +535,7 @@ pub async fn run(
         )));
     }
     let signer: Arc<dyn hermod_core::audit::CheckpointSigning> = Arc::new(
-        hermod_api::audit::Ed25519Signer(crate::keyfiles::signer(&settings)?),
+        hermod_crypto::audit::Ed25519Signer(crate::keyfiles::signer(&settings)?),
     );
     if roles.stages.audit {
         tasks.push(tokio::spawn(hermod_workers::audit::run(

@@ -198,10 +198,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     // The bench's webhook receivers are on this machine.
     s.webhooks.allow_private = vec!["127.0.0.1/32".into()];
     // The bench reads /metrics, the operator's.
-    s.admin_token = Some(hermod_channels::smpp::Secret(BENCH_ADMIN.into()));
+    s.admin_token = Some(hermod_core::Secret(BENCH_ADMIN.into()));
     s.smpp.connectors = vec![hermod_channels::smpp::ConnectorConfig {
         name: "bench".into(),
-        url: Some(hermod_channels::smpp::Secret(smsc.url("bench", "bench"))),
+        url: Some(hermod_core::Secret(smsc.url("bench", "bench"))),
         binds: a.binds,
         window: a.window,
         ..Default::default()
@@ -277,10 +277,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 cfg.read_delay = None;
                 let sim = RbmSim::start(cfg.clone(), "127.0.0.1:0".parse()?)?;
                 let mut agent = AgentConfig::new("bench", "bench@rbm.goog", &sim.base_url());
-                agent.service_account_json = Some(hermod_channels::smpp::Secret(
+                agent.service_account_json = Some(hermod_core::Secret(
                     crate::demo_service_account(&sim.token_uri()),
                 ));
-                agent.client_token = Some(hermod_channels::smpp::Secret(cfg.client_token));
+                agent.client_token = Some(hermod_core::Secret(cfg.client_token));
                 s.rcs.agents = vec![agent];
                 rbm = Some(sim);
             }

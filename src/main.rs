@@ -590,7 +590,7 @@ async fn main() -> anyhow::Result<()> {
             let mut s = Settings::load(None)?;
             s.listen = listen;
             s.data_dir = data;
-            s.smpp.url = hermod_channels::smpp::Secret(smsc.url("hermod", "demo"));
+            s.smpp.url = hermod_core::Secret(smsc.url("hermod", "demo"));
             // The demo's receivers (and the walkthrough's) are on this machine.
             if s.webhooks.allow_private.is_empty() {
                 s.webhooks.allow_private = vec!["127.0.0.1/32".into(), "::1/128".into()];
@@ -598,7 +598,7 @@ async fn main() -> anyhow::Result<()> {
             // The operator's token (`hermod connectors`, `/v1/admin/*`, `/metrics`).
             if s.admin_token.is_none() {
                 let t = hermod_crypto::vault::Vault::generate_key()?.replace(['+', '/', '='], "");
-                s.admin_token = Some(hermod_channels::smpp::Secret(format!("adm_{t}")));
+                s.admin_token = Some(hermod_core::Secret(format!("adm_{t}")));
             }
             let (tenant, key) = app::create_key(&s, "demo").await?;
             // The demo tenant owns the demo's sender (its replies and STOPs are its own).
@@ -625,10 +625,9 @@ async fn main() -> anyhow::Result<()> {
             // An RCS phone that is switched off: messages to it fall back to SMS.
             rbm.add_device(DEMO_OFFLINE, None, false);
             let mut agent = AgentConfig::new("demo", "demo@rbm.goog", &rbm.base_url());
-            agent.service_account_json = Some(hermod_channels::smpp::Secret(demo_service_account(
-                &rbm.token_uri(),
-            )));
-            agent.client_token = Some(hermod_channels::smpp::Secret(rbm_cfg.client_token.clone()));
+            agent.service_account_json =
+                Some(hermod_core::Secret(demo_service_account(&rbm.token_uri())));
+            agent.client_token = Some(hermod_core::Secret(rbm_cfg.client_token.clone()));
             agent.tenant = Some(tenant);
             s.rcs.agents = vec![agent];
             let admin = sim_admin::start(smsc.clone(), "127.0.0.1:0".parse()?)?;
@@ -747,7 +746,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             use hermod_core::audit::CheckpointSigning as _;
             let s = Settings::load(config.as_deref())?;
-            let signer = hermod_api::audit::Ed25519Signer(keyfiles::signer(&s)?);
+            let signer = hermod_crypto::audit::Ed25519Signer(keyfiles::signer(&s)?);
             println!("Key id: {}", signer.key_id());
             println!("Public key: {}", signer.public_key());
         }

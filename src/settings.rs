@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use hermod_channels::app::AppConfig;
 use hermod_channels::rcs::RcsConfig;
-use hermod_channels::smpp::{ConnectorConfig, RouteConfig, Secret};
+use hermod_channels::smpp::{ConnectorConfig, RouteConfig};
+use hermod_core::Secret;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};

@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, web};
 use hermod_core::audit::*;
 use hermod_core::msisdn::Msisdn;
 use hermod_core::now_ms;
-use hermod_crypto::audit::{CheckpointSigner, GENESIS, entry_hash, verify_checkpoint};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,52 +16,7 @@ use crate::auth::Tenant;
 use crate::json::parse_json;
 use crate::{ApiError, AppState};
 
-/// The operator's Ed25519 checkpoint key (ring).
-pub struct Ed25519Signer(pub CheckpointSigner);
-
-impl CheckpointSigning for Ed25519Signer {
-    fn key_id(&self) -> String {
-        self.0.key_id()
-    }
-
-    fn public_key(&self) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(self.0.public_key())
-    }
-
-    fn sign(&self, tenant: &str, seq: i64, head_hash: &str, at: i64) -> Checkpoint {
-        Checkpoint {
-            tenant: tenant.to_owned(),
-            seq,
-            head_hash: head_hash.to_owned(),
-            at,
-            key_id: self.0.key_id(),
-            signature: self.0.sign(tenant, seq, head_hash, at),
-        }
-    }
-
-    fn verify(&self, c: &Checkpoint) -> bool {
-        verify_checkpoint(
-            &self.0.public_key(),
-            &c.tenant,
-            c.seq,
-            &c.head_hash,
-            c.at,
-            &c.signature,
-        )
-    }
-}
-
-/// Verifies one tenant's chain with SHA-256 and the configured public key.
-pub async fn verify_tenant(
-    log: &dyn AuditLog,
-    signer: &dyn CheckpointSigning,
-    tenant: &str,
-) -> Result<VerifyReport, hermod_core::ports::PortError> {
-    let hash = |prev: &str, canonical: &[u8]| entry_hash(prev, canonical);
-    let signed = |c: &Checkpoint| signer.verify(c);
-    verify_log(log, tenant, GENESIS, &hash, &signed).await
-}
+pub use hermod_crypto::audit::verify_tenant;
 
 /// Verifying a chain and signing a head read the whole log: a tenant's own budget.
 fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {

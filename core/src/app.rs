@@ -55,6 +55,17 @@ pub fn envelope_info(tenant: &str, device: &str, message: &str) -> String {
     format!("hermod-app-v1|{tenant}|{device}|{message}")
 }
 
+/// What a device finds inside an envelope once opened (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppPayload {
+    pub message_id: String,
+    pub from: Option<String>,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<serde_json::Value>,
+    pub sent_at: i64,
+}
+
 /// What a device says it did with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,6 +14,7 @@ pub mod net;
 pub mod plan;
 pub mod ports;
 pub mod quiet;
+pub mod secret;
 pub mod sender;
 pub mod status;
 pub mod template;
@@ -21,6 +22,7 @@ pub mod webhook;
 
 pub use ids::{AttemptId, EndpointId, MessageId, TenantId};
 pub use msisdn::Msisdn;
+pub use secret::Secret;
 pub use status::Status;
 
 /// Milliseconds since the Unix epoch; the one clock format stored everywhere.

@@ -8,6 +8,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hermod_core::audit::{AuditLog, Checkpoint, CheckpointSigning, VerifyReport, verify_log};
+use hermod_core::ports::PortResult;
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use ring::{digest, rand};
 
@@ -94,6 +96,54 @@ pub fn verify_checkpoint(
     signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
         .verify(msg.as_bytes(), &sig)
         .is_ok()
+}
+
+/// The operator's Ed25519 key behind the audit log's [`CheckpointSigning`] port:
+/// what the API (on-demand checkpoints, verification) and the audit stage (periodic
+/// checkpoints) both use.
+pub struct Ed25519Signer(pub CheckpointSigner);
+
+impl CheckpointSigning for Ed25519Signer {
+    fn key_id(&self) -> String {
+        self.0.key_id()
+    }
+
+    fn public_key(&self) -> String {
+        STANDARD.encode(self.0.public_key())
+    }
+
+    fn sign(&self, tenant: &str, seq: i64, head_hash: &str, at: i64) -> Checkpoint {
+        Checkpoint {
+            tenant: tenant.to_owned(),
+            seq,
+            head_hash: head_hash.to_owned(),
+            at,
+            key_id: self.0.key_id(),
+            signature: self.0.sign(tenant, seq, head_hash, at),
+        }
+    }
+
+    fn verify(&self, c: &Checkpoint) -> bool {
+        verify_checkpoint(
+            &self.0.public_key(),
+            &c.tenant,
+            c.seq,
+            &c.head_hash,
+            c.at,
+            &c.signature,
+        )
+    }
+}
+
+/// Verifies one tenant's chain with SHA-256 and `signer`'s public key.
+pub async fn verify_tenant(
+    log: &dyn AuditLog,
+    signer: &dyn CheckpointSigning,
+    tenant: &str,
+) -> PortResult<VerifyReport> {
+    let hash = |prev: &str, canonical: &[u8]| entry_hash(prev, canonical);
+    let signed = |c: &Checkpoint| signer.verify(c);
+    verify_log(log, tenant, GENESIS, &hash, &signed).await
 }
 
 #[cfg(test)]

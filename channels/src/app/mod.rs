@@ -43,16 +43,7 @@ pub struct AppConfig {
     pub push_relays: HashMap<String, String>,
 }
 
-/// What a device finds inside an envelope once opened (JSON).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AppPayload {
-    pub message_id: String,
-    pub from: Option<String>,
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<serde_json::Value>,
-    pub sent_at: i64,
-}
+pub use hermod_core::app::AppPayload;
 
 pub struct AppChannel {
     devices: Arc<dyn Devices>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::smpp::Secret;
+use hermod_core::Secret;
 
 /// Google's global endpoint; regional ones (`europe-`, `us-`, `asia-`) work the same.
 pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com";

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::*;
 use crate::sim::rbm::{RbmSim, RbmSimConfig, SimState};
-use crate::smpp::Secret;
+use hermod_core::Secret;
 
 const AGENT: &str = "test-agent@rbm.goog";
 

@@ -19,6 +19,6 @@ mod vectors;
 
 pub use bind::{BindLeases, BindStatus, Mode, Sinks};
 pub use bucket::TokenBucket;
-pub use config::{BindMode, ConnectorConfig, RouteConfig, Secret};
+pub use config::{BindMode, ConnectorConfig, RouteConfig};
 pub use connector::{ConnectorStatus, relative_validity, source_addr};
 pub use router::SmsRouter;

@@ -10,8 +10,9 @@ use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::bind::bind_transceiver_pdu;
-use super::config::{ConnectorConfig, Secret};
+use super::config::ConnectorConfig;
 use super::connector::build_submits;
+use hermod_core::Secret;
 
 const BIND_TRANSCEIVER: &str = "000000210000000900000000000000017465737400736563726574000034000000";
 const SUBMIT_SM: &str = "0000003c00000004000000000000000200010131353535313233303030300001013135353539383736353433000000000000010000000568656c6c6f";
