@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hermod_channels::rcs::AgentConfig;
-use hermod_channels::sim::device::DeviceSim;
-use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
-use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use hermod_sim::device::DeviceSim;
+use hermod_sim::rbm::{RbmSim, RbmSimConfig};
+use hermod_sim::smsc::{Smsc, SmscConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::{app, settings::Settings};

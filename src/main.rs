@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hermod_channels::rcs::AgentConfig;
-use hermod_channels::sim::device::DeviceSim;
-use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
-use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use hermod_sim::device::DeviceSim;
+use hermod_sim::rbm::{RbmSim, RbmSimConfig};
+use hermod_sim::smsc::{Smsc, SmscConfig};
 use tokio_util::sync::CancellationToken;
 
 use settings::Settings;
@@ -545,8 +545,7 @@ async fn main() -> anyhow::Result<()> {
             cfg.multi_use = multi_use;
             if let (Some(c), Some(k)) = (tls_cert, tls_key) {
                 cfg.tls = Some(std::sync::Arc::new(
-                    hermod_channels::sim::smsc::server_tls(&c, &k, None)
-                        .map_err(anyhow::Error::msg)?,
+                    hermod_sim::smsc::server_tls(&c, &k, None).map_err(anyhow::Error::msg)?,
                 ));
             }
             let sim = RbmSim::start(cfg, listen)?;
@@ -768,8 +767,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(c), Some(k)) => Some(std::sync::Arc::new(
-                    hermod_channels::sim::smsc::server_tls(&c, &k, None)
-                        .map_err(anyhow::Error::msg)?,
+                    hermod_sim::smsc::server_tls(&c, &k, None).map_err(anyhow::Error::msg)?,
                 )),
                 _ => None,
             };

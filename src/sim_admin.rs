@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use hermod_channels::sim::smsc::Smsc;
+use hermod_sim::smsc::Smsc;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

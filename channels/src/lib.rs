@@ -1,10 +1,9 @@
 //! Channel adapters. Each channel has the same shape: settings, client, encoding,
-//! receipts. Simulators of the providers live in `sim` and follow the public specs,
-//! not our client code.
+//! receipts. Simulators of the providers live in their own crate (`hermod-sim`), so
+//! this one carries no HTTP server.
 
 pub mod app;
 pub mod hooks;
 pub mod net;
 pub mod rcs;
-pub mod sim;
 pub mod smpp;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod hpke;
 pub mod rbm;
+pub mod tls;
 pub mod vault;
 pub mod webhook;
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hermod_channels::sim::smsc::SmscConfig;
+use hermod_sim::smsc::SmscConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ async fn post_hook(url: &str, body: &Value) -> (u16, Value, reqwest::header::Hea
     (status, r.json().await.unwrap_or(Value::Null), headers)
 }
 
-fn text_of(s: &hermod_channels::sim::smsc::Submitted) -> String {
+fn text_of(s: &hermod_sim::smsc::Submitted) -> String {
     hermod_core::gsm::decode(s.data_coding, &s.short_message)
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::SmscConfig;
+use hermod_sim::smsc::SmscConfig;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -356,7 +356,7 @@ async fn an_smsc_that_drops_and_echoes_no_reference_gets_each_message_once() {
     smsc.stop();
 }
 
-async fn throttled_and_dropped(cfg: SmscConfig) -> hermod_channels::sim::smsc::Smsc {
+async fn throttled_and_dropped(cfg: SmscConfig) -> hermod_sim::smsc::Smsc {
     let smsc = start_smsc(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "acme");
@@ -436,7 +436,7 @@ async fn lost_responses(cfg: SmscConfig) {
 }
 
 /// Every destination reached the SMSC once and only once.
-fn assert_exactly_once(smsc: &hermod_channels::sim::smsc::Smsc, n: usize) {
+fn assert_exactly_once(smsc: &hermod_sim::smsc::Smsc, n: usize) {
     let mut per_dest = std::collections::HashMap::<String, usize>::new();
     for s in smsc.submitted() {
         *per_dest.entry(s.destination).or_default() += 1;
@@ -589,14 +589,10 @@ async fn expensive_endpoints_have_their_own_budgets() {
         "another tenant's budget is its own"
     );
     // Stream sockets: the budget is taken before the upgrade, so plain GETs spend it.
-    let device = hermod_channels::sim::device::DeviceSim::register(
-        &base,
-        &a,
-        "+447911123456",
-        Aead::ChaCha20Poly1305,
-    )
-    .await
-    .unwrap();
+    let device =
+        hermod_sim::device::DeviceSim::register(&base, &a, "+447911123456", Aead::ChaCha20Poly1305)
+            .await
+            .unwrap();
     let stream = format!("{base}/v1/app/stream");
     for _ in 0..2 {
         let (s, _, _) = crate::support::call(Method::GET, &stream, &device.token, None).await;

@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hermod_channels::sim::device::DeviceSim;
 use hermod_crypto::hpke::Aead;
+use hermod_sim::device::DeviceSim;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -222,7 +222,7 @@ async fn each_device_opens_only_its_own_copy_and_acknowledgements_become_receipt
     assert_eq!(s, 204);
     assert!(matches!(
         b.poll(0).await,
-        Err(hermod_channels::sim::device::DeviceError::Api(401, _))
+        Err(hermod_sim::device::DeviceError::Api(401, _))
     ));
     for (body, field) in [
         (

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::SmscConfig;
+use hermod_sim::smsc::SmscConfig;
 use reqwest::Method;
 use serde_json::json;
 

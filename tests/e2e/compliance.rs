@@ -544,7 +544,7 @@ async fn concurrent_chainers_keep_one_chain() {
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_api_erasure_and_no_plaintext_at_rest() {
     use crate::support::*;
-    use hermod_channels::sim::smsc::SmscConfig;
+    use hermod_sim::smsc::SmscConfig;
     use reqwest::Method;
     use serde_json::{Value, json};
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::SmscConfig;
+use hermod_sim::smsc::SmscConfig;
 use serde_json::{Value, json};
 
 use crate::support::{Server, create_key, eventually, free_port, start_smsc};

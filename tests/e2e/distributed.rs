@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use hermod_sim::smsc::{Smsc, SmscConfig};
 use serde_json::{Value, json};
 
 use crate::support::{BROKER, amqp, eventually, free_port, pg_database, start_smsc};

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use hermod_channels::sim::device::DeviceSim;
 use hermod_crypto::hpke::Aead;
+use hermod_sim::device::DeviceSim;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -133,7 +133,7 @@ async fn rcs_silent_is_revoked_then_sent_as_sms() {
     assert_eq!(events_of(&m, "message.fallback"), 1);
     assert_eq!(
         r.sim.message_state(&rbm_id(&m)),
-        Some(hermod_channels::sim::rbm::SimState::Revoked)
+        Some(hermod_sim::rbm::SimState::Revoked)
     );
     // The SMS carries the card as readable text.
     let sms: Vec<_> = r
@@ -470,7 +470,7 @@ async fn tenant_defaults_and_fallback_errors_name_the_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_receipt_falls_to_the_next_channel() {
     let r = rig_with(
-        hermod_channels::sim::smsc::SmscConfig {
+        hermod_sim::smsc::SmscConfig {
             undeliverable_prefix: Some("447700900620".into()),
             ..Default::default()
         },

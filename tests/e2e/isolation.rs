@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::SmscConfig;
 use hermod_crypto::hpke::Aead;
+use hermod_sim::smsc::SmscConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -165,14 +165,10 @@ async fn every_route_keeps_tenants_apart() {
     .await;
     assert_eq!(s, 201);
     let endpoint = ep["id"].as_str().unwrap().to_owned();
-    let device = hermod_channels::sim::device::DeviceSim::register(
-        &base,
-        &a,
-        APP_USER,
-        Aead::ChaCha20Poly1305,
-    )
-    .await
-    .unwrap();
+    let device =
+        hermod_sim::device::DeviceSim::register(&base, &a, APP_USER, Aead::ChaCha20Poly1305)
+            .await
+            .unwrap();
     let (s, _, _) = call(
         Method::POST,
         &url("/v1/opt-outs"),
@@ -198,14 +194,10 @@ async fn every_route_keeps_tenants_apart() {
     .await;
     assert_eq!(s, 200);
     // B's own device (for the device-authenticated routes).
-    let b_device = hermod_channels::sim::device::DeviceSim::register(
-        &base,
-        &b,
-        "+447911123998",
-        Aead::ChaCha20Poly1305,
-    )
-    .await
-    .unwrap();
+    let b_device =
+        hermod_sim::device::DeviceSim::register(&base, &b, "+447911123998", Aead::ChaCha20Poly1305)
+            .await
+            .unwrap();
 
     let before = snapshot(&base, &a, &msg, "a_tpl").await;
     let (_, audit_before, _) = call(Method::GET, &url("/v1/audit/verify"), &a, None).await;
@@ -397,7 +389,7 @@ async fn every_route_keeps_tenants_apart() {
             "POST /v1/devices" => {
                 // B registers a device for A's app user: B's own, A's stays as it was
                 // (the snapshot below).
-                hermod_channels::sim::device::DeviceSim::register(
+                hermod_sim::device::DeviceSim::register(
                     &base,
                     &b,
                     APP_USER,

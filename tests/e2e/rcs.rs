@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use hermod_channels::sim::rbm::{RbmSim, RbmSimConfig};
 use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
+use hermod_sim::rbm::{RbmSim, RbmSimConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -27,7 +27,7 @@ pub(crate) struct Rig {
     pub dir: tempfile::TempDir,
     pub config: std::path::PathBuf,
     pub port: u16,
-    pub smsc: hermod_channels::sim::smsc::Smsc,
+    pub smsc: hermod_sim::smsc::Smsc,
 }
 
 /// A server with one RBM agent `shop` on the simulator; `tweak` sets the simulator up.
@@ -37,7 +37,7 @@ pub(crate) async fn rig(tweak: impl FnOnce(&mut RbmSimConfig)) -> Rig {
 
 /// `rig` with the SMSC simulator set up by `smsc`.
 pub(crate) async fn rig_with(
-    smsc: hermod_channels::sim::smsc::SmscConfig,
+    smsc: hermod_sim::smsc::SmscConfig,
     tweak: impl FnOnce(&mut RbmSimConfig),
 ) -> Rig {
     let smsc = start_smsc(smsc).await;
@@ -573,7 +573,7 @@ async fn every_row(dir: &std::path::Path) -> Vec<(String, String)> {
 /// app device, webhooks and batch requests, and a reply still waiting for its parts.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erased_subject_is_in_no_table() {
-    use hermod_channels::sim::device::DeviceSim;
+    use hermod_sim::device::DeviceSim;
     let r = rig(|_| {}).await;
     let base = r.server.base.clone();
     let (ada, bob) = ("+447700900301", "+447700900302");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_channels::sim::smsc::{ReceiptStyle, Smsc, SmscConfig, server_tls};
+use hermod_sim::smsc::{ReceiptStyle, Smsc, SmscConfig, server_tls};
 use reqwest::Method;
 use serde_json::{Value, json};
 

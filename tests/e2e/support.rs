@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use hermod_channels::sim::smsc::{Smsc, SmscConfig};
+use hermod_sim::smsc::{Smsc, SmscConfig};
 
 /// A fresh PostgreSQL database for one test, or `None` (with a loud message) when the
 /// server is absent outside CI. In CI (`CI=true`) an absent server fails the test.

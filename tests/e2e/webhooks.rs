@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::rcs::{Rig, rig};
-use hermod_channels::sim::smsc::SmscConfig;
+use hermod_sim::smsc::SmscConfig;
 
 use crate::support::{
     Server, call, create_key, eventually, free_port, send_message, start_smsc, wait_status,

@@ -11,8 +11,8 @@ use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
 use serde_json::json;
 
 use super::*;
-use crate::sim::rbm::{RbmSim, RbmSimConfig, SimState};
 use hermod_core::Secret;
+use hermod_sim::rbm::{RbmSim, RbmSimConfig, SimState};
 
 const AGENT: &str = "test-agent@rbm.goog";
 
@@ -404,7 +404,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_the_agents_ca_file_and_a_refused_unknown_ca() {
     let tls =
-        crate::sim::smsc::server_tls(&fixture("server.pem"), &fixture("server.key"), None).unwrap();
+        hermod_sim::smsc::server_tls(&fixture("server.pem"), &fixture("server.key"), None).unwrap();
     let sim = sim_with(|c| c.tls = Some(std::sync::Arc::new(tls)));
     assert!(sim.base_url().starts_with("https://"));
     sim.add_device("+447700900060", None, true);
@@ -431,7 +431,7 @@ async fn https_with_the_agents_ca_file_and_a_refused_unknown_ca() {
 
 #[test]
 fn simulator_validation_follows_rbm_limits() {
-    use crate::sim::rbm::validate_agent_message as v;
+    use hermod_sim::rbm::validate_agent_message as v;
     let ok = json!({"contentMessage": {"text": "hi"}, "ttl": "30s"});
     assert_eq!(v(&ok), Ok(()));
     let cases = [

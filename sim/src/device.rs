@@ -16,7 +16,7 @@ use hermod_crypto::hpke::{self, Aead};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppPayload;
+use hermod_core::app::AppPayload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {

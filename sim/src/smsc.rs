@@ -119,38 +119,7 @@ impl std::str::FromStr for ReceiptStyle {
     }
 }
 
-/// A TLS server configuration (ring provider) from PEM files; with `client_ca`, the
-/// client must present a certificate chaining to it.
-pub fn server_tls(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-    client_ca: Option<&std::path::Path>,
-) -> Result<rustls::ServerConfig, String> {
-    use crate::smpp::tls::{load_certs, load_key};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in load_certs(ca)? {
-                roots.add(c).map_err(|e| e.to_string())?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| e.to_string())?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    builder
-        .with_single_cert(load_certs(cert)?, load_key(key)?)
-        .map_err(|e| e.to_string())
-}
+pub use hermod_crypto::tls::server_config as server_tls;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -305,7 +274,7 @@ impl Smsc {
         sar: bool,
         send: usize,
     ) -> usize {
-        let seg = crate::smpp::gsm::segment(text);
+        let seg = hermod_core::gsm::segment(text);
         let total = seg.parts.len();
         let reference = (self.state.mo_ref.fetch_add(1, Ordering::Relaxed) % 65_535 + 1) as u16;
         for (i, part) in seg.parts.iter().enumerate().take(send) {
@@ -323,7 +292,7 @@ impl Smsc {
                 (0u8, part.clone())
             } else {
                 let mut p =
-                    crate::smpp::gsm::udh(reference as u8, total as u8, (i + 1) as u8).to_vec();
+                    hermod_core::gsm::udh(reference as u8, total as u8, (i + 1) as u8).to_vec();
                 p.extend_from_slice(part);
                 (0x40u8, p)
             };

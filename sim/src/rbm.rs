@@ -24,6 +24,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+/// The OAuth scope a token must carry (Google's RBM documentation).
+const SCOPE: &str = "https://www.googleapis.com/auth/rcsbusinessmessaging";
+
 /// Every feature a capable device reports.
 pub const ALL_FEATURES: [&str; 7] = [
     "RICHCARD_STANDALONE",
@@ -585,7 +588,7 @@ async fn token(inner: web::Data<Inner>, body: web::Bytes) -> HttpResponse {
     }
     if !c["scope"]
         .as_str()
-        .is_some_and(|s| s.split(' ').any(|x| x == crate::rcs::SCOPE))
+        .is_some_and(|s| s.split(' ').any(|x| x == SCOPE))
     {
         return bad("invalid_scope", "Invalid OAuth scope.");
     }
