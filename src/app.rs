@@ -11,9 +11,9 @@ use hermod_channels::app::AppChannel;
 use hermod_channels::rcs::{RbmWebhook, RcsChannel};
 use hermod_channels::smpp::{BindLeases, Sinks, SmsRouter};
 use hermod_core::model::ChannelKind;
-use hermod_core::ports::Store;
+use hermod_core::ports::Tenants as _;
 use hermod_crypto::ApiKeys;
-use hermod_queue::{RabbitQueue, RabbitSettings, SqlQueue};
+use hermod_queue::{EmbeddedQueue, RabbitQueue, RabbitSettings};
 use hermod_store::{Db, SqlStore};
 use hermod_workers::{InboundHandler, Pipeline, ReceiptBatcher, Stages, WorkerSettings};
 use tokio_util::sync::CancellationToken;
@@ -110,7 +110,7 @@ struct Ops {
     cluster: Option<Arc<dyn hermod_core::ports::Leases>>,
     /// The RBM agents `(name, agent id)`, shown with their launch states.
     agents: Vec<(String, String)>,
-    store: Arc<dyn hermod_core::ports::Store>,
+    inbound: Arc<dyn hermod_core::ports::Inbound>,
 }
 
 /// Every live bind lease, grouped by connector (`name#n/mode` → `name`).
@@ -177,7 +177,7 @@ impl Operations for Ops {
             _ => Vec::new(),
         };
         if !self.agents.is_empty() {
-            let states = self.store.launch_states().await?;
+            let states = self.inbound.launch_states().await?;
             for (name, agent_id) in &self.agents {
                 let launch: Vec<serde_json::Value> = states
                     .iter()
@@ -398,7 +398,7 @@ pub async fn run(
         );
     }
     let sql_queue = Arc::new(
-        SqlQueue::new(db.clone(), Duration::from_secs(60))
+        EmbeddedQueue::new(store.clone(), Duration::from_secs(60))
             .with_max_deliveries(settings.queue_max_deliveries),
     );
     if !db.is_postgres() {
@@ -424,7 +424,8 @@ pub async fn run(
     if distributed && roles.relay {
         // The outbox never gives up on a row: the broker may be down for a while.
         let outbox = Arc::new(
-            SqlQueue::new(db.clone(), Duration::from_secs(30)).with_max_deliveries(i32::MAX),
+            EmbeddedQueue::new(store.clone(), Duration::from_secs(30))
+                .with_max_deliveries(i32::MAX),
         );
         tasks.push(tokio::spawn(hermod_workers::relay::run(
             outbox,
@@ -451,11 +452,12 @@ pub async fn run(
             config: config.clone(),
             cluster: Some(store.clone() as Arc<dyn hermod_core::ports::Leases>),
             agents: agents.clone(),
-            store: store.clone(),
+            inbound: store.clone(),
         }));
     }
     let sms: Arc<dyn hermod_core::ports::Channel> = if roles.stages.sms {
         let inbound = InboundHandler::new(
+            store.clone(),
             store.clone(),
             settings.smpp.help_reply.clone(),
             sender_book.clone(),
@@ -487,7 +489,7 @@ pub async fn run(
             // This process's own view: every connector with its health and limits.
             cluster: None,
             agents: agents.clone(),
-            store: store.clone(),
+            inbound: store.clone(),
         });
         reload_on_sighup(o.clone(), cancel.clone());
         ops = Some(o);
@@ -547,7 +549,7 @@ pub async fn run(
         )));
     }
     let pipeline = Pipeline {
-        store: store.clone(),
+        dispatch: store.clone(),
         queue: queue.clone(),
         sms,
         rcs,
@@ -588,6 +590,7 @@ pub async fn run(
                 rbm_webhook = Some(RbmWebhook::new(
                     &settings.rcs,
                     store.clone(),
+                    store.clone(),
                     receipts.clone(),
                     settings.smpp.help_reply.clone(),
                     Some(events.clone()),
@@ -610,7 +613,9 @@ pub async fn run(
                 key_cache: Arc::default(),
                 address_policy,
                 senders: sender_book,
-                store,
+                messages: store.clone(),
+                inbound: store.clone(),
+                tenants: store,
                 keys: ApiKeys::new(&pepper),
                 metrics,
                 limits: Arc::new(settings.rate_limits()),

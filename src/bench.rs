@@ -393,7 +393,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut submits_done = None;
     loop {
-        let counts = hermod_core::ports::Store::status_counts(&*store).await?;
+        let counts = hermod_core::ports::Messages::status_counts(&*store).await?;
         let delivered: i64 = counts
             .iter()
             .filter(|(st, _)| *st == hermod_core::Status::Delivered)

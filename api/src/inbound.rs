@@ -60,8 +60,7 @@ pub(crate) async fn list_inbound(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, cursor) = page_params(&query)?;
-    let rows = state
-        .store
+    let rows = state.inbound
         .list_inbound(&tenant.0, cursor.as_deref(), limit)
         .await?;
     Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
@@ -86,8 +85,7 @@ async fn agent_event(
     kind: hermod_core::ports::AgentEventKind,
 ) -> Result<HttpResponse, ApiError> {
     use hermod_core::ports::{AgentEventError, AgentEventKind};
-    let m = state
-        .store
+    let m = state.inbound
         .get_inbound(&tenant.0, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no inbound message {id}")))?;
@@ -236,7 +234,7 @@ pub(crate) async fn list_opt_outs(
             other => return Err(ApiError::unknown_param(other)),
         }
     }
-    let rows = state.store.list_opt_outs(&tenant.0, r.as_deref()).await?;
+    let rows = state.inbound.list_opt_outs(&tenant.0, r.as_deref()).await?;
     let data: Vec<OptOutResource> = rows
         .into_iter()
         .map(|o| OptOutResource {
@@ -260,9 +258,8 @@ pub(crate) async fn add_opt_out(
     let req: NewOptOut = parse_json(&body)?;
     let r = recipient(&req.recipient, "recipient")?;
     let s = sender(req.sender.as_deref())?;
-    let created = state.store.add_opt_out(&tenant.0, &r, &s, "api").await?;
-    let stored = state
-        .store
+    let created = state.inbound.add_opt_out(&tenant.0, &r, &s, "api").await?;
+    let stored = state.inbound
         .list_opt_outs(&tenant.0, Some(&r))
         .await?
         .into_iter()
@@ -298,8 +295,7 @@ pub(crate) async fn remove_opt_out(
             other => return Err(ApiError::unknown_param(other)),
         }
     }
-    let n = state
-        .store
+    let n = state.inbound
         .remove_opt_out(&tenant.0, &r, s.as_deref())
         .await?;
     if n == 0 {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use hermod_core::model::ChannelKind;
-use hermod_core::ports::{Store, WebhookIngress};
+use hermod_core::ports::{Inbound, Messages, Tenants, WebhookIngress};
 use hermod_crypto::ApiKeys;
 
 pub use error::ApiError;
@@ -36,7 +36,12 @@ pub use ops::Operations;
 /// Shared state of the HTTP workers.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    /// Messages: accepting, reading, canceling.
+    pub messages: Arc<dyn Messages>,
+    /// Inbound messages, opt-outs and provider events.
+    pub inbound: Arc<dyn Inbound>,
+    /// API keys and the tenants' defaults.
+    pub tenants: Arc<dyn Tenants>,
     pub keys: ApiKeys,
     /// Renders `/metrics` in the Prometheus text format.
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
@@ -109,7 +114,7 @@ impl AppState {
         {
             return Ok(q.clone());
         }
-        let q = self.store.tenant_defaults(tenant).await?.quiet_hours;
+        let q = self.tenants.tenant_defaults(tenant).await?.quiet_hours;
         if let Ok(mut c) = self.quiet.0.lock() {
             c.insert(tenant.clone(), (std::time::Instant::now(), q.clone()));
         }

@@ -172,7 +172,8 @@ pub(crate) async fn unattributed(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let (limit, cursor) = page_params(&query)?;
-    let rows = store(&state)?
+    let rows = state
+        .inbound
         .unattributed_inbound(limit, cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))

@@ -279,7 +279,7 @@ pub(crate) async fn get_defaults(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let d = state.store.tenant_defaults(&tenant.0).await?;
+    let d = state.tenants.tenant_defaults(&tenant.0).await?;
     Ok(HttpResponse::Ok().json(d))
 }
 
@@ -329,7 +329,7 @@ pub(crate) async fn put_defaults(
         fallback,
         quiet_hours,
     };
-    state.store.set_tenant_defaults(&tenant.0, &d).await?;
+    state.tenants.set_tenant_defaults(&tenant.0, &d).await?;
     state.forget_quiet_hours(&tenant.0);
     Ok(HttpResponse::Ok().json(d))
 }

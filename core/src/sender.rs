@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::TenantId;
-use crate::inbound::{InboundMessage, sender_key};
+use crate::inbound::sender_key;
 use crate::ports::PortResult;
 
 /// How long a process trusts its copy of the assignments (the admin API of this
@@ -37,12 +37,6 @@ pub trait Senders: Send + Sync {
     async fn assign_sender(&self, sender: &Sender) -> PortResult<bool>;
     /// Ends an assignment; false when there was none.
     async fn remove_sender(&self, sender: &str) -> PortResult<bool>;
-    /// Inbound messages stored without a tenant, newest first, after `cursor`.
-    async fn unattributed_inbound(
-        &self,
-        limit: i64,
-        cursor: Option<&str>,
-    ) -> PortResult<Vec<InboundMessage>>;
 }
 
 /// Why a message's sender is refused.

@@ -10,5 +10,5 @@
 mod embedded;
 mod rabbit;
 
-pub use embedded::SqlQueue;
+pub use embedded::EmbeddedQueue;
 pub use rabbit::{RabbitQueue, RabbitSettings};

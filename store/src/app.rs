@@ -8,10 +8,11 @@ use hermod_core::plan::Withdrawal;
 use hermod_core::ports::PortResult;
 use hermod_core::{AttemptId, TenantId, now_ms};
 
-use crate::batch::BatchInsert as _;
-use crate::rows::*;
-use crate::schema::*;
-use crate::{Db, backend, with_conn, write_tx};
+use crate::sql::batch::BatchInsert as _;
+use crate::sql::rows::*;
+use crate::sql::schema::*;
+use crate::{Db, SqlStore, backend, with_conn, write_tx};
+use async_trait::async_trait;
 
 fn to_device(r: DeviceRow) -> Device {
     Device {
@@ -30,7 +31,7 @@ fn to_device(r: DeviceRow) -> Device {
     }
 }
 
-pub async fn register(db: &Db, d: &Device) -> PortResult<()> {
+async fn register(db: &Db, d: &Device) -> PortResult<()> {
     let row = DeviceRow {
         id: d.id.clone(),
         tenant_id: d.tenant_id.to_string(),
@@ -55,7 +56,7 @@ pub async fn register(db: &Db, d: &Device) -> PortResult<()> {
     .map_err(backend)
 }
 
-pub async fn get(db: &Db, id: &str) -> PortResult<Option<Device>> {
+async fn get(db: &Db, id: &str) -> PortResult<Option<Device>> {
     let id = id.to_owned();
     with_conn!(db, |c| {
         devices::table
@@ -69,7 +70,7 @@ pub async fn get(db: &Db, id: &str) -> PortResult<Option<Device>> {
     .map_err(backend)
 }
 
-pub async fn list(
+async fn list(
     db: &Db,
     tenant: &TenantId,
     recipient: Option<&str>,
@@ -98,7 +99,7 @@ pub async fn list(
     .map_err(backend)
 }
 
-pub async fn rotate(
+async fn rotate(
     db: &Db,
     tenant: &TenantId,
     id: &str,
@@ -131,7 +132,7 @@ pub async fn rotate(
     .map_err(backend)
 }
 
-pub async fn revoke(db: &Db, tenant: &TenantId, id: &str) -> PortResult<bool> {
+async fn revoke(db: &Db, tenant: &TenantId, id: &str) -> PortResult<bool> {
     let (t, id) = (tenant.to_string(), id.to_owned());
     let now = now_ms();
     write_tx!(db, |c| {
@@ -154,7 +155,7 @@ pub async fn revoke(db: &Db, tenant: &TenantId, id: &str) -> PortResult<bool> {
     .map_err(backend)
 }
 
-pub async fn put(db: &Db, envs: &[(AttemptId, Envelope)]) -> PortResult<()> {
+async fn put(db: &Db, envs: &[(AttemptId, Envelope)]) -> PortResult<()> {
     let rows: Vec<NewInboxRow> = envs
         .iter()
         .map(|(attempt, e)| {
@@ -173,7 +174,7 @@ pub async fn put(db: &Db, envs: &[(AttemptId, Envelope)]) -> PortResult<()> {
     write_tx!(db, |c| c.insert_envelopes(rows).await.map(|_| ())).map_err(backend)
 }
 
-pub async fn inbox(db: &Db, device: &str, after: i64, limit: i64) -> PortResult<Vec<Envelope>> {
+async fn inbox(db: &Db, device: &str, after: i64, limit: i64) -> PortResult<Vec<Envelope>> {
     let device = device.to_owned();
     let now = now_ms();
     let rows: Vec<(i64, String)> = with_conn!(db, |c| {
@@ -203,7 +204,7 @@ pub async fn inbox(db: &Db, device: &str, after: i64, limit: i64) -> PortResult<
         .collect())
 }
 
-pub async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
+async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
     let (device, message_id) = (device.to_owned(), message_id.to_owned());
     let now = now_ms();
     write_tx!(db, |c| {
@@ -236,7 +237,7 @@ pub async fn ack(db: &Db, device: &str, message_id: &str) -> PortResult<Option<A
     .map_err(backend)
 }
 
-pub async fn sweep(db: &Db) -> PortResult<(usize, usize)> {
+async fn sweep(db: &Db) -> PortResult<(usize, usize)> {
     let now = now_ms();
     let finals: Vec<&str> = ["failed", "expired", "canceled", "rejected", "read"].into();
     write_tx!(db, |c| {
@@ -263,10 +264,7 @@ pub async fn sweep(db: &Db) -> PortResult<(usize, usize)> {
     .map_err(backend)
 }
 
-pub async fn has_devices(
-    db: &Db,
-    who: &[(TenantId, String, Option<String>)],
-) -> PortResult<Vec<bool>> {
+async fn has_devices(db: &Db, who: &[(TenantId, String, Option<String>)]) -> PortResult<Vec<bool>> {
     if who.is_empty() {
         return Ok(Vec::new());
     }
@@ -301,7 +299,7 @@ pub async fn has_devices(
 
 /// Deletes an attempt's unacknowledged envelopes; `AlreadyDelivered` when a device
 /// acknowledged one (then nothing is deleted: the message reached the user).
-pub async fn withdraw(db: &Db, attempt: &AttemptId) -> PortResult<Withdrawal> {
+async fn withdraw(db: &Db, attempt: &AttemptId) -> PortResult<Withdrawal> {
     let aid = attempt.to_string();
     write_tx!(db, |c| {
         let acked: i64 = app_inbox::table
@@ -319,4 +317,68 @@ pub async fn withdraw(db: &Db, attempt: &AttemptId) -> PortResult<Withdrawal> {
         Ok::<_, DieselError>(Withdrawal::Withdrawn)
     })
     .map_err(backend)
+}
+
+#[async_trait]
+impl hermod_core::ports::Devices for SqlStore {
+    async fn register_device(&self, device: &hermod_core::app::Device) -> PortResult<()> {
+        register(&self.db, device).await
+    }
+    async fn device(&self, id: &str) -> PortResult<Option<hermod_core::app::Device>> {
+        get(&self.db, id).await
+    }
+    async fn list_devices(
+        &self,
+        tenant: &TenantId,
+        recipient: Option<&str>,
+        user_id: Option<&str>,
+    ) -> PortResult<Vec<hermod_core::app::Device>> {
+        list(&self.db, tenant, recipient, user_id).await
+    }
+    async fn rotate_device_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        public_key: &str,
+        aead: &str,
+    ) -> PortResult<bool> {
+        rotate(&self.db, tenant, id, public_key, aead).await
+    }
+    async fn revoke_device(&self, tenant: &TenantId, id: &str) -> PortResult<bool> {
+        revoke(&self.db, tenant, id).await
+    }
+    async fn put_envelopes(
+        &self,
+        envelopes: &[(AttemptId, hermod_core::app::Envelope)],
+    ) -> PortResult<()> {
+        put(&self.db, envelopes).await
+    }
+    async fn inbox(
+        &self,
+        device: &str,
+        after: i64,
+        limit: i64,
+    ) -> PortResult<Vec<hermod_core::app::Envelope>> {
+        inbox(&self.db, device, after, limit).await
+    }
+    async fn ack_envelope(&self, device: &str, message_id: &str) -> PortResult<Option<AttemptId>> {
+        ack(&self.db, device, message_id).await
+    }
+    async fn sweep_app(&self) -> PortResult<(usize, usize)> {
+        sweep(&self.db).await
+    }
+
+    async fn has_devices(
+        &self,
+        who: &[(TenantId, String, Option<String>)],
+    ) -> PortResult<Vec<bool>> {
+        has_devices(&self.db, who).await
+    }
+
+    async fn withdraw_envelopes(
+        &self,
+        attempt: &AttemptId,
+    ) -> PortResult<hermod_core::plan::Withdrawal> {
+        withdraw(&self.db, attempt).await
+    }
 }

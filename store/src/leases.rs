@@ -8,7 +8,8 @@ use diesel_async::RunQueryDsl;
 use hermod_core::now_ms;
 use hermod_core::ports::PortResult;
 
-use crate::{Db, backend, write_tx};
+use crate::{Db, SqlStore, backend, write_tx};
+use async_trait::async_trait;
 
 #[derive(diesel::QueryableByName)]
 struct Holder {
@@ -23,7 +24,7 @@ const ACQUIRE_PG: &str = "INSERT INTO bind_leases (bind_id, holder, expires_at, 
      ON CONFLICT (bind_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, status = EXCLUDED.status \
      WHERE bind_leases.holder = EXCLUDED.holder OR bind_leases.expires_at < $5 RETURNING holder";
 
-pub async fn acquire(
+async fn acquire(
     db: &Db,
     key: &str,
     holder: &str,
@@ -51,8 +52,8 @@ pub async fn acquire(
     Ok(rows.iter().any(|r| r.holder == holder))
 }
 
-pub async fn live(db: &Db) -> PortResult<Vec<(String, String, i64, Option<String>)>> {
-    use crate::schema::bind_leases::dsl as l;
+async fn live(db: &Db) -> PortResult<Vec<(String, String, i64, Option<String>)>> {
+    use crate::sql::schema::bind_leases::dsl as l;
     use diesel::{ExpressionMethods, QueryDsl};
     let now = now_ms();
     crate::with_conn!(db, |c| {
@@ -66,7 +67,7 @@ pub async fn live(db: &Db) -> PortResult<Vec<(String, String, i64, Option<String
     .map_err(backend)
 }
 
-pub async fn release(db: &Db, key: &str, holder: &str) -> PortResult<()> {
+async fn release(db: &Db, key: &str, holder: &str) -> PortResult<()> {
     let sql = if db.is_postgres() {
         "DELETE FROM bind_leases WHERE bind_id = $1 AND holder = $2"
     } else {
@@ -81,4 +82,25 @@ pub async fn release(db: &Db, key: &str, holder: &str) -> PortResult<()> {
     })
     .map(drop)
     .map_err(backend)
+}
+
+#[async_trait]
+impl hermod_core::ports::Leases for SqlStore {
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+        status: Option<&str>,
+    ) -> PortResult<bool> {
+        acquire(&self.db, key, holder, ttl, status).await
+    }
+
+    async fn live_leases(&self) -> PortResult<Vec<(String, String, i64, Option<String>)>> {
+        live(&self.db).await
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> PortResult<()> {
+        release(&self.db, key, holder).await
+    }
 }

@@ -5,37 +5,62 @@
 //! through one in-process gate, so a single node never sees `SQLITE_BUSY`, and each
 //! write transaction runs as one blocking section; reads run in parallel thanks to WAL.
 
-mod accept;
+pub mod sql;
+
 mod app;
-pub mod audit;
-mod batch;
-mod db;
-#[doc(hidden)]
-pub use db::immediate;
-mod event_log;
-mod fallback;
+mod compliance;
+mod dispatch;
+mod hooks;
 mod inbound;
 mod leases;
-pub mod pg_tls;
-mod pipeline;
-pub mod rows;
-pub mod schema;
-pub(crate) mod seal;
+mod maintenance;
+mod messages;
+mod outbox;
 mod senders;
-pub mod sqlprof;
 mod stats;
-mod store;
 mod templates;
+mod tenants;
 mod webhooks;
-mod writer;
 
-pub use db::{Db, DbError, Inline, Lite, Synchronous, complete_inline, is_postgres_url};
+pub use dispatch::normalize_provider_id;
 pub use hermod_crypto::vault::Vault;
+pub use sql::conn::{Inline, Lite};
+#[doc(hidden)]
+pub use sql::conn::{complete_inline, immediate};
+pub use sql::db::{Db, DbError, Synchronous, is_postgres_url};
+pub use sql::writer::Writer;
+pub use sql::{pg_tls, rows, schema, sqlprof};
 pub use stats::{TableCount, WriteCounts};
-pub use store::SqlStore;
-pub use writer::Writer;
 
 use hermod_core::ports::PortError;
+
+/// The diesel-backed store: every port of `hermod_core::ports` that is about durable
+/// state is implemented on it, each in its own module.
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) db: Db,
+    accepts: messages::Committer,
+    /// Seals numbers and bodies at rest (see `seal`).
+    pub(crate) vault: std::sync::Arc<hermod_crypto::vault::Vault>,
+}
+
+impl SqlStore {
+    /// Call inside a tokio runtime: it starts the group-commit task for accepts.
+    pub fn new(db: Db, vault: std::sync::Arc<hermod_crypto::vault::Vault>) -> Self {
+        Self {
+            accepts: messages::Committer::start(db.clone(), vault.clone()),
+            db,
+            vault,
+        }
+    }
+    pub fn vault(&self) -> &hermod_crypto::vault::Vault {
+        &self.vault
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
 
 pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> PortError {
     PortError::Backend(Box::new(e))
@@ -80,7 +105,11 @@ macro_rules! write_tx {
                 let r = $crate::immediate(&mut conn, |conn| {
                     $crate::complete_inline((async |$c: &mut $crate::Lite| $body)(conn))
                 });
-                $crate::sqlprof::gate(concat!(file!(), ":", line!()), got - asked, got.elapsed());
+                $crate::sql::sqlprof::gate(
+                    concat!(file!(), ":", line!()),
+                    got - asked,
+                    got.elapsed(),
+                );
                 r
             }
         }

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use hermod_core::inbound::{InboundMessage, sender_key};
+use hermod_core::inbound::sender_key;
 use hermod_core::ports::{PortError, PortResult};
 use hermod_core::sender::{Sender, Senders};
 use hermod_core::{TenantId, now_ms};
 
-use crate::batch::BatchInsert as _;
-use crate::schema::*;
+use crate::sql::batch::BatchInsert as _;
+use crate::sql::chain::fact;
+use crate::sql::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
 
 /// What an assignment came to.
@@ -95,7 +96,7 @@ impl Senders for SqlStore {
                 ))
                 .execute(c)
                 .await?;
-            c.insert_audit(vec![crate::audit::fact(
+            c.insert_audit(vec![fact(
                 &tenant,
                 now,
                 "sender.assigned",
@@ -126,7 +127,7 @@ impl Senders for SqlStore {
                 .await
                 .optional()?;
             if let Some(t) = &owner {
-                c.insert_audit(vec![crate::audit::fact(
+                c.insert_audit(vec![fact(
                     t,
                     now,
                     "sender.removed",
@@ -138,29 +139,5 @@ impl Senders for SqlStore {
             Ok::<_, diesel::result::Error>(owner.is_some())
         })
         .map_err(backend)
-    }
-
-    async fn unattributed_inbound(
-        &self,
-        limit: i64,
-        cursor: Option<&str>,
-    ) -> PortResult<Vec<InboundMessage>> {
-        crate::inbound::list(&self.db, &self.vault, None, cursor, limit).await
-    }
-}
-
-impl SqlStore {
-    /// The id of the tenant named `name` (`hermod keys create --tenant NAME`).
-    pub async fn tenant_id_by_name(&self, name: &str) -> PortResult<Option<TenantId>> {
-        let id: Option<String> = with_conn!(&self.db, |c| {
-            tenants::table
-                .filter(tenants::name.eq(name))
-                .select(tenants::id)
-                .first(c)
-                .await
-                .optional()
-                .map_err(backend)?
-        });
-        Ok(id.map(TenantId::from_trusted))
     }
 }

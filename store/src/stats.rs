@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use hermod_core::ports::PortResult;
 
+use crate::sql::conn::N;
 use crate::{Db, backend, with_conn};
 
 /// The tables of the message path.
@@ -41,12 +42,6 @@ pub struct WriteCounts {
     pub tables: Vec<TableCount>,
     /// Rows inserted, updated or deleted so far (all tables; PostgreSQL).
     pub changed: Option<i64>,
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct N {
-    #[diesel(sql_type = BigInt)]
-    pub(crate) n: i64,
 }
 
 #[derive(QueryableByName)]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use hermod_core::model::Job;
 use hermod_core::ports::Queue;
-use hermod_queue::{RabbitQueue, RabbitSettings, SqlQueue};
+use hermod_queue::{EmbeddedQueue, RabbitQueue, RabbitSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::amqp;
@@ -145,7 +145,7 @@ async fn embedded_queue_moves_poison_jobs_aside() {
     let url = dir.path().join("q.db").to_string_lossy().into_owned();
     hermod_store::Db::migrate(&url).await.unwrap();
     let db = hermod_store::Db::open(&url, 2).await.unwrap();
-    let q = SqlQueue::new(db, Duration::from_secs(60)).with_max_deliveries(2);
+    let q = embedded(db, Duration::from_secs(60)).with_max_deliveries(2);
     q.publish("dispatch", &[job(1)]).await.unwrap();
     for n in 1..=2 {
         let d = q
@@ -250,14 +250,14 @@ async fn fast_lane_jobs_are_handed_out_first_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("q.db").to_string_lossy().into_owned();
     hermod_store::Db::migrate(&url).await.unwrap();
-    let q = SqlQueue::new(
+    let q = embedded(
         hermod_store::Db::open(&url, 2).await.unwrap(),
         Duration::from_secs(60),
     );
     fast_lane_first(&q).await;
     if let Some(pg) = crate::support::pg_database("fastlane").await {
         hermod_store::Db::migrate(&pg).await.unwrap();
-        let q = SqlQueue::new(
+        let q = embedded(
             hermod_store::Db::open(&pg, 2).await.unwrap(),
             Duration::from_secs(60),
         );
@@ -499,4 +499,10 @@ async fn a_silent_broker_connection_is_abandoned_and_nothing_is_lost() {
         .await
         .expect("Hermod noticed the silent connection and moved on");
     cancel.cancel();
+}
+
+/// The embedded queue on the store's job table of `db`.
+fn embedded(db: hermod_store::Db, lease: Duration) -> EmbeddedQueue {
+    let store = hermod_store::SqlStore::new(db, crate::compliance::test_vault());
+    EmbeddedQueue::new(std::sync::Arc::new(store), lease)
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hermod_core::inbound::{Concat, InboundPart};
 use hermod_core::model::*;
-use hermod_core::ports::Store;
+use hermod_core::ports::{Dispatch as _, Inbound as _, Messages as _, Tenants as _};
 use hermod_core::{MessageId, Msisdn, Status, now_ms};
 use hermod_store::{Db, SqlStore};
 
@@ -1646,7 +1646,7 @@ async fn an_rbm_event_cut_short_before_it_was_applied_is_applied_when_retried() 
         store: store.clone(),
         failed: Default::default(),
     });
-    let hook = hermod_channels::rcs::RbmWebhook::new(&cfg, store.clone(), sink, None, None);
+    let hook = hermod_channels::rcs::RbmWebhook::new(&cfg, store.clone(), store.clone(), sink, None, None);
     let mid = "0190a1b2-1111-7e8f-9a0b-1c2d3e4f5a6b";
     let event = serde_json::json!({"senderPhoneNumber": "+447911123456", "eventType": "DELIVERED",
         "eventId": "EV-1", "messageId": mid, "agentId": "a@rbm.goog"});

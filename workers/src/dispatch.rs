@@ -57,9 +57,9 @@ async fn plan_and_forward(
             }
         }
     }
-    let candidates = p.store.dispatch_candidates(&ids).await?;
+    let candidates = p.dispatch.dispatch_candidates(&ids).await?;
     let plans = plan(p, &candidates).await;
-    let planned = p.store.plan_attempts(&ids, &plans).await?;
+    let planned = p.dispatch.plan_attempts(&ids, &plans).await?;
     for kind in ChannelKind::ALL {
         let jobs: Vec<Job> = planned
             .iter()

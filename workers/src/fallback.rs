@@ -29,7 +29,7 @@ pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
 }
 
 async fn step(p: &Pipeline) -> Result<usize, PortError> {
-    let due = p.store.due_fallbacks(64, Duration::from_secs(60)).await?;
+    let due = p.dispatch.due_fallbacks(64, Duration::from_secs(60)).await?;
     let n = due.len();
     let results: Vec<Result<(), PortError>> = futures::stream::iter(due)
         .map(|d| fire(p, d))
@@ -61,7 +61,7 @@ async fn fire(p: &Pipeline, due: DueFallback) -> Result<(), PortError> {
         Err(e) if due.tries < MAX_WITHDRAW_TRIES => {
             tracing::warn!(attempt = %due.attempt_id, error = %e, tries = due.tries, "withdrawal failed; fallback postponed");
             return p
-                .store
+                .dispatch
                 .postpone_fallback(&due.attempt_id, backoff(due.tries))
                 .await;
         }
@@ -76,5 +76,5 @@ async fn fire(p: &Pipeline, due: DueFallback) -> Result<(), PortError> {
         Withdrawal::NotSupported => "not_withdrawn",
     })
     .increment(1);
-    p.store.fire_fallback(&due.attempt_id, outcome).await
+    p.dispatch.fire_fallback(&due.attempt_id, outcome).await
 }

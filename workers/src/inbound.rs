@@ -7,11 +7,13 @@ use async_trait::async_trait;
 use hermod_core::inbound::InboundPart;
 use hermod_core::model::ChannelKind;
 use hermod_core::now_ms;
-use hermod_core::ports::{InboundSink, Store};
+use hermod_core::ports::{Inbound, InboundSink, Messages};
 use hermod_core::sender::SenderBook;
 
 pub struct InboundHandler {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Inbound>,
+    /// HELP replies go out as new messages.
+    messages: Arc<dyn Messages>,
     /// Reply to HELP; none = no reply.
     help_reply: Option<String>,
     /// Who owns which of our numbers: an inbound message goes to the owner of the
@@ -21,12 +23,14 @@ pub struct InboundHandler {
 
 impl InboundHandler {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Inbound>,
+        messages: Arc<dyn Messages>,
         help_reply: Option<String>,
         senders: Arc<SenderBook>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            messages,
             help_reply,
             senders,
         })
@@ -123,7 +127,7 @@ impl InboundSink for InboundHandler {
             .help_reply
             .as_deref()
             .and_then(|r| msg.help_reply(r, &msg.to, ChannelKind::Sms))
-            && let Err(e) = self.store.accept(&m.tenant_id.clone(), &[m], None).await
+            && let Err(e) = self.messages.accept(&m.tenant_id.clone(), &[m], None).await
         {
             tracing::warn!(error = %e, "HELP reply not queued");
         }

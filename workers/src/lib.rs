@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hermod_core::model::{ChannelKind, queues};
-use hermod_core::ports::{Channel, Queue, Store};
+use hermod_core::ports::{Channel, Dispatch, Queue};
 use hermod_core::webhook::{WebhookPoster, Webhooks};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,8 @@ impl Stages {
 /// Everything a stage needs.
 #[derive(Clone)]
 pub struct Pipeline {
-    pub store: Arc<dyn Store>,
+    /// The pipeline's writes (plan, claim, record, receipts, fallback).
+    pub dispatch: Arc<dyn Dispatch>,
     pub queue: Arc<dyn Queue>,
     pub sms: Arc<dyn Channel>,
     /// The RCS channel, when agents are configured.
@@ -153,7 +154,7 @@ impl Pipeline {
         if !channels.is_empty() {
             // Receipts that came before their submit was recorded.
             tasks.push(tokio::spawn(receipts::adopt_loop(
-                self.store.clone(),
+                self.dispatch.clone(),
                 cancel.clone(),
             )));
         }

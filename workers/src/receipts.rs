@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hermod_core::model::Receipt;
-use hermod_core::ports::{ReceiptSink, Store};
+use hermod_core::ports::{Dispatch, ReceiptSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ pub struct ReceiptBatcher {
 }
 
 impl ReceiptBatcher {
-    pub fn start(store: Arc<dyn Store>, max_batch: usize, cancel: CancellationToken) -> Arc<Self> {
+    pub fn start(store: Arc<dyn Dispatch>, max_batch: usize, cancel: CancellationToken) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         tokio::spawn(run(store, rx, max_batch, cancel));
         Arc::new(Self { tx })
@@ -35,7 +35,7 @@ impl ReceiptSink for ReceiptBatcher {
 }
 
 async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Dispatch>,
     mut rx: mpsc::Receiver<(Receipt, oneshot::Sender<bool>)>,
     max_batch: usize,
     cancel: CancellationToken,
@@ -73,7 +73,7 @@ async fn run(
 
 /// Applies receipts that arrived before their submit response was stored, should the
 /// immediate check in `record_sends` have missed them.
-pub(crate) async fn adopt_loop(store: Arc<dyn Store>, cancel: CancellationToken) {
+pub(crate) async fn adopt_loop(store: Arc<dyn Dispatch>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         if let Err(e) = store.adopt_orphans().await {
             tracing::warn!(error = %e, "adopting early receipts failed");

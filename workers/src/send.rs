@@ -119,7 +119,7 @@ async fn claim_and_send(
         }
         decided.push(Done::Ack(d.tag));
     }
-    let claims = p.store.claim_attempts(&ids).await?;
+    let claims = p.dispatch.claim_attempts(&ids).await?;
     let tag_of = |id: &AttemptId| tags.get(id.as_str()).copied().unwrap_or((0, 1));
     let mut to_send: Vec<Outgoing> = Vec::new();
     let mut in_doubt: Vec<(Outgoing, i64)> = Vec::new();
@@ -143,7 +143,7 @@ async fn claim_and_send(
             let deadline = in_doubt_deadline(&p.settings, look.timing, since);
             look.last_look = now >= deadline;
             async move {
-                let resolved = p.store.resolve_in_doubt(&o, &look).await;
+                let resolved = p.dispatch.resolve_in_doubt(&o, &look).await;
                 (o, deadline, resolved)
             }
         })
@@ -230,7 +230,7 @@ async fn record(p: Pipeline, channel: Arc<dyn Channel>, mut rx: mpsc::UnboundedR
         }
         let (results, acks, retries) = outcomes(&p, channel.kind().as_str(), batch);
         if !results.is_empty()
-            && let Err(e) = p.store.record_sends(&results).await
+            && let Err(e) = p.dispatch.record_sends(&results).await
         {
             // The jobs come back; their attempts are in doubt and resolved as such.
             tracing::error!(error = %e, n = results.len(), "recording submit outcomes failed");

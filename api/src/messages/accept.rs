@@ -254,11 +254,11 @@ pub(crate) async fn store_and_answer(
         status_code: status,
         body: body.clone(),
     });
-    let outcome = match state.store.accept(tenant, &msgs, rec.as_ref()).await {
+    let outcome = match state.messages.accept(tenant, &msgs, rec.as_ref()).await {
         Err(hermod_core::ports::PortError::Conflict(_)) if rec.is_some() => {
             // A concurrent request with the same key won the race.
             let key = rec.as_ref().map(|r| r.key.as_str()).unwrap_or_default();
-            match state.store.idempotency(tenant, key).await? {
+            match state.messages.idempotency(tenant, key).await? {
                 Some(prior) => AcceptOutcome::Replay(prior),
                 None => return Err(ApiError::Conflict("retry the request".into())),
             }
@@ -286,7 +286,7 @@ pub(crate) async fn check_prior(
     hash: &str,
 ) -> Result<Option<HttpResponse>, ApiError> {
     if let Some(k) = key
-        && let Some(prior) = state.store.idempotency(tenant, k).await?
+        && let Some(prior) = state.messages.idempotency(tenant, k).await?
     {
         return replay(&prior, hash).map(Some);
     }

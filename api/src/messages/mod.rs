@@ -151,8 +151,7 @@ pub(crate) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = MessageId::parse(&path).ok_or_else(|| ApiError::NotFound("no such message".into()))?;
     // Another tenant's message is indistinguishable from a missing one.
-    let view = state
-        .store
+    let view = state.messages
         .get_message(&tenant.0, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
@@ -167,15 +166,14 @@ pub(crate) async fn cancel(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = MessageId::parse(&path).ok_or_else(|| ApiError::NotFound("no such message".into()))?;
-    match state.store.cancel_message(&tenant.0, &id).await? {
+    match state.messages.cancel_message(&tenant.0, &id).await? {
         CancelOutcome::NotFound => Err(ApiError::NotFound("no such message".into())),
         CancelOutcome::TooLate(st) => Err(ApiError::Conflict(format!(
             "the message is {} and can no longer be canceled",
             st.as_str()
         ))),
         CancelOutcome::Canceled => {
-            let view = state
-                .store
+            let view = state.messages
                 .get_message(&tenant.0, &id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
@@ -228,7 +226,7 @@ pub(crate) async fn list(
             other => return Err(ApiError::unknown_param(other)),
         }
     }
-    let rows = state.store.list_messages(&tenant.0, &f).await?;
+    let rows = state.messages.list_messages(&tenant.0, &f).await?;
     let next_cursor = if i64::try_from(rows.len()).unwrap_or(0) == f.limit {
         rows.last().map(|m| m.id.to_string())
     } else {

@@ -18,7 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hermod_core::inbound::InboundPart;
 use hermod_core::model::{AgentLaunch, ChannelKind, ProviderEvent, Receipt};
-use hermod_core::ports::{PortError, ReceiptSink, Store, WebhookIngress, WebhookReply};
+use hermod_core::ports::{Inbound, Messages, PortError, ReceiptSink, WebhookIngress, WebhookReply};
 use hermod_core::{Status, TenantId, now_ms};
 use serde_json::{Value, json};
 
@@ -35,7 +35,9 @@ struct Hook {
 /// The webhook of every configured agent.
 pub struct RbmWebhook {
     hooks: HashMap<String, Hook>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Inbound>,
+    /// HELP replies go out as new messages.
+    messages: Arc<dyn Messages>,
     receipts: Arc<dyn ReceiptSink>,
     /// Answer to a HELP keyword, sent back over RCS through the same agent.
     help_reply: Option<String>,
@@ -177,7 +179,8 @@ impl RbmWebhook {
     /// Receipts go to `receipts` (batched with others), inbound messages to the store.
     pub fn new(
         cfg: &RcsConfig,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Inbound>,
+        messages: Arc<dyn Messages>,
         receipts: Arc<dyn ReceiptSink>,
         help_reply: Option<String>,
         events: Option<Arc<dyn hermod_core::ports::AgentEvents>>,
@@ -200,6 +203,7 @@ impl RbmWebhook {
         Arc::new(Self {
             hooks,
             store,
+            messages,
             receipts,
             help_reply,
             events,
@@ -330,7 +334,7 @@ impl RbmWebhook {
             return;
         };
         if let Err(e) = self
-            .store
+            .messages
             .accept(&reply.tenant_id.clone(), &[reply], None)
             .await
         {

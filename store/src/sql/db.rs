@@ -5,71 +5,11 @@ use std::sync::Arc;
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
 
-/// SQLite behind diesel-async, with statements run on the calling thread: a write
-/// transaction moves to a blocking context once as a whole (see `write_tx!`) instead of
-/// hopping to the blocking pool for every statement while holding the writer gate.
-pub type Lite = SyncConnectionWrapper<SqliteConnection, Inline>;
-
-/// Runs "blocking" diesel work immediately on the current thread.
-pub struct Inline;
-
-impl SpawnBlocking for Inline {
-    fn spawn_blocking<'a, R>(
-        &mut self,
-        task: impl FnOnce() -> R + Send + 'static,
-    ) -> futures::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
-    where
-        R: Send + 'static,
-    {
-        futures::future::ready(Ok(task())).boxed()
-    }
-
-    fn get_runtime() -> Self {
-        Inline
-    }
-}
-
-/// Drives a future over [`Lite`] connections to completion on this thread: its
-/// statements complete inline, so this blocks for the length of one transaction.
-/// Only the writer holding the gate does so at a time, and measured faster than
-/// `block_in_place` (which hands the worker's other tasks to a new thread each time).
-pub fn complete_inline<F: std::future::Future>(fut: F) -> F::Output {
-    futures::executor::block_on(fut)
-}
-
-/// Runs `body` in a SQLite write transaction begun `IMMEDIATE`, which takes the write
-/// lock before the first statement, and commits it when `body` returns `Ok` (rolls it
-/// back otherwise). A deferred `BEGIN` takes the lock at the first write: when another
-/// process (a `hermod keys create` beside a running server) committed after the
-/// transaction's first read, that upgrade fails at once with "database is locked"
-/// (`SQLITE_BUSY_SNAPSHOT`, which `busy_timeout` does not wait out). Immediate
-/// transactions wait their turn instead.
-pub fn immediate<T, E: From<diesel::result::Error>>(
-    conn: &mut Lite,
-    body: impl FnOnce(&mut Lite) -> Result<T, E>,
-) -> Result<T, E> {
-    use diesel_async::TransactionManager as _;
-    type Tm = <Lite as AsyncConnection>::TransactionManager;
-    complete_inline(conn.spawn_blocking(|c| {
-        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-    }))?;
-    let r = body(conn);
-    let end = if r.is_ok() {
-        complete_inline(Tm::commit_transaction(conn))
-    } else {
-        complete_inline(Tm::rollback_transaction(conn))
-    };
-    match (r, end) {
-        (Ok(v), Ok(())) => Ok(v),
-        (Ok(_), Err(e)) => Err(e.into()),
-        (Err(e), _) => Err(e),
-    }
-}
+use super::conn::Lite;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -137,7 +77,7 @@ pub enum Db {
         /// letting them spin on `SQLITE_BUSY`.
         write: Arc<tokio::sync::Mutex<()>>,
         /// The writer thread the hot paths hand their writes to (see `writer`).
-        writer: crate::writer::Writer,
+        writer: super::writer::Writer,
         /// Woken after each of the writer's commits (the embedded queue waits on it).
         committed: Arc<tokio::sync::Notify>,
     },
@@ -159,7 +99,7 @@ impl Db {
         let pragmas = sync.pragmas();
         if is_postgres_url(url) {
             let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
-            cfg.custom_setup = Box::new(|url| crate::pg_tls::connect(url).boxed());
+            cfg.custom_setup = Box::new(|url| super::pg_tls::connect(url).boxed());
             let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(max_conns)
@@ -173,7 +113,7 @@ impl Db {
             let setup = move |url: String, pragmas: String| async move {
                 let mut c = Lite::establish(&url).await?;
                 #[cfg(feature = "sqlprof")]
-                if let Some(i) = crate::sqlprof::instrument() {
+                if let Some(i) = super::sqlprof::instrument() {
                     c.set_instrumentation(i);
                 }
                 c.batch_execute(&pragmas)
@@ -202,7 +142,7 @@ impl Db {
             drop(pool.get().await.map_err(|e| DbError::Pool(Box::new(e)))?);
             let write = Arc::new(tokio::sync::Mutex::new(()));
             let committed = Arc::new(tokio::sync::Notify::new());
-            let writer = crate::writer::Writer::start(
+            let writer = super::writer::Writer::start(
                 writer_conn,
                 checkpoints,
                 write.clone(),
@@ -241,7 +181,7 @@ impl Db {
                 ),
             ));
         }
-        let mut c = crate::pg_tls::connect(admin_url)
+        let mut c = super::pg_tls::connect(admin_url)
             .await
             .map_err(DbError::Connect)?;
         diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -264,7 +204,7 @@ impl Db {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Ok(());
         }
-        let mut c = crate::pg_tls::connect(admin_url)
+        let mut c = super::pg_tls::connect(admin_url)
             .await
             .map_err(DbError::Connect)?;
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -277,7 +217,7 @@ impl Db {
     /// Applies pending migrations for the backend `url` names.
     pub async fn migrate(url: &str) -> Result<Vec<String>, DbError> {
         if is_postgres_url(url) {
-            let mut conn = crate::pg_tls::connect(url)
+            let mut conn = super::pg_tls::connect(url)
                 .await
                 .map_err(DbError::Connect)?;
             // Processes that start together migrate one after the other: the lock is
@@ -318,7 +258,7 @@ impl Db {
     /// Reverts every migration (used by the migration round-trip test).
     pub async fn revert_all(url: &str) -> Result<(), DbError> {
         if is_postgres_url(url) {
-            let conn = crate::pg_tls::connect(url)
+            let conn = super::pg_tls::connect(url)
                 .await
                 .map_err(DbError::Connect)?;
             tokio::task::spawn_blocking(move || {
@@ -342,29 +282,4 @@ impl Db {
             .map_err(DbError::Join)?
         }
     }
-}
-
-impl Db {
-    /// Appends jobs to the queue table in one transaction (one batch insert).
-    pub async fn insert_jobs(
-        &self,
-        rows: Vec<crate::rows::NewJobRow>,
-    ) -> diesel::QueryResult<usize> {
-        use crate::batch::BatchInsert as _;
-        match self {
-            Db::Pg(pool) => {
-                let mut c = pool.get().await.map_err(pool_err)?;
-                c.insert_jobs(rows).await
-            }
-            Db::Lite { writer, .. } => {
-                writer
-                    .run(move |c| Box::pin(async move { c.insert_jobs(rows).await }))
-                    .await
-            }
-        }
-    }
-}
-
-fn pool_err<E: std::fmt::Display>(e: E) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(e.to_string().into())
 }

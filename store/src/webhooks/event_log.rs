@@ -22,9 +22,9 @@ use hermod_core::now_ms;
 use hermod_core::ports::PortResult;
 use hermod_core::webhook::*;
 
-use crate::batch::BatchInsert as _;
-use crate::rows::*;
-use crate::schema::*;
+use crate::sql::batch::BatchInsert as _;
+use crate::sql::rows::*;
+use crate::sql::schema::*;
 use crate::{Db, backend, write_op, write_tx};
 
 /// The cursor's row.
@@ -423,7 +423,7 @@ pub(crate) async fn advance_cursor(
     let facts: Vec<NewAuditRow> = delivered
         .iter()
         .map(|d| {
-            crate::audit::fact(
+            crate::sql::chain::fact(
                 &d.tenant_id,
                 now,
                 "webhook.delivered_range",
@@ -467,7 +467,7 @@ pub(crate) async fn advance_cursor(
                 .load(c)
                 .await?;
             if !erased.is_empty() {
-                crate::webhooks::erase_deliveries_of!(c, &erased, now)?;
+                crate::sql::deliveries::erase_deliveries_of!(c, &erased, now)?;
             }
         }
         c.insert_audit(facts).await?;

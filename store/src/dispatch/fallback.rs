@@ -1,9 +1,13 @@
-//! Channel selection and fallback: the candidates dispatch plans, tenant defaults, and
-//! the durable fallback timers (leased, fired once, in any number of processes).
+//! Fallback timers: due ones leased, fired once (the next channel's attempt, or
+//! nothing when the message was delivered meanwhile), or postponed.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
+use super::rows::*;
+use crate::sql::batch::BatchInsert as _;
+use crate::sql::common::*;
+use crate::sql::rows::*;
+use crate::sql::schema::*;
+use crate::sql::seal::open_messages;
+use crate::{Db, backend, write_tx};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::RunQueryDsl;
@@ -11,135 +15,8 @@ use hermod_core::model::ChannelKind;
 use hermod_core::plan::*;
 use hermod_core::ports::PortResult;
 use hermod_core::{AttemptId, MessageId, Msisdn, Status, TenantId, now_ms};
-
-use crate::batch::BatchInsert as _;
-use crate::pipeline::{FallbackRows, fallback_rows, insert_fallbacks, plan_of};
-use crate::rows::*;
-use crate::schema::*;
-use crate::seal::open_messages;
-use crate::store::parse_status;
-use crate::{Db, backend, with_conn, write_tx};
-
-fn defaults_of(raw: Option<&str>) -> TenantDefaults {
-    raw.and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or_default()
-}
-
-pub async fn dispatch_candidates(
-    db: &Db,
-    vault: &hermod_crypto::vault::Vault,
-    ids: &[MessageId],
-) -> PortResult<Vec<Candidate>> {
-    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    type Loaded = (Vec<MessageRow>, Vec<String>, Vec<(String, Option<String>)>);
-    let (msgs, planned, tenants): Loaded = with_conn!(db, |c| {
-        let mut msgs: Vec<MessageRow> = messages::table
-            .filter(messages::id.eq_any(&ids))
-            .select(MessageRow::as_select())
-            .load(c)
-            .await
-            .map_err(backend)?;
-        open_messages!(c, vault, msgs.iter_mut(), backend);
-        let planned: Vec<String> = attempts::table
-            .filter(attempts::message_id.eq_any(&ids))
-            .select(attempts::message_id)
-            .load(c)
-            .await
-            .map_err(backend)?;
-        let tids: HashSet<&str> = msgs.iter().map(|m| m.tenant_id.as_str()).collect();
-        let tenants: Vec<(String, Option<String>)> = tenants::table
-            .filter(tenants::id.eq_any(tids))
-            .select((tenants::id, tenants::defaults))
-            .load(c)
-            .await
-            .map_err(backend)?;
-        (msgs, planned, tenants)
-    });
-    let planned: HashSet<String> = planned.into_iter().collect();
-    let defaults: HashMap<String, TenantDefaults> = tenants
-        .into_iter()
-        .map(|(id, d)| (id, defaults_of(d.as_deref())))
-        .collect();
-    let mut out = Vec::new();
-    for m in msgs {
-        if planned.contains(&m.id) || parse_status(&m.status).is_final() {
-            continue;
-        }
-        let Ok(to) = Msisdn::parse(&m.to_number) else {
-            continue;
-        };
-        let tenant = defaults.get(&m.tenant_id).cloned().unwrap_or_default();
-        let asked: Vec<ChannelKind> = serde_json::from_str::<Vec<String>>(&m.channels)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| ChannelKind::parse(c))
-            .collect();
-        let channels = if !asked.is_empty() {
-            asked
-        } else {
-            tenant
-                .channels
-                .clone()
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| DEFAULT_CHANNELS.to_vec())
-        };
-        let own: FallbackSpec = m
-            .fallback
-            .as_deref()
-            .and_then(|f| serde_json::from_str(f).ok())
-            .unwrap_or_default();
-        let policy = own.resolve(
-            tenant
-                .fallback
-                .clone()
-                .unwrap_or_default()
-                .resolve(FallbackPolicy::default()),
-        );
-        out.push(Candidate {
-            message_id: MessageId::from_trusted(m.id),
-            tenant_id: TenantId::from_trusted(m.tenant_id),
-            to,
-            from: m.from_addr,
-            user_id: m.user_id,
-            content: m
-                .content
-                .as_deref()
-                .and_then(|c| serde_json::from_str(c).ok()),
-            channels,
-            policy,
-        });
-    }
-    Ok(out)
-}
-
-pub async fn tenant_defaults(db: &Db, tenant: &TenantId) -> PortResult<TenantDefaults> {
-    let raw: Option<Option<String>> = with_conn!(db, |c| {
-        tenants::table
-            .filter(tenants::id.eq(tenant.as_str()))
-            .select(tenants::defaults)
-            .first(c)
-            .await
-            .optional()
-            .map_err(backend)?
-    });
-    Ok(defaults_of(raw.flatten().as_deref()))
-}
-
-pub async fn set_tenant_defaults(
-    db: &Db,
-    tenant: &TenantId,
-    defaults: &TenantDefaults,
-) -> PortResult<()> {
-    let raw = serde_json::to_string(defaults).map_err(backend)?;
-    write_tx!(db, |c| {
-        diesel::update(tenants::table.filter(tenants::id.eq(tenant.as_str())))
-            .set(tenants::defaults.eq(&raw))
-            .execute(c)
-            .await
-    })
-    .map_err(backend)?;
-    Ok(())
-}
+use std::collections::HashMap;
+use std::time::Duration;
 
 pub async fn due_fallbacks(
     db: &Db,
@@ -224,10 +101,6 @@ pub async fn due_fallbacks(
         })
         .collect())
 }
-
-/// The error code of an RCS attempt withdrawn (revoked, RBM answered 200) so its
-/// fallback could go out.
-pub(crate) const WITHDRAWN_FOR_FALLBACK: &str = "withdrawn_for_fallback";
 
 pub async fn fire_fallback(db: &Db, attempt: &AttemptId, outcome: Withdrawal) -> PortResult<()> {
     let aid = attempt.to_string();

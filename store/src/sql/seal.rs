@@ -9,10 +9,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hermod_crypto::vault::{DataKey, Vault, WrappedKey, is_sealed};
 
-use crate::batch::BatchInsert as _;
-use crate::db::Lite;
-use crate::rows::*;
-use crate::schema::*;
+use super::batch::BatchInsert as _;
+use super::conn::Lite;
+use super::rows::*;
+use super::schema::*;
 
 /// Unwrapped data keys (with the id of the master key that wraps them) by
 /// (tenant, subject hash).
@@ -220,13 +220,15 @@ macro_rules! open_messages {
         open_messages!($c, $vault, $rows, |e| e)
     };
     ($c:expr, $vault:expr, $rows:expr, $map:expr) => {{
-        use crate::seal::SubjectKeys as _;
+        use $crate::sql::seal::SubjectKeys as _;
         let pairs: Vec<(String, String)> = $rows
-            .filter_map(|m: &mut crate::rows::MessageRow| crate::seal::message_subject(m))
+            .filter_map(|m: &mut $crate::sql::rows::MessageRow| {
+                $crate::sql::seal::message_subject(m)
+            })
             .collect();
         let keys = $c.load_keys($vault, &pairs).await.map_err($map)?;
         for m in $rows {
-            crate::seal::open_message(&keys, m);
+            $crate::sql::seal::open_message(&keys, m);
         }
     }};
 }
@@ -287,8 +289,8 @@ macro_rules! open_idem_row {
         open_idem_row!($c, $vault, $row, |e| e)
     };
     ($c:expr, $vault:expr, $row:expr, $map:expr) => {{
-        use crate::seal::SubjectKeys as _;
-        if let Some((subject, sealed)) = crate::seal::idem_parts(&$row.body) {
+        use $crate::sql::seal::SubjectKeys as _;
+        if let Some((subject, sealed)) = $crate::sql::seal::idem_parts(&$row.body) {
             let pair = ($row.tenant_id.clone(), subject.to_owned());
             let keys = $c
                 .load_keys($vault, std::slice::from_ref(&pair))
@@ -296,8 +298,8 @@ macro_rules! open_idem_row {
                 .map_err($map)?;
             let opened = keys
                 .get(&pair)
-                .and_then(|(_, k)| k.open(crate::seal::IDEM, sealed).ok());
-            $row.body = opened.unwrap_or_else(|| crate::seal::ERASED_BODY.to_owned());
+                .and_then(|(_, k)| k.open($crate::sql::seal::IDEM, sealed).ok());
+            $row.body = opened.unwrap_or_else(|| $crate::sql::seal::ERASED_BODY.to_owned());
         }
     }};
 }

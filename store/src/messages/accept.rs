@@ -19,11 +19,13 @@ use std::sync::Arc;
 use hermod_crypto::sha256_hex;
 use hermod_crypto::vault::Vault;
 
-use crate::batch::BatchInsert as _;
-use crate::rows::*;
-use crate::schema::*;
-use crate::seal::{SubjectKeys as _, message_subject, open_idem_row, seal_idem, seal_message};
-use crate::store::{event_row, is_unique_violation, to_idem};
+use super::to_idem;
+use crate::sql::batch::BatchInsert as _;
+use crate::sql::chain::fact;
+use crate::sql::common::{event_row, is_unique_violation};
+use crate::sql::rows::*;
+use crate::sql::schema::*;
+use crate::sql::seal::{SubjectKeys as _, message_subject, open_idem_row, seal_idem, seal_message};
 use crate::{Db, backend, write_op};
 
 /// Requests taken into one transaction at most.
@@ -286,7 +288,7 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
                 .get(&pair)
                 .ok_or_else(|| DieselError::QueryBuilderError("a data key is missing".into()))?;
             seal_message(vault, key, r)?;
-            facts.push(crate::audit::fact(
+            facts.push(fact(
                 &r.tenant_id,
                 r.created_at,
                 "message.accepted",
@@ -306,7 +308,7 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
             .filter(|e| e.kind != "message.accepted")
             .cloned()
             .collect();
-        facts.extend(crate::audit::event_facts(&others));
+        facts.extend(crate::sql::chain::event_facts(&others));
         c.insert_messages(rows).await?;
         c.insert_events_audited(evs, facts).await?;
         c.insert_jobs(jobs_rows).await?;

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::schema::*;
+use super::schema::*;
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
 #[diesel(table_name = messages)]

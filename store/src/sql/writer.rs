@@ -13,7 +13,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, Notify, oneshot};
 
-use crate::db::{Lite, complete_inline};
+use super::conn::{Lite, N, complete_inline, immediate};
 
 /// Writes run in one transaction at most.
 const GROUP_MAX: usize = 64;
@@ -74,7 +74,7 @@ impl Writer {
                     let guard = gate.blocking_lock();
                     let got = std::time::Instant::now();
                     let mut finish: Vec<Finish> = Vec::with_capacity(ops.len());
-                    let done = crate::db::immediate(&mut conn, |c| {
+                    let done = immediate(&mut conn, |c| {
                         complete_inline(async {
                             for op in ops {
                                 finish.push(op(c).await);
@@ -90,14 +90,14 @@ impl Writer {
                     // Rows inserted, updated or deleted, as SQLite counts them.
                     if let Ok(n) = complete_inline(
                         diesel::sql_query("SELECT total_changes() AS n")
-                            .get_result::<crate::stats::N>(&mut conn),
+                            .get_result::<N>(&mut conn),
                     ) {
                         metrics::counter!("hermod_db_rows_written_total")
                             .increment(u64::try_from(n.n - written).unwrap_or(0));
                         written = n.n;
                     }
                     drop(guard);
-                    crate::sqlprof::gate("writer", got - asked, got.elapsed());
+                    super::sqlprof::gate("writer", got - asked, got.elapsed());
                     let done = done.map_err(|e| e.to_string());
                     if done.is_ok() {
                         committed.notify_waiters();

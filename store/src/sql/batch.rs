@@ -5,16 +5,16 @@
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 
-use crate::db::Lite;
-use crate::rows::*;
-use crate::schema::*;
+use super::conn::Lite;
+use super::rows::*;
+use super::schema::*;
 
 pub(crate) trait BatchInsert {
     async fn insert_messages(&mut self, rows: Vec<MessageRow>) -> QueryResult<usize>;
     async fn insert_attempts(&mut self, rows: Vec<AttemptRow>) -> QueryResult<usize>;
     /// Events with the audit facts derived from them.
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<usize> {
-        let facts = crate::audit::event_facts(&rows);
+        let facts = super::chain::event_facts(&rows);
         self.insert_events_audited(rows, facts).await
     }
     async fn insert_jobs(&mut self, rows: Vec<NewJobRow>) -> QueryResult<usize>;
@@ -42,6 +42,10 @@ pub(crate) trait BatchInsert {
     /// outbox (and the audit stage) on PostgreSQL.
     async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize>;
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize>;
+    /// Appends facts (in order) to their tenants' chains in this transaction: reads
+    /// the heads, hashes, inserts the entries and moves the heads. The caller makes
+    /// sure it is the only chainer (`ChainLock`, or SQLite's one writer).
+    async fn append_audit(&mut self, facts: &[NewAuditRow]) -> QueryResult<usize>;
     /// Events with the audit facts given instead of the ones derived from them.
     async fn insert_events_audited(
         &mut self,
@@ -49,6 +53,42 @@ pub(crate) trait BatchInsert {
         facts: Vec<NewAuditRow>,
     ) -> QueryResult<usize>;
 }
+
+/// Appends facts (in order) to their tenants' chains: reads the heads, hashes, inserts
+/// the entries and moves the heads, all in the caller's transaction.
+macro_rules! append_facts {
+    ($c:expr, $facts:expr) => {{
+        use $crate::sql::schema::audit_heads as h;
+        use diesel::{ExpressionMethods as _, QueryDsl as _};
+        use diesel_async::RunQueryDsl as _;
+        let facts: &[$crate::sql::rows::NewAuditRow] = $facts;
+        let tenants: std::collections::HashSet<&str> =
+            facts.iter().map(|r| r.tenant_id.as_str()).collect();
+        let stored: Vec<(String, i64, String)> = h::table
+            .filter(h::tenant_id.eq_any(&tenants))
+            .select((h::tenant_id, h::seq, h::hash))
+            .load($c)
+            .await?;
+        let (entries, heads) = $crate::sql::chain::chain(facts, stored);
+        $c.insert_audit_entries(entries).await?;
+        for (t, (seq, hash)) in &heads {
+            diesel::insert_into(h::table)
+                .values((
+                    h::tenant_id.eq(t),
+                    h::seq.eq(seq),
+                    h::hash.eq(hash),
+                    h::checkpointed_seq.eq(0i64),
+                ))
+                .on_conflict(h::tenant_id)
+                .do_update()
+                .set((h::seq.eq(seq), h::hash.eq(hash)))
+                .execute($c)
+                .await?;
+        }
+        Ok(facts.len())
+    }};
+}
+
 
 const CHUNK: usize = 500;
 
@@ -171,6 +211,12 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
         pg_insert!(self, audit_entries::table, rows)
     }
+    async fn append_audit(&mut self, facts: &[NewAuditRow]) -> QueryResult<usize> {
+        if facts.is_empty() {
+            return Ok(0);
+        }
+        append_facts!(self, facts)
+    }
 }
 
 impl BatchInsert for Lite {
@@ -213,9 +259,17 @@ impl BatchInsert for Lite {
         lite_insert!(self, subject_keys::table, rows, ignore)
     }
     async fn insert_audit(&mut self, rows: Vec<NewAuditRow>) -> QueryResult<usize> {
-        crate::audit::append_now(self, rows).await
+        // The writer gate already puts transactions in one order: facts are chained
+        // in the transaction that records them (no outbox round trip).
+        self.append_audit(&rows).await
     }
     async fn insert_audit_entries(&mut self, rows: Vec<AuditEntryRow>) -> QueryResult<usize> {
         lite_insert!(self, audit_entries::table, rows)
+    }
+    async fn append_audit(&mut self, facts: &[NewAuditRow]) -> QueryResult<usize> {
+        if facts.is_empty() {
+            return Ok(0);
+        }
+        append_facts!(self, facts)
     }
 }

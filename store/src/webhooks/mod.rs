@@ -1,6 +1,8 @@
 //! Customer webhooks: endpoints, and the delivery rows of what did not go out at once
 //! from the event log (see `event_log`) or came with an inbound message.
 
+mod event_log;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -12,109 +14,12 @@ use hermod_core::ports::PortResult;
 use hermod_core::webhook::*;
 use hermod_core::{TenantId, now_ms};
 
-use crate::batch::BatchInsert as _;
+use crate::sql::batch::BatchInsert as _;
 
-/// Ends the pending deliveries whose `$column` is one of `$ids`: failed, with
-/// `$reason` (a deleted endpoint, an erased subject). A macro: the body is written once
-/// for both backends' connections.
-macro_rules! end_deliveries_of {
-    ($c:expr, $column:ident, $ids:expr, $reason:expr, $now:expr) => {{
-        use hermod_core::webhook::DeliveryStatus as S;
-        use $crate::schema::webhook_deliveries as d;
-        diesel::update(
-            d::table
-                .filter(d::$column.eq_any($ids))
-                .filter(d::status.eq(S::Pending.as_str())),
-        )
-        .set((
-            d::status.eq(S::Failed.as_str()),
-            d::last_error.eq($reason),
-            d::locked_until.eq(0i64),
-            d::updated_at.eq($now),
-        ))
-        .execute($c)
-        .await
-    }};
-}
-/// The deliveries about `$ids` (message, inbound or typing references) of an erased
-/// subject: those still pending end `subject_erased`, and every payload is blanked.
-macro_rules! erase_deliveries_of {
-    ($c:expr, $ids:expr, $now:expr) => {{
-        use $crate::schema::webhook_deliveries as d;
-        $crate::webhooks::end_deliveries_of!($c, message_id, $ids, $crate::audit::ERASED, $now)?;
-        diesel::update(d::table.filter(d::message_id.eq_any($ids)))
-            .set(d::payload.eq($crate::seal::ERASED_BODY))
-            .execute($c)
-            .await
-    }};
-}
-use crate::rows::*;
-use crate::schema::*;
+use crate::sql::deliveries::end_deliveries_of;
+use crate::sql::rows::*;
+use crate::sql::schema::*;
 use crate::{SqlStore, backend, with_conn, write_tx};
-pub(crate) use end_deliveries_of;
-pub(crate) use erase_deliveries_of;
-
-/// A delivery row of an event that is not in the log (`message.inbound`,
-/// `message.typing`) for each of the tenant's endpoints subscribed to `kind`;
-/// `reference` (the inbound id, the typing user's subject) is what erasing its subject
-/// finds it by.
-pub(crate) fn subscribed_deliveries(
-    tenant: &str,
-    kind: &str,
-    reference: &str,
-    payload: &serde_json::Value,
-    endpoints: &[EndpointRow],
-    now: i64,
-) -> Vec<NewDeliveryRow> {
-    let body = payload.to_string();
-    endpoints
-        .iter()
-        .filter(|e| e.tenant_id == tenant)
-        .filter(|e| {
-            let subscribed: Vec<String> = serde_json::from_str(&e.events).unwrap_or_default();
-            wants(&subscribed, kind)
-        })
-        .map(|e| {
-            pending(
-                tenant,
-                Some(&e.id),
-                &e.url,
-                kind,
-                Some(reference),
-                &body,
-                now,
-            )
-        })
-        .collect()
-}
-
-/// A delivery waiting for its first POST.
-fn pending(
-    tenant: &str,
-    endpoint_id: Option<&str>,
-    url: &str,
-    event_type: &str,
-    message_id: Option<&str>,
-    payload: &str,
-    now: i64,
-) -> NewDeliveryRow {
-    NewDeliveryRow {
-        tenant_id: tenant.to_owned(),
-        endpoint_id: endpoint_id.map(str::to_owned),
-        url: url.to_owned(),
-        event_type: event_type.to_owned(),
-        message_id: message_id.map(str::to_owned),
-        payload: payload.to_owned(),
-        status: DeliveryStatus::Pending.as_str().to_owned(),
-        attempts: 0,
-        next_at: now,
-        locked_until: 0,
-        last_status: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 fn to_delivery(r: DeliveryRow) -> WebhookDelivery {
     WebhookDelivery {
@@ -143,7 +48,7 @@ fn to_endpoint(r: EndpointRow) -> WebhookEndpoint {
     }
 }
 
-use crate::event_log::SECRET;
+use event_log::SECRET;
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
@@ -187,11 +92,11 @@ impl SqlStore {
 #[async_trait]
 impl Webhooks for SqlStore {
     async fn claim_cursor(&self, holder: &str, ttl: Duration) -> PortResult<Option<EventCursor>> {
-        crate::event_log::claim_cursor(&self.db, holder, ttl).await
+        event_log::claim_cursor(&self.db, holder, ttl).await
     }
 
     async fn events_after(&self, cursor: &EventCursor, max: usize) -> PortResult<EventPage> {
-        crate::event_log::events_after(&self.db, &self.vault, cursor, max).await
+        event_log::events_after(&self.db, &self.vault, cursor, max).await
     }
 
     async fn advance_cursor(
@@ -202,7 +107,7 @@ impl Webhooks for SqlStore {
         retry: &[RetryDelivery],
         delivered: &[DeliveredRange],
     ) -> PortResult<bool> {
-        crate::event_log::advance_cursor(&self.db, holder, ttl, to, retry, delivered).await
+        event_log::advance_cursor(&self.db, holder, ttl, to, retry, delivered).await
     }
 
     async fn create_endpoint(&self, e: &WebhookEndpoint, secret: &str) -> PortResult<()> {
@@ -472,7 +377,7 @@ impl Webhooks for SqlStore {
                     .filter_map(|(id, kind, code, error)| {
                         let (_, tenant, endpoint, event, message, url, attempts) =
                             meta.iter().find(|m| m.0 == *id)?;
-                        Some(crate::audit::fact(
+                        Some(crate::sql::chain::fact(
                             tenant,
                             now,
                             kind,
