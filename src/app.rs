@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use hermod_api::{AppState, Operations};
-use hermod_channels::app::AppChannel;
-use hermod_channels::rcs::{RbmWebhook, RcsChannel};
-use hermod_channels::smpp::{BindLeases, Sinks, SmsRouter};
-use hermod_core::model::ChannelKind;
+use hermod_channels::{ChannelEnv, Roles as ChannelRoles};
+use hermod_core::model::{ChannelKind, ChannelSet};
 use hermod_core::ports::Tenants as _;
+use hermod_core::ports::{ConfigError, Connectors};
 use hermod_crypto::ApiKeys;
 use hermod_queue::{EmbeddedQueue, RabbitQueue, RabbitSettings};
 use hermod_store::{Db, SqlStore};
@@ -102,107 +101,51 @@ pub async fn assign_sender(
     Ok(id.to_string())
 }
 
-/// `GET /v1/connectors` and reloads: the local SMS router, or in an API-only process
-/// (distributed mode) the binds of every worker, from their lease rows.
+/// `GET /v1/connectors` and reloads, over the channels' connectors views.
 struct Ops {
-    router: Option<Arc<SmsRouter>>,
     config: Option<PathBuf>,
-    cluster: Option<Arc<dyn hermod_core::ports::Leases>>,
-    /// The RBM agents `(name, agent id)`, shown with their launch states.
-    agents: Vec<(String, String)>,
-    inbound: Arc<dyn hermod_core::ports::Inbound>,
-}
-
-/// Every live bind lease, grouped by connector (`name#n/mode` → `name`).
-fn cluster_view(leases: Vec<(String, String, i64, Option<String>)>) -> serde_json::Value {
-    let mut by: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
-    for (bind, holder, expires_at, status) in leases {
-        let name = bind.split('#').next().unwrap_or_default().to_owned();
-        let mut b: serde_json::Value = status
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_else(|| serde_json::json!({ "id": bind, "state": "held" }));
-        b["holder"] = serde_json::json!(holder);
-        b["lease_expires_at"] = serde_json::json!(expires_at);
-        match by.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, v)) => v.push(b),
-            None => by.push((name, vec![b])),
-        }
-    }
-    serde_json::Value::Array(
-        by.into_iter()
-            .map(|(name, binds)| {
-                let healthy = binds
-                    .iter()
-                    .any(|b| b["state"] == "bound" && b["mode"] != "receiver");
-                serde_json::json!({ "name": name, "healthy": healthy, "binds": binds })
-            })
-            .collect(),
-    )
+    /// Each channel's view, SMS first (as operators read them): the reverse of the
+    /// registry's order.
+    views: Vec<(ChannelKind, Arc<dyn Connectors>)>,
 }
 
 impl Ops {
-    fn reload_routes(&self) -> Result<serde_json::Value, String> {
-        let router = self.router.as_ref().ok_or(
-            "this process runs no SMS stage: send SIGHUP to the workers, or reload a serve process",
-        )?;
-        let s = Settings::load(self.config.as_deref()).map_err(|e| format!("{e:#}"))?;
-        let n = router.reload_routes(s.smpp.routes)?;
-        let applied: Vec<serde_json::Value> = router
-            .routes()
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "prefix": r.prefix, "connector": r.connector, "priority": r.priority, "cost": r.cost
-                })
-            })
-            .collect();
-        Ok(serde_json::json!({ "routes": n, "applied": applied }))
+    /// Re-reads the configuration and hands each channel its section.
+    fn reload_all(&self) -> Result<serde_json::Value, ConfigError> {
+        let s = Settings::load(self.config.as_deref())
+            .map_err(|e| ConfigError::new(format!("{e:#}")))?;
+        let sections = crate::registry::sections(&s);
+        let mut out = serde_json::Map::new();
+        for (kind, view) in &self.views {
+            let Some((_, section)) = sections.iter().find(|(k, _)| k == kind) else {
+                continue;
+            };
+            if let Some(r) = view.reload(section)
+                && let serde_json::Value::Object(applied) = r?
+            {
+                out.extend(applied);
+            }
+        }
+        if out.is_empty() {
+            return Err(ConfigError::new(
+                "this process runs no SMS stage: send SIGHUP to the workers, or reload a serve process",
+            ));
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 
 #[async_trait::async_trait]
 impl Operations for Ops {
     async fn connectors(&self) -> Result<serde_json::Value, hermod_api::ApiError> {
-        let smpp = if let Some(leases) = &self.cluster {
-            cluster_view(leases.live_leases().await?)
-        } else {
-            self.router
-                .as_ref()
-                .map(|r| serde_json::to_value(r.status()).unwrap_or_default())
-                .unwrap_or_default()
-        };
-        let mut all = match smpp {
-            serde_json::Value::Array(a) => a,
-            _ => Vec::new(),
-        };
-        if !self.agents.is_empty() {
-            let states = self.inbound.launch_states().await?;
-            for (name, agent_id) in &self.agents {
-                let launch: Vec<serde_json::Value> = states
-                    .iter()
-                    .filter(|l| &l.agent == name)
-                    .map(|l| {
-                        serde_json::json!({
-                            "region": l.region,
-                            "state": l.state,
-                            "previous": l.previous,
-                            "at": hermod_core::rfc3339(l.at),
-                        })
-                    })
-                    .collect();
-                all.push(serde_json::json!({
-                    "name": format!("rbm:{name}"),
-                    "kind": "rcs",
-                    "agent_id": agent_id,
-                    "launch": launch,
-                }));
-            }
+        let mut all = Vec::new();
+        for (_, view) in &self.views {
+            all.extend(view.list().await?);
         }
         Ok(serde_json::Value::Array(all))
     }
-    fn reload(&self) -> Result<serde_json::Value, String> {
-        self.reload_routes()
+    fn reload(&self) -> Result<serde_json::Value, ConfigError> {
+        self.reload_all()
     }
 }
 
@@ -218,7 +161,7 @@ fn reload_on_sighup(ops: Arc<Ops>, cancel: CancellationToken) {
                 _ = cancel.cancelled() => return,
                 r = hup.recv() => if r.is_none() { return },
             }
-            match ops.reload_routes() {
+            match ops.reload_all() {
                 Ok(v) => tracing::info!(routes = %v["routes"], "SIGHUP: configuration reloaded"),
                 Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; routes unchanged"),
             }
@@ -260,7 +203,7 @@ pub async fn serve(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    run(settings, config, Roles::ALL, Some(listener), cancel).await
+    run(settings, config, Roles::all(), Some(listener), cancel).await
 }
 
 /// What a process does: `serve` = everything, `api` = HTTP only, `worker` = stages.
@@ -273,65 +216,47 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles {
-        api: true,
-        relay: true,
-        stages: Stages::ALL,
-    };
+    /// Everything: `hermod serve`.
+    pub fn all() -> Roles {
+        Roles {
+            api: true,
+            relay: true,
+            stages: Stages::all(),
+        }
+    }
 
-    /// `--stages relay,dispatch,sms,rcs,app,fallback,webhooks` (any subset).
+    /// The HTTP API only: `hermod api`.
+    pub fn api() -> Roles {
+        Roles {
+            api: true,
+            relay: false,
+            stages: Stages::NONE,
+        }
+    }
+
+    /// `--stages all`, or any of `relay`, `dispatch`, each channel's name, `fallback`,
+    /// `webhooks`, `audit`.
     pub fn worker(stages: &str) -> anyhow::Result<Roles> {
         let mut r = Roles {
             api: false,
             relay: false,
-            stages: Stages {
-                dispatch: false,
-                sms: false,
-                rcs: false,
-                app: false,
-                fallback: false,
-                webhooks: false,
-                audit: false,
-            },
+            stages: Stages::NONE,
         };
         for s in stages.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match s {
+                "all" => {
+                    r.relay = true;
+                    r.stages = Stages::all();
+                }
                 "relay" => r.relay = true,
-                "dispatch" => r.stages.dispatch = true,
-                "sms" => r.stages.sms = true,
-                "rcs" => r.stages.rcs = true,
-                "app" => r.stages.app = true,
-                "fallback" => r.stages.fallback = true,
-                "webhooks" => r.stages.webhooks = true,
-                "audit" => r.stages.audit = true,
+                other if r.stages.add(other) => {}
                 other => anyhow::bail!(
-                    "unknown stage {other:?} (relay, dispatch, sms, rcs, app, fallback, webhooks, audit)"
+                    "unknown stage {other:?} (all, relay, {})",
+                    Stages::names().join(", ")
                 ),
             }
         }
         Ok(r)
-    }
-}
-
-/// A stand-in channel for processes that run no SMS stage.
-struct NoChannel;
-
-#[async_trait::async_trait]
-impl hermod_core::ports::Channel for NoChannel {
-    fn kind(&self) -> hermod_core::model::ChannelKind {
-        hermod_core::model::ChannelKind::Sms
-    }
-    fn ready(&self) -> bool {
-        false
-    }
-    async fn send(
-        &self,
-        _: &hermod_core::model::Outgoing,
-    ) -> Result<(Vec<String>, String), hermod_core::ports::SendError> {
-        Err(hermod_core::ports::SendError::Transient {
-            code: "not_here".into(),
-            retry_after: None,
-        })
     }
 }
 
@@ -377,22 +302,17 @@ pub async fn run(
     let metrics = metrics_renderer();
     let pepper = crate::keyfiles::pepper(&settings)?;
     // Private keys named by the configuration are the operator's alone too.
-    for c in settings.connectors() {
-        if let Some(k) = &c.client_key_file {
-            crate::keyfiles::private(k)?;
-        }
-    }
-    for a in &settings.rcs.agents {
-        if let Some(f) = &a.service_account_file {
-            crate::keyfiles::private(f)?;
-        }
+    for k in crate::registry::key_files(&settings) {
+        crate::keyfiles::private(&k)?;
     }
     let (db, store) = open_store(&settings).await?;
     let distributed = settings.queue.is_some();
     if distributed && !db.is_postgres() {
         anyhow::bail!("queue = \"amqp://...\" needs database_url = \"postgres://...\"");
     }
-    if !distributed && (!roles.api || !roles.stages.sms || !roles.stages.dispatch) {
+    if !distributed
+        && (!roles.api || !roles.stages.dispatch || roles.stages.channels != ChannelSet::all())
+    {
         anyhow::bail!(
             "`hermod api` and `hermod worker` need the distributed mode: database_url = \"postgres://...\" and queue = \"amqp://...\""
         );
@@ -439,95 +359,61 @@ pub async fn run(
         settings.fixed_senders()?,
         settings.senders.allow_unowned,
     ));
-    let agents: Vec<(String, String)> = settings
-        .rcs
-        .agents
-        .iter()
-        .map(|a| (a.name.clone(), a.agent_id.clone()))
-        .collect();
-    let mut ops: Option<Arc<Ops>> = None;
-    if !roles.stages.sms && db.is_postgres() {
-        ops = Some(Arc::new(Ops {
-            router: None,
-            config: config.clone(),
-            cluster: Some(store.clone() as Arc<dyn hermod_core::ports::Leases>),
-            agents: agents.clone(),
-            inbound: store.clone(),
-        }));
-    }
-    let sms: Arc<dyn hermod_core::ports::Channel> = if roles.stages.sms {
-        let inbound = InboundHandler::new(
-            store.clone(),
-            store.clone(),
-            settings.smpp.help_reply.clone(),
-            sender_book.clone(),
-        );
-        inbound.spawn_flusher(
-            Duration::from_secs(settings.smpp.inbound_part_timeout_secs),
-            cancel.clone(),
-        );
-        let leases = db.is_postgres().then(|| BindLeases {
-            store: store.clone(),
-            holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
-            ttl: Duration::from_secs(settings.workers.bind_lease_secs.max(3)),
-        });
-        let sinks = Sinks {
-            receipts: ReceiptBatcher::start(store.clone(), 512, cancel.clone()),
-            inbound,
-            leases,
-        };
-        let router = SmsRouter::start(
-            &settings.connectors(),
-            settings.smpp.routes.clone(),
-            sinks,
-            cancel.clone(),
-        )
-        .map_err(anyhow::Error::msg)?;
-        let o = Arc::new(Ops {
-            router: Some(router.clone()),
-            config: config.clone(),
-            // This process's own view: every connector with its health and limits.
-            cluster: None,
-            agents: agents.clone(),
-            inbound: store.clone(),
-        });
-        reload_on_sighup(o.clone(), cancel.clone());
-        ops = Some(o);
-        router
-    } else {
-        Arc::new(NoChannel)
-    };
-    let rcs_on = !settings.rcs.agents.is_empty();
-    // Dispatch (planning) and fallback (withdrawing) need the rich channels too.
-    let st = roles.stages;
-    let rich = st.dispatch || st.fallback;
-    // One set of RBM clients (tokens, capability and upload caches) for the channel,
-    // the webhook's automatic READs and the API's agent events.
-    let rbm: Option<Arc<RcsChannel>> = if rcs_on && (st.rcs || rich || roles.api) {
-        Some(RcsChannel::new(&settings.rcs).map_err(anyhow::Error::msg)?)
-    } else {
-        None
-    };
-    let rcs: Option<Arc<dyn hermod_core::ports::Channel>> = rbm
-        .clone()
-        .filter(|_| st.rcs || rich)
-        .map(|c| c as Arc<dyn hermod_core::ports::Channel>);
+    // The channels, from the registry. Receipts from every channel (SMSC receipts,
+    // RBM events, app acknowledgements) are batched into the store alike.
+    let receipts = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
+    let inbound = InboundHandler::new(
+        store.clone(),
+        store.clone(),
+        settings.smpp.help_reply.clone(),
+        sender_book.clone(),
+    );
     let (app_wake, _) = tokio::sync::broadcast::channel::<String>(1024);
-    let app: Option<Arc<dyn hermod_core::ports::Channel>> = if st.app || rich {
-        Some(
-            AppChannel::new(
-                store.clone(),
-                app_wake.clone(),
-                settings.app.clone(),
-                address_policy.clone(),
-            )
-            .map_err(anyhow::Error::msg)?,
-        )
-    } else {
-        None
+    let st = roles.stages;
+    let env = ChannelEnv {
+        roles: ChannelRoles::default(),
+        messages: store.clone(),
+        inbound: store.clone(),
+        devices: store.clone(),
+        leases: store.clone(),
+        distributed: db.is_postgres(),
+        holder: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+        lease_ttl: Duration::from_secs(settings.workers.bind_lease_secs.max(3)),
+        receipts: receipts.clone(),
+        inbound_sink: inbound.clone(),
+        policy: address_policy.clone(),
+        wake: app_wake.clone(),
+        help_reply: settings.smpp.help_reply.clone(),
+        cancel: cancel.clone(),
     };
-    if roles.stages.app {
-        tasks.push(tokio::spawn(sweep_app(store.clone(), cancel.clone())));
+    let channel_env = |kind: ChannelKind| ChannelEnv {
+        roles: ChannelRoles {
+            send: st.channels.contains(kind),
+            // Dispatch (planning) and fallback (withdrawing) need every channel.
+            plan: st.dispatch || st.fallback,
+            api: roles.api,
+        },
+        ..env.clone()
+    };
+    let parts = crate::registry::build(&settings, channel_env)?;
+    if let Some(t) = parts.iter().filter_map(|p| p.inbound_part_timeout).min() {
+        inbound.spawn_flusher(t, cancel.clone());
+    }
+    let views: Vec<(ChannelKind, Arc<dyn Connectors>)> = parts
+        .iter()
+        .rev()
+        .filter_map(|p| p.connectors.clone().map(|c| (p.kind, c)))
+        .collect();
+    let ops = (!views.is_empty()).then(|| {
+        Arc::new(Ops {
+            config: config.clone(),
+            views,
+        })
+    });
+    if let Some(o) = &ops
+        && !st.channels.is_empty()
+    {
+        reload_on_sighup(o.clone(), cancel.clone());
     }
     if roles.api {
         tasks.push(tokio::spawn(purge_idempotency(
@@ -551,15 +437,12 @@ pub async fn run(
     let pipeline = Pipeline {
         dispatch: store.clone(),
         queue: queue.clone(),
-        sms,
-        rcs,
-        app,
+        channels: parts.iter().filter_map(|p| p.channel.clone()).collect(),
         webhooks: if roles.stages.webhooks {
             let poster = hermod_channels::hooks::HttpPoster::new(
                 Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
                 address_policy.clone(),
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             Some((
                 store.clone() as Arc<dyn hermod_core::webhook::Webhooks>,
                 Arc::new(poster) as Arc<dyn hermod_core::webhook::WebhookPoster>,
@@ -578,29 +461,21 @@ pub async fn run(
     tasks.extend(pipeline.spawn_stages(roles.stages, cancel.clone()));
     match listener.filter(|_| roles.api) {
         Some(listener) => {
-            let mut channels = vec![ChannelKind::Sms, ChannelKind::App];
-            // Receipts that arrive over HTTP (RBM events, app acknowledgements) are
-            // batched into the store like the SMSC's.
-            let receipts = ReceiptBatcher::start(store.clone(), 512, cancel.clone());
-            let mut rbm_webhook: Option<Arc<dyn hermod_core::ports::WebhookIngress>> = None;
-            let mut agent_events: Option<Arc<dyn hermod_core::ports::AgentEvents>> = None;
-            if let Some(rbm) = &rbm {
-                channels.push(ChannelKind::Rcs);
-                let events: Arc<dyn hermod_core::ports::AgentEvents> = rbm.clone();
-                rbm_webhook = Some(RbmWebhook::new(
-                    &settings.rcs,
-                    store.clone(),
-                    store.clone(),
-                    receipts.clone(),
-                    settings.smpp.help_reply.clone(),
-                    Some(events.clone()),
-                ));
-                agent_events = Some(events);
-            }
             let state = AppState {
-                channels,
-                rbm_webhook,
-                agent_events,
+                channels: parts.iter().filter(|p| p.offered).map(|p| p.kind).collect(),
+                ingress: Arc::new(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.ingress.clone())
+                        .map(|(provider, i)| (provider.to_owned(), i))
+                        .collect(),
+                ),
+                agent_events: Arc::new(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.agent_events.clone().map(|e| (p.kind, e)))
+                        .collect(),
+                ),
                 devices: Some(store.clone() as Arc<dyn hermod_core::ports::Devices>),
                 app_wake: Some(app_wake),
                 receipts,
@@ -708,23 +583,4 @@ where
         tracing::info!(gone, what, "deleted past their retention");
     }
     true
-}
-
-/// Every 30 s: the app channel's housekeeping (plaintext of ended app messages,
-/// expired and long-acknowledged envelopes).
-async fn sweep_app(store: Arc<SqlStore>, cancel: CancellationToken) {
-    use hermod_core::ports::Devices;
-    loop {
-        match store.sweep_app().await {
-            Ok((m, e)) if m + e > 0 => {
-                tracing::info!(messages = m, envelopes = e, "app channel housekeeping");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "app channel housekeeping failed"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-        }
-    }
 }

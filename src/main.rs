@@ -6,6 +6,7 @@ mod bench;
 mod bulk;
 mod config_doc;
 mod keyfiles;
+mod registry;
 mod settings;
 mod sim_admin;
 
@@ -51,16 +52,14 @@ enum Cmd {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Pipeline stages only (distributed mode): the outbox relay, dispatch, sms, rcs,
-    /// app, fallback (timers), webhooks (customer deliveries) and audit (the hash
-    /// chain, checkpoints, retention).
+    /// Pipeline stages only (distributed mode): `all`, or any of the outbox relay,
+    /// dispatch, each channel's sender (named after the channel),
+    /// fallback (timers), webhooks (customer deliveries) and audit (the hash chain,
+    /// checkpoints, retention).
     Worker {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(
-            long,
-            default_value = "relay,dispatch,sms,rcs,app,fallback,webhooks,audit"
-        )]
+        #[arg(long, default_value = "all")]
         stages: String,
     },
     /// `serve` plus the built-in SMSC and RBM simulators on loopback, with an API key
@@ -466,19 +465,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let listener = TcpListener::bind(&s.listen)?;
             tracing::info!(addr = %listener.local_addr()?, "API listening");
-            let roles = app::Roles {
-                api: true,
-                relay: false,
-                stages: hermod_workers::Stages {
-                    dispatch: false,
-                    sms: false,
-                    rcs: false,
-                    app: false,
-                    fallback: false,
-                    webhooks: false,
-                    audit: false,
-                },
-            };
+            let roles = app::Roles::api();
             app::run(s, config, roles, Some(listener), shutdown_token()).await?;
         }
         Cmd::Worker { config, stages } => {

@@ -5,9 +5,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hermod_channels::app::AppConfig;
-use hermod_channels::rcs::RcsConfig;
-use hermod_channels::smpp::{ConnectorConfig, RouteConfig};
 use hermod_core::Secret;
 
 use figment::Figment;
@@ -15,62 +12,99 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Address the HTTP API listens on.
-    pub listen: String,
-    /// Directory for the embedded database.
-    pub data_dir: PathBuf,
-    /// `postgres://...`, or a SQLite file; default `<data_dir>/hermod.db`.
-    pub database_url: Option<String>,
-    /// SQLite: `full` (default; a commit is on disk before it is answered) or `normal`
-    /// (synced at checkpoints: faster, but a power cut may lose the last commits).
-    pub sqlite_synchronous: hermod_store::Synchronous,
-    /// Days an `Idempotency-Key` is remembered; after that the same key is a new request.
-    pub idempotency_retention_days: u32,
-    /// Server-side secret mixed into API-key hashes. Unset: one is generated in
-    /// `<data_dir>/api-key-pepper`; with PostgreSQL it is required, the same on every
-    /// process.
-    pub api_key_pepper: Secret,
-    /// The operator's bearer token: `/v1/admin/*`, `GET /v1/connectors`, `/metrics`;
-    /// unset = those are off.
-    pub admin_token: Option<Secret>,
-    /// Rate limits of the HTTP API.
-    pub api: Api,
-    /// `amqp://user:pass@host:5672/%2f`: the distributed mode (with PostgreSQL).
-    pub queue: Option<String>,
-    /// RabbitMQ queue names start with this.
-    pub queue_prefix: String,
-    /// Unacknowledged jobs a consumer holds.
-    pub queue_prefetch: u16,
-    /// Deliveries after which a job goes to the dead-letter queue.
-    pub queue_max_deliveries: i32,
-    /// Delete RabbitMQ queues unused this long (ephemeral installations, tests).
-    pub queue_expires_secs: Option<u64>,
-    /// SMS over SMPP: the SMSC connectors, routes, our numbers, replies.
-    pub smpp: Smpp,
-    /// RCS through Google RBM: `[[rcs.agents]]`.
-    #[serde(default)]
-    pub rcs: RcsConfig,
-    /// The encrypted app channel: `[app] push_relay_url`, `[app.push_relays]`.
-    #[serde(default)]
-    pub app: AppConfig,
-    /// Customer webhooks: `[webhooks] timeout_secs`.
-    #[serde(default)]
-    pub webhooks: WebhooksConfig,
-    /// Content at rest: `[encryption] key_file`.
-    #[serde(default)]
-    pub encryption: EncryptionConfig,
-    /// The audit chain: `[audit] signing_key_file`, `checkpoint_interval_secs`.
-    #[serde(default)]
-    pub audit: AuditConfig,
-    /// Who owns which sender: `[senders] allow_unowned`, `[[senders.assign]]`.
-    #[serde(default)]
-    pub senders: SendersConfig,
-    /// The pipeline stages' tuning.
-    pub workers: Workers,
+/// The settings: the process's own, then one section per channel (from the channel
+/// registry, `crate::registry`), then the shared services'.
+macro_rules! settings_struct {
+    ($($kind:ident, $key:ident, $doc:literal;)+) => {
+        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct Settings {
+            /// Address the HTTP API listens on.
+            pub listen: String,
+            /// Directory for the embedded database.
+            pub data_dir: PathBuf,
+            /// `postgres://...`, or a SQLite file; default `<data_dir>/hermod.db`.
+            pub database_url: Option<String>,
+            /// SQLite: `full` (default; a commit is on disk before it is answered) or `normal`
+            /// (synced at checkpoints: faster, but a power cut may lose the last commits).
+            pub sqlite_synchronous: hermod_store::Synchronous,
+            /// Days an `Idempotency-Key` is remembered; after that the same key is a new request.
+            pub idempotency_retention_days: u32,
+            /// Server-side secret mixed into API-key hashes. Unset: one is generated in
+            /// `<data_dir>/api-key-pepper`; with PostgreSQL it is required, the same on every
+            /// process.
+            pub api_key_pepper: Secret,
+            /// The operator's bearer token: `/v1/admin/*`, `GET /v1/connectors`, `/metrics`;
+            /// unset = those are off.
+            pub admin_token: Option<Secret>,
+            /// Rate limits of the HTTP API.
+            pub api: Api,
+            /// `amqp://user:pass@host:5672/%2f`: the distributed mode (with PostgreSQL).
+            pub queue: Option<String>,
+            /// RabbitMQ queue names start with this.
+            pub queue_prefix: String,
+            /// Unacknowledged jobs a consumer holds.
+            pub queue_prefetch: u16,
+            /// Deliveries after which a job goes to the dead-letter queue.
+            pub queue_max_deliveries: i32,
+            /// Delete RabbitMQ queues unused this long (ephemeral installations, tests).
+            pub queue_expires_secs: Option<u64>,
+            $(
+                #[doc = $doc]
+                #[serde(default)]
+                pub $key: hermod_channels::$key::Settings,
+            )+
+            /// Customer webhooks: `[webhooks] timeout_secs`.
+            #[serde(default)]
+            pub webhooks: WebhooksConfig,
+            /// Content at rest: `[encryption] key_file`.
+            #[serde(default)]
+            pub encryption: EncryptionConfig,
+            /// The audit chain: `[audit] signing_key_file`, `checkpoint_interval_secs`.
+            #[serde(default)]
+            pub audit: AuditConfig,
+            /// Who owns which sender: `[senders] allow_unowned`, `[[senders.assign]]`.
+            #[serde(default)]
+            pub senders: SendersConfig,
+            /// The pipeline stages' tuning.
+            pub workers: Workers,
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self {
+                    listen: "127.0.0.1:8080".into(),
+                    data_dir: PathBuf::from("./hermod-data"),
+                    database_url: None,
+                    sqlite_synchronous: hermod_store::Synchronous::Full,
+                    idempotency_retention_days: 7,
+                    api_key_pepper: Secret::default(),
+                    admin_token: None,
+                    api: Api::default(),
+                    queue: None,
+                    queue_prefix: "hermod".into(),
+                    queue_prefetch: 256,
+                    queue_max_deliveries: 100,
+                    queue_expires_secs: None,
+                    $($key: Default::default(),)+
+                    webhooks: WebhooksConfig::default(),
+                    encryption: EncryptionConfig::default(),
+                    senders: SendersConfig::default(),
+                    audit: AuditConfig::default(),
+                    workers: Workers {
+                        batch: 128,
+                        senders: 4,
+                        in_doubt_grace_secs: 30,
+                        in_doubt_min_grace_secs: 2,
+                        bind_lease_secs: 10,
+                    },
+                }
+            }
+        }
+    };
 }
+
+crate::registry::channels!(settings_struct);
 
 /// `[senders]`: senders (numbers, alphanumeric ids, RCS agent names) and their owners.
 /// More come from `POST /v1/admin/senders`; `smpp.numbers` and an RCS agent's `tenant`
@@ -317,40 +351,6 @@ fn explain(e: figment::Error, file: Option<&Path>, var_of: &HashMap<&str, &str>)
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Smpp {
-    /// The single connector used when `connectors` is empty:
-    /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
-    pub url: Secret,
-    /// `system_type` of the `url` connector's bind.
-    pub system_type: String,
-    /// Outstanding submit_sm of the `url` connector.
-    pub window: usize,
-    /// Seconds between enquire_link keep-alives of the `url` connector.
-    pub enquire_link_secs: u64,
-    /// Seconds the `url` connector waits for a response PDU before the bind is
-    /// considered broken.
-    pub response_timeout_secs: u64,
-    /// Sender when a message names none (and a connector sets none).
-    pub default_source: Option<String>,
-    /// Reply to an inbound HELP; unset = no reply.
-    pub help_reply: Option<String>,
-    /// Our numbers and the tenant (`ten_...`) that owns each (like `[[senders.assign]]`).
-    #[serde(default)]
-    pub numbers: HashMap<String, String>,
-    /// A concatenated inbound message still missing parts after this long is stored
-    /// with the parts that came.
-    pub inbound_part_timeout_secs: u64,
-    /// Any number of SMSC connectors (`[[smpp.connectors]]`).
-    #[serde(default)]
-    pub connectors: Vec<ConnectorConfig>,
-    /// Prefix routes (`[[smpp.routes]]`), hot-reloadable with SIGHUP or
-    /// `POST /v1/admin/reload`.
-    #[serde(default)]
-    pub routes: Vec<RouteConfig>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Workers {
     /// Jobs a stage takes per batch (one transaction each).
     pub batch: usize,
@@ -365,55 +365,6 @@ pub struct Workers {
     /// With PostgreSQL, each SMPP bind is held by one process through a lease of
     /// this length (taken over within it when the holder dies).
     pub bind_lease_secs: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            data_dir: PathBuf::from("./hermod-data"),
-            database_url: None,
-            sqlite_synchronous: hermod_store::Synchronous::Full,
-            idempotency_retention_days: 7,
-            api_key_pepper: Secret::default(),
-            admin_token: None,
-            api: Api::default(),
-            queue: None,
-            queue_prefix: "hermod".into(),
-            queue_prefetch: 256,
-            queue_max_deliveries: 100,
-            queue_expires_secs: None,
-            smpp: Smpp {
-                url: Secret("smpp://hermod:secret@127.0.0.1:2775".into()),
-                system_type: String::new(),
-                window: 32,
-                enquire_link_secs: 30,
-                response_timeout_secs: 10,
-                default_source: Some("Hermod".into()),
-                help_reply: Some(
-                    "Reply STOP to stop messages from this sender, START to receive them again."
-                        .into(),
-                ),
-                numbers: HashMap::new(),
-                inbound_part_timeout_secs: 3600,
-                connectors: Vec::new(),
-                routes: Vec::new(),
-            },
-            rcs: RcsConfig::default(),
-            app: AppConfig::default(),
-            webhooks: WebhooksConfig::default(),
-            encryption: EncryptionConfig::default(),
-            senders: SendersConfig::default(),
-            audit: AuditConfig::default(),
-            workers: Workers {
-                batch: 128,
-                senders: 4,
-                in_doubt_grace_secs: 30,
-                in_doubt_min_grace_secs: 2,
-                bind_lease_secs: 10,
-            },
-        }
-    }
 }
 
 impl Settings {
@@ -471,35 +422,9 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("audit-signing-key.p8"))
     }
 
-    /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`.
-    pub fn connectors(&self) -> Vec<ConnectorConfig> {
-        if self.smpp.connectors.is_empty() {
-            return vec![ConnectorConfig {
-                name: "default".into(),
-                url: Some(self.smpp.url.clone()),
-                system_type: self.smpp.system_type.clone(),
-                window: self.smpp.window,
-                enquire_link_secs: self.smpp.enquire_link_secs,
-                response_timeout_secs: self.smpp.response_timeout_secs,
-                default_source: self.smpp.default_source.clone(),
-                ..ConnectorConfig::default()
-            }];
-        }
-        self.smpp
-            .connectors
-            .iter()
-            .map(|c| ConnectorConfig {
-                default_source: c
-                    .default_source
-                    .clone()
-                    .or_else(|| self.smpp.default_source.clone()),
-                ..c.clone()
-            })
-            .collect()
-    }
-
-    /// The configuration's sender assignments: `[[senders.assign]]`, `smpp.numbers`,
-    /// and RCS agents with a `tenant`. Tenants must be `ten_…` ids.
+    /// The configuration's sender assignments: `[[senders.assign]]`, then those of
+    /// the channels' sections (`smpp.numbers`, RCS agents with a `tenant`). Tenants
+    /// must be `ten_…` ids.
     pub fn fixed_senders(&self) -> anyhow::Result<Vec<hermod_core::sender::Sender>> {
         use hermod_core::sender::Sender;
         let tenant = |t: &str, what: &str| {
@@ -515,26 +440,7 @@ impl Settings {
                 created_at: 0,
             });
         }
-        let mut numbers: Vec<_> = self.smpp.numbers.iter().collect();
-        numbers.sort();
-        for (n, t) in numbers {
-            out.push(Sender {
-                sender: n.trim().to_owned(),
-                tenant_id: tenant(t, "smpp.numbers")?,
-                default: false,
-                created_at: 0,
-            });
-        }
-        for a in &self.rcs.agents {
-            if let Some(t) = &a.tenant {
-                out.push(Sender {
-                    sender: a.name.clone(),
-                    tenant_id: tenant(t, "rcs.agents")?,
-                    default: false,
-                    created_at: 0,
-                });
-            }
-        }
+        out.extend(crate::registry::fixed_senders(self)?);
         for (i, s) in out.iter().enumerate() {
             let key = hermod_core::inbound::sender_key(&s.sender);
             if let Some(o) = out[..i]

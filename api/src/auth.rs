@@ -79,7 +79,8 @@ impl FromRequest for Tenant {
             let (tenant, hash) = match state.key_cache.get(id) {
                 Some(found) => found,
                 None => {
-                    let (tenant, hash) = state.tenants
+                    let (tenant, hash) = state
+                        .tenants
                         .api_key(id)
                         .await?
                         .ok_or(ApiError::Unauthorized)?;

@@ -10,17 +10,17 @@ use crate::messages::{SendBatch, SendMessage};
 /// Parses and validates `body` as each JSON body the API takes; never panics.
 pub fn request_bodies(body: &[u8]) {
     let tenant = TenantId::from_trusted("ten_fuzz".into());
-    let channels = [ChannelKind::App, ChannelKind::Rcs, ChannelKind::Sms];
+    let channels = ChannelKind::ALL;
     let policy = hermod_core::net::AddressPolicy::default();
     let now = now_ms();
     if let Ok(m) = parse_json::<SendMessage>(body) {
-        let _ = crate::messages::validate(m, &tenant, "", now, &channels, &policy);
+        let _ = crate::messages::validate(m, &tenant, "", now, channels, &policy);
     }
     if let Ok(b) = parse_json::<SendBatch>(body) {
         for (i, v) in b.messages.into_iter().enumerate() {
             let prefix = format!("messages[{i}].");
             if let Ok(m) = crate::json::parse_value::<SendMessage>(v, &prefix) {
-                let _ = crate::messages::validate(m, &tenant, &prefix, now, &channels, &policy);
+                let _ = crate::messages::validate(m, &tenant, &prefix, now, channels, &policy);
             }
         }
     }

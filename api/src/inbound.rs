@@ -60,7 +60,8 @@ pub(crate) async fn list_inbound(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, cursor) = page_params(&query)?;
-    let rows = state.inbound
+    let rows = state
+        .inbound
         .list_inbound(&tenant.0, cursor.as_deref(), limit)
         .await?;
     Ok(HttpResponse::Ok().json(inbound_page(&rows, limit)))
@@ -85,12 +86,16 @@ async fn agent_event(
     kind: hermod_core::ports::AgentEventKind,
 ) -> Result<HttpResponse, ApiError> {
     use hermod_core::ports::{AgentEventError, AgentEventKind};
-    let m = state.inbound
+    let m = state
+        .inbound
         .get_inbound(&tenant.0, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no inbound message {id}")))?;
-    let events = state.agent_events.as_ref().ok_or_else(|| {
-        ApiError::Conflict("no RCS agents are configured here: agent events need one".into())
+    let events = state.agent_events.get(&m.channel).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "{} has no agent events here: only messages that came over a channel that has them do",
+            m.connector
+        ))
     })?;
     let name = match kind {
         AgentEventKind::Read => "read",
@@ -259,7 +264,8 @@ pub(crate) async fn add_opt_out(
     let r = recipient(&req.recipient, "recipient")?;
     let s = sender(req.sender.as_deref())?;
     let created = state.inbound.add_opt_out(&tenant.0, &r, &s, "api").await?;
-    let stored = state.inbound
+    let stored = state
+        .inbound
         .list_opt_outs(&tenant.0, Some(&r))
         .await?
         .into_iter()
@@ -295,7 +301,8 @@ pub(crate) async fn remove_opt_out(
             other => return Err(ApiError::unknown_param(other)),
         }
     }
-    let n = state.inbound
+    let n = state
+        .inbound
         .remove_opt_out(&tenant.0, &r, s.as_deref())
         .await?;
     if n == 0 {

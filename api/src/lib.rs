@@ -22,6 +22,7 @@ mod templates;
 mod webhooks;
 
 use actix_web::{get, post};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
@@ -57,10 +58,10 @@ pub struct AppState {
     pub queue: Option<Arc<dyn hermod_core::ports::Queue>>,
     /// Channels messages may ask for.
     pub channels: Vec<ChannelKind>,
-    /// RBM webhook ingress, when RCS agents are configured.
-    pub rbm_webhook: Option<Arc<dyn WebhookIngress>>,
-    /// Agent events (READ, typing) for inbound RCS messages, when agents are configured.
-    pub agent_events: Option<Arc<dyn hermod_core::ports::AgentEvents>>,
+    /// Providers' webhooks by provider (`rbm`): `/v1/webhooks/{provider}/{name}`.
+    pub ingress: Arc<HashMap<String, Arc<dyn WebhookIngress>>>,
+    /// Agent events (READ, typing) for inbound messages, by the channel they came on.
+    pub agent_events: Arc<HashMap<ChannelKind, Arc<dyn hermod_core::ports::AgentEvents>>>,
     /// The app channel's device registry and inboxes.
     pub devices: Option<Arc<dyn hermod_core::ports::Devices>>,
     /// Device ids with new envelopes (wakes this process's app streams).
@@ -209,7 +210,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(senders::remove),
         route(senders::unattributed),
         route(senders::list),
-        route(rbm_webhook),
+        route(provider_webhook),
         route(app::register),
         route(app::list),
         route(app::rotate),
@@ -300,31 +301,34 @@ fn unrouted(known: &[(actix_web::dev::ResourceDef, String)], path: &str) -> Http
     actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(allowed.join(", ")))
 }
 
-/// `POST /v1/webhooks/rbm/{agent}`: RBM's setup handshake and signed events. No API
-/// key: the HMAC signature (or the clientToken) authenticates the caller.
-#[utoipa::path(tag = "rcs", security(()),
-    params(("agent" = String, Path, description = "the agent's `name` in the configuration"),
-           ("X-Goog-Signature" = Option<String>, Header, description = "base64(HMAC-SHA512(clientToken, message.data))")),
-    request_body(content = Object, description = "a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
+/// `POST /v1/webhooks/{provider}/{name}`: a provider's webhook (RBM: the setup
+/// handshake and signed events of agent `name`). No API key: the provider's signature
+/// authenticates the caller.
+#[utoipa::path(tag = "channels", security(()),
+    params(("provider" = String, Path, description = "the channel's provider: `rbm` (RCS)"),
+           ("name" = String, Path, description = "the connector's `name` in the configuration (an RBM agent's)"),
+           ("X-Goog-Signature" = Option<String>, Header, description = "RBM: base64(HMAC-SHA512(clientToken, message.data))")),
+    request_body(content = Object, description = "the provider's event; RBM: a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
     responses((status = 200, description = "recorded (`ok`), a `duplicate`, `ignored` with a `reason` (an unknown agent, an agent without client_token, a signed event Hermod cannot use), or the handshake's secret"),
-              (status = 400, description = "not a push envelope"), (status = 401, description = "bad or missing signature"), (status = 404, description = "this server has no RCS agents"), (status = 503)))]
-#[post("/v1/webhooks/rbm/{agent}")]
-pub(crate) async fn rbm_webhook(
+              (status = 400, description = "not an event of this provider"), (status = 401, description = "bad or missing signature"), (status = 404, description = "no such provider configured here"), (status = 503)))]
+#[post("/v1/webhooks/{provider}/{name}")]
+pub(crate) async fn provider_webhook(
     state: web::Data<AppState>,
-    agent: web::Path<String>,
+    path: web::Path<(String, String)>,
     req: actix_web::HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(hook) = &state.rbm_webhook else {
-        return actix_web::ResponseError::error_response(&ApiError::NotFound(
-            "no RCS agents are configured".into(),
-        ));
+    let (provider, name) = path.into_inner();
+    let Some(hook) = state.ingress.get(&provider) else {
+        return actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+            "no {provider} webhook is configured here"
+        )));
     };
     let sig = req
         .headers()
-        .get("x-goog-signature")
+        .get(hook.signature_header())
         .and_then(|v| v.to_str().ok());
-    let r = hook.handle(&agent, sig, &body).await;
+    let r = hook.handle(&name, sig, &body).await;
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(r.status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),

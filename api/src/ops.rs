@@ -12,7 +12,7 @@ pub trait Operations: Send + Sync {
     /// Connectors and their binds, as JSON.
     async fn connectors(&self) -> Result<serde_json::Value, ApiError>;
     /// Re-reads the configuration and applies what can change live (routes).
-    fn reload(&self) -> Result<serde_json::Value, String>;
+    fn reload(&self) -> Result<serde_json::Value, hermod_core::ports::ConfigError>;
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -108,7 +108,7 @@ pub(crate) async fn reload(
     require_admin(&req, &state)?;
     let applied = ops(&state)?.reload().map_err(|e| ApiError::Invalid {
         code: "invalid_config",
-        message: e,
+        message: e.to_string(),
         field: None,
     })?;
     Ok(HttpResponse::Ok().json(applied))

@@ -304,7 +304,10 @@ pub(crate) async fn put_defaults(
                     ChannelKind::parse(c).ok_or_else(|| {
                         ApiError::field(
                             format!("channels[{i}]"),
-                            format!("unsupported channel '{c}' (supported: app, rcs, sms)"),
+                            format!(
+                                "unsupported channel '{c}' (supported: {})",
+                                ChannelKind::names()
+                            ),
                         )
                     })
                 })

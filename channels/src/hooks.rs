@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hermod_core::net::{AddressPolicy, BLOCKED};
-use hermod_core::webhook::{DueDelivery, WebhookPoster};
+use hermod_core::net::AddressPolicy;
+use hermod_core::webhook::{DueDelivery, PostError, WebhookPoster};
 
 use crate::net;
 
@@ -18,23 +18,26 @@ pub struct HttpPoster {
 
 impl HttpPoster {
     /// `timeout` bounds each POST: a slow endpoint holds one slot for at most that.
-    pub fn new(timeout: Duration, policy: Arc<AddressPolicy>) -> Result<Self, String> {
+    pub fn new(timeout: Duration, policy: Arc<AddressPolicy>) -> Result<Self, crate::BuildError> {
         hermod_crypto::install_tls_provider();
         let http = net::guarded_client(policy.clone())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("hermod-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
+            .map_err(|source| crate::BuildError::Http {
+                what: "webhook client".into(),
+                source,
+            })?;
         Ok(Self { http, policy })
     }
 }
 
 #[async_trait]
 impl WebhookPoster for HttpPoster {
-    async fn post(&self, d: &DueDelivery) -> Result<u16, String> {
+    async fn post(&self, d: &DueDelivery) -> Result<u16, PostError> {
         if self.policy.refuses_literal(&d.url) {
-            return Err(BLOCKED.into());
+            return Err(PostError::Blocked);
         }
         let mut req = self
             .http
@@ -50,10 +53,10 @@ impl WebhookPoster for HttpPoster {
         }
         match req.send().await {
             Ok(r) => Ok(r.status().as_u16()),
-            Err(e) if net::is_blocked(&e) => Err(BLOCKED.into()),
-            Err(e) if e.is_timeout() => Err("timeout".into()),
-            Err(e) if e.is_connect() => Err("connect".into()),
-            Err(_) => Err("request".into()),
+            Err(e) if net::is_blocked(&e) => Err(PostError::Blocked),
+            Err(e) if e.is_timeout() => Err(PostError::Timeout),
+            Err(e) if e.is_connect() => Err(PostError::Connect),
+            Err(_) => Err(PostError::Request),
         }
     }
 }

@@ -5,5 +5,8 @@
 pub mod app;
 pub mod hooks;
 pub mod net;
+mod parts;
 pub mod rcs;
 pub mod smpp;
+
+pub use parts::{BuildError, ChannelEnv, ChannelParts, Roles};

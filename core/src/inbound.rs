@@ -16,6 +16,8 @@ pub struct Concat {
 /// One deliver_sm that is not a receipt, already decoded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboundPart {
+    /// The channel it came on.
+    pub channel: crate::model::ChannelKind,
     /// Connector it arrived on.
     pub connector: String,
     /// The sender (digits, no `+`).
@@ -45,6 +47,8 @@ pub struct InboundMessage {
     pub to: String,
     pub text: String,
     pub parts: i32,
+    /// The channel it came on.
+    pub channel: crate::model::ChannelKind,
     pub connector: String,
     /// The keyword it carried, if any (`stop`, `stop_all`, `start`, `help`).
     pub keyword: Option<Keyword>,

@@ -9,9 +9,9 @@ use crate::content::RichMessage;
 use crate::model::ChannelKind;
 use crate::{MessageId, Msisdn, TenantId};
 
-/// The channel order used when neither the message nor the tenant names one.
-pub const DEFAULT_CHANNELS: [ChannelKind; 3] =
-    [ChannelKind::App, ChannelKind::Rcs, ChannelKind::Sms];
+/// The channel order used when neither the message nor the tenant names one: every
+/// channel, richest first, as `ChannelKind` declares them.
+pub const DEFAULT_CHANNELS: &[ChannelKind] = ChannelKind::ALL;
 
 /// One channel of a message's plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -293,12 +293,26 @@ pub trait Webhooks: Send + Sync {
     async fn retry_delivery(&self, tenant: &TenantId, id: i64) -> PortResult<bool>;
 }
 
+/// Why a POST got no HTTP status; shown as the delivery's `last_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The URL's address is one the SSRF guard refuses.
+    #[error("blocked_address")]
+    Blocked,
+    #[error("timeout")]
+    Timeout,
+    #[error("connect")]
+    Connect,
+    #[error("request")]
+    Request,
+}
+
 /// POSTs deliveries (an HTTP client adapter).
 #[async_trait]
 pub trait WebhookPoster: Send + Sync {
     /// POSTs the payload to the URL, signed with the secret when there is one;
-    /// the HTTP status, or why none came (`timeout`, `connect`).
-    async fn post(&self, delivery: &DueDelivery) -> Result<u16, String>;
+    /// the HTTP status, or why none came.
+    async fn post(&self, delivery: &DueDelivery) -> Result<u16, PostError>;
 }
 
 /// How long deliveries are retried before they are marked failed.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use diesel_async::RunQueryDsl;
 use hermod_core::audit::*;
 use hermod_core::model::*;
-use hermod_core::ports::{Dispatch as _, Inbound as _, Messages as _, Tenants as _};
+use hermod_core::ports::{Inbound as _, Messages as _, Tenants as _};
 use hermod_core::{MessageId, Msisdn, Status, TenantId, now_ms};
 use hermod_crypto::audit::{CheckpointSigner, entry_hash};
 use hermod_crypto::audit::{Ed25519Signer, verify_tenant};

@@ -223,7 +223,7 @@ async fn every_route_keeps_tenants_apart() {
                 "/admin/senders/{sender}",
                 &format!("/admin/senders/{SENDER}"),
             )
-            .replace("/webhooks/rbm/{agent}", "/webhooks/rbm/shop")
+            .replace("/webhooks/{provider}/{name}", "/webhooks/rbm/shop")
     };
     let table = hermod_api::route_table();
     assert!(table.len() >= 50, "{} routes", table.len());
@@ -253,7 +253,7 @@ async fn every_route_keeps_tenants_apart() {
             }
             // Not keyed by a tenant key: a signed RBM event, a hook's URL token (A's
             // hook id is no token), a device's.
-            "POST /v1/webhooks/rbm/{agent}" | "POST /v1/hooks/{id}" => {
+            "POST /v1/webhooks/{provider}/{name}" | "POST /v1/hooks/{id}" => {
                 let (s, _, _) = as_b(Some(json!({}))).await;
                 assert!(matches!(s, 401 | 403 | 404), "{key}: {s}");
             }

@@ -7,6 +7,7 @@ mod app;
 mod audit;
 mod bulk;
 mod compliance;
+mod conformance;
 mod contract;
 mod crash;
 mod demo;

@@ -402,6 +402,7 @@ async fn exercise(url: &str) {
 
 fn part(text: &str, concat: Option<(u16, u8, u8)>) -> InboundPart {
     InboundPart {
+        channel: hermod_core::model::ChannelKind::Sms,
         connector: "c1".into(),
         from: "447911123456".into(),
         to: "447700900123".into(),
@@ -1646,7 +1647,8 @@ async fn an_rbm_event_cut_short_before_it_was_applied_is_applied_when_retried() 
         store: store.clone(),
         failed: Default::default(),
     });
-    let hook = hermod_channels::rcs::RbmWebhook::new(&cfg, store.clone(), store.clone(), sink, None, None);
+    let hook =
+        hermod_channels::rcs::RbmWebhook::new(&cfg, store.clone(), store.clone(), sink, None, None);
     let mid = "0190a1b2-1111-7e8f-9a0b-1c2d3e4f5a6b";
     let event = serde_json::json!({"senderPhoneNumber": "+447911123456", "eventType": "DELIVERED",
         "eventId": "EV-1", "messageId": mid, "agentId": "a@rbm.goog"});

@@ -60,7 +60,7 @@ async fn plan_and_forward(
     let candidates = p.dispatch.dispatch_candidates(&ids).await?;
     let plans = plan(p, &candidates).await;
     let planned = p.dispatch.plan_attempts(&ids, &plans).await?;
-    for kind in ChannelKind::ALL {
+    for kind in ChannelKind::ALL.iter().copied() {
         let jobs: Vec<Job> = planned
             .iter()
             .filter(|(_, c, _)| *c == kind)
@@ -83,7 +83,7 @@ async fn plan_and_forward(
 /// channel knows of the recipient (one assessment call per channel and batch).
 async fn plan(p: &Pipeline, candidates: &[Candidate]) -> Vec<(MessageId, Plan)> {
     let mut verdicts: HashMap<ChannelKind, Vec<Assessment>> = HashMap::new();
-    for kind in ChannelKind::ALL {
+    for kind in ChannelKind::ALL.iter().copied() {
         let wanted: Vec<Candidate> = candidates
             .iter()
             .filter(|c| c.channels.contains(&kind))

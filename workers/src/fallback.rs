@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hermod_core::plan::{DueFallback, Duplicates, Withdrawal};
-use hermod_core::ports::{PortError, SendError};
+use hermod_core::ports::{ChannelError, PortError};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Pipeline, backoff, pause};
@@ -29,7 +29,10 @@ pub(crate) async fn run(p: Pipeline, cancel: CancellationToken) {
 }
 
 async fn step(p: &Pipeline) -> Result<usize, PortError> {
-    let due = p.dispatch.due_fallbacks(64, Duration::from_secs(60)).await?;
+    let due = p
+        .dispatch
+        .due_fallbacks(64, Duration::from_secs(60))
+        .await?;
     let n = due.len();
     let results: Vec<Result<(), PortError>> = futures::stream::iter(due)
         .map(|d| fire(p, d))
@@ -50,7 +53,7 @@ async fn fire(p: &Pipeline, due: DueFallback) -> Result<(), PortError> {
     } else {
         match p.channel(due.channel) {
             Some(ch) => ch.withdraw(&due).await,
-            None => Err(SendError::Transient {
+            None => Err(ChannelError::Transient {
                 code: "channel_not_in_this_process".into(),
                 retry_after: None,
             }),

@@ -15,7 +15,7 @@ mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hermod_core::model::{ChannelKind, queues};
+use hermod_core::model::{ChannelKind, ChannelSet, queues};
 use hermod_core::ports::{Channel, Dispatch, Queue};
 use hermod_core::webhook::{WebhookPoster, Webhooks};
 use tokio::task::JoinHandle;
@@ -58,9 +58,8 @@ impl Default for WorkerSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stages {
     pub dispatch: bool,
-    pub sms: bool,
-    pub rcs: bool,
-    pub app: bool,
+    /// The channels whose send stage runs here.
+    pub channels: ChannelSet,
     /// Due fallback timers.
     pub fallback: bool,
     /// Customer webhook deliveries.
@@ -70,15 +69,49 @@ pub struct Stages {
 }
 
 impl Stages {
-    pub const ALL: Stages = Stages {
-        dispatch: true,
-        sms: true,
-        rcs: true,
-        app: true,
-        fallback: true,
-        webhooks: true,
-        audit: true,
+    /// Every stage.
+    pub fn all() -> Stages {
+        Stages {
+            dispatch: true,
+            channels: ChannelSet::all(),
+            fallback: true,
+            webhooks: true,
+            audit: true,
+        }
+    }
+
+    /// No stage.
+    pub const NONE: Stages = Stages {
+        dispatch: false,
+        channels: ChannelSet::NONE,
+        fallback: false,
+        webhooks: false,
+        audit: false,
     };
+
+    /// The stages' names: `dispatch`, each channel's, `fallback`, `webhooks`,
+    /// `audit`.
+    pub fn names() -> Vec<&'static str> {
+        let mut v = vec!["dispatch"];
+        v.extend(ChannelKind::ALL.iter().map(|k| k.as_str()));
+        v.extend(["fallback", "webhooks", "audit"]);
+        v
+    }
+
+    /// Adds the stage called `name`; false when there is none.
+    pub fn add(&mut self, name: &str) -> bool {
+        match name {
+            "dispatch" => self.dispatch = true,
+            "fallback" => self.fallback = true,
+            "webhooks" => self.webhooks = true,
+            "audit" => self.audit = true,
+            other => match ChannelKind::parse(other) {
+                Some(k) => self.channels = self.channels.with(k),
+                None => return false,
+            },
+        }
+        true
+    }
 }
 
 /// Everything a stage needs.
@@ -87,11 +120,9 @@ pub struct Pipeline {
     /// The pipeline's writes (plan, claim, record, receipts, fallback).
     pub dispatch: Arc<dyn Dispatch>,
     pub queue: Arc<dyn Queue>,
-    pub sms: Arc<dyn Channel>,
-    /// The RCS channel, when agents are configured.
-    pub rcs: Option<Arc<dyn Channel>>,
-    /// The encrypted app channel.
-    pub app: Option<Arc<dyn Channel>>,
+    /// The channels this process has: to send with (where their stage runs here),
+    /// and to assess recipients and withdraw messages (dispatch, fallback).
+    pub channels: Vec<Arc<dyn Channel>>,
     /// Customer webhook deliveries and where they are POSTed.
     pub webhooks: Option<(Arc<dyn Webhooks>, Arc<dyn WebhookPoster>)>,
     pub settings: WorkerSettings,
@@ -100,16 +131,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// The channel of `kind`, when this process has it.
     pub fn channel(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
-        match kind {
-            ChannelKind::Sms => Some(&self.sms),
-            ChannelKind::Rcs => self.rcs.as_ref(),
-            ChannelKind::App => self.app.as_ref(),
-        }
+        self.channels.iter().find(|c| c.kind() == kind)
     }
 
     /// Starts every stage; they stop when `cancel` fires.
     pub fn spawn(&self, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
-        self.spawn_stages(Stages::ALL, cancel)
+        self.spawn_stages(Stages::all(), cancel)
     }
 
     /// Starts the chosen stages.
@@ -130,24 +157,15 @@ impl Pipeline {
                 cancel.clone(),
             )));
         }
-        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
-        if stages.sms {
-            channels.push(self.sms.clone());
-        }
-        if stages.rcs
-            && let Some(rcs) = &self.rcs
-        {
-            channels.push(rcs.clone());
-        }
-        if stages.app
-            && let Some(app) = &self.app
-        {
-            channels.push(app.clone());
-        }
+        let channels: Vec<&Arc<dyn Channel>> = self
+            .channels
+            .iter()
+            .filter(|c| stages.channels.contains(c.kind()))
+            .collect();
         for channel in &channels {
             tasks.push(tokio::spawn(send::run(
                 self.clone(),
-                channel.clone(),
+                (*channel).clone(),
                 cancel.clone(),
             )));
         }
@@ -178,7 +196,8 @@ async fn pause(cancel: &CancellationToken, d: Duration) {
 
 async fn sample(p: Pipeline, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        for q in [queues::DISPATCH, queues::SMS, queues::RCS, queues::APP] {
+        let channels = ChannelKind::ALL.iter().map(|k| k.queue());
+        for q in std::iter::once(queues::DISPATCH).chain(channels) {
             if let Ok(n) = p.queue.depth(q).await {
                 metrics::gauge!("hermod_queue_depth", "queue" => q).set(n as f64);
             }

@@ -16,7 +16,11 @@ pub struct ReceiptBatcher {
 }
 
 impl ReceiptBatcher {
-    pub fn start(store: Arc<dyn Dispatch>, max_batch: usize, cancel: CancellationToken) -> Arc<Self> {
+    pub fn start(
+        store: Arc<dyn Dispatch>,
+        max_batch: usize,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         tokio::spawn(run(store, rx, max_batch, cancel));
         Arc::new(Self { tx })

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use hermod_core::model::{Claim, Delivery, Job, Outgoing, ReceiptTiming, SendOutcome, SendResult};
-use hermod_core::ports::{Channel, PortError, SendError};
+use hermod_core::ports::{Channel, ChannelError, PortError};
 use hermod_core::{AttemptId, now_ms};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use crate::{Pipeline, backoff, pause};
 /// Records of one batch at most.
 const RECORD_MAX: usize = 512;
 
-type SendReply = Result<(Vec<String>, String), SendError>;
+type SendReply = Result<(Vec<String>, String), ChannelError>;
 
 /// What became of a job: submitted (its outcome to record), or nothing to submit.
 enum Done {
@@ -289,7 +289,7 @@ fn outcomes(
                     raw_status,
                 }
             }
-            Err(SendError::Permanent { code }) => {
+            Err(ChannelError::Permanent { code }) => {
                 metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "failed")
                     .increment(1);
                 acks.push(tag);
@@ -298,7 +298,7 @@ fn outcomes(
                     permanent: true,
                 }
             }
-            Err(SendError::InDoubt { code }) => {
+            Err(ChannelError::InDoubt { code }) => {
                 // Nothing to record: the attempt stays `sending`, and the job comes back
                 // as in doubt, to be resolved by a receipt or resent after the grace.
                 tracing::debug!(attempt = %o.attempt_id, %code, "send outcome unknown");
@@ -307,7 +307,7 @@ fn outcomes(
                 retries.push((tag, Duration::from_secs(1)));
                 continue;
             }
-            Err(SendError::Transient { code, retry_after }) => {
+            Err(ChannelError::Transient { code, retry_after }) => {
                 tracing::debug!(attempt = %o.attempt_id, %code, deliveries, "transient send failure");
                 if deliveries >= p.settings.max_send_deliveries {
                     metrics::counter!("hermod_messages_total", "stage" => stage, "status" => "failed").increment(1);

@@ -101,11 +101,11 @@ impl Job {
         }
     }
 
-    fn retry(&self, attempts: i32, answer: Option<&Result<u16, String>>) -> RetryDelivery {
+    fn retry(&self, attempts: i32, answer: Option<&Result<u16, PostError>>) -> RetryDelivery {
         let (last_status, last_error) = match answer {
             None => (None, None),
             Some(Ok(code)) => (Some(*code), Some(format!("http_{code}"))),
-            Some(Err(e)) => (None, Some(e.clone())),
+            Some(Err(e)) => (None, Some(e.to_string())),
         };
         RetryDelivery {
             tenant_id: self.tenant_id.clone(),
@@ -232,7 +232,7 @@ enum Health {
     Overloaded,
 }
 
-fn health(answer: &Result<u16, String>) -> Health {
+fn health(answer: &Result<u16, PostError>) -> Health {
     match answer {
         Ok(429 | 502 | 503 | 504) | Err(_) => Health::Overloaded,
         Ok(code) if *code >= 500 => Health::Failed,
@@ -240,7 +240,7 @@ fn health(answer: &Result<u16, String>) -> Health {
     }
 }
 
-fn is_success(answer: &Result<u16, String>) -> bool {
+fn is_success(answer: &Result<u16, PostError>) -> bool {
     matches!(answer, Ok(code) if (200..300).contains(code))
 }
 
@@ -272,7 +272,7 @@ struct Stage {
     last_commit: Instant,
     last_read_empty: Option<Instant>,
     held_rows: usize,
-    done_tx: mpsc::UnboundedSender<(Job, Result<u16, String>)>,
+    done_tx: mpsc::UnboundedSender<(Job, Result<u16, PostError>)>,
     rows_tx: mpsc::Sender<DeliveryResult>,
 }
 
@@ -586,7 +586,7 @@ impl Stage {
         started
     }
 
-    fn finished(&mut self, job: Job, answer: Result<u16, String>) {
+    fn finished(&mut self, job: Job, answer: Result<u16, PostError>) {
         let now = Instant::now();
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(n) = self.tenant_in_flight.get_mut(&job.tenant_id) {
@@ -741,11 +741,11 @@ async fn record(
 }
 
 /// What a POST's answer means for a delivery row.
-fn outcome(d: &DueDelivery, answer: Result<u16, String>, now: i64) -> DeliveryResult {
+fn outcome(d: &DueDelivery, answer: Result<u16, PostError>, now: i64) -> DeliveryResult {
     let (status, error) = match answer {
         Ok(code) if (200..300).contains(&code) => (Some(code), None),
         Ok(code) => (Some(code), Some(format!("http_{code}"))),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let age = Duration::from_millis(u64::try_from(now - d.created_at).unwrap_or(0));
     let retry_in = match &error {
@@ -848,7 +848,7 @@ mod tests {
         assert_eq!(health(&Ok(204)), Health::Up);
         assert_eq!(health(&Ok(404)), Health::Up, "an answer, though a refusal");
         assert_eq!(health(&Ok(500)), Health::Failed);
-        for down in [Ok(503), Ok(429), Ok(502), Ok(504), Err("timeout".into())] {
+        for down in [Ok(503), Ok(429), Ok(502), Ok(504), Err(PostError::Timeout)] {
             assert_eq!(health(&down), Health::Overloaded, "{down:?}");
         }
         assert!(is_success(&Ok(200)) && !is_success(&Ok(404)));
@@ -870,12 +870,12 @@ mod tests {
         let down = outcome(&due(0, 2), Ok(503), 1_000);
         assert_eq!(down.error.as_deref(), Some("http_503"));
         assert_eq!(down.retry_in, Some(Duration::from_secs(4)));
-        let timeout = outcome(&due(0, 0), Err("timeout".into()), 1_000);
+        let timeout = outcome(&due(0, 0), Err(PostError::Timeout), 1_000);
         assert_eq!(timeout.retry_in, Some(Duration::from_secs(1)));
         let old = i64::try_from(RETRY_PERIOD.as_millis()).unwrap() + 1;
         let gave_up = outcome(&due(0, 40), Ok(500), old);
         assert!(gave_up.error.is_some() && gave_up.retry_in.is_none());
-        let blocked = outcome(&due(0, 0), Err(hermod_core::net::BLOCKED.into()), 1_000);
+        let blocked = outcome(&due(0, 0), Err(PostError::Blocked), 1_000);
         assert_eq!(blocked.error.as_deref(), Some("blocked_address"));
         assert!(blocked.retry_in.is_none(), "a refused address is final");
     }

@@ -151,7 +151,8 @@ pub(crate) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = MessageId::parse(&path).ok_or_else(|| ApiError::NotFound("no such message".into()))?;
     // Another tenant's message is indistinguishable from a missing one.
-    let view = state.messages
+    let view = state
+        .messages
         .get_message(&tenant.0, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such message".into()))?;
@@ -173,7 +174,8 @@ pub(crate) async fn cancel(
             st.as_str()
         ))),
         CancelOutcome::Canceled => {
-            let view = state.messages
+            let view = state
+                .messages
                 .get_message(&tenant.0, &id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("no such message".into()))?;

@@ -25,7 +25,10 @@ pub(crate) fn parse_channels(
         let k = ChannelKind::parse(c).ok_or_else(|| {
             ApiError::field(
                 f(&format!("channels[{i}]")),
-                format!("unsupported channel '{c}' (supported: sms, rcs, app)"),
+                format!(
+                    "unsupported channel '{c}' (supported: {})",
+                    ChannelKind::names()
+                ),
             )
         })?;
         if !enabled.contains(&k) {

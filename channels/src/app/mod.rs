@@ -3,6 +3,10 @@
 //! inbox until acknowledged or expired. A wake-up without content can go to a push
 //! relay.
 
+mod parts;
+
+pub use parts::{Settings, build, fixed_senders, key_files};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +19,7 @@ use hermod_core::app::{Device, Envelope, envelope_info};
 use hermod_core::model::{ChannelKind, Outgoing};
 use hermod_core::now_ms;
 use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
-use hermod_core::ports::{Channel, Devices, SendError};
+use hermod_core::ports::{Channel, ChannelError, Devices};
 use hermod_crypto::hpke::{self, Aead};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -62,12 +66,15 @@ impl AppChannel {
         wake: broadcast::Sender<String>,
         cfg: AppConfig,
         policy: Arc<hermod_core::net::AddressPolicy>,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, crate::BuildError> {
         hermod_crypto::install_tls_provider();
         let http = crate::net::guarded_client(policy.clone())
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("push relay client: {e}"))?;
+            .map_err(|source| crate::BuildError::Http {
+                what: "push relay client".into(),
+                source,
+            })?;
         Ok(Arc::new(Self {
             devices,
             wake,
@@ -86,15 +93,15 @@ impl AppChannel {
     }
 }
 
-fn transient(e: impl std::fmt::Display) -> SendError {
+fn transient(e: impl std::fmt::Display) -> ChannelError {
     tracing::warn!(error = %e, "app channel: store unavailable");
-    SendError::Transient {
+    ChannelError::Transient {
         code: "app_store".into(),
         retry_after: None,
     }
 }
 
-type Sent = Result<(Vec<String>, String), SendError>;
+type Sent = Result<(Vec<String>, String), ChannelError>;
 
 impl AppChannel {
     /// The recipient's devices (by number, and by user id when the message names one)
@@ -103,9 +110,9 @@ impl AppChannel {
         &self,
         msg: &Outgoing,
         now: i64,
-    ) -> Result<(Vec<Device>, Vec<Envelope>), SendError> {
+    ) -> Result<(Vec<Device>, Vec<Envelope>), ChannelError> {
         if msg.expires_at.is_some_and(|e| e <= now) {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: codes::TTL_EXPIRED.into(),
             });
         }
@@ -136,7 +143,7 @@ impl AppChannel {
                 .and_then(|c| serde_json::to_value(c).ok()),
             sent_at: now,
         };
-        let plain = serde_json::to_vec(&payload).map_err(|_| SendError::Permanent {
+        let plain = serde_json::to_vec(&payload).map_err(|_| ChannelError::Permanent {
             code: "app_payload".into(),
         })?;
         let mid = msg.message_id.as_str();
@@ -151,7 +158,7 @@ impl AppChannel {
             let (enc, ct) = hpke::seal(&pk, info.as_bytes(), mid.as_bytes(), &plain, aead)
                 .map_err(|e| {
                     tracing::warn!(device = %d.id, error = %e, "app channel: seal failed");
-                    SendError::Permanent {
+                    ChannelError::Permanent {
                         code: "app_seal".into(),
                     }
                 })?;
@@ -168,7 +175,7 @@ impl AppChannel {
             });
         }
         if envelopes.is_empty() {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: codes::NO_DEVICE.into(),
             });
         }
@@ -202,7 +209,7 @@ impl AppChannel {
             if !stored {
                 out.push((
                     attempt,
-                    Err(SendError::Transient {
+                    Err(ChannelError::Transient {
                         code: "app_store".into(),
                         retry_after: None,
                     }),
@@ -292,7 +299,7 @@ impl Channel for AppChannel {
 
     /// Deletes the envelopes no device acknowledged; a device that did means the
     /// message arrived.
-    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, SendError> {
+    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, ChannelError> {
         self.devices
             .withdraw_envelopes(&due.attempt_id)
             .await

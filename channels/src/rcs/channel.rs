@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, Outgoing};
 use hermod_core::plan::{Assessment, Candidate, DueFallback, Withdrawal};
-use hermod_core::ports::{Channel, SendError};
+use hermod_core::ports::ConfigError;
+use hermod_core::ports::{Channel, ChannelError};
 use hermod_core::{TenantId, now_ms};
 
 use super::client::{Capability, RbmClient, RbmError, Revoke, message_id_for};
@@ -36,14 +37,17 @@ pub struct RcsChannel {
 }
 
 impl RcsChannel {
-    pub fn new(cfg: &RcsConfig) -> Result<Arc<Self>, String> {
+    pub fn new(cfg: &RcsConfig) -> Result<Arc<Self>, ConfigError> {
         if cfg.agents.is_empty() {
-            return Err("rcs: no agents configured".into());
+            return Err(ConfigError::new("rcs: no agents configured"));
         }
         let mut agents = Vec::new();
         for a in &cfg.agents {
             if agents.iter().any(|c: &RbmClient| c.config().name == a.name) {
-                return Err(format!("rcs: agent name {} is used twice", a.name));
+                return Err(ConfigError::new(format!(
+                    "rcs: agent name {} is used twice",
+                    a.name
+                )));
             }
             agents.push(RbmClient::new(a.clone())?);
         }
@@ -52,7 +56,9 @@ impl RcsChannel {
             Some(n) => agents
                 .iter()
                 .position(|c| &c.config().name == n)
-                .ok_or_else(|| format!("rcs: default_agent {n} is not among the agents"))?,
+                .ok_or_else(|| {
+                    ConfigError::new(format!("rcs: default_agent {n} is not among the agents"))
+                })?,
         };
         Ok(Arc::new(Self { agents, default }))
     }
@@ -134,22 +140,22 @@ impl RcsChannel {
     }
 }
 
-fn send_error(e: RbmError) -> SendError {
+fn send_error(e: RbmError) -> ChannelError {
     match &e {
-        RbmError::Api { status: 404, .. } => SendError::Permanent {
+        RbmError::Api { status: 404, .. } => ChannelError::Permanent {
             code: codes::NOT_CAPABLE.into(),
         },
-        RbmError::Api { status: 400, .. } => SendError::Permanent {
+        RbmError::Api { status: 400, .. } => ChannelError::Permanent {
             code: codes::INVALID.into(),
         },
-        RbmError::Api { retry_after, .. } if e.is_transient() => SendError::Transient {
+        RbmError::Api { retry_after, .. } if e.is_transient() => ChannelError::Transient {
             code: e.code(),
             retry_after: *retry_after,
         },
-        RbmError::Api { .. } => SendError::Permanent { code: e.code() },
+        RbmError::Api { .. } => ChannelError::Permanent { code: e.code() },
         // RBM ignores a repeated messageId, so a send whose answer was lost is simply
         // sent again: never in doubt.
-        RbmError::Transport(_) | RbmError::Token(_) => SendError::Transient {
+        RbmError::Transport(_) | RbmError::Token(_) => ChannelError::Transient {
             code: e.code(),
             retry_after: None,
         },
@@ -192,7 +198,7 @@ impl Channel for RcsChannel {
     }
 
     /// Revokes the RBM message: 200 withdrawn, 404 already delivered.
-    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, SendError> {
+    async fn withdraw(&self, due: &DueFallback) -> Result<Withdrawal, ChannelError> {
         let Some(agent) = self.agent_for(due.from.as_deref(), &due.tenant_id) else {
             // Its agent was reassigned since: it cannot be revoked from here.
             return Ok(Withdrawal::NotSupported);
@@ -203,22 +209,22 @@ impl Channel for RcsChannel {
         {
             Ok(Revoke::Revoked) => Ok(Withdrawal::Withdrawn),
             Ok(Revoke::AlreadyDelivered) => Ok(Withdrawal::AlreadyDelivered),
-            Err(e) => Err(SendError::Transient {
+            Err(e) => Err(ChannelError::Transient {
                 code: e.code(),
                 retry_after: None,
             }),
         }
     }
 
-    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
         let now = now_ms();
         if msg.expires_at.is_some_and(|e| e <= now) {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: codes::TTL_EXPIRED.into(),
             });
         }
         let Some(agent) = self.agent_for(msg.from.as_deref(), &msg.tenant_id) else {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: codes::NO_AGENT.into(),
             });
         };
@@ -233,7 +239,7 @@ impl Channel for RcsChannel {
             .await
             .map_err(send_error)?;
         if cap == Capability::NotCapable {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: codes::NOT_CAPABLE.into(),
             });
         }
@@ -248,7 +254,7 @@ impl Channel for RcsChannel {
                 .as_ref()
                 .and_then(|c| c.degrade(|f| cap.supports(&[f])))
             else {
-                return Err(SendError::Permanent {
+                return Err(ChannelError::Permanent {
                     code: codes::FEATURE_UNSUPPORTED.into(),
                 });
             };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use hermod_core::ports::ConfigError;
 use hermod_crypto::rbm::ServiceAccountKey;
 
 use super::config::{AgentConfig, ServiceAccount};
@@ -151,27 +152,29 @@ pub fn message_id_for(attempt: &str) -> String {
 }
 
 impl RbmClient {
-    pub fn new(cfg: AgentConfig) -> Result<Self, String> {
+    pub fn new(cfg: AgentConfig) -> Result<Self, ConfigError> {
         hermod_crypto::install_tls_provider();
         let mut account = ServiceAccount::load(&cfg)?;
         if let Some(t) = &cfg.token_uri {
             account.token_uri = t.clone();
         }
         let key = ServiceAccountKey::from_pem(&account.private_key)
-            .map_err(|e| format!("agent {}: {e}", cfg.name))?;
+            .map_err(|e| ConfigError::new(format!("agent {}: {e}", cfg.name)))?;
         let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(cfg.timeout_secs.clamp(1, 5)));
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("agent {}: ca_file {}: {e}", cfg.name, ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("agent {}: ca_file {}: {e}", cfg.name, ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                ConfigError::new(format!("agent {}: ca_file {}: {e}", cfg.name, ca.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ConfigError::new(format!("agent {}: ca_file {}: {e}", cfg.name, ca.display()))
+            })?;
             http = http.tls_certs_only(certs);
         }
         let http = http
             .build()
-            .map_err(|e| format!("agent {}: HTTP client: {e}", cfg.name))?;
+            .map_err(|e| ConfigError::new(format!("agent {}: HTTP client: {e}", cfg.name)))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,

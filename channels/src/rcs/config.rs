@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use hermod_core::Secret;
+use hermod_core::ports::ConfigError;
 
 /// Google's global endpoint; regional ones (`europe-`, `us-`, `asia-`) work the same.
 pub const DEFAULT_BASE_URL: &str = "https://rcsbusinessmessaging.googleapis.com";
@@ -167,28 +168,28 @@ fn default_token_uri() -> String {
 }
 
 impl ServiceAccount {
-    pub fn load(cfg: &AgentConfig) -> Result<ServiceAccount, String> {
+    pub fn load(cfg: &AgentConfig) -> Result<ServiceAccount, ConfigError> {
         let json = match (&cfg.service_account_json, &cfg.service_account_file) {
             (Some(j), _) => j.0.clone(),
             (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| {
-                format!(
+                ConfigError::new(format!(
                     "agent {}: cannot read service_account_file {}: {e}",
                     cfg.name,
                     p.display()
-                )
+                ))
             })?,
             (None, None) => {
-                return Err(format!(
+                return Err(ConfigError::new(format!(
                     "agent {}: set service_account_file or service_account_json",
                     cfg.name
-                ));
+                )));
             }
         };
         serde_json::from_str(&json).map_err(|e| {
-            format!(
+            ConfigError::new(format!(
                 "agent {}: the service-account key is not valid JSON with client_email and private_key: {e}",
                 cfg.name
-            )
+            ))
         })
     }
 }

@@ -6,12 +6,14 @@ mod channel;
 mod client;
 mod config;
 mod message;
+mod parts;
 mod webhook;
 
 pub use channel::{RcsChannel, codes, provider_id};
 pub use client::{BATCH_GET_MAX, Capability, RbmClient, RbmError, Revoke, SCOPE, message_id_for};
 pub use config::{AgentConfig, DEFAULT_BASE_URL, RcsConfig, Region, ServiceAccount};
 pub use message::{agent_message, content_message};
+pub use parts::{Settings, build, fixed_senders, key_files};
 pub use webhook::{RbmEvent, RbmWebhook, decode_event};
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use hermod_core::content::RichMessage;
 use hermod_core::model::Outgoing;
 use hermod_core::plan::Withdrawal;
-use hermod_core::ports::{Channel, SendError};
+use hermod_core::ports::{Channel, ChannelError};
 use hermod_core::{AttemptId, MessageId, Msisdn};
 use hermod_crypto::rbm::{DEMO_CLIENT_EMAIL, DEMO_SERVICE_ACCOUNT_PEM};
 use serde_json::json;
@@ -286,7 +286,7 @@ async fn errors_map_to_permanent_or_transient() {
     // Not RCS-reachable.
     assert_eq!(
         ch.send(&outgoing("+447700900041", None)).await.unwrap_err(),
-        SendError::Permanent {
+        ChannelError::Permanent {
             code: codes::NOT_CAPABLE.into()
         }
     );
@@ -308,7 +308,7 @@ async fn errors_map_to_permanent_or_transient() {
     let o = outgoing("+447700900040", None);
     for code in ["rbm_503", "rbm_429"] {
         match ch.send(&o).await.unwrap_err() {
-            SendError::Transient { code: c, .. } => assert_eq!(c, code),
+            ChannelError::Transient { code: c, .. } => assert_eq!(c, code),
             e => panic!("{e:?}"),
         }
     }
@@ -347,7 +347,7 @@ async fn errors_map_to_permanent_or_transient() {
     old.expires_at = Some(hermod_core::now_ms() - 1);
     assert_eq!(
         ch.send(&old).await.unwrap_err(),
-        SendError::Permanent {
+        ChannelError::Permanent {
             code: codes::TTL_EXPIRED.into()
         }
     );
@@ -487,7 +487,7 @@ async fn the_traffic_type_comes_from_the_message_or_the_agent() {
     let plain = channel(&sim, |_| {});
     let mut o = outgoing("+447700900070", None);
     match plain.send(&o).await.unwrap_err() {
-        SendError::Permanent { code } => assert_eq!(code, codes::INVALID),
+        ChannelError::Permanent { code } => assert_eq!(code, codes::INVALID),
         e => panic!("{e:?}"),
     }
     assert!(sent(&sim, &o).is_none(), "refused without a traffic type");
@@ -537,7 +537,7 @@ async fn a_failed_batch_is_not_replaced_by_lookups_one_by_one() {
     ch.send(&batch[1]).await.unwrap();
     assert_eq!(
         ch.send(&batch[2]).await.unwrap_err(),
-        SendError::Permanent {
+        ChannelError::Permanent {
             code: codes::NOT_CAPABLE.into()
         }
     );

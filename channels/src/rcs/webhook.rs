@@ -162,6 +162,7 @@ pub fn decode_event(
     Ok((
         id,
         RbmEvent::Inbound(InboundPart {
+            channel: ChannelKind::Rcs,
             connector: format!("rbm:{name}"),
             from,
             to: agent_id.to_owned(),
@@ -345,6 +346,10 @@ impl RbmWebhook {
 
 #[async_trait]
 impl WebhookIngress for RbmWebhook {
+    fn signature_header(&self) -> &'static str {
+        "x-goog-signature"
+    }
+
     async fn handle(&self, name: &str, signature: Option<&str>, body: &[u8]) -> WebhookReply {
         // A misconfiguration is answered 200 (RBM would retry a refusal for days,
         // holding up the partner's other agents) and made loud here instead.

@@ -1,5 +1,6 @@
 //! Connector and route configuration, as it appears in `hermod.toml`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,9 +8,93 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use hermod_core::Secret;
+use hermod_core::ports::ConfigError;
 
 use super::dlr::ReceiptIds;
 use super::gsm::Preferred;
+
+/// `[smpp]`: SMS over SMPP: the SMSC connectors, routes, our numbers, replies.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppConfig {
+    /// The single connector used when `connectors` is empty:
+    /// `smpp://system_id:password@host:port` (`smpps://` for TLS).
+    pub url: Secret,
+    /// `system_type` of the `url` connector's bind.
+    pub system_type: String,
+    /// Outstanding submit_sm of the `url` connector.
+    pub window: usize,
+    /// Seconds between enquire_link keep-alives of the `url` connector.
+    pub enquire_link_secs: u64,
+    /// Seconds the `url` connector waits for a response PDU before the bind is
+    /// considered broken.
+    pub response_timeout_secs: u64,
+    /// Sender when a message names none (and a connector sets none).
+    pub default_source: Option<String>,
+    /// Reply to an inbound HELP; unset = no reply.
+    pub help_reply: Option<String>,
+    /// Our numbers and the tenant (`ten_...`) that owns each (like `[[senders.assign]]`).
+    #[serde(default)]
+    pub numbers: HashMap<String, String>,
+    /// A concatenated inbound message still missing parts after this long is stored
+    /// with the parts that came.
+    pub inbound_part_timeout_secs: u64,
+    /// Any number of SMSC connectors (`[[smpp.connectors]]`).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
+    /// Prefix routes (`[[smpp.routes]]`), hot-reloadable with SIGHUP or
+    /// `POST /v1/admin/reload`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for SmppConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret("smpp://hermod:secret@127.0.0.1:2775".into()),
+            system_type: String::new(),
+            window: 32,
+            enquire_link_secs: 30,
+            response_timeout_secs: 10,
+            default_source: Some("Hermod".into()),
+            help_reply: Some(
+                "Reply STOP to stop messages from this sender, START to receive them again.".into(),
+            ),
+            numbers: HashMap::new(),
+            inbound_part_timeout_secs: 3600,
+            connectors: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl SmppConfig {
+    /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`.
+    pub fn connectors(&self) -> Vec<ConnectorConfig> {
+        if self.connectors.is_empty() {
+            return vec![ConnectorConfig {
+                name: "default".into(),
+                url: Some(self.url.clone()),
+                system_type: self.system_type.clone(),
+                window: self.window,
+                enquire_link_secs: self.enquire_link_secs,
+                response_timeout_secs: self.response_timeout_secs,
+                default_source: self.default_source.clone(),
+                ..ConnectorConfig::default()
+            }];
+        }
+        self.connectors
+            .iter()
+            .map(|c| ConnectorConfig {
+                default_source: c
+                    .default_source
+                    .clone()
+                    .or_else(|| self.default_source.clone()),
+                ..c.clone()
+            })
+            .collect()
+    }
+}
 
 /// Transceiver binds, or a transmitter and a receiver per bind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -121,24 +206,27 @@ impl Default for ConnectorConfig {
 
 impl ConnectorConfig {
     /// Applies `url` (if any) over the separate fields and checks the result.
-    pub fn resolved(&self) -> Result<ConnectorConfig, String> {
+    pub fn resolved(&self) -> Result<ConnectorConfig, ConfigError> {
         let mut c = self.clone();
         if let Some(Secret(raw)) = &self.url {
-            let u = url::Url::parse(raw)
-                .map_err(|e| format!("connector {}: invalid url: {e}", self.name))?;
+            let u = url::Url::parse(raw).map_err(|e| {
+                ConfigError::new(format!("connector {}: invalid url: {e}", self.name))
+            })?;
             c.tls = match u.scheme() {
                 "smpp" => false,
                 "smpps" | "ssmpp" => true,
                 _ => {
-                    return Err(format!(
+                    return Err(ConfigError::new(format!(
                         "connector {}: url scheme must be smpp:// or smpps://",
                         self.name
-                    ));
+                    )));
                 }
             };
             c.host = u
                 .host_str()
-                .ok_or_else(|| format!("connector {}: url has no host", self.name))?
+                .ok_or_else(|| {
+                    ConfigError::new(format!("connector {}: url has no host", self.name))
+                })?
                 .to_owned();
             c.port = u.port().unwrap_or(2775);
             let decode = |s: &str| {
@@ -160,28 +248,40 @@ impl ConnectorConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!(
+            return Err(ConfigError::new(format!(
                 "connector {:?}: name must be 1 to 32 letters, digits, '-' or '_'",
                 c.name
-            ));
+            )));
         }
         if c.host.is_empty() {
-            return Err(format!("connector {}: host must not be empty", c.name));
+            return Err(ConfigError::new(format!(
+                "connector {}: host must not be empty",
+                c.name
+            )));
         }
         if c.binds == 0 || c.binds > 64 {
-            return Err(format!("connector {}: binds must be 1..=64", c.name));
+            return Err(ConfigError::new(format!(
+                "connector {}: binds must be 1..=64",
+                c.name
+            )));
         }
         if c.window == 0 {
-            return Err(format!("connector {}: window must be at least 1", c.name));
+            return Err(ConfigError::new(format!(
+                "connector {}: window must be at least 1",
+                c.name
+            )));
         }
         if c.tps.is_nan() || c.tps < 0.0 {
-            return Err(format!("connector {}: tps must be >= 0", c.name));
+            return Err(ConfigError::new(format!(
+                "connector {}: tps must be >= 0",
+                c.name
+            )));
         }
         if c.client_cert_file.is_some() != c.client_key_file.is_some() {
-            return Err(format!(
+            return Err(ConfigError::new(format!(
                 "connector {}: client_cert_file and client_key_file go together",
                 c.name
-            ));
+            )));
         }
         Ok(c)
     }

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::BuildError;
 use hermod_core::model::{Outgoing, ReceiptTiming};
 use hermod_core::now_ms;
-use hermod_core::ports::SendError;
+use hermod_core::ports::ChannelError;
 use rusmpp::pdus::SubmitSm;
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
@@ -56,10 +57,13 @@ impl Connector {
         cfg: &ConnectorConfig,
         sinks: Sinks,
         cancel: CancellationToken,
-    ) -> Result<Arc<Connector>, String> {
+    ) -> Result<Arc<Connector>, BuildError> {
         let cfg = Arc::new(cfg.resolved()?);
         let tls = if cfg.tls {
-            Some(tls::client_config(&cfg).map_err(|e| format!("connector {}: {e}", cfg.name))?)
+            Some(tls::client_config(&cfg).map_err(|source| BuildError::Tls {
+                what: format!("connector {}", cfg.name),
+                source,
+            })?)
         } else {
             None
         };
@@ -126,13 +130,13 @@ impl Connector {
         self.is_bound() && self.failing().is_none()
     }
 
-    fn record(&self, r: &Result<(Vec<String>, String), SendError>) {
+    fn record(&self, r: &Result<(Vec<String>, String), ChannelError>) {
         match r {
-            Ok(_) | Err(SendError::Permanent { .. }) => {
+            Ok(_) | Err(ChannelError::Permanent { .. }) => {
                 self.failures.store(0, Ordering::Relaxed);
             }
-            Err(SendError::Transient { code, .. }) if status::is_throttle(code) => {}
-            Err(SendError::Transient { .. } | SendError::InDoubt { .. }) => {
+            Err(ChannelError::Transient { code, .. }) if status::is_throttle(code) => {}
+            Err(ChannelError::Transient { .. } | ChannelError::InDoubt { .. }) => {
                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if n >= self.cfg.failure_threshold.max(1) {
                     let cool = Duration::from_secs(self.cfg.failure_cooldown_secs);
@@ -206,19 +210,19 @@ impl Connector {
         })
     }
 
-    fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, SendError> {
+    fn build(&self, msg: &Outgoing) -> Result<Vec<SubmitSm>, ChannelError> {
         let reference = self.reference.fetch_add(1, Ordering::Relaxed);
         build_submits(&self.cfg, reference, msg)
     }
 
     /// Submits every part; the token bucket is charged one token per part first.
-    pub async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+    pub async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
         let r = self.send_inner(msg).await;
         self.record(&r);
         r
     }
 
-    async fn send_inner(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+    async fn send_inner(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
         let pdus = self.build(msg)?;
         self.bucket
             .acquire(u32::try_from(pdus.len()).unwrap_or(u32::MAX))
@@ -230,7 +234,7 @@ impl Connector {
                     not_bound()
                 } else {
                     // Earlier parts went out: the message is half-sent.
-                    SendError::InDoubt {
+                    ChannelError::InDoubt {
                         code: "smpp:not_bound".into(),
                     }
                 });
@@ -278,7 +282,7 @@ impl Connector {
                     // Written but unanswered: the SMSC may have accepted it.
                     bind.note_error(&e.to_string());
                     tracing::warn!(error = %e, attempt = %msg.attempt_id, bind = %bind.id, "submit_sm unanswered");
-                    return Err(SendError::InDoubt {
+                    return Err(ChannelError::InDoubt {
                         code: "smpp:no_response".into(),
                     });
                 }
@@ -295,8 +299,8 @@ pub(crate) fn build_submits(
     cfg: &ConnectorConfig,
     reference: u8,
     msg: &Outgoing,
-) -> Result<Vec<SubmitSm>, SendError> {
-    let bad = |what: &str| SendError::Permanent {
+) -> Result<Vec<SubmitSm>, ChannelError> {
+    let bad = |what: &str| ChannelError::Permanent {
         code: format!("invalid_{what}"),
     };
     let source = msg
@@ -317,7 +321,7 @@ pub(crate) fn build_submits(
         Some(at) => {
             let left = (at - now_ms()) / 1000;
             if left <= 0 {
-                return Err(SendError::Permanent {
+                return Err(ChannelError::Permanent {
                     code: "ttl_expired".into(),
                 });
             }
@@ -368,8 +372,8 @@ pub fn scoped_id(connector: &str, id: &str) -> String {
     format!("{connector}:{}", id.trim())
 }
 
-fn not_bound() -> SendError {
-    SendError::Transient {
+fn not_bound() -> ChannelError {
+    ChannelError::Transient {
         code: status::NOT_BOUND.into(),
         retry_after: Some(Duration::from_secs(1)),
     }
@@ -470,7 +474,7 @@ mod tests {
         let gone = build_submits(&cfg, 1, &outgoing("Acme", "hi", Some(now_ms() - 1)));
         assert_eq!(
             gone.unwrap_err(),
-            SendError::Permanent {
+            ChannelError::Permanent {
                 code: "ttl_expired".into()
             }
         );

@@ -3,6 +3,7 @@
 //! by data_coding.
 
 use hermod_core::inbound::{Concat, InboundPart};
+use hermod_core::model::ChannelKind;
 use hermod_core::now_ms;
 use rusmpp::pdus::DeliverSm;
 use rusmpp::tlvs::TlvValue;
@@ -78,6 +79,7 @@ pub fn part_from(d: &DeliverSm, connector: &str) -> InboundPart {
     // A "concatenated" message of one part is just a message.
     let concat = concat.filter(|c| c.total > 1 && c.seq >= 1 && c.seq <= c.total);
     InboundPart {
+        channel: ChannelKind::Sms,
         payload: None,
         connector: connector.to_owned(),
         from: d.source_addr.as_str().trim_start_matches('+').to_owned(),

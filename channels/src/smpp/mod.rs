@@ -11,6 +11,7 @@ mod connector;
 pub mod dlr;
 pub use hermod_core::gsm;
 pub mod mo;
+mod parts;
 mod router;
 pub mod status;
 pub mod tls;
@@ -19,6 +20,7 @@ mod vectors;
 
 pub use bind::{BindLeases, BindStatus, Mode, Sinks};
 pub use bucket::TokenBucket;
-pub use config::{BindMode, ConnectorConfig, RouteConfig};
+pub use config::{BindMode, ConnectorConfig, RouteConfig, SmppConfig};
 pub use connector::{ConnectorStatus, relative_validity, source_addr};
+pub use parts::{Settings, build, fixed_senders, key_files};
 pub use router::SmsRouter;

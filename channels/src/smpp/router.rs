@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, InDoubtLook, Outgoing};
-use hermod_core::ports::{Channel, SendError};
+use hermod_core::ports::ConfigError;
+use hermod_core::ports::{Channel, ChannelError};
 use tokio_util::sync::CancellationToken;
 
 use super::bind::Sinks;
@@ -20,20 +21,26 @@ struct Table {
 }
 
 impl Table {
-    fn new(routes: Vec<RouteConfig>, names: &[String]) -> Result<Table, String> {
+    fn new(routes: Vec<RouteConfig>, names: &[String]) -> Result<Table, ConfigError> {
         for r in &routes {
             if !names.iter().any(|n| n == &r.connector) {
-                return Err(format!(
+                return Err(ConfigError::new(format!(
                     "route {:?}: unknown connector {:?}",
                     r.prefix, r.connector
-                ));
+                )));
             }
             let p = r.prefix.trim_start_matches('+');
             if !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("route {:?}: prefix must be digits", r.prefix));
+                return Err(ConfigError::new(format!(
+                    "route {:?}: prefix must be digits",
+                    r.prefix
+                )));
             }
             if r.cost.is_nan() || r.cost < 0.0 {
-                return Err(format!("route {:?}: cost must be >= 0", r.prefix));
+                return Err(ConfigError::new(format!(
+                    "route {:?}: cost must be >= 0",
+                    r.prefix
+                )));
             }
         }
         let mut routes: Vec<RouteConfig> = routes
@@ -80,14 +87,16 @@ impl SmsRouter {
         routes: Vec<RouteConfig>,
         sinks: Sinks,
         cancel: CancellationToken,
-    ) -> Result<Arc<SmsRouter>, String> {
+    ) -> Result<Arc<SmsRouter>, crate::BuildError> {
         if connectors.is_empty() {
-            return Err("no SMPP connector configured".into());
+            return Err(ConfigError::new("no SMPP connector configured").into());
         }
         let mut names: Vec<String> = Vec::new();
         for c in connectors {
             if names.contains(&c.name) {
-                return Err(format!("connector {:?} configured twice", c.name));
+                return Err(
+                    ConfigError::new(format!("connector {:?} configured twice", c.name)).into(),
+                );
             }
             names.push(c.name.clone());
         }
@@ -124,7 +133,7 @@ impl SmsRouter {
     }
 
     /// Replaces the routes; binds and messages in flight are untouched.
-    pub fn reload_routes(&self, routes: Vec<RouteConfig>) -> Result<usize, String> {
+    pub fn reload_routes(&self, routes: Vec<RouteConfig>) -> Result<usize, ConfigError> {
         let names: Vec<String> = self.by_name.keys().cloned().collect();
         let mut ordered: Vec<String> = self
             .connectors
@@ -213,10 +222,10 @@ impl Channel for SmsRouter {
         }
     }
 
-    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError> {
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
         let candidates = self.candidates(msg.to.digits());
         if candidates.is_empty() {
-            return Err(SendError::Permanent {
+            return Err(ChannelError::Permanent {
                 code: "no_route".into(),
             });
         }
@@ -225,8 +234,8 @@ impl Channel for SmsRouter {
             // Only "nothing was sent" moves on to the next connector at once: any other
             // failure is retried later, when health may route it elsewhere.
             match c.send(msg).await {
-                Err(SendError::Transient { code, retry_after }) if code == status::NOT_BOUND => {
-                    last = Some(SendError::Transient { code, retry_after });
+                Err(ChannelError::Transient { code, retry_after }) if code == status::NOT_BOUND => {
+                    last = Some(ChannelError::Transient { code, retry_after });
                 }
                 other => {
                     if other.is_ok() {
@@ -237,7 +246,7 @@ impl Channel for SmsRouter {
                 }
             }
         }
-        Err(last.unwrap_or(SendError::Transient {
+        Err(last.unwrap_or(ChannelError::Transient {
             code: status::NOT_BOUND.into(),
             retry_after: None,
         }))

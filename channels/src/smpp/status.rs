@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hermod_core::ports::SendError;
+use hermod_core::ports::ChannelError;
 
 /// What to do about a status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,18 +109,18 @@ pub fn name_of(status: u32) -> Option<&'static str> {
 }
 
 /// Classifies a non-zero `command_status` of a submit_sm_resp or generic_nack.
-pub fn classify(status: u32) -> SendError {
+pub fn classify(status: u32) -> ChannelError {
     let code = format!("smpp:0x{status:08X}");
     match class_of(status) {
-        Throttle => SendError::Transient {
+        Throttle => ChannelError::Transient {
             code,
             retry_after: Some(Duration::from_secs(1)),
         },
-        Transient => SendError::Transient {
+        Transient => ChannelError::Transient {
             code,
             retry_after: None,
         },
-        Permanent => SendError::Permanent { code },
+        Permanent => ChannelError::Permanent { code },
     }
 }
 
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let transient = |s| matches!(classify(s), SendError::Transient { .. });
+        let transient = |s| matches!(classify(s), ChannelError::Transient { .. });
         assert_eq!(class_of(0x58), Throttle, "ESME_RTHROTTLED");
         assert_eq!(class_of(0x14), Throttle, "ESME_RMSGQFUL");
         assert!(transient(0x58) && transient(0x14));
@@ -174,7 +174,7 @@ mod tests {
         assert!(!transient(0x104), "ESME_RINVDCS");
         assert_eq!(
             classify(0x0B),
-            SendError::Permanent {
+            ChannelError::Permanent {
                 code: "smpp:0x0000000B".into()
             }
         );

@@ -8,9 +8,9 @@ use crate::inbound::InboundPart;
 use crate::model::*;
 use crate::plan::*;
 
-/// Why a send failed, and whether trying again can help.
+/// Why a channel's send or withdrawal failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SendError {
+pub enum ChannelError {
     #[error("transient send failure {code}")]
     Transient {
         code: String,
@@ -51,7 +51,7 @@ pub trait Channel: Send + Sync {
     /// Called with each batch before its sends (e.g. one bulk capability lookup).
     async fn prepare(&self, _batch: &[Outgoing]) {}
     /// Submits and returns the provider ids (one per part) and the raw provider status.
-    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), SendError>;
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError>;
     /// What the channel knows of each candidate's recipient (device registered, RCS
     /// capable, ...): kept or skipped, with the reason. One entry per candidate.
     async fn assess(&self, batch: &[Candidate]) -> Vec<Assessment> {
@@ -62,7 +62,7 @@ pub trait Channel: Send + Sync {
     }
     /// Withdraws an unanswered message before a fallback (RBM revoke, envelope
     /// deletion).
-    async fn withdraw(&self, _due: &DueFallback) -> Result<Withdrawal, SendError> {
+    async fn withdraw(&self, _due: &DueFallback) -> Result<Withdrawal, ChannelError> {
         Ok(Withdrawal::NotSupported)
     }
 }
@@ -106,6 +106,8 @@ pub trait AgentEvents: Send + Sync {
 /// A provider's webhook (RBM events): what the HTTP layer hands over and answers.
 #[async_trait]
 pub trait WebhookIngress: Send + Sync {
+    /// The header that carries the provider's signature.
+    fn signature_header(&self) -> &'static str;
     /// Handles one POST to `/v1/webhooks/<kind>/{name}`; `signature` is the provider's
     /// signature header. Returns the HTTP status and the body to answer with.
     async fn handle(&self, name: &str, signature: Option<&str>, body: &[u8]) -> WebhookReply;
@@ -147,4 +149,32 @@ pub trait InboundSink: Send + Sync {
 #[async_trait]
 pub trait ReceiptSink: Send + Sync {
     async fn deliver(&self, receipt: Receipt) -> bool;
+}
+
+/// A configuration that cannot be used, said in one line that names the setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// What `GET /v1/connectors` shows of a channel (SMPP binds, RBM agents, ...), and
+/// what a configuration reload (`SIGHUP`, `POST /v1/admin/reload`) changes of it.
+#[async_trait]
+pub trait Connectors: Send + Sync {
+    /// This channel's entries, each a JSON object with at least `name`.
+    async fn list(&self) -> super::PortResult<Vec<serde_json::Value>>;
+    /// Applies the channel's section of a re-read configuration (what can change
+    /// without a restart) and says what it applied. None: nothing of this channel
+    /// reloads in this process.
+    fn reload(
+        &self,
+        _section: &serde_json::Value,
+    ) -> Option<Result<serde_json::Value, ConfigError>> {
+        None
+    }
 }

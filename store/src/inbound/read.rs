@@ -9,6 +9,8 @@ use diesel_async::RunQueryDsl;
 use hermod_core::TenantId;
 use hermod_core::inbound::{InboundMessage, Keyword};
 use hermod_core::ports::PortResult;
+
+use crate::sql::common::channel_of;
 use hermod_crypto::vault::Vault;
 
 pub(super) fn to_inbound(r: InboundRow) -> InboundMessage {
@@ -19,6 +21,7 @@ pub(super) fn to_inbound(r: InboundRow) -> InboundMessage {
         to: r.to_addr,
         text: r.body,
         parts: r.parts,
+        channel: channel_of(&r.channel),
         connector: r.connector,
         keyword: r.keyword.as_deref().and_then(|k| match k {
             "stop" => Some(Keyword::Stop),

@@ -5,6 +5,7 @@
 use super::opt_out::opt_fact;
 use super::read::to_inbound;
 use crate::sql::batch::BatchInsert as _;
+use crate::sql::common::channel_of;
 use crate::sql::markers::mark_event;
 use crate::sql::rows::*;
 use crate::sql::schema::*;
@@ -88,6 +89,7 @@ pub(super) async fn receive(
                     connector: part.connector.clone(),
                     body: part.text.clone(),
                     received_at: part.received_at,
+                    channel: part.channel.as_str().to_owned(),
                 };
                 // seq 0 asks to store whatever parts came (the rest timed out).
                 let flush = k.seq == 0;
@@ -205,6 +207,7 @@ pub(super) async fn receive(
             payload: part.payload.as_ref().map(|p| p.to_string()),
             from_hash: Some(from_hash.clone()),
             provider_id: part.event.as_ref().map(|e| e.id.clone()),
+            channel: part.channel.as_str().to_owned(),
         };
         // The stored copy is sealed under the sender's data key for this tenant.
         let mut sealed = row.clone();
@@ -250,7 +253,7 @@ pub(super) async fn receive(
                     "from": row.from_number,
                     "to": row.to_addr,
                     "text": row.body,
-                    "channel": if row.connector.starts_with("rbm:") { "rcs" } else { "sms" },
+                    "channel": row.channel,
                     "connector": row.connector,
                     "keyword": row.keyword,
                     "payload": part.payload,
@@ -309,6 +312,7 @@ pub(super) async fn stale_parts(db: &Db, before: i64) -> PortResult<Vec<Vec<Inbo
         .map(|g| {
             g.into_iter()
                 .map(|p| InboundPart {
+                    channel: channel_of(&p.channel),
                     connector: p.connector,
                     from: p.from_number,
                     to: p.to_addr,

@@ -58,9 +58,9 @@ pub(crate) trait BatchInsert {
 /// the entries and moves the heads, all in the caller's transaction.
 macro_rules! append_facts {
     ($c:expr, $facts:expr) => {{
-        use $crate::sql::schema::audit_heads as h;
         use diesel::{ExpressionMethods as _, QueryDsl as _};
         use diesel_async::RunQueryDsl as _;
+        use $crate::sql::schema::audit_heads as h;
         let facts: &[$crate::sql::rows::NewAuditRow] = $facts;
         let tenants: std::collections::HashSet<&str> =
             facts.iter().map(|r| r.tenant_id.as_str()).collect();
@@ -88,7 +88,6 @@ macro_rules! append_facts {
         Ok(facts.len())
     }};
 }
-
 
 const CHUNK: usize = 500;
 

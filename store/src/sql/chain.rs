@@ -115,4 +115,3 @@ pub(crate) fn chain(
     }
     (entries, heads)
 }
-

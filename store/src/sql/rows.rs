@@ -186,6 +186,7 @@ pub struct InboundRow {
     pub payload: Option<String>,
     pub from_hash: Option<String>,
     pub provider_id: Option<String>,
+    pub channel: String,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -199,6 +200,7 @@ pub struct InboundPartRow {
     pub connector: String,
     pub body: String,
     pub received_at: i64,
+    pub channel: String,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

@@ -148,6 +148,7 @@ diesel::table! {
         payload -> Nullable<Text>,
         from_hash -> Nullable<Text>,
         provider_id -> Nullable<Text>,
+        channel -> Text,
     }
 }
 
@@ -161,6 +162,7 @@ diesel::table! {
         connector -> Text,
         body -> Text,
         received_at -> BigInt,
+        channel -> Text,
     }
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE inbound_parts DROP COLUMN channel;
+ALTER TABLE inbound_messages DROP COLUMN channel;
