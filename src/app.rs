@@ -499,12 +499,15 @@ pub async fn run(
                 admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
                 queue: Some(queue),
             };
-            let server =
-                HttpServer::new(move || App::new().configure(hermod_api::configure(state.clone())))
-                    .listen(listener)?
-                    .shutdown_timeout(5)
-                    .disable_signals()
-                    .run();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(hermod_api::request_span))
+                    .configure(hermod_api::configure(state.clone()))
+            })
+            .listen(listener)?
+            .shutdown_timeout(5)
+            .disable_signals()
+            .run();
             let handle = server.handle();
             let c = cancel.clone();
             tokio::spawn(async move {

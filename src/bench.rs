@@ -269,8 +269,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                     "bench@rbm.goog",
                     hermod_crypto::rbm::DEMO_CLIENT_EMAIL,
                     hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM,
-                )
-                .map_err(anyhow::Error::msg)?;
+                )?;
                 cfg.all_reachable = true;
                 cfg.webhook_url = Some(format!("{base}/v1/webhooks/rbm/bench"));
                 cfg.delivery_delay = Duration::from_millis(a.dlr_delay_ms);

@@ -522,7 +522,7 @@ async fn main() -> anyhow::Result<()> {
                     )
                 }
             };
-            let mut cfg = RbmSimConfig::new(&agent_id, &email, &pem).map_err(anyhow::Error::msg)?;
+            let mut cfg = RbmSimConfig::new(&agent_id, &email, &pem)?;
             cfg.webhook_url = webhook;
             cfg.client_token = client_token;
             cfg.all_reachable = all_reachable;
@@ -531,9 +531,9 @@ async fn main() -> anyhow::Result<()> {
             cfg.revoke_unconfirmed = revoke_unconfirmed;
             cfg.multi_use = multi_use;
             if let (Some(c), Some(k)) = (tls_cert, tls_key) {
-                cfg.tls = Some(std::sync::Arc::new(
-                    hermod_sim::smsc::server_tls(&c, &k, None).map_err(anyhow::Error::msg)?,
-                ));
+                cfg.tls = Some(std::sync::Arc::new(hermod_sim::smsc::server_tls(
+                    &c, &k, None,
+                )?));
             }
             let sim = RbmSim::start(cfg, listen)?;
             println!(
@@ -601,8 +601,7 @@ async fn main() -> anyhow::Result<()> {
                 "demo@rbm.goog",
                 hermod_crypto::rbm::DEMO_CLIENT_EMAIL,
                 hermod_crypto::rbm::DEMO_SERVICE_ACCOUNT_PEM,
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
             rbm_cfg.all_reachable = true;
             rbm_cfg.webhook_url = Some(format!("http://{addr}/v1/webhooks/rbm/demo"));
             rbm_cfg.delivery_delay = Duration::from_millis(500);
@@ -753,9 +752,9 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let tls = match (tls_cert, tls_key) {
-                (Some(c), Some(k)) => Some(std::sync::Arc::new(
-                    hermod_sim::smsc::server_tls(&c, &k, None).map_err(anyhow::Error::msg)?,
-                )),
+                (Some(c), Some(k)) => Some(std::sync::Arc::new(hermod_sim::smsc::server_tls(
+                    &c, &k, None,
+                )?)),
                 _ => None,
             };
             let cfg = SmscConfig {
@@ -764,7 +763,7 @@ async fn main() -> anyhow::Result<()> {
                 throttle_share: throttle,
                 undeliverable_prefix,
                 tls,
-                receipt_style: receipt_style.parse().map_err(anyhow::Error::msg)?,
+                receipt_style: receipt_style.parse()?,
                 drop_every,
                 ..Default::default()
             };

@@ -18,6 +18,7 @@ mod messages;
 pub mod openapi;
 mod ops;
 mod senders;
+mod span;
 mod templates;
 mod webhooks;
 
@@ -33,6 +34,7 @@ use hermod_crypto::ApiKeys;
 pub use error::ApiError;
 pub use limits::{Budgets, KeyedLimit, Rate, RateLimits};
 pub use ops::Operations;
+pub use span::request_span;
 
 /// Shared state of the HTTP workers.
 #[derive(Clone)]

@@ -135,7 +135,7 @@ impl FallbackSpec {
     /// Checks the spec; the error names the field (`after`, `until`, `duplicates`).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if let Some(a) = &self.after {
-            parse_after(a).map_err(|e| ("after", e))?;
+            parse_after(a).map_err(|e| ("after", e.to_string()))?;
         }
         Ok(())
     }
@@ -154,8 +154,13 @@ impl FallbackSpec {
     }
 }
 
+/// A fallback wait that is not a duration Hermod takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("after must be a duration like \"90s\", \"5m\" or \"1h\" (1 s to 7 days)")]
+pub struct InvalidDuration;
+
 /// `"90s"`, `"2m"`, `"1h"`, `"500ms"` is refused; a bare number is seconds. 1 s to 7 days.
-pub fn parse_after(v: &serde_json::Value) -> Result<u64, String> {
+pub fn parse_after(v: &serde_json::Value) -> Result<u64, InvalidDuration> {
     let secs = match v {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => {
@@ -173,7 +178,7 @@ pub fn parse_after(v: &serde_json::Value) -> Result<u64, String> {
     };
     match secs {
         Some(s) if (1..=604_800).contains(&s) => Ok(s),
-        _ => Err("after must be a duration like \"90s\", \"5m\" or \"1h\" (1 s to 7 days)".into()),
+        _ => Err(InvalidDuration),
     }
 }
 

@@ -71,9 +71,12 @@ pub struct RbmSimConfig {
 
 impl RbmSimConfig {
     /// A simulator that trusts this service-account key.
-    pub fn new(agent_id: &str, client_email: &str, key_pem: &str) -> Result<Self, String> {
-        let key =
-            hermod_crypto::rbm::ServiceAccountKey::from_pem(key_pem).map_err(|e| e.to_string())?;
+    pub fn new(
+        agent_id: &str,
+        client_email: &str,
+        key_pem: &str,
+    ) -> Result<Self, hermod_crypto::rbm::JwtError> {
+        let key = hermod_crypto::rbm::ServiceAccountKey::from_pem(key_pem)?;
         Ok(Self {
             agent_id: agent_id.to_owned(),
             client_email: client_email.to_owned(),
@@ -743,7 +746,16 @@ fn present<'a>(v: &Value, keys: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// RBM's documented limits, with errors in its style (`agent_message.content_message...`).
-pub fn validate_agent_message(v: &Value) -> Result<(), String> {
+pub fn validate_agent_message(v: &Value) -> Result<(), InvalidArgument> {
+    validate(v).map_err(InvalidArgument)
+}
+
+/// What RBM's `INVALID_ARGUMENT` names: the field at fault and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidArgument(pub String);
+
+fn validate(v: &Value) -> Result<(), String> {
     let cm = v
         .get("contentMessage")
         .filter(|c| c.is_object())

@@ -103,18 +103,21 @@ impl SmscConfig {
     }
 }
 
+/// A receipt style the simulator does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown receipt style {0:?} (standard, text-only, no-user-ref, decimal-ids, loose)")]
+pub struct UnknownStyle(pub String);
+
 impl std::str::FromStr for ReceiptStyle {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStyle;
+    fn from_str(s: &str) -> Result<Self, UnknownStyle> {
         match s {
             "standard" => Ok(ReceiptStyle::Standard),
             "text-only" => Ok(ReceiptStyle::TextOnly),
             "no-user-ref" => Ok(ReceiptStyle::NoUserRef),
             "decimal-ids" => Ok(ReceiptStyle::DecimalIds),
             "loose" => Ok(ReceiptStyle::Loose),
-            _ => Err(format!(
-                "unknown receipt style {s:?} (standard, text-only, no-user-ref, decimal-ids, loose)"
-            )),
+            _ => Err(UnknownStyle(s.to_owned())),
         }
     }
 }

@@ -6,6 +6,7 @@ use hermod_core::MessageId;
 use hermod_core::model::{ChannelKind, Job, queues};
 use hermod_core::plan::{Assessment, Candidate, Plan, PlanStep};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{Pipeline, pause};
 
@@ -32,7 +33,8 @@ async fn step(p: &Pipeline) -> Result<(), hermod_core::ports::PortError> {
         return Ok(());
     }
     let tags: Vec<i64> = batch.iter().map(|d| d.tag).collect();
-    if let Err(e) = plan_and_forward(p, &batch).await {
+    let span = tracing::info_span!("dispatch", jobs = batch.len());
+    if let Err(e) = plan_and_forward(p, &batch).instrument(span).await {
         // Hand the batch back (RabbitMQ would otherwise hold it until the connection
         // closes); planning is idempotent.
         let back: Vec<(i64, Duration)> =
@@ -60,6 +62,9 @@ async fn plan_and_forward(
     let candidates = p.dispatch.dispatch_candidates(&ids).await?;
     let plans = plan(p, &candidates).await;
     let planned = p.dispatch.plan_attempts(&ids, &plans).await?;
+    for (message, plan) in &plans {
+        tracing::debug!(message_id = %message, channel = plan.first_channel().as_str(), "planned");
+    }
     for kind in ChannelKind::ALL.iter().copied() {
         let jobs: Vec<Job> = planned
             .iter()

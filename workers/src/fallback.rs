@@ -8,6 +8,7 @@ use futures::StreamExt;
 use hermod_core::plan::{DueFallback, Duplicates, Withdrawal};
 use hermod_core::ports::{ChannelError, PortError};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{Pipeline, backoff, pause};
 
@@ -35,7 +36,15 @@ async fn step(p: &Pipeline) -> Result<usize, PortError> {
         .await?;
     let n = due.len();
     let results: Vec<Result<(), PortError>> = futures::stream::iter(due)
-        .map(|d| fire(p, d))
+        .map(|d| {
+            let span = tracing::info_span!(
+                "fallback",
+                message_id = %d.message_id,
+                attempt = %d.attempt_id,
+                channel = d.channel.as_str(),
+            );
+            fire(p, d).instrument(span)
+        })
         .buffer_unordered(16)
         .collect()
         .await;

@@ -6,6 +6,7 @@ use hermod_core::model::Receipt;
 use hermod_core::ports::{Dispatch, ReceiptSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::pause;
 
@@ -58,7 +59,13 @@ async fn run(
             }
         }
         let receipts: Vec<Receipt> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let ok = match store.apply_receipts(&receipts).await {
+        let span = tracing::info_span!("receipts", n = receipts.len());
+        let _entered = span.enter();
+        for r in &receipts {
+            tracing::debug!(provider_id = %r.provider_id, status = r.status.as_str(), "receipt");
+        }
+        drop(_entered);
+        let ok = match store.apply_receipts(&receipts).instrument(span).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, n = receipts.len(), "storing receipts failed");

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tracing::Instrument;
 
 use hermod_core::model::{Claim, Delivery, Job, Outgoing, ReceiptTiming, SendOutcome, SendResult};
 use hermod_core::ports::{Channel, ChannelError, PortError};
@@ -176,16 +177,30 @@ async fn claim_and_send(
         };
         let (tag, deliveries) = tag_of(&o.attempt_id);
         let (channel, done) = (channel.clone(), done.clone());
-        tokio::spawn(async move {
-            let reply = channel.send(&o).await;
-            let _ = done.send(Done::Sent {
-                outgoing: Box::new(o),
-                reply,
-                tag,
-                deliveries,
-            });
-            drop(permit);
-        });
+        // One span per submit: what the channel logs about it names the message.
+        let span = tracing::info_span!(
+            "send",
+            channel = channel.kind().as_str(),
+            message_id = %o.message_id,
+            attempt = %o.attempt_id,
+        );
+        tokio::spawn(
+            async move {
+                let reply = channel.send(&o).await;
+                match &reply {
+                    Ok((ids, raw)) => tracing::debug!(provider_ids = ?ids, %raw, "submitted"),
+                    Err(e) => tracing::debug!(error = %e, "not submitted"),
+                }
+                let _ = done.send(Done::Sent {
+                    outgoing: Box::new(o),
+                    reply,
+                    tag,
+                    deliveries,
+                });
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     Ok(())
 }

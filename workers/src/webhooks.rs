@@ -19,6 +19,7 @@ use hermod_core::now_ms;
 use hermod_core::webhook::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::pause;
 
@@ -542,10 +543,19 @@ impl Stage {
                     .or_default() += 1;
                 started += 1;
                 let (poster, done) = (self.poster.clone(), self.done_tx.clone());
-                tokio::spawn(async move {
-                    let answer = poster.post(&job.post()).await;
-                    let _ = done.send((job, answer));
-                });
+                let span = tracing::info_span!(
+                    "webhook",
+                    event = %job.event_type,
+                    message_id = job.message_id.as_deref().unwrap_or_default(),
+                );
+                tokio::spawn(
+                    async move {
+                        let answer = poster.post(&job.post()).await;
+                        tracing::debug!(answer = ?answer, "posted");
+                        let _ = done.send((job, answer));
+                    }
+                    .instrument(span),
+                );
             }
             // Log deliveries stuck behind a slow endpoint go to rows.
             while e.waiting.front().is_some_and(|j| {

@@ -270,6 +270,9 @@ pub(crate) async fn store_and_answer(
         AcceptOutcome::Accepted => {
             metrics::counter!("hermod_messages_total", "stage" => "api", "status" => "accepted")
                 .increment(msgs.len() as u64);
+            for m in &msgs {
+                tracing::debug!(message_id = %m.id, tenant = %tenant, "accepted");
+            }
             let status = actix_web::http::StatusCode::from_u16(status)
                 .unwrap_or(actix_web::http::StatusCode::ACCEPTED);
             Ok(HttpResponse::build(status)

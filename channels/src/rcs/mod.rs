@@ -14,7 +14,7 @@ pub use client::{BATCH_GET_MAX, Capability, RbmClient, RbmError, Revoke, SCOPE, 
 pub use config::{AgentConfig, DEFAULT_BASE_URL, RcsConfig, Region, ServiceAccount};
 pub use message::{agent_message, content_message};
 pub use parts::{Settings, build, fixed_senders, key_files};
-pub use webhook::{RbmEvent, RbmWebhook, decode_event};
+pub use webhook::{InvalidEvent, RbmEvent, RbmWebhook, decode_event};
 
 #[cfg(test)]
 mod tests;

@@ -471,7 +471,7 @@ fn simulator_validation_follows_rbm_limits() {
         ),
     ];
     for (msg, want) in cases {
-        let e = v(&msg).unwrap_err();
+        let e = v(&msg).unwrap_err().0;
         assert!(e.contains(want), "{msg}: {e}");
     }
 }

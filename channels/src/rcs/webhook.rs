@@ -60,6 +60,23 @@ pub enum RbmEvent {
     Ignore(String),
 }
 
+/// An RBM event Hermod cannot use: what is missing or wrong in it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEvent(pub String);
+
+impl From<&str> for InvalidEvent {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for InvalidEvent {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 /// Decodes one event (`message.data`, already base64-decoded and parsed, with the
 /// envelope's `message.attributes`) of agent `name`. Returns the id it is deduplicated
 /// by, and what it means; an error names what is missing.
@@ -69,7 +86,7 @@ pub fn decode_event(
     tenant: Option<&TenantId>,
     attributes: &Value,
     ev: &Value,
-) -> Result<(String, RbmEvent), String> {
+) -> Result<(String, RbmEvent), InvalidEvent> {
     let s = |k: &str| ev[k].as_str().map(str::to_owned);
     let digits = |p: Option<String>| {
         p.map(|p| p.trim_start_matches('+').to_owned())
@@ -414,7 +431,7 @@ impl WebhookIngress for RbmWebhook {
             &event,
         ) {
             Ok(x) => x,
-            Err(e) => return ignored(name, "invalid_event", &e),
+            Err(e) => return ignored(name, "invalid_event", &e.0),
         };
         let event = ProviderEvent {
             source: format!("rbm:{name}"),

@@ -124,7 +124,12 @@ impl Bind {
             }),
             clock,
         });
-        tokio::spawn(supervise(bind.clone(), cfg, tls, tx, sinks, cancel));
+        // Everything the session logs names its bind and connector.
+        let span = tracing::info_span!("smpp_bind", bind = %bind.id, connector = %cfg.name);
+        tokio::spawn(tracing::Instrument::instrument(
+            supervise(bind.clone(), cfg, tls, tx, sinks, cancel),
+            span,
+        ));
         bind
     }
 

@@ -21,7 +21,12 @@ const GROUP_MAX: usize = 64;
 pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What an op leaves to do once the transaction's fate is known.
-type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Finish = Box<dyn FnOnce(Result<(), NotCommitted>) + Send>;
+
+/// Why a group transaction did not commit (every write in it is told).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotCommitted(String);
 type Op = Box<dyn for<'c> FnOnce(&'c mut Lite) -> BoxFuture<'c, Finish> + Send>;
 
 /// Handle to the writer thread; cheap to clone.
@@ -98,7 +103,7 @@ impl Writer {
                     }
                     drop(guard);
                     super::sqlprof::gate("writer", got - asked, got.elapsed());
-                    let done = done.map_err(|e| e.to_string());
+                    let done = done.map_err(|e| NotCommitted(e.to_string()));
                     if done.is_ok() {
                         committed.notify_waiters();
                     }
@@ -121,7 +126,7 @@ impl Writer {
         let op: Op = Box::new(move |c: &mut Lite| {
             Box::pin(async move {
                 let r = c.transaction(async |c| f(c).await).await;
-                let finish: Finish = Box::new(move |committed: Result<(), String>| {
+                let finish: Finish = Box::new(move |committed: Result<(), NotCommitted>| {
                     let out = match (r, committed) {
                         (Ok(v), Ok(())) => Ok(v),
                         (Err(e), _) => Err(e),
