@@ -9,14 +9,16 @@ use actix_web::{App, HttpServer};
 use hermod_api::{AppState, Operations};
 use hermod_channels::{ChannelEnv, Roles as ChannelRoles};
 use hermod_core::model::{ChannelKind, ChannelSet};
+use hermod_core::ports::Connectors;
 use hermod_core::ports::Tenants as _;
-use hermod_core::ports::{ConfigError, Connectors};
 use hermod_crypto::ApiKeys;
 use hermod_queue::{EmbeddedQueue, RabbitQueue, RabbitSettings};
 use hermod_store::{Db, SqlStore};
 use hermod_workers::{InboundHandler, Pipeline, ReceiptBatcher, Stages, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
+use crate::housekeeping::purge_idempotency;
+use crate::ops::{Ops, metrics_renderer, reload_on_sighup};
 use crate::settings::Settings;
 
 /// Prepares the data directory (embedded) and applies migrations.
@@ -99,101 +101,6 @@ pub async fn assign_sender(
         anyhow::bail!("no tenant {id}");
     }
     Ok(id.to_string())
-}
-
-/// `GET /v1/connectors` and reloads, over the channels' connectors views.
-struct Ops {
-    config: Option<PathBuf>,
-    /// Each channel's view, SMS first (as operators read them): the reverse of the
-    /// registry's order.
-    views: Vec<(ChannelKind, Arc<dyn Connectors>)>,
-}
-
-impl Ops {
-    /// Re-reads the configuration and hands each channel its section.
-    fn reload_all(&self) -> Result<serde_json::Value, ConfigError> {
-        let s = Settings::load(self.config.as_deref())
-            .map_err(|e| ConfigError::new(format!("{e:#}")))?;
-        let sections = crate::registry::sections(&s);
-        let mut out = serde_json::Map::new();
-        for (kind, view) in &self.views {
-            let Some((_, section)) = sections.iter().find(|(k, _)| k == kind) else {
-                continue;
-            };
-            if let Some(r) = view.reload(section)
-                && let serde_json::Value::Object(applied) = r?
-            {
-                out.extend(applied);
-            }
-        }
-        if out.is_empty() {
-            return Err(ConfigError::new(
-                "this process runs no SMS stage: send SIGHUP to the workers, or reload a serve process",
-            ));
-        }
-        Ok(serde_json::Value::Object(out))
-    }
-}
-
-#[async_trait::async_trait]
-impl Operations for Ops {
-    async fn connectors(&self) -> Result<serde_json::Value, hermod_api::ApiError> {
-        let mut all = Vec::new();
-        for (_, view) in &self.views {
-            all.extend(view.list().await?);
-        }
-        Ok(serde_json::Value::Array(all))
-    }
-    fn reload(&self) -> Result<serde_json::Value, ConfigError> {
-        self.reload_all()
-    }
-}
-
-/// SIGHUP re-reads the configuration and applies the routes.
-fn reload_on_sighup(ops: Arc<Ops>, cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = hup.recv() => if r.is_none() { return },
-            }
-            match ops.reload_all() {
-                Ok(v) => tracing::info!(routes = %v["routes"], "SIGHUP: configuration reloaded"),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; routes unchanged"),
-            }
-        }
-    });
-}
-
-fn metrics_renderer() -> Arc<dyn Fn() -> String + Send + Sync> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_seconds".into()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ],
-        )
-        .unwrap_or_else(|_| PrometheusBuilder::new());
-    match builder.install_recorder() {
-        Ok(handle) => {
-            let h = handle.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    h.run_upkeep();
-                }
-            });
-            Arc::new(move || handle.render())
-        }
-        // A recorder is already installed (several servers in one process: tests).
-        Err(_) => Arc::new(String::new),
-    }
 }
 
 /// Runs the API and every worker until `cancel` fires.
@@ -302,7 +209,7 @@ pub async fn run(
     let metrics = metrics_renderer();
     let pepper = crate::keyfiles::pepper(&settings)?;
     // Private keys named by the configuration are the operator's alone too.
-    for k in crate::registry::key_files(&settings) {
+    for k in crate::channels::key_files(&settings) {
         crate::keyfiles::private(&k)?;
     }
     let (db, store) = open_store(&settings).await?;
@@ -356,7 +263,7 @@ pub async fn run(
     }
     let sender_book = Arc::new(hermod_core::sender::SenderBook::new(
         Some(store.clone() as Arc<dyn hermod_core::sender::Senders>),
-        settings.fixed_senders()?,
+        crate::channels::all_fixed_senders(&settings)?,
         settings.senders.allow_unowned,
     ));
     // The channels, from the registry. Receipts from every channel (SMSC receipts,
@@ -395,7 +302,7 @@ pub async fn run(
         },
         ..env.clone()
     };
-    let parts = crate::registry::build(&settings, channel_env)?;
+    let parts = crate::channels::build(&settings, channel_env)?;
     if let Some(t) = parts.iter().filter_map(|p| p.inbound_part_timeout).min() {
         inbound.spawn_flusher(t, cancel.clone());
     }
@@ -523,67 +430,4 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     Ok(())
-}
-
-/// Every 10 min: idempotency records past their retention, provider-event markers
-/// older than 30 days (RBM retries an event for 7) and kept receipts older than a day
-/// (nothing claims them any more) go 1,000 per transaction (a short pause between, so
-/// the writer is never held for long).
-async fn purge_idempotency(store: Arc<SqlStore>, keep: Duration, cancel: CancellationToken) {
-    const MARKERS: Duration = Duration::from_secs(30 * 86_400);
-    const ORPHANS: Duration = Duration::from_secs(86_400);
-    loop {
-        let swept = sweep("idempotency records", &cancel, |batch| {
-            store.purge_idempotency(keep, batch)
-        })
-        .await
-            && sweep("provider event markers", &cancel, |batch| {
-                store.purge_event_markers(MARKERS, batch)
-            })
-            .await
-            && sweep("kept receipts", &cancel, |batch| {
-                store.purge_orphan_receipts(ORPHANS, batch)
-            })
-            .await;
-        if !swept {
-            return;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-        }
-    }
-}
-
-/// Calls `purge` with batches of 1,000 until a batch comes back short; false once
-/// cancelled.
-async fn sweep<F, Fut>(what: &str, cancel: &CancellationToken, purge: F) -> bool
-where
-    F: Fn(i64) -> Fut,
-    Fut: std::future::Future<Output = hermod_core::ports::PortResult<usize>>,
-{
-    const BATCH: i64 = 1000;
-    let mut gone = 0;
-    loop {
-        match purge(BATCH).await {
-            Ok(n) => {
-                gone += n;
-                if i64::try_from(n).unwrap_or(0) < BATCH {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, what, "purging past their retention failed");
-                break;
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    }
-    if gone > 0 {
-        tracing::info!(gone, what, "deleted past their retention");
-    }
-    true
 }

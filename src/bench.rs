@@ -277,7 +277,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 let sim = RbmSim::start(cfg.clone(), "127.0.0.1:0".parse()?)?;
                 let mut agent = AgentConfig::new("bench", "bench@rbm.goog", &sim.base_url());
                 agent.service_account_json = Some(hermod_core::Secret(
-                    crate::demo_service_account(&sim.token_uri()),
+                    crate::demo::demo_service_account(&sim.token_uri()),
                 ));
                 agent.client_token = Some(hermod_core::Secret(cfg.client_token));
                 s.rcs.agents = vec![agent];

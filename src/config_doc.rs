@@ -1,16 +1,10 @@
 //! The configuration reference (`hermod docs config`), generated from the settings'
 //! definitions: their JSON Schema (`schemars`, descriptions from the doc comments) for
-//! keys, types and meanings, and `Settings::default()` for the defaults the program
-//! really starts with.
+//! keys, types and meanings, and the defaults the program really starts with
+//! (`Settings::default()`); and the keys an environment variable may set. Both are
+//! handed in by the settings (`settings::schema`), so this renderer knows no setting.
 
 use serde_json::{Map, Value};
-
-use crate::settings::Settings;
-
-/// The JSON Schema of `hermod.toml`.
-pub fn schema() -> Value {
-    schemars::schema_for!(Settings).to_value()
-}
 
 const INTRO: &str = "# Configuration
 
@@ -34,15 +28,13 @@ guides show the settings at work: [SMPP connectors and routing](../guides/smpp.m
 [distributed deployment](../operations/distributed.md).
 ";
 
-/// The reference page, Markdown.
-pub fn reference() -> String {
-    let schema = schema();
+/// The reference page, Markdown, of a settings schema and its defaults.
+pub fn reference(schema: &Value, defaults: &Value) -> String {
     let empty = Map::new();
     let defs = schema
         .get("$defs")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let defaults = serde_json::to_value(Settings::default()).unwrap_or(Value::Null);
     let mut out = String::from(INTRO);
     let doc = Doc { defs };
     doc.section(
@@ -53,8 +45,8 @@ pub fn reference() -> String {
             env: true,
             about: None,
         },
-        &schema,
-        Some(&defaults),
+        schema,
+        Some(defaults),
     );
     out
 }
@@ -354,8 +346,7 @@ fn cell(s: &str) -> String {
 
 /// The dotted keys an environment variable may set: every key outside arrays and
 /// maps of tables.
-pub fn env_keys() -> std::collections::HashSet<String> {
-    let schema = schema();
+pub fn env_keys(schema: &Value) -> std::collections::HashSet<String> {
     let empty = Map::new();
     let defs = schema
         .get("$defs")
@@ -363,7 +354,7 @@ pub fn env_keys() -> std::collections::HashSet<String> {
         .unwrap_or(&empty);
     let doc = Doc { defs };
     let mut keys = std::collections::HashSet::new();
-    env_walk(&doc, &schema, "", &mut keys);
+    env_walk(&doc, schema, "", &mut keys);
     keys
 }
 
@@ -387,47 +378,45 @@ fn env_walk<'a>(
     }
 }
 
-/// The keys of the file that have no description.
-#[cfg(test)]
-fn undescribed() -> Vec<String> {
-    let schema = schema();
-    let empty = Map::new();
-    let defs = schema
-        .get("$defs")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let doc = Doc { defs };
-    let mut missing = Vec::new();
-    walk(&doc, &schema, "", &mut missing);
-    missing
-}
-
-#[cfg(test)]
-fn walk<'a>(doc: &Doc<'a>, schema: &'a Value, prefix: &str, missing: &mut Vec<String>) {
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (key, prop) in props {
-        let path = format!("{prefix}{key}");
-        match doc.kind(prop) {
-            Kind::Key => {
-                if text(prop).is_none() {
-                    missing.push(path);
-                }
-            }
-            Kind::Table(s) | Kind::Array(s) | Kind::Map(s) => {
-                if text(prop).or_else(|| text(doc.non_null(prop).0)).is_none() {
-                    missing.push(path.clone());
-                }
-                walk(doc, s, &format!("{path}."), missing);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys of the file that have no description.
+    fn undescribed() -> Vec<String> {
+        let schema = crate::settings::schema();
+        let empty = Map::new();
+        let defs = schema
+            .get("$defs")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let doc = Doc { defs };
+        let mut missing = Vec::new();
+        walk(&doc, &schema, "", &mut missing);
+        missing
+    }
+
+    fn walk<'a>(doc: &Doc<'a>, schema: &'a Value, prefix: &str, missing: &mut Vec<String>) {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, prop) in props {
+            let path = format!("{prefix}{key}");
+            match doc.kind(prop) {
+                Kind::Key => {
+                    if text(prop).is_none() {
+                        missing.push(path);
+                    }
+                }
+                Kind::Table(s) | Kind::Array(s) | Kind::Map(s) => {
+                    if text(prop).or_else(|| text(doc.non_null(prop).0)).is_none() {
+                        missing.push(path.clone());
+                    }
+                    walk(doc, s, &format!("{path}."), missing);
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_setting_says_what_it_does() {
@@ -440,7 +429,7 @@ mod tests {
 
     #[test]
     fn the_reference_names_every_section_with_its_defaults() {
-        let r = reference();
+        let r = crate::settings::reference();
         for want in [
             "## `[smpp]`",
             "## `[[smpp.connectors]]`",

@@ -75,6 +75,21 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
         .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
 }
 
+/// Why a URL that points inside the operator's network is refused.
+pub(crate) const INTERNAL_URL: &str = "must not point at a loopback, private, link-local or other \
+     internal address (an operator can allow ranges with [webhooks] allow_private)";
+
+/// A fallback spec; errors name the field (`fallback.after`).
+pub(crate) fn parse_fallback(
+    v: serde_json::Value,
+    field: &str,
+) -> Result<hermod_core::plan::FallbackSpec, ApiError> {
+    let spec: hermod_core::plan::FallbackSpec = parse_value(v, &format!("{field}."))?;
+    spec.validate()
+        .map_err(|(name, msg)| ApiError::field(format!("{field}.{name}"), msg))?;
+    Ok(spec)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

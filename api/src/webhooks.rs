@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Tenant;
+use crate::json::{INTERNAL_URL, parse_fallback};
 use crate::json::{parse_json, rfc3339};
-use crate::messages::parse_fallback;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/webhook-endpoints` body.
@@ -107,10 +107,6 @@ fn new_secret() -> Result<String, ApiError> {
     hermod_crypto::webhook::generate_secret()
         .map_err(|e| ApiError::Internal(hermod_core::ports::PortError::Backend(Box::new(e))))
 }
-
-/// Why a URL that points inside the operator's network is refused.
-pub(crate) const INTERNAL_URL: &str = "must not point at a loopback, private, link-local or other \
-     internal address (an operator can allow ranges with [webhooks] allow_private)";
 
 #[utoipa::path(request_body = NewEndpoint,
     responses((status = 201, body = EndpointResource, description = "with its signing secret, shown once"), (status = 400), (status = 401)))]

@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::ports::PortResult;
+use crate::error::PortResult;
 
 /// One entry of a tenant's chain.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,9 @@
 pub mod alert;
 pub mod app;
 pub mod audit;
+pub mod channel;
 pub mod content;
+pub mod error;
 pub mod gsm;
 pub mod ids;
 pub mod inbound;

@@ -26,7 +26,7 @@ pub struct AddressPolicy {
 
 impl AddressPolicy {
     /// `allow`: CIDR ranges (`10.1.0.0/16`) or single addresses (`127.0.0.1`).
-    pub fn new(allow: &[String]) -> Result<Self, crate::ports::ConfigError> {
+    pub fn new(allow: &[String]) -> Result<Self, crate::error::ConfigError> {
         let allow = allow
             .iter()
             .map(|a| {
@@ -35,7 +35,7 @@ impl AddressPolicy {
                     .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
                     .map(|n| n.trunc())
                     .map_err(|_| {
-                        crate::ports::ConfigError::new(format!(
+                        crate::error::ConfigError::new(format!(
                             "allow_private: `{a}` is not an address or CIDR range"
                         ))
                     })

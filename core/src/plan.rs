@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::ChannelKind;
 use crate::content::RichMessage;
-use crate::model::ChannelKind;
 use crate::{MessageId, Msisdn, TenantId};
 
 /// The channel order used when neither the message nor the tenant names one: every

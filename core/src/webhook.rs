@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::TenantId;
-use crate::ports::PortResult;
+use crate::error::PortResult;
 
 /// Event types a webhook endpoint can subscribe to (`*` takes them all).
 pub const EVENT_TYPES: [&str; 12] = [

@@ -2,7 +2,6 @@
 
 use hermod_core::content::{Content, RichMessage, Suggestion};
 use hermod_core::model::*;
-use hermod_core::plan::FallbackSpec;
 use hermod_core::{MessageId, Msisdn, TenantId};
 
 use super::dto::*;
@@ -153,7 +152,7 @@ pub(crate) fn validate(
         if policy.refuses_url(u) {
             return Err(ApiError::field(
                 f("callback_url"),
-                crate::webhooks::INTERNAL_URL,
+                crate::json::INTERNAL_URL,
             ));
         }
     }
@@ -253,12 +252,4 @@ pub(crate) fn rich_content(
         )
     })?;
     Ok(Some(rich))
-}
-
-/// A fallback spec; errors name the field (`fallback.after`).
-pub(crate) fn parse_fallback(v: serde_json::Value, field: &str) -> Result<FallbackSpec, ApiError> {
-    let spec: FallbackSpec = parse_value(v, &format!("{field}."))?;
-    spec.validate()
-        .map_err(|(name, msg)| ApiError::field(format!("{field}.{name}"), msg))?;
-    Ok(spec)
 }

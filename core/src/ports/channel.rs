@@ -151,30 +151,19 @@ pub trait ReceiptSink: Send + Sync {
     async fn deliver(&self, receipt: Receipt) -> bool;
 }
 
-/// A configuration that cannot be used, said in one line that names the setting.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl ConfigError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
 /// What `GET /v1/connectors` shows of a channel (SMPP binds, RBM agents, ...), and
 /// what a configuration reload (`SIGHUP`, `POST /v1/admin/reload`) changes of it.
 #[async_trait]
 pub trait Connectors: Send + Sync {
     /// This channel's entries, each a JSON object with at least `name`.
-    async fn list(&self) -> super::PortResult<Vec<serde_json::Value>>;
+    async fn list(&self) -> crate::error::PortResult<Vec<serde_json::Value>>;
     /// Applies the channel's section of a re-read configuration (what can change
     /// without a restart) and says what it applied. None: nothing of this channel
     /// reloads in this process.
     fn reload(
         &self,
         _section: &serde_json::Value,
-    ) -> Option<Result<serde_json::Value, ConfigError>> {
+    ) -> Option<Result<serde_json::Value, crate::error::ConfigError>> {
         None
     }
 }

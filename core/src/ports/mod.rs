@@ -4,7 +4,7 @@
 //! - the store's, one per concern: [`Messages`] (accept and read), [`Dispatch`] (plan,
 //!   claim, record, receipts, fallback), [`Inbound`] (MO, opt-outs, provider events),
 //!   [`Tenants`] (keys and defaults), [`Devices`], [`Templates`], [`Hooks`],
-//!   [`Leases`], and the compliance ports in [`crate::audit`] and [`crate::webhook`];
+//!   [`Leases`], and the compliance ports in `audit` and `webhook`;
 //! - the queue's: [`Queue`], and the store's job table behind the embedded one,
 //!   [`Outbox`];
 //! - a channel's: [`Channel`] with its [`ChannelError`], and what it hands back
@@ -20,15 +20,4 @@ pub use queue::*;
 pub use records::*;
 pub use store::*;
 
-/// Errors from a backend. `Conflict` is a uniqueness clash the caller can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("backend unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("backend error")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-pub type PortResult<T> = Result<T, PortError>;
+pub use crate::error::{ConfigError, PortError, PortResult};

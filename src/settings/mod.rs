@@ -1,6 +1,10 @@
 //! Typed settings: defaults, then `--config FILE` (TOML), then `HERMOD_*` variables
 //! (`HERMOD_SMPP_URL`, `HERMOD_DATABASE_URL`, nested keys with `__`).
 
+mod env;
+#[allow(unused_imports)]
+pub use env::*;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,6 +109,17 @@ macro_rules! settings_struct {
 }
 
 crate::registry::channels!(settings_struct);
+
+/// The JSON Schema of `hermod.toml`.
+pub fn schema() -> serde_json::Value {
+    schemars::schema_for!(Settings).to_value()
+}
+
+/// The configuration reference (`hermod docs config`).
+pub fn reference() -> String {
+    let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
+    crate::config_doc::reference(&schema(), &defaults)
+}
 
 /// `[senders]`: senders (numbers, alphanumeric ids, RCS agent names) and their owners.
 /// More come from `POST /v1/admin/senders`; `smpp.numbers` and an RCS agent's `tenant`
@@ -247,108 +262,6 @@ pub struct TenantLimit {
     pub burst: f64,
 }
 
-/// The variables (of `vars`) that name settings, each with its dotted key, and a
-/// warning for each one that only looks like one.
-pub fn env_settings(vars: &[String]) -> (Vec<(String, String)>, Vec<String>) {
-    let known = crate::config_doc::env_keys();
-    let env_of = |key: &str| format!("HERMOD_{}", key.replace('.', "__").to_ascii_uppercase());
-    let mut read = Vec::new();
-    let mut warnings = Vec::new();
-    for var in vars {
-        let Some(rest) = var.strip_prefix("HERMOD_") else {
-            continue;
-        };
-        let lower = rest.to_ascii_lowercase();
-        let key = match lower.as_str() {
-            "smpp_url" => "smpp.url".to_owned(),
-            other => other.replace("__", "."),
-        };
-        if known.contains(&key) {
-            read.push((var.clone(), key));
-            continue;
-        }
-        if NOT_SETTINGS.contains(&var.as_str()) {
-            continue;
-        }
-        let squash = |s: &str| s.replace(['_', '.'], "").to_ascii_lowercase();
-        if let Some(near) = known
-            .iter()
-            .find(|k| squash(k) == squash(&lower) || edit_distance(&env_of(k), var) <= 2)
-        {
-            warnings.push(format!(
-                "ignoring {var}: not a setting; did you mean {}?",
-                env_of(near)
-            ));
-        }
-    }
-    (read, warnings)
-}
-
-/// `HERMOD_*` variables that commands read and that are not settings.
-const NOT_SETTINGS: &[&str] = &[
-    "HERMOD_LOG",
-    "HERMOD_CONFIG",
-    "HERMOD_URL",
-    "HERMOD_API_KEY",
-    "HERMOD_SMSC_ADMIN",
-    "HERMOD_RBM_SIM",
-];
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// A configuration error in one line per bad setting, naming it and where it came
-/// from (the variable or the file).
-fn explain(e: figment::Error, file: Option<&Path>, var_of: &HashMap<&str, &str>) -> String {
-    let mut lines = Vec::new();
-    for e in e {
-        let mut path = e.path.clone();
-        let what = match &e.kind {
-            figment::error::Kind::UnknownField(found, expected) => {
-                if path.last() != Some(found) {
-                    path.push(found.clone());
-                }
-                let expected: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
-                format!("unknown key (expected one of {})", expected.join(", "))
-            }
-            other => other.to_string(),
-        };
-        let key = path.join(".");
-        let from_env = e
-            .metadata
-            .as_ref()
-            .is_some_and(|m| m.name.contains("environment"));
-        let source = if from_env {
-            match var_of
-                .get(key.as_str())
-                .or_else(|| var_of.get(e.path.join(".").as_str()))
-            {
-                Some(var) => format!("environment variable {var}"),
-                None => "environment".to_owned(),
-            }
-        } else {
-            match (e.metadata.as_ref().and_then(|m| m.source.as_ref()), file) {
-                (Some(figment::Source::File(p)), _) => p.display().to_string(),
-                (_, Some(p)) => p.display().to_string(),
-                _ => "defaults".to_owned(),
-            }
-        };
-        lines.push(format!("setting {key} ({source}): {what}"));
-    }
-    lines.join("\n")
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workers {
@@ -420,38 +333,6 @@ impl Settings {
             .signing_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("audit-signing-key.p8"))
-    }
-
-    /// The configuration's sender assignments: `[[senders.assign]]`, then those of
-    /// the channels' sections (`smpp.numbers`, RCS agents with a `tenant`). Tenants
-    /// must be `ten_…` ids.
-    pub fn fixed_senders(&self) -> anyhow::Result<Vec<hermod_core::sender::Sender>> {
-        use hermod_core::sender::Sender;
-        let tenant = |t: &str, what: &str| {
-            hermod_core::TenantId::parse(t)
-                .ok_or_else(|| anyhow::anyhow!("{what}: tenant '{t}' is not a ten_… id"))
-        };
-        let mut out = Vec::new();
-        for a in &self.senders.assign {
-            out.push(Sender {
-                sender: a.sender.trim().to_owned(),
-                tenant_id: tenant(&a.tenant, "senders.assign")?,
-                default: a.default,
-                created_at: 0,
-            });
-        }
-        out.extend(crate::registry::fixed_senders(self)?);
-        for (i, s) in out.iter().enumerate() {
-            let key = hermod_core::inbound::sender_key(&s.sender);
-            if let Some(o) = out[..i]
-                .iter()
-                .find(|o| hermod_core::inbound::sender_key(&o.sender) == key)
-                && o.tenant_id != s.tenant_id
-            {
-                anyhow::bail!("sender '{}' is assigned to two tenants", s.sender);
-            }
-        }
-        Ok(out)
     }
 
     pub fn rate_limits(&self) -> hermod_api::RateLimits {

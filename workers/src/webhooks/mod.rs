@@ -11,6 +11,14 @@
 //! left alone for a while (its deliveries wait as rows), so a slow or dead endpoint
 //! holds only its own slots and never the others' events.
 
+mod rows;
+#[allow(unused_imports)]
+pub use rows::*;
+
+mod endpoint;
+#[allow(unused_imports)]
+pub use endpoint::*;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,12 +61,6 @@ const HELD_ROWS: usize = 512;
 /// POST's time is dropped here (another worker may have it by then).
 const LEASE: Duration = Duration::from_secs(60);
 const STALE: Duration = Duration::from_secs(40);
-
-/// `scheme://host:port` of a URL (the unit of the per-endpoint window).
-fn origin(url: &str) -> &str {
-    let rest = url.find("://").map_or(0, |i| i + 3);
-    url[rest..].find('/').map_or(url, |j| &url[..rest + j])
-}
 
 /// Where a POST came from.
 #[derive(Clone, Debug)]
@@ -125,124 +127,6 @@ impl Job {
             },
         }
     }
-}
-
-/// One endpoint: its window, what is in flight and waiting, and its health.
-struct Endpoint {
-    window: f64,
-    in_flight: usize,
-    failures: u32,
-    tripped_until: Option<Instant>,
-    /// Times it was left alone since its last success (each wait doubles).
-    trips: u32,
-    waiting: VecDeque<Job>,
-}
-
-impl Default for Endpoint {
-    fn default() -> Self {
-        Self {
-            window: WINDOW_START,
-            in_flight: 0,
-            failures: 0,
-            tripped_until: None,
-            trips: 0,
-            waiting: VecDeque::new(),
-        }
-    }
-}
-
-impl Endpoint {
-    fn tripped(&mut self, now: Instant) -> bool {
-        match self.tripped_until {
-            Some(t) if now < t => true,
-            Some(_) => {
-                // Half open: one POST to see whether it is back.
-                self.tripped_until = None;
-                self.window = 1.0;
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Nothing to remember: in its first state, with nothing in flight or waiting.
-    fn is_idle(&self) -> bool {
-        self.in_flight == 0
-            && self.waiting.is_empty()
-            && self.failures == 0
-            && self.tripped_until.is_none()
-            && self.window == WINDOW_START
-    }
-
-    fn has_room(&self) -> bool {
-        (self.in_flight as f64) < self.window.floor().max(1.0)
-    }
-
-    /// Failures in a row that leave it alone: a full window's worth twice over (a
-    /// flaky endpoint with many POSTs in flight fails a few in a row by chance; one
-    /// that is down fails them all), and at least `TRIP_AFTER`.
-    fn trip_after(&self) -> u32 {
-        TRIP_AFTER.max(2 * self.window.floor() as u32)
-    }
-
-    /// A POST ended, answered as `health` says.
-    fn finished(&mut self, health: Health, now: Instant) {
-        self.in_flight = self.in_flight.saturating_sub(1);
-        if health == Health::Up {
-            // It answers: whatever was left alone is over.
-            self.failures = 0;
-            self.trips = 0;
-            self.tripped_until = None;
-            // Grow while the window is in use.
-            if self.in_flight + 1 >= self.window as usize {
-                self.window = (self.window + 1.0).min(WINDOW_MAX);
-            }
-            return;
-        }
-        if self.tripped_until.is_some_and(|t| now < t) {
-            // Sent before it was left alone: it says nothing new, and does not make
-            // the wait longer.
-            return;
-        }
-        self.failures += 1;
-        // Only a sign of load narrows the window: a 500 about one event says
-        // nothing about how many the endpoint can take.
-        if health == Health::Overloaded {
-            self.window = (self.window / 2.0).max(1.0);
-        }
-        if self.failures >= self.trip_after() {
-            // Its failures stay counted: the one POST tried when the wait is over
-            // leaves it alone again at once if it fails too, for twice as long.
-            let wait = Duration::from_secs(1u64 << self.trips.min(6)).min(TRIPPED_MAX);
-            self.trips += 1;
-            self.tripped_until = Some(now + wait);
-        }
-    }
-}
-
-/// What an answer says about the endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Health {
-    /// It answered, and not with a 5xx or 429 (a 4xx is a refusal, not a failure).
-    Up,
-    /// A 5xx that says nothing of its load (500, 501, ...): counts toward leaving
-    /// it alone, keeps the window.
-    Failed,
-    /// No answer (timeout, refused connection), 429, 502, 503 or 504: it is down or
-    /// overloaded, so the window halves.
-    Overloaded,
-}
-
-fn health(answer: &Result<u16, PostError>) -> Health {
-    match answer {
-        Ok(429 | 502 | 503 | 504) | Err(_) => Health::Overloaded,
-        Ok(code) if *code >= 500 => Health::Failed,
-        Ok(_) => Health::Up,
-    }
-}
-
-fn is_success(answer: &Result<u16, PostError>) -> bool {
-    matches!(answer, Ok(code) if (200..300).contains(code))
 }
 
 /// A page read from the log: what is still out, and what to store when it is done.
@@ -702,76 +586,6 @@ impl Stage {
                 self.claimed_at = Instant::now() - CURSOR_TTL;
             }
         }
-    }
-}
-
-/// Delivered deliveries are kept 3 days (to list and replay), failed ones 30 days.
-async fn purge(store: Arc<dyn Webhooks>, cancel: CancellationToken) {
-    while !cancel.is_cancelled() {
-        match store
-            .purge_deliveries(
-                Duration::from_secs(3 * 86_400),
-                Duration::from_secs(30 * 86_400),
-            )
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(n, "old webhook deliveries deleted"),
-            Err(e) => tracing::warn!(error = %e, "purging webhook deliveries failed"),
-        }
-        pause(&cancel, Duration::from_secs(600)).await;
-    }
-}
-
-/// Records outcomes of delivery rows in batches (one transaction for everything that
-/// finished meanwhile), off the POSTing path.
-async fn record(
-    store: Arc<dyn Webhooks>,
-    mut rx: mpsc::Receiver<DeliveryResult>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = rx.recv() => r,
-        };
-        let Some(first) = first else { return };
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = store.record_deliveries(&batch).await {
-            // Their leases run out and they are sent again.
-            tracing::warn!(error = %e, n = batch.len(), "recording webhook deliveries failed");
-        }
-    }
-}
-
-/// What a POST's answer means for a delivery row.
-fn outcome(d: &DueDelivery, answer: Result<u16, PostError>, now: i64) -> DeliveryResult {
-    let (status, error) = match answer {
-        Ok(code) if (200..300).contains(&code) => (Some(code), None),
-        Ok(code) => (Some(code), Some(format!("http_{code}"))),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let age = Duration::from_millis(u64::try_from(now - d.created_at).unwrap_or(0));
-    let retry_in = match &error {
-        // Refused by the address policy: trying again changes nothing.
-        Some(e) if e == hermod_core::net::BLOCKED => None,
-        Some(_) if age < RETRY_PERIOD => Some(retry_backoff(d.attempts + 1)),
-        _ => None,
-    };
-    if let Some(e) = &error {
-        tracing::debug!(delivery = d.id, error = %e, attempts = d.attempts + 1, gave_up = retry_in.is_none(), "webhook delivery failed");
-    }
-    DeliveryResult {
-        id: d.id,
-        status,
-        error,
-        retry_in,
     }
 }
 
