@@ -38,6 +38,7 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         s.admin_token = Some(hermod_core::Secret(format!("adm_{t}")));
     }
     let (tenant, key) = app::create_key(&s, "demo").await?;
+    s.console.demo_key = Some(hermod_core::Secret(key.clone()));
     // The demo tenant owns the demo's sender (its replies and STOPs are its own).
     s.senders.assign.push(settings::SenderAssign {
         sender: DEMO_SENDER.into(),
@@ -85,6 +86,7 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         &rbm.base_url(),
     )?;
     println!("API key: {key}");
+    println!("Console: http://{addr}/console");
     println!("Listening on http://{addr}");
     println!("In another shell: source {}", env_file.display());
     println!(

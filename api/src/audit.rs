@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
 pub use hermod_crypto::audit::verify_tenant;
 
 /// Verifying a chain and signing a head read the whole log: a tenant's own budget.
-fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+pub(crate) fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
     state
         .budgets
         .audit
@@ -30,7 +30,7 @@ fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
 /// The audit log and the checkpoint signer of this process.
 type Parts<'a> = (&'a Arc<dyn AuditLog>, &'a Arc<dyn CheckpointSigning>);
 
-fn parts(state: &AppState) -> Result<Parts<'_>, ApiError> {
+pub(crate) fn parts(state: &AppState) -> Result<Parts<'_>, ApiError> {
     match (&state.audit, &state.signer) {
         (Some(a), Some(s)) => Ok((a, s)),
         _ => Err(ApiError::NotFound(
@@ -154,7 +154,6 @@ pub async fn export(
     tenant: Tenant,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (log, signer) = parts(&state)?;
     let (mut from, mut to) = (1i64, i64::MAX);
     for (k, v) in query.iter() {
         match k.as_str() {
@@ -166,8 +165,19 @@ pub async fn export(
     if to < from {
         return Err(ApiError::field("to", "to must not be below from"));
     }
+    export_stream(&state, &tenant.0, from, to).await
+}
+
+/// The export of `tenant`'s entries `[from, to]` as a streamed JSON Lines response.
+pub(crate) async fn export_stream(
+    state: &AppState,
+    tenant: &hermod_core::TenantId,
+    from: i64,
+    to: i64,
+) -> Result<HttpResponse, ApiError> {
+    let (log, signer) = parts(state)?;
     chain_all(log.as_ref()).await?;
-    let t = tenant.0.to_string();
+    let t = tenant.to_string();
     let checkpoints = log.audit_checkpoints(&t, from, to).await?;
     let mut header = export_header(&t, &signer.public_key(), &signer.key_id());
     header["from"] = from.into();

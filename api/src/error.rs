@@ -30,6 +30,15 @@ pub enum ApiError {
     /// 403 naming the field that asks for what the caller may not use.
     #[error("{message}")]
     ForbiddenField { field: String, message: String },
+    /// 403 `tenant_suspended`: the operator suspended the key's tenant.
+    #[error("this tenant is suspended; its operator can resume it")]
+    Suspended,
+    /// 429 `quota_exceeded`: the tenant's daily quota is spent (until this UTC midnight).
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// 502: a provider Hermod called for the request refused it or was unreachable.
     #[error("{0}")]
     Upstream(String),
@@ -98,8 +107,12 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Forbidden(_) | ApiError::ForbiddenField { .. } | ApiError::Suspended => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +130,8 @@ impl ResponseError for ApiError {
             ApiError::RateLimited(_) => ("rate_limited", None),
             ApiError::Forbidden(_) => ("forbidden", None),
             ApiError::ForbiddenField { field, .. } => ("forbidden", Some(field.as_str())),
+            ApiError::Suspended => ("tenant_suspended", None),
+            ApiError::QuotaExceeded { .. } => ("quota_exceeded", None),
             ApiError::Upstream(_) => ("provider_error", None),
             ApiError::Unavailable(_) => ("unavailable", None),
             ApiError::Internal(_) => ("internal", None),
@@ -125,7 +140,11 @@ impl ResponseError for ApiError {
             tracing::error!(error = %e, source = ?std::error::Error::source(e), "request failed");
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if let ApiError::RateLimited(wait) = self {
+        if let ApiError::RateLimited(wait)
+        | ApiError::QuotaExceeded {
+            retry_after: wait, ..
+        } = self
+        {
             // Whole seconds, rounded up (RFC 9110 §10.2.3).
             let secs = wait.as_millis().div_ceil(1000).max(1);
             resp.insert_header(("Retry-After", secs.to_string()));

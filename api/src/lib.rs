@@ -4,15 +4,18 @@
 //! Handlers see only the `Store` trait. Errors are `{"error": {code, message, field?}}`
 //! with the right 4xx; unknown JSON fields are refused with the field named.
 
+mod admin;
 mod app;
 pub mod audit;
 mod auth;
+pub mod console;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod hooks;
 mod inbound;
 mod json;
+mod keys;
 pub mod limits;
 mod messages;
 pub mod openapi;
@@ -29,10 +32,12 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use hermod_core::model::ChannelKind;
 use hermod_core::ports::{Inbound, Messages, Tenants, WebhookIngress};
+use hermod_core::tenant::Role;
 use hermod_crypto::ApiKeys;
 
+pub use auth::Caller;
 pub use error::ApiError;
-pub use limits::{Budgets, KeyedLimit, Rate, RateLimits};
+pub use limits::{Budgets, KeyedLimit, Quotas, Rate, RateLimits};
 pub use ops::Operations;
 pub use span::request_span;
 
@@ -45,6 +50,14 @@ pub struct AppState {
     pub inbound: Arc<dyn Inbound>,
     /// API keys and the tenants' defaults.
     pub tenants: Arc<dyn Tenants>,
+    /// Tenants, keys with roles and console sessions, as the operator administers them.
+    pub admin: Arc<dyn hermod_core::tenant::TenantAdmin>,
+    /// The console's overview.
+    pub insights: Arc<dyn hermod_core::insights::Insights>,
+    /// Tenants' daily quotas, counted.
+    pub quotas: Arc<Quotas>,
+    /// The console's settings (`[console]`).
+    pub console: console::ConsoleOptions,
     pub keys: ApiKeys,
     /// Renders `/metrics` in the Prometheus text format.
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
@@ -141,6 +154,8 @@ pub(crate) struct Route {
     /// The OpenAPI tag: the handler's module unless its attribute names one.
     pub(crate) tag: String,
     pub(crate) operation: utoipa::openapi::path::Operation,
+    /// Who may call it.
+    pub(crate) access: Access,
     pub(crate) schemas: SchemaList,
     mount: Box<dyn FnOnce(&mut web::ServiceConfig)>,
 }
@@ -151,7 +166,7 @@ pub(crate) type SchemaList = Vec<(
     utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
 )>;
 
-fn route<H>(handler: H) -> Route
+fn route<H>(handler: H, access: Access) -> Route
 where
     H: actix_web::dev::HttpServiceFactory
         + utoipa::Path
@@ -178,6 +193,7 @@ where
         path: H::path(),
         tag,
         operation: H::operation(),
+        access,
         schemas,
         mount: Box::new(move |cfg| {
             cfg.service(handler);
@@ -190,61 +206,75 @@ where
 /// a case there fails it).
 pub(crate) fn routes() -> Vec<Route> {
     vec![
-        route(healthz),
-        route(metrics),
-        route(openapi::serve),
-        route(messages::create),
-        route(messages::list),
-        route(messages::create_batch),
-        route(messages::get),
-        route(messages::cancel),
-        route(inbound::list_inbound),
-        route(inbound::mark_read),
-        route(inbound::show_typing),
-        route(inbound::list_opt_outs),
-        route(inbound::add_opt_out),
-        route(inbound::remove_opt_out),
-        route(ops::connectors),
-        route(ops::reload),
-        route(ops::dead_letters),
-        route(senders::admin_list),
-        route(senders::assign),
-        route(senders::remove),
-        route(senders::unattributed),
-        route(senders::list),
-        route(provider_webhook),
-        route(app::register),
-        route(app::list),
-        route(app::rotate),
-        route(app::revoke),
-        route(app::inbox),
-        route(app::stream),
-        route(app::receipt),
-        route(audit::public_key),
-        route(audit::verify),
-        route(audit::checkpoint),
-        route(audit::export),
-        route(audit::erase),
-        route(audit::get_retention),
-        route(audit::put_retention),
-        route(templates::create),
-        route(templates::list),
-        route(templates::get),
-        route(templates::replace),
-        route(templates::delete),
-        route(templates::preview),
-        route(hooks::create),
-        route(hooks::list),
-        route(hooks::delete),
-        route(hooks::ingest),
-        route(webhooks::get_defaults),
-        route(webhooks::put_defaults),
-        route(webhooks::create_endpoint),
-        route(webhooks::list_endpoints),
-        route(webhooks::delete_endpoint),
-        route(webhooks::rotate_callback_secret),
-        route(webhooks::list_deliveries),
-        route(webhooks::retry_delivery),
+        route(healthz, Access::Public),
+        route(metrics, Access::Operator),
+        route(openapi::serve, Access::Public),
+        route(messages::create, Access::Tenant(Role::Send)),
+        route(messages::list, Access::Tenant(Role::Read)),
+        route(messages::create_batch, Access::Tenant(Role::Send)),
+        route(messages::get, Access::Tenant(Role::Read)),
+        route(messages::cancel, Access::Tenant(Role::Send)),
+        route(inbound::list_inbound, Access::Tenant(Role::Read)),
+        route(inbound::mark_read, Access::Tenant(Role::Send)),
+        route(inbound::show_typing, Access::Tenant(Role::Send)),
+        route(inbound::list_opt_outs, Access::Tenant(Role::Read)),
+        route(inbound::add_opt_out, Access::Tenant(Role::Admin)),
+        route(inbound::remove_opt_out, Access::Tenant(Role::Admin)),
+        route(ops::connectors, Access::Operator),
+        route(ops::reload, Access::Operator),
+        route(ops::dead_letters, Access::Operator),
+        route(senders::admin_list, Access::Operator),
+        route(senders::assign, Access::Operator),
+        route(senders::remove, Access::Operator),
+        route(senders::unattributed, Access::Operator),
+        route(senders::list, Access::Tenant(Role::Read)),
+        route(provider_webhook, Access::Public),
+        route(app::register, Access::Tenant(Role::Admin)),
+        route(app::list, Access::Tenant(Role::Read)),
+        route(app::rotate, Access::Tenant(Role::Admin)),
+        route(app::revoke, Access::Tenant(Role::Admin)),
+        route(app::inbox, Access::Device),
+        route(app::stream, Access::Device),
+        route(app::receipt, Access::Device),
+        route(audit::public_key, Access::Public),
+        route(audit::verify, Access::Tenant(Role::Read)),
+        route(audit::checkpoint, Access::Tenant(Role::Admin)),
+        route(audit::export, Access::Tenant(Role::Admin)),
+        route(audit::erase, Access::Tenant(Role::Admin)),
+        route(audit::get_retention, Access::Tenant(Role::Read)),
+        route(audit::put_retention, Access::Tenant(Role::Admin)),
+        route(templates::create, Access::Tenant(Role::Admin)),
+        route(templates::list, Access::Tenant(Role::Read)),
+        route(templates::get, Access::Tenant(Role::Read)),
+        route(templates::replace, Access::Tenant(Role::Admin)),
+        route(templates::delete, Access::Tenant(Role::Admin)),
+        route(templates::preview, Access::Tenant(Role::Read)),
+        route(hooks::create, Access::Tenant(Role::Admin)),
+        route(hooks::list, Access::Tenant(Role::Read)),
+        route(hooks::delete, Access::Tenant(Role::Admin)),
+        route(hooks::ingest, Access::Public),
+        route(webhooks::get_defaults, Access::Tenant(Role::Read)),
+        route(webhooks::put_defaults, Access::Tenant(Role::Admin)),
+        route(webhooks::create_endpoint, Access::Tenant(Role::Admin)),
+        route(webhooks::list_endpoints, Access::Tenant(Role::Read)),
+        route(webhooks::delete_endpoint, Access::Tenant(Role::Admin)),
+        route(
+            webhooks::rotate_callback_secret,
+            Access::Tenant(Role::Admin),
+        ),
+        route(webhooks::list_deliveries, Access::Tenant(Role::Read)),
+        route(webhooks::retry_delivery, Access::Tenant(Role::Admin)),
+        route(keys::create, Access::Tenant(Role::Admin)),
+        route(keys::list, Access::Tenant(Role::Admin)),
+        route(keys::revoke, Access::Tenant(Role::Admin)),
+        route(keys::rotate, Access::Tenant(Role::Admin)),
+        route(admin::create_tenant, Access::Operator),
+        route(admin::list_tenants, Access::Operator),
+        route(admin::get_tenant, Access::Operator),
+        route(admin::update_tenant, Access::Operator),
+        route(admin::delete_tenant, Access::Operator),
+        route(admin::create_tenant_key, Access::Operator),
+        route(admin::verify_audit, Access::Operator),
     ]
 }
 
@@ -258,18 +288,60 @@ impl Route {
     }
 }
 
-/// `(method, path)` of every route, as mounted.
-pub fn route_table() -> Vec<(String, String)> {
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the document, providers' and hooks' own signatures).
+    Public,
+    /// The operator: `Authorization: Bearer <admin_token>`.
+    Operator,
+    /// A tenant's API key of at least this role.
+    Tenant(Role),
+    /// An app device's token.
+    Device,
+}
+
+impl Access {
+    /// `public`, `operator`, `device`, or the least role: `read`, `send`, `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Operator => "operator",
+            Access::Device => "device",
+            Access::Tenant(r) => r.as_str(),
+        }
+    }
+}
+
+/// `(method, path, access)` of every route, as mounted.
+pub fn route_table() -> Vec<(String, String, Access)> {
     routes()
         .into_iter()
-        .map(|r| (r.method_name(), r.path))
+        .map(|r| (r.method_name(), r.path, r.access))
         .collect()
+}
+
+/// The access a mounted route needs, by method and matched pattern; None for a route
+/// not in the table.
+pub(crate) fn access_of(method: &str, pattern: Option<&str>) -> Option<Access> {
+    static TABLE: std::sync::OnceLock<HashMap<(String, String), Access>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        route_table()
+            .into_iter()
+            .map(|(m, p, a)| ((m, p), a))
+            .collect()
+    });
+    table
+        .get(&(method.to_owned(), pattern?.to_owned()))
+        .copied()
 }
 
 /// Mounts every route. Use inside `App::new().configure(...)`. A path that is mounted
 /// for other methods answers 405 with `Allow`; any other one 404.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        let state_console_enabled = state.console.enabled;
         cfg.app_data(web::Data::new(state))
             .app_data(web::PayloadConfig::new(8 * 1024 * 1024));
         let mut known: Vec<(actix_web::dev::ResourceDef, String)> = Vec::new();
@@ -279,6 +351,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 r.method_name(),
             ));
             (r.mount)(cfg);
+        }
+        if state_console_enabled {
+            console::mount(cfg);
         }
         let known = std::sync::Arc::new(known);
         cfg.default_service(web::to(move |req: actix_web::HttpRequest| {

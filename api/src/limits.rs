@@ -46,6 +46,29 @@ impl RateLimits {
         self.check_at(tenant, n, Instant::now())
     }
 
+    /// Like [`check`](Self::check), with the operator's rate for this tenant (set
+    /// over the admin API) before the configuration's; its burst is one second's worth.
+    pub fn check_own(
+        &self,
+        tenant: &TenantId,
+        n: u32,
+        own_per_sec: Option<f64>,
+    ) -> Result<(), Duration> {
+        match own_per_sec.filter(|r| *r > 0.0) {
+            Some(per_sec) => take(
+                &self.tat,
+                tenant,
+                Rate {
+                    per_sec,
+                    burst: per_sec.max(1.0),
+                },
+                n,
+                Instant::now(),
+            ),
+            None => self.check(tenant, n),
+        }
+    }
+
     fn check_at(&self, tenant: &TenantId, n: u32, now: Instant) -> Result<(), Duration> {
         match self.rate_for(tenant) {
             Some(rate) => take(&self.tat, tenant, rate, n, now),
@@ -147,6 +170,73 @@ impl Default for Budgets {
     }
 }
 
+/// Each tenant's messages of the current UTC day, for daily quotas: read from the store
+/// at most every [`QUOTA_TTL`] and counted here in between (other API processes' messages
+/// are seen within that).
+#[derive(Debug, Default)]
+pub struct Quotas(Mutex<HashMap<TenantId, DayCount>>);
+
+#[derive(Debug, Clone, Copy)]
+struct DayCount {
+    /// The day's start, Unix ms.
+    day: i64,
+    /// Counted by the store when read, plus what this process accepted since.
+    used: u64,
+    read_at: Instant,
+}
+
+/// How long a tenant's count is trusted before it is read again.
+pub const QUOTA_TTL: Duration = Duration::from_secs(5);
+const DAY_MS: i64 = 86_400_000;
+
+/// What [`Quotas::check`] needs from the store: a count of the day so far.
+pub enum QuotaCheck {
+    /// Within the quota (and counted).
+    Ok,
+    /// Spent: how long until the day ends.
+    Spent(Duration),
+    /// Count again from the store, then call [`Quotas::set`].
+    Read { since: i64 },
+}
+
+impl Quotas {
+    /// Takes `n` of the tenant's `quota` for today.
+    pub fn check(&self, tenant: &TenantId, quota: u64, n: u64, now_ms: i64) -> QuotaCheck {
+        let day = now_ms - now_ms.rem_euclid(DAY_MS);
+        let Ok(mut m) = self.0.lock() else {
+            return QuotaCheck::Ok;
+        };
+        match m.get_mut(tenant) {
+            Some(c) if c.day == day && c.read_at.elapsed() < QUOTA_TTL => {
+                if c.used.saturating_add(n) > quota {
+                    let left = u64::try_from(day + DAY_MS - now_ms).unwrap_or(0);
+                    return QuotaCheck::Spent(Duration::from_millis(left.max(1)));
+                }
+                c.used += n;
+                QuotaCheck::Ok
+            }
+            _ => QuotaCheck::Read { since: day },
+        }
+    }
+
+    /// The store's count of the day that starts at `day`.
+    pub fn set(&self, tenant: &TenantId, day: i64, used: u64) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(
+                tenant.clone(),
+                DayCount {
+                    day,
+                    used,
+                    read_at: Instant::now(),
+                },
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +313,30 @@ mod tests {
             l.check_at("hook_a", 1, now + Duration::from_secs(1))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_daily_quota_is_read_then_counted_until_spent() {
+        let q = super::Quotas::default();
+        let t = TenantId::generate();
+        let now = 1_700_000_000_000;
+        let day = now - now % 86_400_000;
+        assert!(
+            matches!(q.check(&t, 10, 1, now), super::QuotaCheck::Read { since } if since == day)
+        );
+        q.set(&t, day, 8);
+        assert!(matches!(q.check(&t, 10, 2, now), super::QuotaCheck::Ok));
+        match q.check(&t, 10, 1, now) {
+            super::QuotaCheck::Spent(wait) => assert_eq!(
+                wait.as_millis(),
+                u128::try_from(day + 86_400_000 - now).unwrap()
+            ),
+            _ => panic!("the quota is spent"),
+        }
+        // The next day starts over from the store.
+        assert!(matches!(
+            q.check(&t, 10, 1, now + 86_400_000),
+            super::QuotaCheck::Read { .. }
+        ));
     }
 }

@@ -87,7 +87,13 @@ pub fn spec() -> serde_json::Value {
     let mut api = ApiDoc::openapi();
     // The paths come from the table that mounts the routes (`crate::routes`).
     let components = api.components.get_or_insert_with(Default::default);
+    let mut access = Vec::new();
     for r in crate::routes() {
+        access.push((
+            r.path.clone(),
+            r.method_name().to_ascii_lowercase(),
+            r.access,
+        ));
         let mut op = r.operation;
         // Handler names repeat across modules (`list`, `create`): `<tag>_<handler>`.
         op.operation_id = op.operation_id.map(|id| format!("{}_{id}", r.tag));
@@ -100,6 +106,20 @@ pub fn spec() -> serde_json::Value {
     let mut doc = serde_json::to_value(api).unwrap_or_default();
     doc["components"]["schemas"]["Error"] = error_schema();
     let error_ref = serde_json::json!({"$ref": "#/components/schemas/Error"});
+    // Who may call each operation, and the 403 a key of a lesser role gets.
+    for (path, method, a) in access {
+        let op = &mut doc["paths"][&path][&method];
+        if op.is_object() {
+            op["x-hermod-access"] = serde_json::json!(a.as_str());
+            if let crate::Access::Tenant(_) = a
+                && op["responses"].get("403").is_none()
+            {
+                op["responses"]["403"] = serde_json::json!({
+                    "description": "the key's role does not allow this route (`forbidden`), or its tenant is suspended (`tenant_suspended`)"
+                });
+            }
+        }
+    }
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return doc;
     };
@@ -216,7 +236,7 @@ mod tests {
         }
         let mounted: std::collections::BTreeSet<String> = crate::route_table()
             .into_iter()
-            .map(|(m, p)| format!("{m} {p}"))
+            .map(|(m, p, _)| format!("{m} {p}"))
             .collect();
         let missing: Vec<_> = mounted.difference(&documented).collect();
         let extra: Vec<_> = documented.difference(&mounted).collect();

@@ -72,7 +72,10 @@ fn store(state: &AppState) -> Result<&std::sync::Arc<dyn hermod_core::sender::Se
 }
 
 /// Configuration assignments and stored ones, the configuration's first.
-async fn all(state: &AppState, tenant: Option<&TenantId>) -> Result<Vec<SenderResource>, ApiError> {
+pub(crate) async fn all(
+    state: &AppState,
+    tenant: Option<&TenantId>,
+) -> Result<Vec<SenderResource>, ApiError> {
     let mut out: Vec<SenderResource> = state
         .senders
         .fixed()

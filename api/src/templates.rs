@@ -258,7 +258,17 @@ pub(crate) async fn preview(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let b: PreviewBody = parse_json(&body)?;
-    let t = find(&state, &tenant, &path).await?;
+    Ok(HttpResponse::Ok().json(render_preview(&state, &tenant, &path, b).await?))
+}
+
+/// A template rendered for a preview: `{locale, text, content, suggestions, sms}`.
+pub(crate) async fn render_preview(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    b: PreviewBody,
+) -> Result<serde_json::Value, ApiError> {
+    let t = find(state, tenant, id).await?;
     let to = match &b.to {
         Some(v) => Some(Msisdn::parse(v).map_err(|e| ApiError::field("to", format!("to {e}")))?),
         None => None,
@@ -279,5 +289,5 @@ pub(crate) async fn preview(
             .map_err(|e| template_error("", e))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(rendered_json(&r)))
+    Ok(rendered_json(&r))
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gsm;
 pub mod ids;
 pub mod inbound;
+pub mod insights;
 pub mod model;
 pub mod msisdn;
 pub mod net;
@@ -20,6 +21,7 @@ pub mod secret;
 pub mod sender;
 pub mod status;
 pub mod template;
+pub mod tenant;
 pub mod webhook;
 
 pub use ids::{AttemptId, EndpointId, MessageId, TenantId};

@@ -125,6 +125,12 @@ pub struct ListFilter {
     pub status: Option<Status>,
     pub to: Option<String>,
     pub since: Option<i64>,
+    /// Created before this (Unix ms).
+    pub until: Option<i64>,
+    /// Messages that had an attempt on this channel (`sms`, `rcs`, `app`).
+    pub channel: Option<String>,
+    /// Messages whose `metadata` has this top-level key.
+    pub metadata_key: Option<String>,
     pub limit: i64,
     pub cursor: Option<MessageId>,
 }

@@ -70,6 +70,9 @@ macro_rules! settings_struct {
             /// Who owns which sender: `[senders] allow_unowned`, `[[senders.assign]]`.
             #[serde(default)]
             pub senders: SendersConfig,
+            /// The web console under `/console`: `[console] enabled`, `secure_cookie`.
+            #[serde(default)]
+            pub console: ConsoleConfig,
             /// The pipeline stages' tuning.
             pub workers: Workers,
         }
@@ -94,6 +97,7 @@ macro_rules! settings_struct {
                     webhooks: WebhooksConfig::default(),
                     encryption: EncryptionConfig::default(),
                     senders: SendersConfig::default(),
+                    console: ConsoleConfig::default(),
                     audit: AuditConfig::default(),
                     workers: Workers {
                         batch: 128,
@@ -176,6 +180,45 @@ impl Default for AuditConfig {
             signing_key_file: None,
             checkpoint_interval_secs: 300,
             retention_sweep_secs: 600,
+        }
+    }
+}
+
+/// `[console]`: the web console (`/console`) served by the API.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console (sign-in with an API key, or the admin token for the operator).
+    pub enabled: bool,
+    /// Mark the session cookie `Secure`: set it when the console is reached over HTTPS
+    /// (a TLS-terminating proxy included).
+    pub secure_cookie: bool,
+    /// Hours a console session lasts.
+    pub session_hours: u32,
+    /// `hermod demo`'s tenant key, for the one-click sign-in (never from a file).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub demo_key: Option<Secret>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secure_cookie: false,
+            session_hours: 12,
+            demo_key: None,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn options(&self) -> hermod_api::console::ConsoleOptions {
+        hermod_api::console::ConsoleOptions {
+            enabled: self.enabled,
+            secure_cookie: self.secure_cookie,
+            session_ttl: Duration::from_secs(u64::from(self.session_hours.max(1)) * 3600),
+            demo_key: self.demo_key.as_ref().map(|k| k.0.clone()),
         }
     }
 }

@@ -7,11 +7,13 @@
 
 pub mod sql;
 
+mod admin;
 mod app;
 mod compliance;
 mod dispatch;
 mod hooks;
 mod inbound;
+mod insights;
 mod leases;
 mod maintenance;
 mod messages;

@@ -22,14 +22,21 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut key, mut listening) = (None, false);
+    let (mut key, mut listening, mut printed) = (None, false, Vec::new());
     while key.is_none() || !listening {
         let line = lines.next().expect("demo output").unwrap();
         if let Some(k) = line.strip_prefix("API key: ") {
             key = Some(k.trim().to_owned());
         }
         listening |= line == format!("Listening on http://{addr}");
+        printed.push(line);
     }
+    // The console's address, next to the key.
+    let at = printed
+        .iter()
+        .position(|l| l.starts_with("API key: "))
+        .unwrap();
+    assert_eq!(printed[at + 1], format!("Console: http://{addr}/console"));
     let key = key.unwrap();
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();

@@ -203,8 +203,11 @@ async fn every_route_keeps_tenants_apart() {
     let (_, audit_before, _) = call(Method::GET, &url("/v1/audit/verify"), &a, None).await;
 
     // --- B on every route.
+    let a_key_id = a.split('_').nth(1).unwrap().to_owned();
     let subst = |p: &str| {
         p.replace("/messages/{id}", &format!("/messages/{msg}"))
+            .replace("/v1/keys/{id}", &format!("/v1/keys/{a_key_id}"))
+            .replace("/admin/tenants/{id}", &format!("/admin/tenants/{a_id}"))
             .replace("/templates/{id}", "/templates/a_tpl")
             .replace("/hooks/{id}", &format!("/hooks/{hook_id}"))
             .replace(
@@ -227,7 +230,7 @@ async fn every_route_keeps_tenants_apart() {
     };
     let table = hermod_api::route_table();
     assert!(table.len() >= 50, "{} routes", table.len());
-    for (method, path) in &table {
+    for (method, path, _) in &table {
         let key = format!("{method} {path}");
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let u = url(&subst(path));
@@ -244,8 +247,35 @@ async fn every_route_keeps_tenants_apart() {
             | "GET /v1/admin/dead-letters"
             | "GET /v1/admin/senders"
             | "DELETE /v1/admin/senders/{sender}"
-            | "GET /v1/admin/inbound" => {
+            | "GET /v1/admin/inbound"
+            | "GET /v1/admin/tenants"
+            | "GET /v1/admin/tenants/{id}"
+            | "DELETE /v1/admin/tenants/{id}"
+            | "POST /v1/admin/audit/verify" => {
                 assert_eq!(as_b(None).await.0, 401, "{key}");
+            }
+            "POST /v1/admin/tenants" => {
+                assert_eq!(as_b(Some(json!({"name": "b2"}))).await.0, 401, "{key}");
+            }
+            "PATCH /v1/admin/tenants/{id}" => {
+                assert_eq!(as_b(Some(json!({"suspended": true}))).await.0, 401, "{key}");
+            }
+            "POST /v1/admin/tenants/{id}/keys" => {
+                let body = json!({"name": "b's", "role": "admin"});
+                assert_eq!(as_b(Some(body)).await.0, 401, "{key}");
+            }
+            // A's key, by id: not B's to revoke or rotate.
+            "DELETE /v1/keys/{id}" | "POST /v1/keys/{id}/rotate" => {
+                assert_eq!(as_b(None).await.0, 404, "{key}");
+            }
+            "POST /v1/keys" => {
+                let body = json!({"name": "b's reader", "role": "read"});
+                assert_eq!(as_b(Some(body)).await.0, 201, "{key}");
+            }
+            "GET /v1/keys" => {
+                let (s, v, _) = as_b(None).await;
+                assert_eq!(s, 200, "{key}");
+                assert!(!has(&v, &a_key_id), "{key} shows A's key: {v}");
             }
             "POST /v1/admin/senders" => {
                 let body = json!({"sender": SENDER, "tenant_id": a_id});

@@ -1,6 +1,7 @@
 //! End-to-end tests: the store on SQLite and on the real PostgreSQL, the HTTP API of
 //! the real `hermod` binary against the SMSC simulator, and a SIGKILL in mid-run.
 
+mod admin;
 mod alerts;
 mod api;
 mod app;
@@ -8,6 +9,7 @@ mod audit;
 mod bulk;
 mod compliance;
 mod conformance;
+mod console;
 mod contract;
 mod crash;
 mod demo;

@@ -8,7 +8,7 @@ use hermod_core::model::*;
 use hermod_core::quiet::QuietHours;
 use hermod_core::sender::Owners;
 use hermod_core::template::Template;
-use hermod_core::{Msisdn, Status, TenantId};
+use hermod_core::{Msisdn, Status, TenantId, now_ms};
 
 use super::dto::*;
 use super::validate::*;
@@ -198,14 +198,43 @@ pub(crate) fn accepted_view(m: &NewMessage) -> Message {
 }
 
 /// Charges the tenant's rate limit `n` messages.
-pub(crate) fn rate_limit(state: &AppState, tenant: &TenantId, n: usize) -> Result<(), ApiError> {
+/// The tenant's rate (the operator's for it, else the configuration's) and its daily
+/// quota, for `n` new messages.
+pub(crate) async fn rate_limit(
+    state: &AppState,
+    tenant: &crate::auth::Tenant,
+    n: usize,
+) -> Result<(), ApiError> {
+    let count = u32::try_from(n).unwrap_or(u32::MAX);
     state
         .limits
-        .check(tenant, u32::try_from(n).unwrap_or(u32::MAX))
+        .check_own(&tenant.0, count, tenant.1.limits.rate_limit_per_sec)
         .map_err(|wait| {
             metrics::counter!("hermod_api_rate_limited_total").increment(1);
             ApiError::RateLimited(wait)
-        })
+        })?;
+    let Some(quota) = tenant.1.limits.daily_quota else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let mut check = state.quotas.check(&tenant.0, quota, u64::from(count), now);
+    if let crate::limits::QuotaCheck::Read { since } = check {
+        let used = state.admin.messages_since(&tenant.0, since).await?;
+        state.quotas.set(&tenant.0, since, used);
+        check = state.quotas.check(&tenant.0, quota, u64::from(count), now);
+    }
+    match check {
+        crate::limits::QuotaCheck::Spent(wait) => {
+            metrics::counter!("hermod_api_quota_exceeded_total").increment(1);
+            Err(ApiError::QuotaExceeded {
+                message: format!(
+                    "the daily quota of {quota} messages is spent; it starts again at 00:00 UTC"
+                ),
+                retry_after: wait,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {

@@ -38,9 +38,27 @@ pub(crate) async fn create(
     let parsed: SendMessage = parse_value(value, "")?;
     let mut prep = Prep::load(&state, &tenant.0).await?;
     let msg = prep.message(&state, parsed, "", now_ms()).await?;
-    rate_limit(&state, &tenant.0, 1)?;
+    rate_limit(&state, &tenant, 1).await?;
     let body = to_json(&resource(&accepted_view(&msg), None))?;
     store_and_answer(&state, &tenant.0, key, hash, vec![msg], 202, body).await
+}
+
+/// Sends one message as `POST /v1/messages` does, without an `Idempotency-Key` (the
+/// console's form).
+pub(crate) async fn send_one(
+    state: &AppState,
+    tenant: &Tenant,
+    value: serde_json::Value,
+) -> Result<MessageId, ApiError> {
+    let parsed: SendMessage = parse_value(value, "")?;
+    let mut prep = Prep::load(state, &tenant.0).await?;
+    let msg = prep.message(state, parsed, "", now_ms()).await?;
+    rate_limit(state, tenant, 1).await?;
+    let id = msg.id.clone();
+    state.messages.accept(&tenant.0, &[msg], None).await?;
+    metrics::counter!("hermod_messages_total", "stage" => "api", "status" => "accepted")
+        .increment(1);
+    Ok(id)
 }
 
 /// One item of a batch: its message, or why it was refused.
@@ -126,7 +144,7 @@ pub(crate) async fn create_batch(
     }
     let accepted = msgs.len();
     if accepted > 0 {
-        rate_limit(&state, &tenant.0, accepted)?;
+        rate_limit(&state, &tenant, accepted).await?;
     }
     let status = if accepted == 0 { 400 } else { 202 };
     let body = to_json(&BatchResult {
@@ -185,6 +203,9 @@ pub(crate) async fn cancel(
 }
 
 #[utoipa::path(params(("status" = Option<String>, Query), ("to" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339 time or epoch ms"),
+           ("until" = Option<String>, Query, description = "created before this: RFC 3339 time or epoch ms"),
+           ("channel" = Option<String>, Query, description = "messages that had an attempt on this channel (`sms`, `rcs`, `app`)"),
+           ("metadata_key" = Option<String>, Query, description = "messages whose `metadata` has this top-level key"),
            ("limit" = Option<i64>, Query, description = "1 to 1000, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = MessageList), (status = 400)))]
 #[get("/v1/messages")]
@@ -217,6 +238,33 @@ pub(crate) async fn list(
                 f.since = Some(parse_since(v).ok_or_else(|| {
                     ApiError::field("since", "since must be RFC 3339 or epoch milliseconds")
                 })?)
+            }
+            "until" => {
+                f.until = Some(parse_since(v).ok_or_else(|| {
+                    ApiError::field("until", "until must be RFC 3339 or epoch milliseconds")
+                })?)
+            }
+            "channel" => {
+                f.channel = Some(
+                    state
+                        .channels
+                        .iter()
+                        .find(|c| c.as_str() == v)
+                        .ok_or_else(|| {
+                            ApiError::field("channel", format!("unknown channel '{v}'"))
+                        })?
+                        .as_str()
+                        .to_owned(),
+                )
+            }
+            "metadata_key" => {
+                if v.is_empty() || v.len() > 100 {
+                    return Err(ApiError::field(
+                        "metadata_key",
+                        "metadata_key must be 1 to 100 characters",
+                    ));
+                }
+                f.metadata_key = Some(v.clone());
             }
             "limit" => f.limit = ApiError::parse_limit(v)?,
             "cursor" => {

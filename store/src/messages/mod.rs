@@ -165,6 +165,27 @@ impl Messages for SqlStore {
             if let Some(since) = f.since {
                 q = q.filter(messages::created_at.ge(since));
             }
+            if let Some(until) = f.until {
+                q = q.filter(messages::created_at.lt(until));
+            }
+            if let Some(ch) = &f.channel {
+                q = q.filter(
+                    messages::id.eq_any(
+                        attempts::table
+                            .filter(attempts::channel.eq(ch.clone()))
+                            .select(attempts::message_id),
+                    ),
+                );
+            }
+            if let Some(key) = &f.metadata_key {
+                // Metadata is stored as compact JSON: `"key":` finds the key, and the
+                // rows are checked below (a nested key matches here too).
+                q = q.filter(
+                    messages::metadata
+                        .like(metadata_key_pattern(key))
+                        .escape('\\'),
+                );
+            }
             if let Some(cursor) = &f.cursor {
                 q = q.filter(messages::id.lt(cursor.to_string()));
             }
@@ -172,7 +193,18 @@ impl Messages for SqlStore {
             open_messages!(c, &self.vault, rows.iter_mut(), backend);
             rows
         });
-        Ok(rows.into_iter().map(to_message).collect())
+        Ok(rows
+            .into_iter()
+            .map(to_message)
+            .filter(|m| {
+                f.metadata_key.as_ref().is_none_or(|k| {
+                    m.metadata
+                        .as_ref()
+                        .and_then(|v| v.as_object())
+                        .is_some_and(|o| o.contains_key(k))
+                })
+            })
+            .collect())
     }
 
     async fn status_counts(&self) -> PortResult<Vec<(Status, i64)>> {
@@ -234,5 +266,29 @@ pub(crate) fn to_idem(r: IdempotencyRow) -> IdempotencyRecord {
         request_hash: r.request_hash,
         status_code: u16::try_from(r.status_code).unwrap_or(500),
         body: r.body,
+    }
+}
+
+/// `LIKE` pattern finding `"key":` in compact JSON, with `%`, `_` and `\\` taken
+/// literally.
+fn metadata_key_pattern(key: &str) -> String {
+    let quoted = serde_json::to_string(key).unwrap_or_default();
+    let mut p = String::from("%");
+    for ch in quoted.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push_str(":%");
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_patterns_take_wildcards_literally() {
+        assert_eq!(super::metadata_key_pattern("order_id"), "%\"order\\_id\":%");
+        assert_eq!(super::metadata_key_pattern("a%b"), "%\"a\\%b\":%");
     }
 }

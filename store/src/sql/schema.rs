@@ -8,6 +8,9 @@ diesel::table! {
         defaults -> Nullable<Text>,
         callback_secret -> Nullable<Text>,
         retention_days -> Nullable<BigInt>,
+        limits -> Nullable<Text>,
+        suspended_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -18,6 +21,22 @@ diesel::table! {
         hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        name -> Nullable<Text>,
+        role -> Text,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    console_sessions (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        role -> Text,
+        csrf -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
 
@@ -375,6 +394,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     senders,
     api_keys,
+    console_sessions,
     messages,
     attempts,
     attempt_parts,
