@@ -13,14 +13,16 @@ docs::the_http_api_reference_is_what_the_binary_says checks it. -->
 Every call but the health check, the public key and alert-hook posts carries
 `Authorization: Bearer <API key>`; a tenant sees only its own messages, templates,
 endpoints and logs. Operator endpoints (`/v1/admin/*`, `/v1/connectors`, `/metrics`)
-take the admin token instead. Bodies are JSON; a field the API does not know is a
-`400`.
+take the admin token instead. A tenant's key has a role — `admin` (everything of its
+tenant), `send` (create and cancel messages, read) or `read` (read only); each operation
+below says who may call it (`x-hermod-access` in the document), and a key of a lesser
+role gets `403 forbidden`. Bodies are JSON; a field the API does not know is a `400`.
 
 Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`: `400 invalid_field` /
 `unknown_field` / `invalid_json` / `invalid_config`, `401 unauthorized`,
-`403 forbidden`, `404 not_found`, `405 method_not_allowed` (with `Allow`), `409 conflict`,
+`403 forbidden` / `tenant_suspended`, `404 not_found`, `405 method_not_allowed` (with `Allow`), `409 conflict`,
 `422 idempotency_key_reused`,
-`429 rate_limited` (with `Retry-After` in seconds), `503 unavailable`. `field` names the
+`429 rate_limited` / `quota_exceeded` (with `Retry-After` in seconds), `503 unavailable`. `field` names the
 offending field by its path (`messages[3].to`, `content.card.title`).
 
 `POST` requests that create something take an `Idempotency-Key` header: a replay
@@ -104,6 +106,17 @@ fn operation(out: &mut String, method: &str, path: &str, op: &Value) {
             out.push_str(t.trim());
             out.push_str("\n\n");
         }
+    }
+    if let Some(who) = op.get("x-hermod-access").and_then(Value::as_str) {
+        let who = match who {
+            "public" => "anyone (no key)",
+            "operator" => "the operator (admin token)",
+            "device" => "an app device (its token)",
+            "read" => "a tenant key of any role",
+            "send" => "a tenant key with the `send` or `admin` role",
+            _ => "a tenant key with the `admin` role",
+        };
+        out.push_str(&format!("Who: {who}.\n\n"));
     }
     if let Some(params) = op.get("parameters").and_then(Value::as_array)
         && !params.is_empty()

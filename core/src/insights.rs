@@ -9,7 +9,7 @@ use crate::ports::PortResult;
 /// Messages of the last 24 hours per hour are counted exactly; the rest (channels,
 /// funnel, fallback, failures, time to delivered) is computed over the newest
 /// [`SAMPLE`] messages of the window, so the page stays fast at any volume.
-pub const SAMPLE: i64 = 10_000;
+pub const SAMPLE: i64 = 5_000;
 
 /// One hour of the window.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18,6 +18,8 @@ pub struct Hour {
     pub start: i64,
     /// Messages created in it, by their status now.
     pub by_status: Vec<(String, i64)>,
+    /// Sampled messages created in it, by the channel of their last attempt.
+    pub by_channel: Vec<(String, i64)>,
 }
 
 /// One channel's funnel: attempts on it and how far they got.

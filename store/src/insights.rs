@@ -70,7 +70,7 @@ impl Insights for SqlStore {
             }
             let sample: Vec<(String, String, i64, i64, Option<String>)> =
                 q.load(c).await.map_err(backend)?;
-            let attempts = match (sample.last(), sample.iter().next()) {
+            let attempts = match (sample.last(), <[_]>::first(&sample)) {
                 (Some(oldest), Some(newest)) => {
                     let mut q = attempts::table
                         .inner_join(messages::table)
@@ -110,6 +110,7 @@ fn summarize(
             .map(|(by_status, i)| Hour {
                 start: first + i * HOUR_MS,
                 by_status,
+                by_channel: Vec::new(),
             })
             .collect(),
         // The operator's: from the sample.
@@ -126,10 +127,12 @@ fn summarize(
                 Hour {
                     start,
                     by_status: by.into_iter().collect(),
+                    by_channel: Vec::new(),
                 }
             })
             .collect(),
     };
+    let mut hours = hours;
     let messages = hours
         .iter()
         .flat_map(|h| h.by_status.iter().map(|(_, n)| *n))
@@ -165,6 +168,15 @@ fn summarize(
             .and_then(|t| t.last())
             .map_or("none", |a| a.1)
             .to_owned();
+        if let Some(h) = usize::try_from((created - first) / HOUR_MS)
+            .ok()
+            .and_then(|i| hours.get_mut(i))
+        {
+            match h.by_channel.iter_mut().find(|(c, _)| *c == last) {
+                Some((_, n)) => *n += 1,
+                None => h.by_channel.push((last.clone(), 1)),
+            }
+        }
         *by_channel.entry(last).or_default() += 1;
         if let Some(tries) = tries {
             let mut seen = HashSet::new();

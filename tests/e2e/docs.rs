@@ -31,6 +31,7 @@ const PAGES: &[&str] = &[
     "docs/src/guides/smpp.md",
     "docs/src/guides/webhooks.md",
     "docs/src/concepts/tenants.md",
+    "docs/src/guides/console.md",
     // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];

@@ -6,6 +6,7 @@ mod alerts;
 mod api;
 mod app;
 mod audit;
+mod browser;
 mod bulk;
 mod compliance;
 mod conformance;

@@ -1960,3 +1960,251 @@ async fn receipts_of_one_provider_id_each_count_in_the_order_they_came() {
         exercise_receipts_of_one_id_in_order(&pg).await;
     }
 }
+
+/// Tenants, keys with roles, console sessions and the overview's figures.
+async fn exercise_console(url: &str) {
+    use hermod_core::insights::Insights as _;
+    use hermod_core::tenant::*;
+    let store = open(url).await;
+    let patch = TenantPatch {
+        limits: Some(TenantLimits {
+            rate_limit_per_sec: Some(5.0),
+            daily_quota: Some(100),
+        }),
+        retention_days: Some(Some(7)),
+        ..Default::default()
+    };
+    let t = store.create_tenant("acme", &patch).await.unwrap();
+    assert_eq!(t.limits.daily_quota, Some(100));
+    assert_eq!(t.retention_days, Some(7));
+    assert!(matches!(
+        store.create_tenant("acme", &TenantPatch::default()).await,
+        Err(hermod_core::ports::PortError::Conflict(_))
+    ));
+    let other = store
+        .create_tenant("other", &TenantPatch::default())
+        .await
+        .unwrap();
+
+    // Keys with roles, expiry, last use.
+    let key = |id: &str, role| NewApiKey {
+        id: id.into(),
+        hash: format!("hash-{id}"),
+        name: Some(format!("key {id}")),
+        role,
+        expires_at: Some(now_ms() + 60_000),
+    };
+    assert!(
+        store
+            .add_key(&t.id, &key("k-read", Role::Read))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_key(&t.id, &key("k-admin", Role::Admin))
+            .await
+            .unwrap()
+    );
+    let auth = store.key_auth("k-read").await.unwrap().unwrap();
+    assert_eq!(
+        (auth.role, auth.suspended, auth.limits.rate_limit_per_sec),
+        (Role::Read, false, Some(5.0))
+    );
+    assert!(auth.expires_at.is_some());
+    store.touch_keys(&[("k-read".into(), 1234)]).await.unwrap();
+    let keys = store.list_keys(&t.id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.iter().find(|k| k.id == "k-read").unwrap().last_used_at,
+        Some(1234)
+    );
+    assert!(store.list_keys(&other.id).await.unwrap().is_empty());
+    // Another tenant's key is not revoked or rotated through this one.
+    assert!(!store.revoke_key(&other.id, "k-read").await.unwrap());
+    assert!(
+        store
+            .rotate_key(&other.id, "k-read", "k-new", "h")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rotated = store
+        .rotate_key(&t.id, "k-read", "k-read2", "hash2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rotated.role, rotated.name.as_deref()),
+        (Role::Read, Some("key k-read"))
+    );
+    assert!(store.key_auth("k-read").await.unwrap().is_none());
+    assert_eq!(
+        store.key_auth("k-read2").await.unwrap().unwrap().hash,
+        "hash2"
+    );
+
+    // Sessions: an operator's and a tenant's; revoking the key ends the tenant's.
+    let now = now_ms();
+    for (id, principal) in [
+        ("s-op", Principal::Operator),
+        (
+            "s-t",
+            Principal::Tenant {
+                tenant: t.id.clone(),
+                key_id: "k-read2".into(),
+                role: Role::Read,
+            },
+        ),
+    ] {
+        store
+            .create_session(&ConsoleSession {
+                id: id.into(),
+                principal,
+                csrf: "c".into(),
+                created_at: now,
+                expires_at: now + 60_000,
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .create_session(&ConsoleSession {
+            id: "s-old".into(),
+            principal: Principal::Operator,
+            csrf: "c".into(),
+            created_at: now - 10,
+            expires_at: now - 5,
+        })
+        .await
+        .unwrap();
+    assert!(store.session("s-old").await.unwrap().is_none(), "expired");
+    assert_eq!(
+        store.session("s-op").await.unwrap().unwrap().principal,
+        Principal::Operator
+    );
+    assert!(matches!(
+        store.session("s-t").await.unwrap().unwrap().principal,
+        Principal::Tenant {
+            role: Role::Read,
+            ..
+        }
+    ));
+    assert!(store.revoke_key(&t.id, "k-read2").await.unwrap());
+    assert!(
+        store.session("s-t").await.unwrap().is_none(),
+        "the key's sessions end with it"
+    );
+    store.end_session("s-op").await.unwrap();
+    assert!(store.session("s-op").await.unwrap().is_none());
+
+    // Suspend, resume, delete.
+    let s = store
+        .update_tenant(
+            &t.id,
+            &TenantPatch {
+                suspended: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.suspended_at.is_some());
+    assert!(store.key_auth("k-admin").await.unwrap().unwrap().suspended);
+    store
+        .update_tenant(
+            &t.id,
+            &TenantPatch {
+                suspended: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!store.key_auth("k-admin").await.unwrap().unwrap().suspended);
+
+    // Messages: the quota's count, the overview, the search.
+    let mut batch: Vec<NewMessage> = (0..6)
+        .map(|i| new_message(&t.id, &format!("m{i}")))
+        .collect();
+    batch[0].metadata = Some(serde_json::json!({"order_1%": true}));
+    batch[1].metadata = Some(serde_json::json!({"orderX1y": true}));
+    store.accept(&t.id, &batch, None).await.unwrap();
+    store
+        .accept(&other.id, &[new_message(&other.id, "theirs")], None)
+        .await
+        .unwrap();
+    assert_eq!(store.messages_since(&t.id, now - 1000).await.unwrap(), 6);
+    assert_eq!(
+        store
+            .messages_since(&t.id, now_ms() + 3_600_000)
+            .await
+            .unwrap(),
+        0
+    );
+    let o = store.overview(Some(&t.id), now_ms()).await.unwrap();
+    assert_eq!((o.messages, o.sampled, o.hours.len()), (6, 6, 24));
+    assert_eq!(
+        o.hours.last().unwrap().by_status,
+        vec![("accepted".to_owned(), 6)]
+    );
+    assert_eq!(o.by_channel, vec![("none".to_owned(), 6)], "no attempt yet");
+    let all = store.overview(None, now_ms()).await.unwrap();
+    assert_eq!(all.messages, 7, "the operator's: every tenant");
+    let search = |key: &str| ListFilter {
+        metadata_key: Some(key.into()),
+        limit: 50,
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&t.id, &search("order_1%"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m0"],
+        "LIKE wildcards are literal"
+    );
+    assert!(
+        store
+            .list_messages(&other.id, &search("order_1%"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let until = ListFilter {
+        until: Some(now - 60_000),
+        limit: 50,
+        ..Default::default()
+    };
+    assert!(store.list_messages(&t.id, &until).await.unwrap().is_empty());
+    let sms = ListFilter {
+        channel: Some("sms".into()),
+        limit: 50,
+        ..Default::default()
+    };
+    assert!(
+        store.list_messages(&t.id, &sms).await.unwrap().is_empty(),
+        "no attempt on sms yet"
+    );
+
+    assert!(store.delete_tenant(&t.id).await.unwrap());
+    assert!(!store.delete_tenant(&t.id).await.unwrap());
+    assert!(store.key_auth("k-admin").await.unwrap().is_none());
+    assert!(store.tenant(&t.id).await.unwrap().is_none());
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    store
+        .create_tenant("acme", &TenantPatch::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_and_admin_records_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_console(&dir.path().join("c.db").to_string_lossy()).await;
+    if let Some(pg) = pg_database("console").await {
+        exercise_console(&pg).await;
+    }
+}

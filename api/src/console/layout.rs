@@ -172,41 +172,97 @@ const STATUS_COLOURS: &[(&str, &str)] = &[
     ("canceled", "#52606d"),
 ];
 
-/// Stacked bars: one per hour, a segment per status.
+/// Colours of the channels in the chart.
+const CHANNEL_COLOURS: &[(&str, &str)] = &[
+    ("app", "#8719e0"),
+    ("rcs", "#2680c2"),
+    ("sms", "#3ebd93"),
+    ("none", "#9aa5b1"),
+];
+
+/// Messages per hour by status.
 pub(crate) fn hours_chart(hours: &[hermod_core::insights::Hour]) -> Markup {
-    let max = hours
+    let rows: Vec<(i64, &[(String, i64)])> = hours
         .iter()
-        .map(|h| h.by_status.iter().map(|(_, n)| *n).sum::<i64>())
+        .map(|h| (h.start, h.by_status.as_slice()))
+        .collect();
+    stacked(
+        "hours-chart",
+        "messages per hour by status",
+        &rows,
+        STATUS_COLOURS,
+    )
+}
+
+/// Messages per hour by channel (of their last attempt).
+pub(crate) fn channels_chart(hours: &[hermod_core::insights::Hour]) -> Markup {
+    let rows: Vec<(i64, &[(String, i64)])> = hours
+        .iter()
+        .map(|h| (h.start, h.by_channel.as_slice()))
+        .collect();
+    stacked(
+        "channels-chart",
+        "messages per hour by channel",
+        &rows,
+        CHANNEL_COLOURS,
+    )
+}
+
+/// Stacked bars: one per hour, a segment per key (statuses, channels) in `colours`'
+/// order; its legend below.
+fn stacked(
+    id: &str,
+    label: &str,
+    rows: &[(i64, &[(String, i64)])],
+    colours: &[(&str, &str)],
+) -> Markup {
+    let max = rows
+        .iter()
+        .map(|(_, by)| by.iter().map(|(_, n)| *n).sum::<i64>())
         .max()
         .unwrap_or(0)
         .max(1);
     let (w, h, bar) = (720i64, 160i64, 26i64);
     html! {
-        svg.chart #hours-chart viewBox={ "0 0 " (w) " " (h + 20) } role="img" aria-label="messages per hour by status" {
-            @for (i, hour) in hours.iter().enumerate() {
+        svg.chart id=(id) viewBox={ "0 0 " (w) " " (h + 20) } role="img" aria-label=(label) {
+            @for (i, (start, by)) in rows.iter().enumerate() {
                 @let x = i64::try_from(i).unwrap_or(0) * (bar + 4);
-                @let mut y = h;
-                @for (status, colour) in STATUS_COLOURS {
-                    @let n = hour.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-                    @if n > 0 {
-                        @let seg = (n * h / max).max(1);
-                        @let _ = { y -= seg; };
-                        rect x=(x) y=(y) width=(bar) height=(seg) fill=(colour) {
-                            title { (when(hour.start).get(11..16).unwrap_or("")) " " (status) ": " (n) }
-                        }
+                @for (y, seg, key, colour, n) in segments(by, colours, h, max) {
+                    rect x=(x) y=(y) width=(bar) height=(seg) fill=(colour) {
+                        title { (when(*start).get(11..16).unwrap_or("")) " " (key) ": " (n) }
                     }
                 }
                 @if i % 3 == 0 {
-                    text x=(x) y=(h + 14) font-size="10" { (when(hour.start).get(11..16).unwrap_or("")) }
+                    text x=(x) y=(h + 14) font-size="10" { (when(*start).get(11..16).unwrap_or("")) }
                 }
             }
         }
         p.legend {
-            @for (status, colour) in STATUS_COLOURS {
-                span { i style={ "background:" (colour) } {} (status) }
+            @for (key, colour) in colours {
+                span { svg width="10" height="10" { rect width="10" height="10" fill=(colour) {} } " " (key) }
             }
         }
     }
+}
+
+/// One bar's segments, bottom up: `(y, height, key, colour, count)`.
+fn segments<'a>(
+    by: &[(String, i64)],
+    colours: &'a [(&'a str, &'a str)],
+    h: i64,
+    max: i64,
+) -> Vec<(i64, i64, &'a str, &'a str, i64)> {
+    let mut y = h;
+    let mut out = Vec::new();
+    for (key, colour) in colours {
+        let n = by.iter().find(|(s, _)| s == key).map_or(0, |(_, n)| *n);
+        if n > 0 {
+            let seg = (n * h / max).max(1);
+            y -= seg;
+            out.push((y, seg, *key, *colour, n));
+        }
+    }
+    out
 }
 
 /// `GET /console/assets/console.css`.

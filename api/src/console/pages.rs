@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::ConsoleError;
-use super::layout::{Flash, badge, csrf, hours_chart, page, page_with, when};
+use super::layout::{Flash, badge, channels_chart, csrf, hours_chart, page, page_with, when};
 use super::session::{CsrfForm, Signed};
 use super::{encode, see_other};
 use crate::ApiError;
@@ -77,6 +77,8 @@ pub(crate) async fn overview(signed: Signed, q: Query) -> Result<HttpResponse, C
         }
         h2 { "Messages per hour, by status" }
         (hours_chart(&o.hours))
+        h2 { "Messages per hour, by channel of the last attempt" }
+        (channels_chart(&o.hours))
         h2 { "By channel (of the last attempt)" }
         table #by-channel {
             tr { th { "Channel" } th { "Messages" } }
@@ -122,7 +124,7 @@ fn filter_of(state: &crate::AppState, q: &HashMap<String, String>) -> Result<Lis
     }
     if let Some(v) = get("channel") {
         if !state.channels.iter().any(|c| c.as_str() == v) {
-            return Err(ApiError::field("channel", "unknown channel").into());
+            return Err(ApiError::field("channel", "unknown channel"));
         }
         f.channel = Some(v.to_owned());
     }
@@ -433,13 +435,30 @@ pub(crate) async fn channels(signed: Signed, q: Query) -> Result<HttpResponse, C
         let body = html! {
             p.hint { "Live: this page reloads every 5 seconds." }
             table #connectors {
-                tr { th { "Connector" } th { "Channel" } th { "State" } th { "Details" } }
+                tr { th { "Connector" } th { "Channel" } th { "Health" } th { "Binds: state, mode, sent/s, in flight, last error" } }
                 @for c in &list {
+                    @let str_of = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
                     tr {
-                        td { (c.get("name").and_then(|v| v.as_str()).unwrap_or("")) }
-                        td { (c.get("channel").and_then(|v| v.as_str()).unwrap_or("")) }
-                        td { (c.get("state").or_else(|| c.get("status")).map(|v| v.to_string()).unwrap_or_default()) }
-                        td { pre { (serde_json::to_string_pretty(c).unwrap_or_default()) } }
+                        td { (str_of("name")) @if c.get("host").is_some() { div.hint { (str_of("host")) ":" (c.get("port").map(|p| p.to_string()).unwrap_or_default()) } } }
+                        td { @if c.get("kind").is_some() { (str_of("kind")) } @else { "sms" } }
+                        td { @match c.get("healthy").and_then(|h| h.as_bool()) {
+                            Some(true) => span.badge.s-delivered { "healthy" },
+                            Some(false) => span.badge.s-failed { "failing" },
+                            None => span.muted { "–" },
+                        } @if let Some(t) = c.get("tps_limit").filter(|t| !t.is_null()) { div.hint { "limit " (t) "/s" } } }
+                        td {
+                            @if let Some(binds) = c.get("binds").and_then(|b| b.as_array()) {
+                                table.binds {
+                                    @for b in binds {
+                                        @let field = |k: &str| b.get(k).map(|v| match v { serde_json::Value::String(s) => s.clone(), serde_json::Value::Null => String::new(), v => v.to_string() }).unwrap_or_default();
+                                        tr { td { code { (field("id")) } } td { (badge(&field("state"))) } td { (field("mode")) }
+                                             td { (field("sent_per_sec")) "/s" } td { (field("in_flight")) } td { code { (field("last_error")) } } }
+                                    }
+                                }
+                            } @else {
+                                pre { (serde_json::to_string_pretty(c).unwrap_or_default()) }
+                            }
+                        }
                     }
                 }
             }

@@ -16,7 +16,7 @@ use crate::auth::{Caller, Tenant};
 use crate::{ApiError, AppState};
 
 /// The session cookie's name.
-pub const COOKIE: &str = "hermod_console";
+pub const COOKIE: &str = "hermod-console";
 
 /// The console's settings.
 #[derive(Clone, Debug)]

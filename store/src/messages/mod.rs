@@ -169,13 +169,13 @@ impl Messages for SqlStore {
                 q = q.filter(messages::created_at.lt(until));
             }
             if let Some(ch) = &f.channel {
-                q = q.filter(
-                    messages::id.eq_any(
-                        attempts::table
-                            .filter(attempts::channel.eq(ch.clone()))
-                            .select(attempts::message_id),
-                    ),
-                );
+                // Correlated: the newest messages are checked first, and the page
+                // stops at `limit`.
+                q = q.filter(diesel::dsl::exists(
+                    attempts::table
+                        .filter(attempts::message_id.eq(messages::id))
+                        .filter(attempts::channel.eq(ch.clone())),
+                ));
             }
             if let Some(key) = &f.metadata_key {
                 // Metadata is stored as compact JSON: `"key":` finds the key, and the
