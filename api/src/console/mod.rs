@@ -5,6 +5,7 @@
 //! SameSite=Strict) and every form carries the session's CSRF token.
 
 mod layout;
+mod messages;
 mod operator;
 mod pages;
 mod session;
@@ -42,11 +43,11 @@ console_routes! {
     get "/console/login" => session::login_page;
     post "/console/login" => session::login;
     post "/console/logout" => session::logout;
-    get "/console/overview" => pages::overview;
-    get "/console/messages" => pages::messages;
-    post "/console/messages" => pages::send;
-    get "/console/messages/{id}" => pages::message;
-    post "/console/messages/{id}/cancel" => pages::cancel;
+    get "/console/overview" => messages::overview;
+    get "/console/messages" => messages::messages;
+    post "/console/messages" => messages::send;
+    get "/console/messages/{id}" => messages::message;
+    post "/console/messages/{id}/cancel" => messages::cancel;
     get "/console/channels" => pages::channels;
     get "/console/webhooks" => pages::webhooks;
     post "/console/webhooks/deliveries/{id}/retry" => pages::retry_delivery;
@@ -85,6 +86,20 @@ pub(crate) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, to))
         .finish()
+}
+
+/// The flash a redirect asked for (`?ok=` / `?error=`).
+pub(crate) fn flash(q: &std::collections::HashMap<String, String>) -> Option<layout::Flash> {
+    if let Some(e) = q.get("error") {
+        return Some(layout::Flash::Error(e.clone()));
+    }
+    q.get("ok").map(|m| layout::Flash::Info(m.clone()))
+}
+
+/// Back to `to` with an error to show (a refused form).
+pub(crate) fn back_with(to: &str, e: &crate::ApiError) -> HttpResponse {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    see_other(&format!("{to}{sep}error={}", encode(&e.to_string())))
 }
 
 /// Percent-encodes a query value.

@@ -8,20 +8,13 @@ use maud::html;
 use serde::Deserialize;
 
 use super::ConsoleError;
-use super::layout::{Flash, csrf, page, when};
+use super::layout::{csrf, page, when};
 use super::session::Signed;
-use super::{encode, see_other};
+use super::{encode, flash, see_other};
 use crate::ApiError;
 use crate::admin::TenantBody;
 
 type Query = web::Query<HashMap<String, String>>;
-
-fn flash(q: &HashMap<String, String>) -> Option<Flash> {
-    if let Some(e) = q.get("error") {
-        return Some(Flash::Error(e.clone()));
-    }
-    q.get("ok").map(|m| Flash::Info(m.clone()))
-}
 
 fn back(e: &ApiError) -> HttpResponse {
     see_other(&format!(
