@@ -120,8 +120,9 @@ pub struct TenantPatch {
 /// Who a console session is signed in as.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Principal {
-    /// The operator (signed in with the admin token).
-    Operator,
+    /// The operator, signed in with the admin token (kept as its SHA-256: a session
+    /// ends when the token changes).
+    Operator { token_hash: String },
     /// A tenant, through one of its API keys (the session ends with the key).
     Tenant {
         tenant: TenantId,

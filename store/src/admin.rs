@@ -547,7 +547,9 @@ impl TenantAdmin for SqlStore {
 
     async fn create_session(&self, s: &ConsoleSession) -> PortResult<()> {
         let (tenant, key, role) = match &s.principal {
-            Principal::Operator => (None, None, "operator".to_owned()),
+            Principal::Operator { token_hash } => {
+                (None, Some(token_hash.clone()), "operator".to_owned())
+            }
             Principal::Tenant {
                 tenant,
                 key_id,
@@ -615,12 +617,12 @@ impl TenantAdmin for SqlStore {
             return Ok(None);
         };
         let principal = match (tenant, key_id) {
+            (None, Some(token_hash)) if role == "operator" => Principal::Operator { token_hash },
             (Some(t), Some(k)) => Principal::Tenant {
                 tenant: TenantId::from_trusted(t),
                 key_id: k,
                 role: Role::parse(&role).unwrap_or(Role::Read),
             },
-            _ if role == "operator" => Principal::Operator,
             _ => return Ok(None),
         };
         Ok(Some(ConsoleSession {

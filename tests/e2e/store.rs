@@ -2047,7 +2047,12 @@ async fn exercise_console(url: &str) {
     // Sessions: an operator's and a tenant's; revoking the key ends the tenant's.
     let now = now_ms();
     for (id, principal) in [
-        ("s-op", Principal::Operator),
+        (
+            "s-op",
+            Principal::Operator {
+                token_hash: "th".into(),
+            },
+        ),
         (
             "s-t",
             Principal::Tenant {
@@ -2071,7 +2076,9 @@ async fn exercise_console(url: &str) {
     store
         .create_session(&ConsoleSession {
             id: "s-old".into(),
-            principal: Principal::Operator,
+            principal: Principal::Operator {
+                token_hash: "th".into(),
+            },
             csrf: "c".into(),
             created_at: now - 10,
             expires_at: now - 5,
@@ -2081,7 +2088,9 @@ async fn exercise_console(url: &str) {
     assert!(store.session("s-old").await.unwrap().is_none(), "expired");
     assert_eq!(
         store.session("s-op").await.unwrap().unwrap().principal,
-        Principal::Operator
+        Principal::Operator {
+            token_hash: "th".into()
+        }
     );
     assert!(matches!(
         store.session("s-t").await.unwrap().unwrap().principal,

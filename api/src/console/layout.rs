@@ -96,7 +96,7 @@ pub(crate) fn page_with(
     refresh: Option<u32>,
 ) -> HttpResponse {
     let (nav, who) = match (&signed.session.principal, &signed.tenant) {
-        (Principal::Operator, _) => (OPERATOR_NAV, "operator".to_owned()),
+        (Principal::Operator { .. }, _) => (OPERATOR_NAV, "operator".to_owned()),
         (_, Some(t)) => (
             TENANT_NAV,
             format!("tenant {} · {} key", t.0, t.1.role.as_str()),

@@ -19,7 +19,7 @@ type Query = web::Query<HashMap<String, String>>;
 /// `GET /console`.
 pub(crate) async fn home(signed: Signed) -> HttpResponse {
     match signed.session.principal {
-        Principal::Operator => see_other("/console/overview"),
+        Principal::Operator { .. } => see_other("/console/overview"),
         Principal::Tenant { .. } => see_other("/console/messages"),
     }
 }

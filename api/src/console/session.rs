@@ -99,7 +99,7 @@ impl Signed {
 
     pub(crate) fn operator(&self) -> Result<(), ApiError> {
         match self.session.principal {
-            Principal::Operator => Ok(()),
+            Principal::Operator { .. } => Ok(()),
             _ => Err(ApiError::NotFound("this page is the operator's".into())),
         }
     }
@@ -160,7 +160,19 @@ impl FromRequest for Signed {
                 return Err(NotSigned.into());
             };
             let tenant = match &session.principal {
-                Principal::Operator => None,
+                // The admin token it signed in with, still the configured one.
+                Principal::Operator { token_hash } => {
+                    let current = state.admin_token.as_deref().filter(|t| !t.is_empty());
+                    if !current.is_some_and(|t| {
+                        hermod_crypto::constant_time_eq(
+                            session_id(t).as_bytes(),
+                            token_hash.as_bytes(),
+                        )
+                    }) {
+                        return Err(NotSigned.into());
+                    }
+                    None
+                }
                 Principal::Tenant { key_id, .. } => {
                     // The key as the API sees it: revoked, expired or suspended ends
                     // the session too.
@@ -274,7 +286,9 @@ pub(crate) async fn login(
         if !ok {
             return Ok(login_form(&state, Some("That is not the admin token.")));
         }
-        Principal::Operator
+        Principal::Operator {
+            token_hash: session_id(form.token.trim()),
+        }
     };
     let token = random(&state, "hcs")?;
     let now = now_ms();
@@ -297,7 +311,7 @@ pub(crate) async fn login(
         }
     );
     let to = match session.principal {
-        Principal::Operator => "/console/overview",
+        Principal::Operator { .. } => "/console/overview",
         Principal::Tenant { .. } => "/console/messages",
     };
     Ok(HttpResponse::SeeOther()
