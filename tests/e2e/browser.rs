@@ -77,6 +77,26 @@ async fn path(c: &Client) -> String {
     u.path().to_owned()
 }
 
+/// The path once the browser is on a page `ok` accepts (a click's navigation may
+/// still be under way when the click returns); says the page's flash if it never is.
+async fn wait_path(c: &Client, label: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = path(c).await;
+        if ok(&p) {
+            return p;
+        }
+        if Instant::now() > deadline {
+            let flash = match c.find(Locator::Css(".flash")).await {
+                Ok(f) => f.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            panic!("{label}: still on {p} {flash}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn console_in_a_real_browser() {
     let Some(driver) = chromedriver() else {
@@ -153,7 +173,7 @@ async fn console_in_a_real_browser() {
 
     // Sign in with one click.
     c.goto(&format!("{base}/console")).await.unwrap();
-    assert_eq!(path(&c).await, "/console/login");
+    wait_path(&c, "/console/login", |p| p == "/console/login").await;
     shots.take(&c, "login").await;
     c.find(Locator::Id("demo-login"))
         .await
@@ -161,7 +181,7 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/messages");
+    wait_path(&c, "/console/messages", |p| p == "/console/messages").await;
 
     // Send a message from the page and watch it reach delivered.
     c.find(Locator::Id("send-to"))
@@ -188,7 +208,10 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let message_path = path(&c).await;
+    let message_path = wait_path(&c, "the sent message's page", |p| {
+        p.starts_with("/console/messages/msg_")
+    })
+    .await;
     assert!(
         message_path.starts_with("/console/messages/msg_"),
         "{message_path}"
@@ -296,7 +319,8 @@ async fn console_in_a_real_browser() {
 
     for page in ["channels", "hooks", "opt-outs", "audit"] {
         c.goto(&format!("{base}/console/{page}")).await.unwrap();
-        assert_eq!(path(&c).await, format!("/console/{page}"));
+        let want = format!("/console/{page}");
+        wait_path(&c, &want, |p| p == want).await;
         shots.take(&c, page).await;
     }
 
@@ -334,9 +358,9 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/login");
+    wait_path(&c, "/console/login", |p| p == "/console/login").await;
     c.goto(&format!("{base}/console/messages")).await.unwrap();
-    assert_eq!(path(&c).await, "/console/login", "the session ended");
+    wait_path(&c, "/console/login", |p| p == "/console/login").await;
     c.find(Locator::Id("key"))
         .await
         .unwrap()
@@ -349,7 +373,7 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/messages");
+    wait_path(&c, "/console/messages", |p| p == "/console/messages").await;
     assert!(text(&c, "#cannot-send").await.contains("read"));
     assert!(
         c.find(Locator::Id("send")).await.is_err(),
@@ -363,7 +387,7 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/login");
+    wait_path(&c, "/console/login", |p| p == "/console/login").await;
 
     // The operator.
     c.find(Locator::Id("token"))
@@ -378,7 +402,7 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/overview");
+    wait_path(&c, "/console/overview", |p| p == "/console/overview").await;
     shots.take(&c, "operator-overview").await;
     c.goto(&format!("{base}/console/tenants")).await.unwrap();
     assert!(text(&c, "#tenants").await.contains("demo"));
@@ -398,7 +422,7 @@ async fn console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(path(&c).await, "/console/login");
+    wait_path(&c, "/console/login", |p| p == "/console/login").await;
     c.close().await.unwrap();
     assert!(shots.n >= 15, "{} screenshots", shots.n);
 }
