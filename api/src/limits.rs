@@ -138,6 +138,19 @@ impl KeyedLimit {
         }
         take(&self.tat, key, self.rate, n, now)
     }
+
+    /// How long until `key`'s bucket has a token, when it has none now (nothing taken).
+    pub fn exhausted(&self, key: &str) -> Option<Duration> {
+        if self.rate.per_sec <= 0.0 {
+            return None;
+        }
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / self.rate.per_sec);
+        let tolerance = interval.mul_f64(self.rate.burst.max(1.0));
+        let tat = self.tat.lock().ok()?.get(key).copied()?.max(now);
+        let debt = (tat + interval).saturating_duration_since(now);
+        (debt > tolerance).then(|| debt - tolerance)
+    }
 }
 
 /// The budgets of the endpoints that cost more than a message.
@@ -149,6 +162,8 @@ pub struct Budgets {
     pub audit: KeyedLimit,
     /// `GET /v1/app/stream` sockets opened, per device.
     pub streams: KeyedLimit,
+    /// Failed console sign-ins, per client address: 10, then one per 30 seconds.
+    pub sign_ins: KeyedLimit,
 }
 
 impl Default for Budgets {
@@ -165,6 +180,10 @@ impl Default for Budgets {
             streams: KeyedLimit::new(Rate {
                 per_sec: 0.2,
                 burst: 5.0,
+            }),
+            sign_ins: KeyedLimit::new(Rate {
+                per_sec: 1.0 / 30.0,
+                burst: 10.0,
             }),
         }
     }
@@ -338,5 +357,21 @@ mod tests {
             q.check(&t, 10, 1, now + 86_400_000),
             super::QuotaCheck::Read { .. }
         ));
+    }
+
+    #[test]
+    fn an_exhausted_bucket_is_seen_without_taking_from_it() {
+        let l = super::KeyedLimit::new(Rate {
+            per_sec: 1.0 / 30.0,
+            burst: 3.0,
+        });
+        assert_eq!(l.exhausted("a"), None, "never used");
+        for _ in 0..3 {
+            assert_eq!(l.exhausted("a"), None);
+            l.check("a", 1).unwrap();
+        }
+        let wait = l.exhausted("a").expect("three taken of three");
+        assert!(wait > std::time::Duration::from_secs(20), "{wait:?}");
+        assert_eq!(l.exhausted("b"), None, "per key");
     }
 }

@@ -409,6 +409,7 @@ impl Settings {
             hooks: rate(a.hook_rate_per_sec, a.hook_burst),
             audit: rate(a.audit_rate_per_sec, a.audit_burst),
             streams: rate(a.stream_opens_per_sec, a.stream_burst),
+            ..hermod_api::Budgets::default()
         }
     }
 

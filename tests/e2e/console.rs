@@ -442,3 +442,50 @@ async fn console_sessions_roles_csrf_and_tenant_isolation() {
     let (s, _) = op.get("/console/keys").await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_console_sign_ins_are_throttled() {
+    let smsc = start_smsc(SmscConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = create_key_with_tenant(dir.path(), "shop");
+    let server = Server::start(dir.path(), &smsc.url("hermod", "pw"), free_port());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let http = client();
+    let sign_in = |field: &'static str, secret: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/console/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(urlencoded(&[(field, &secret)]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A good sign-in costs nothing.
+    for _ in 0..12 {
+        assert_eq!(sign_in("key", key.clone()).await, 303);
+    }
+    // Ten wrong guesses (keys or the admin token), then the address waits — even with
+    // the right key.
+    for i in 0..10 {
+        let (field, guess) = if i % 2 == 0 {
+            ("key", format!("hmk_{:016x}_guess{i}", i))
+        } else {
+            ("token", format!("guess{i}"))
+        };
+        assert_eq!(sign_in(field, guess).await, 401, "guess {i}");
+    }
+    assert_eq!(sign_in("token", "guess".into()).await, 429);
+    assert_eq!(sign_in("key", key.clone()).await, 429);
+    // The API itself is not throttled by it.
+    assert_eq!(
+        call(Method::GET, &format!("{base}/v1/messages"), &key, None)
+            .await
+            .0,
+        200
+    );
+}

@@ -261,6 +261,18 @@ pub(crate) async fn login(
     if !same_origin(&req) {
         return Err(ApiError::Forbidden("sign in from the console's own page".into()).into());
     }
+    // Guessing is slow: after 10 failed sign-ins from an address, one per 30 seconds.
+    let client = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if let Some(wait) = state.budgets.sign_ins.exhausted(&client) {
+        return Err(ApiError::RateLimited(wait).into());
+    }
+    let failed = |state: &AppState, message: &str| {
+        let _ = state.budgets.sign_ins.check(&client, 1);
+        login_form(state, Some(message))
+    };
     let principal = if !form.key.trim().is_empty() {
         match crate::auth::verify_key(&state, form.key.trim()).await {
             Ok((tenant, Caller { key_id, role, .. })) => Principal::Tenant {
@@ -272,7 +284,7 @@ pub(crate) async fn login(
                 return Ok(login_form(&state, Some("This tenant is suspended.")));
             }
             Err(ApiError::Unauthorized) => {
-                return Ok(login_form(&state, Some("That key is not valid.")));
+                return Ok(failed(&state, "That key is not valid."));
             }
             Err(e) => return Err(e.into()),
         }
@@ -284,7 +296,7 @@ pub(crate) async fn login(
             _ => false,
         };
         if !ok {
-            return Ok(login_form(&state, Some("That is not the admin token.")));
+            return Ok(failed(&state, "That is not the admin token."));
         }
         Principal::Operator {
             token_hash: session_id(form.token.trim()),
