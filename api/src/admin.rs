@@ -191,6 +191,27 @@ pub(crate) fn patch_of(
     Ok(patch)
 }
 
+/// Creates the tenant a body describes (the API's and the console's).
+pub(crate) async fn new_tenant(
+    state: &AppState,
+    body: &TenantBody,
+) -> Result<TenantInfo, ApiError> {
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.chars().count() <= 100)
+        .ok_or_else(|| ApiError::field("name", "name must be 1 to 100 characters"))?;
+    if body.suspended == Some(true) {
+        return Err(ApiError::field(
+            "suspended",
+            "a new tenant cannot be suspended",
+        ));
+    }
+    let patch = patch_of(state, body, None)?;
+    Ok(state.admin.create_tenant(name, &patch).await?)
+}
+
 fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(id).ok_or_else(|| ApiError::NotFound("no such tenant".into()))
 }
@@ -206,21 +227,7 @@ pub(crate) async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let body: TenantBody = parse_json(&body)?;
-    let name = body
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty() && n.chars().count() <= 100)
-        .ok_or_else(|| ApiError::field("name", "name must be 1 to 100 characters"))?
-        .to_owned();
-    if body.suspended == Some(true) {
-        return Err(ApiError::field(
-            "suspended",
-            "a new tenant cannot be suspended",
-        ));
-    }
-    let patch = patch_of(&state, &body, None)?;
-    let t = state.admin.create_tenant(&name, &patch).await?;
+    let t = new_tenant(&state, &body).await?;
     Ok(HttpResponse::Created().json(tenant_resource(&state, &t).await?))
 }
 

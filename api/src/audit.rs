@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
 pub use hermod_crypto::audit::verify_tenant;
 
 /// Verifying a chain and signing a head read the whole log: a tenant's own budget.
-pub(crate) fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+fn spend(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
     state
         .budgets
         .audit
@@ -102,13 +102,21 @@ pub fn verify_resource(r: &VerifyReport, head_seq: i64) -> VerifyResource {
     responses((status = 200, body = VerifyResource, description = "the chain's state and its first break, if any"), (status = 401, description = "no valid API key"), (status = 429, description = "over `audit_rate_per_sec`")))]
 #[get("/v1/audit/verify")]
 pub async fn verify(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
-    spend(&state, &tenant)?;
-    let (log, signer) = parts(&state)?;
+    Ok(HttpResponse::Ok().json(verify_chain(&state, &tenant).await?))
+}
+
+/// The tenant's chain recomputed (within its audit budget): the API's and the console's.
+pub(crate) async fn verify_chain(
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<VerifyResource, ApiError> {
+    spend(state, tenant)?;
+    let (log, signer) = parts(state)?;
     chain_all(log.as_ref()).await?;
     let t = tenant.0.to_string();
     let report = verify_tenant(log.as_ref(), signer.as_ref(), &t).await?;
     let head = log.audit_head(&t).await?.map_or(0, |h| h.0);
-    Ok(HttpResponse::Ok().json(verify_resource(&report, head)))
+    Ok(verify_resource(&report, head))
 }
 
 /// `POST /v1/audit/checkpoints`: chains what is pending and signs the head now.

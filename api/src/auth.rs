@@ -105,24 +105,39 @@ pub struct Caller {
     pub limits: TenantLimits,
 }
 
+/// The key as last read (from the cache, else the store); None when it is unknown or
+/// revoked.
+async fn cached_auth(state: &AppState, id: &str) -> Result<Option<KeyAuth>, ApiError> {
+    if let Some(found) = state.key_cache.get(id) {
+        return Ok(Some(found));
+    }
+    let auth = state.admin.key_auth(id).await?;
+    if let Some(a) = &auth {
+        state.key_cache.put(id, a);
+    }
+    Ok(auth)
+}
+
+fn caller(id: &str, auth: KeyAuth) -> (TenantId, Caller) {
+    (
+        auth.tenant,
+        Caller {
+            key_id: id.to_owned(),
+            role: auth.role,
+            limits: auth.limits,
+        },
+    )
+}
+
 /// Checks `Authorization: Bearer <key>`: the key, its expiry, its tenant's suspension.
 pub(crate) async fn verify_key(
     state: &AppState,
     key: &str,
 ) -> Result<(TenantId, Caller), ApiError> {
     let (id, secret) = ApiKeys::split(key).map_err(|_| ApiError::Unauthorized)?;
-    let auth = match state.key_cache.get(id) {
-        Some(found) => found,
-        None => {
-            let auth = state
-                .admin
-                .key_auth(id)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
-            state.key_cache.put(id, &auth);
-            auth
-        }
-    };
+    let auth = cached_auth(state, id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     if !state.keys.verify(secret, &auth.hash) {
         return Err(ApiError::Unauthorized);
     }
@@ -142,14 +157,7 @@ pub(crate) async fn verify_key(
             }
         });
     }
-    Ok((
-        auth.tenant,
-        Caller {
-            key_id: id.to_owned(),
-            role: auth.role,
-            limits: auth.limits,
-        },
-    ))
+    Ok(caller(id, auth))
 }
 
 /// A key's tenant and role when it is live, not expired and its tenant not suspended
@@ -158,27 +166,10 @@ pub(crate) async fn key_state(
     state: &AppState,
     id: &str,
 ) -> Result<Option<(TenantId, Caller)>, ApiError> {
-    let auth = match state.key_cache.get(id) {
-        Some(found) => found,
-        None => match state.admin.key_auth(id).await? {
-            Some(auth) => {
-                state.key_cache.put(id, &auth);
-                auth
-            }
-            None => return Ok(None),
-        },
-    };
-    if auth.suspended || auth.expires_at.is_some_and(|e| e <= hermod_core::now_ms()) {
-        return Ok(None);
-    }
-    Ok(Some((
-        auth.tenant,
-        Caller {
-            key_id: id.to_owned(),
-            role: auth.role,
-            limits: auth.limits,
-        },
-    )))
+    Ok(cached_auth(state, id).await?.and_then(|auth| {
+        let live = !auth.suspended && auth.expires_at.is_none_or(|e| e > hermod_core::now_ms());
+        live.then(|| caller(id, auth))
+    }))
 }
 
 /// The tenant behind `Authorization: Bearer <key>`, allowed the route it calls: the

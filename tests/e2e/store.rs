@@ -2159,6 +2159,11 @@ async fn exercise_console(url: &str) {
         vec![("accepted".to_owned(), 6)]
     );
     assert_eq!(o.by_channel, vec![("none".to_owned(), 6)], "no attempt yet");
+    assert_eq!(
+        o.hours.last().unwrap().by_channel,
+        vec![("none".to_owned(), 6)],
+        "per hour too"
+    );
     let all = store.overview(None, now_ms()).await.unwrap();
     assert_eq!(all.messages, 7, "the operator's: every tenant");
     let search = |key: &str| ListFilter {

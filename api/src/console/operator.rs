@@ -103,22 +103,9 @@ pub(crate) async fn create_tenant(
             Err(_) => return Ok(back(&ApiError::field("daily_quota", "not a whole number"))),
         }
     }
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Ok(back(&ApiError::field(
-            "name",
-            "name must be 1 to 100 characters",
-        )));
-    }
-    let patch = match crate::admin::patch_of(state, &body, None) {
-        Ok(p) => p,
-        Err(e) => return Ok(back(&e)),
-    };
-    let t = match state.admin.create_tenant(name, &patch).await {
+    let t = match crate::admin::new_tenant(state, &body).await {
         Ok(t) => t,
-        Err(hermod_core::ports::PortError::Conflict(m)) => {
-            return Ok(back(&ApiError::Conflict(m)));
-        }
+        Err(e @ (ApiError::Invalid { .. } | ApiError::Conflict(_))) => return Ok(back(&e)),
         Err(e) => return Err(e.into()),
     };
     let key = crate::keys::issue_key(
