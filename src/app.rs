@@ -75,6 +75,26 @@ pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<(St
     Ok((id.to_string(), k.full))
 }
 
+/// `hermod twilio-account`: the tenant's (by name or `ten_…` id) Twilio-compatible
+/// account, created or given a new auth token: `(account SID, auth token)`.
+pub async fn twilio_account(settings: &Settings, tenant: &str) -> anyhow::Result<(String, String)> {
+    use hermod_core::twilio::TwilioStore;
+    let (_, store) = open_store(settings).await?;
+    let id = match hermod_core::TenantId::parse(tenant) {
+        Some(id) => id,
+        None => store
+            .tenant_id_by_name(tenant)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant named '{tenant}'"))?,
+    };
+    let (sid, token) = hermod_api::twilio::new_credentials().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let a = store
+        .put_account(&id, &sid, &token, hermod_core::now_ms())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant {id}"))?;
+    Ok((a.sid, a.auth_token.0))
+}
+
 /// `hermod senders assign`: gives a sender to a tenant (by name or `ten_…` id).
 pub async fn assign_sender(
     settings: &Settings,
@@ -349,7 +369,10 @@ pub async fn run(
             let poster = hermod_channels::hooks::HttpPoster::new(
                 Duration::from_secs(settings.webhooks.timeout_secs.max(1)),
                 address_policy.clone(),
-            )?;
+            )?
+            .with_replies(Arc::new(hermod_workers::twiml::TwimlReplier::new(
+                store.clone() as Arc<dyn hermod_core::ports::Messages>,
+            )));
             Some((
                 store.clone() as Arc<dyn hermod_core::webhook::Webhooks>,
                 Arc::new(poster) as Arc<dyn hermod_core::webhook::WebhookPoster>,
@@ -395,6 +418,8 @@ pub async fn run(
                 key_cache: Arc::default(),
                 address_policy,
                 senders: sender_book,
+                twilio: store.clone() as Arc<dyn hermod_core::twilio::TwilioStore>,
+                twilio_accounts: Default::default(),
                 messages: store.clone(),
                 inbound: store.clone(),
                 admin: store.clone(),

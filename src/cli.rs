@@ -132,6 +132,16 @@ pub enum KeysCmd {
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Creates the tenant's Twilio-compatible account (account SID and auth token for
+    /// `/2010-04-01/Accounts/...`), or gives it a new auth token (the old one stops
+    /// working); prints both once.
+    Twilio {
+        /// The tenant's name (as in `keys create --tenant`) or its `ten_…` id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Revokes a key at once (the full key, or its id); recorded in the audit log.
     Revoke {
         key: String,

@@ -38,6 +38,7 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         s.admin_token = Some(hermod_core::Secret(format!("adm_{t}")));
     }
     let (tenant, key) = app::create_key(&s, "demo").await?;
+    let (twilio_sid, twilio_token) = app::twilio_account(&s, &tenant).await?;
     s.console.demo_key = Some(hermod_core::Secret(key.clone()));
     // The demo tenant owns the demo's sender (its replies and STOPs are its own).
     s.senders.assign.push(settings::SenderAssign {
@@ -84,9 +85,11 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         admin_token,
         admin,
         &rbm.base_url(),
+        (&twilio_sid, &twilio_token),
     )?;
     println!("API key: {key}");
     println!("Console: http://{addr}/console");
+    println!("Twilio: account_sid={twilio_sid} auth_token={twilio_token} from={DEMO_SENDER}");
     println!("Listening on http://{addr}");
     println!("In another shell: source {}", env_file.display());
     println!(
@@ -139,6 +142,7 @@ fn write_demo_env(
     admin_token: &str,
     admin: SocketAddr,
     rbm_sim: &str,
+    twilio: (&str, &str),
 ) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -160,6 +164,9 @@ fn write_demo_env(
     writeln!(f, "export HERMOD_ADMIN_TOKEN={admin_token}")?;
     writeln!(f, "export HERMOD_SMSC_ADMIN=http://{admin}")?;
     writeln!(f, "export HERMOD_RBM_SIM={rbm_sim}")?;
+    writeln!(f, "export TWILIO_ACCOUNT_SID={}", twilio.0)?;
+    writeln!(f, "export TWILIO_AUTH_TOKEN={}", twilio.1)?;
+    writeln!(f, "export TWILIO_FROM={DEMO_SENDER}")?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

@@ -164,6 +164,14 @@ async fn main() -> anyhow::Result<()> {
             println!("Tenant: {id}");
             println!("API key: {key}");
         }
+        Cmd::Keys {
+            cmd: KeysCmd::Twilio { tenant, config },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            let (sid, token) = app::twilio_account(&s, &tenant).await?;
+            println!("Account SID: {sid}");
+            println!("Auth token: {token}");
+        }
         Cmd::Senders {
             cmd:
                 SendersCmd::Assign {

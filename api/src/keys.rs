@@ -37,6 +37,9 @@ pub struct KeyResource {
     pub expires_at: Option<String>,
     /// When a request last used it (written at most every few seconds).
     pub last_used_at: Option<String>,
+    /// The key as a Twilio API key (`SK…`), for HTTP Basic on `/2010-04-01/...` with
+    /// the part of the key after its second `_` as the password.
+    pub twilio_sid: String,
 }
 
 /// A key just created or rotated: its secret `key`, shown this once.
@@ -61,6 +64,7 @@ pub(crate) fn key_resource(k: &ApiKeyInfo) -> KeyResource {
         created_at: rfc3339(k.created_at),
         expires_at: k.expires_at.map(rfc3339),
         last_used_at: k.last_used_at.map(rfc3339),
+        twilio_sid: crate::twilio::key_sid(&k.id),
     }
 }
 
@@ -113,6 +117,7 @@ pub(crate) async fn issue_key(
     }
     Ok(Some(CreatedKey {
         resource: KeyResource {
+            twilio_sid: crate::twilio::key_sid(&k.key_id),
             id: k.key_id,
             name: Some(name),
             role: role.as_str().to_owned(),

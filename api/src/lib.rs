@@ -23,6 +23,7 @@ mod ops;
 mod senders;
 mod span;
 mod templates;
+pub mod twilio;
 mod webhooks;
 
 use actix_web::{get, post};
@@ -101,6 +102,10 @@ pub struct AppState {
     pub address_policy: Arc<hermod_core::net::AddressPolicy>,
     /// Who owns which sender (configuration and `/v1/admin/senders`).
     pub senders: Arc<hermod_core::sender::SenderBook>,
+    /// The Twilio API's accounts, numbers and removals.
+    pub twilio: Arc<dyn hermod_core::twilio::TwilioStore>,
+    /// Twilio accounts as last read, so a request costs no database read.
+    pub twilio_accounts: Arc<twilio::AccountCache>,
 }
 
 /// Each tenant's quiet hours as last read, and when.
@@ -275,6 +280,17 @@ pub(crate) fn routes() -> Vec<Route> {
         route(admin::delete_tenant, Access::Operator),
         route(admin::create_tenant_key, Access::Operator),
         route(admin::verify_audit, Access::Operator),
+        route(twilio::put_own_account, Access::Tenant(Role::Admin)),
+        route(twilio::get_own_account, Access::Tenant(Role::Read)),
+        route(twilio::put_tenant_account, Access::Operator),
+        route(twilio::create_message, Access::Twilio(Role::Send)),
+        route(twilio::list_messages, Access::Twilio(Role::Read)),
+        route(twilio::fetch_message, Access::Twilio(Role::Read)),
+        route(twilio::update_message, Access::Twilio(Role::Send)),
+        route(twilio::delete_message, Access::Twilio(Role::Send)),
+        route(twilio::list_numbers, Access::Twilio(Role::Read)),
+        route(twilio::fetch_number, Access::Twilio(Role::Read)),
+        route(twilio::update_number, Access::Twilio(Role::Admin)),
     ]
 }
 
@@ -299,6 +315,9 @@ pub enum Access {
     Tenant(Role),
     /// An app device's token.
     Device,
+    /// HTTP Basic as Twilio takes it: the account SID and auth token (the tenant's
+    /// admin), or an API key's SID and secret of at least this role.
+    Twilio(Role),
 }
 
 impl Access {
@@ -309,6 +328,9 @@ impl Access {
             Access::Operator => "operator",
             Access::Device => "device",
             Access::Tenant(r) => r.as_str(),
+            Access::Twilio(Role::Read) => "twilio-read",
+            Access::Twilio(Role::Send) => "twilio-send",
+            Access::Twilio(Role::Admin) => "twilio-admin",
         }
     }
 }

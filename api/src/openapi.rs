@@ -80,6 +80,20 @@ fn error_schema() -> serde_json::Value {
     })
 }
 
+/// Twilio's error body: `{code, message, more_info, status}`.
+fn twilio_error_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["code", "message", "more_info", "status"],
+        "properties": {
+            "code": {"type": "integer", "description": "Twilio's error code (`21211`, `20404`, …)"},
+            "message": {"type": "string"},
+            "more_info": {"type": "string", "description": "Twilio's page for the code"},
+            "status": {"type": "integer", "description": "the HTTP status"}
+        }
+    })
+}
+
 /// The generated document, completed where the generator leaves it short of the
 /// OpenAPI rules: every response has a description (the status's reason phrase when
 /// the handler gives none) and operation ids are unique (`<tag>_<handler>`).
@@ -105,12 +119,18 @@ pub fn spec() -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(api).unwrap_or_default();
     doc["components"]["schemas"]["Error"] = error_schema();
-    let error_ref = serde_json::json!({"$ref": "#/components/schemas/Error"});
+    doc["components"]["schemas"]["TwilioError"] = twilio_error_schema();
+    doc["components"]["securitySchemes"]["twilio"] = serde_json::json!({"type": "http", "scheme": "basic", "description": "Twilio's: the account SID and auth token, or an API key SID (`SK…`) and secret"});
+    let hermod_error = serde_json::json!({"$ref": "#/components/schemas/Error"});
+    let twilio_error = serde_json::json!({"$ref": "#/components/schemas/TwilioError"});
     // Who may call each operation, and the 403 a key of a lesser role gets.
     for (path, method, a) in access {
         let op = &mut doc["paths"][&path][&method];
         if op.is_object() {
             op["x-hermod-access"] = serde_json::json!(a.as_str());
+            if let crate::Access::Twilio(_) = a {
+                op["security"] = serde_json::json!([{"twilio": []}]);
+            }
             if let crate::Access::Tenant(_) = a
                 && op["responses"].get("403").is_none()
             {
@@ -123,9 +143,15 @@ pub fn spec() -> serde_json::Value {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return doc;
     };
-    for item in paths.values_mut() {
+    for (path, item) in paths.iter_mut() {
         let Some(ops) = item.as_object_mut() else {
             continue;
+        };
+        // The Twilio API answers errors in Twilio's shape.
+        let error_ref = if path.starts_with("/2010-04-01/") {
+            &twilio_error
+        } else {
+            &hermod_error
         };
         for op in ops.values_mut() {
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
@@ -142,13 +168,13 @@ pub fn spec() -> serde_json::Value {
                     .is_none_or(str::is_empty);
                 let error = code.is_some_and(|c| c.as_u16() >= 400);
                 if error && r.get("content").is_none() {
-                    r["content"] = serde_json::json!({"application/json": {"schema": &error_ref}});
+                    r["content"] = serde_json::json!({"application/json": {"schema": error_ref}});
                 } else if error
                     && let Some(schema) = r.pointer_mut("/content/application~1json/schema")
-                    && *schema != error_ref
+                    && schema != error_ref
                 {
                     // A route's own error body, or the common one (bad JSON, auth).
-                    *schema = serde_json::json!({"oneOf": [schema.take(), &error_ref]});
+                    *schema = serde_json::json!({"oneOf": [schema.take(), error_ref]});
                 }
                 if missing && let Some(r) = r.as_object_mut() {
                     let phrase = code

@@ -90,6 +90,7 @@ impl InboundMessage {
             alert: None,
             deferred: None,
             traffic_type: None,
+            twilio: None,
         })
     }
 }

@@ -22,6 +22,7 @@ pub mod sender;
 pub mod status;
 pub mod template;
 pub mod tenant;
+pub mod twilio;
 pub mod webhook;
 
 pub use ids::{AttemptId, EndpointId, MessageId, TenantId};

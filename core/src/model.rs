@@ -38,6 +38,8 @@ pub struct NewMessage {
     pub deferred: Option<String>,
     /// What the message is for (RCS: RBM's `messageTrafficType`).
     pub traffic_type: Option<TrafficType>,
+    /// Set when it came through the Twilio API (its callbacks are Twilio's form POSTs).
+    pub twilio: Option<crate::twilio::MessageExtras>,
 }
 
 /// The alert a message was raised for: the hook and fingerprint (hashed together)
@@ -75,6 +77,8 @@ pub struct Message {
     pub plan: Option<crate::plan::Plan>,
     pub priority: Priority,
     pub traffic_type: Option<TrafficType>,
+    /// Set when it came through the Twilio API.
+    pub twilio: Option<crate::twilio::MessageExtras>,
 }
 
 /// One try on one channel.
@@ -131,6 +135,8 @@ pub struct ListFilter {
     pub channel: Option<String>,
     /// Messages whose `metadata` has this top-level key.
     pub metadata_key: Option<String>,
+    /// Sent from this sender.
+    pub from: Option<String>,
     pub limit: i64,
     pub cursor: Option<MessageId>,
 }

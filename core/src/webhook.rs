@@ -187,8 +187,12 @@ pub struct EventCursor {
 pub struct Destination {
     pub endpoint_id: Option<String>,
     pub url: String,
-    /// The endpoint's secret or the tenant's callback secret (None: sent unsigned).
+    /// The endpoint's secret or the tenant's callback secret (None: sent unsigned);
+    /// for a Twilio form POST, the account's auth token.
     pub secret: Option<String>,
+    /// What this destination gets instead of the event's JSON (a Twilio status
+    /// callback, see `twilio::FormPost`).
+    pub payload: Option<String>,
 }
 
 /// A published event read from the log, with its payload and destinations.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod hpke;
 pub mod rbm;
 pub mod tls;
+pub mod twilio;
 pub mod vault;
 pub mod webhook;
 

@@ -22,6 +22,7 @@ mod senders;
 mod stats;
 mod templates;
 mod tenants;
+mod twilio;
 mod webhooks;
 
 pub use dispatch::normalize_provider_id;

@@ -29,6 +29,12 @@ fn expected(method: &str, path: &str) -> Access {
         ("GET", "/v1/app/inbox" | "/v1/app/stream") | ("POST", "/v1/app/receipts") => Device,
         (_, "/metrics" | "/v1/connectors") => Operator,
         (_, p) if p.starts_with("/v1/admin/") => Operator,
+        ("GET", p) if p.starts_with("/2010-04-01/") => Twilio(Role::Read),
+        ("POST", "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json") => {
+            Twilio(Role::Admin)
+        }
+        (_, p) if p.starts_with("/2010-04-01/") => Twilio(Role::Send),
+        ("GET", "/v1/twilio/account") => read,
         ("POST", "/v1/messages" | "/v1/messages/batch") => send,
         ("DELETE", "/v1/messages/{id}") => send,
         ("POST", "/v1/inbound/{id}/read" | "/v1/inbound/{id}/typing") => send,

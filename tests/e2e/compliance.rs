@@ -72,6 +72,7 @@ fn msg(tenant: &TenantId, to: &str, text: &str, created_at: i64) -> NewMessage {
         alert: None,
         deferred: None,
         traffic_type: None,
+        twilio: None,
     }
 }
 

@@ -260,6 +260,24 @@ async fn every_route_keeps_tenants_apart() {
             "PATCH /v1/admin/tenants/{id}" => {
                 assert_eq!(as_b(Some(json!({"suspended": true}))).await.0, 401, "{key}");
             }
+            "POST /v1/admin/tenants/{id}/twilio" => {
+                assert_eq!(as_b(None).await.0, 401, "{key}");
+            }
+            // B's own Twilio account (A's SID and token are never shown to B).
+            "POST /v1/twilio/account" => {
+                let (s, v, _) = as_b(None).await;
+                assert_eq!(s, 201, "{key}: {v}");
+            }
+            "GET /v1/twilio/account" => {
+                let (s, v, _) = as_b(None).await;
+                assert_eq!(s, 200, "{key}: {v}");
+            }
+            // Twilio's routes take HTTP Basic with an account's credentials: a bearer
+            // key is none (tests/e2e/twilio.rs checks B's account against A's).
+            k if k.contains(" /2010-04-01/") => {
+                let (s, v, _) = as_b(Some(json!({}))).await;
+                assert_eq!(s, 401, "{key}: {v}");
+            }
             "POST /v1/admin/tenants/{id}/keys" => {
                 let body = json!({"name": "b's", "role": "admin"});
                 assert_eq!(as_b(Some(body)).await.0, 401, "{key}");

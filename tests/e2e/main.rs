@@ -23,4 +23,5 @@ mod rcs;
 mod sms;
 mod store;
 mod support;
+mod twilio;
 mod webhooks;

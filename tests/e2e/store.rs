@@ -56,6 +56,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         alert: None,
         deferred: None,
         traffic_type: None,
+        twilio: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod inbound;
 mod receipts;
 pub mod relay;
 mod send;
+pub mod twiml;
 mod webhooks;
 
 use std::sync::Arc;

@@ -194,6 +194,7 @@ pub(crate) fn accepted_view(m: &NewMessage) -> Message {
         plan: None,
         priority: m.priority,
         traffic_type: m.traffic_type,
+        twilio: m.twilio.clone(),
     }
 }
 

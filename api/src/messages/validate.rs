@@ -220,6 +220,7 @@ pub(crate) fn validate(
         send_at,
         content: rich,
         user_id: req.user_id,
+        twilio: None,
     })
 }
 

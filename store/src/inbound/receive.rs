@@ -269,6 +269,45 @@ pub(super) async fn receive(
                 );
                 c.insert_deliveries(rows).await?;
             }
+            // A number with a Twilio `SmsUrl`: Twilio's inbound form POST, signed with the
+            // account's auth token when it goes out; its TwiML answer is sent back.
+            let hooks: Vec<(String, Option<String>, String)> = twilio_numbers::table
+                .inner_join(
+                    twilio_accounts::table
+                        .on(twilio_accounts::tenant_id.eq(twilio_numbers::tenant_id)),
+                )
+                .filter(twilio_numbers::tenant_id.eq(t))
+                .filter(twilio_numbers::sms_url.is_not_null())
+                .select((
+                    twilio_numbers::phone_number,
+                    twilio_numbers::sms_url,
+                    twilio_accounts::account_sid,
+                ))
+                .load(c)
+                .await?;
+            let to_key = hermod_core::inbound::sender_key(&row.to_addr);
+            if let Some((number, Some(url), account)) = hooks
+                .into_iter()
+                .find(|(n, _, _)| hermod_core::inbound::sender_key(n) == to_key)
+            {
+                let form = hermod_core::twilio::inbound_form(
+                    &account,
+                    &row.id,
+                    &row.from_number,
+                    &number,
+                    &row.body,
+                );
+                let d = crate::sql::deliveries::pending(
+                    t,
+                    None,
+                    &url,
+                    "message.inbound",
+                    Some(&row.id),
+                    &form.to_payload(),
+                    now_ms(),
+                );
+                c.insert_deliveries(vec![d]).await?;
+            }
         }
         Ok::<_, DieselError>(Some(to_inbound(row)))
     })

@@ -158,6 +158,12 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
                 alert_key: m.alert.as_ref().map(|a| a.key.clone()),
                 alert_status: m.alert.as_ref().map(|a| a.status.clone()),
                 traffic_type: m.traffic_type.map(|t| t.as_str().to_owned()),
+                twilio: m
+                    .twilio
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(backend)?,
                 callback_events: m
                     .callback_events
                     .as_ref()

@@ -67,6 +67,7 @@ impl Messages for SqlStore {
                 let mut m: Option<MessageRow> = messages::table
                     .filter(messages::id.eq(id.as_str()))
                     .filter(messages::tenant_id.eq(tenant.as_str()))
+                    .filter(messages::deleted_at.is_null())
                     .select(MessageRow::as_select())
                     .first(c)
                     .await
@@ -152,6 +153,7 @@ impl Messages for SqlStore {
         let rows: Vec<MessageRow> = with_conn!(&self.db, |c| {
             let mut q = messages::table
                 .filter(messages::tenant_id.eq(tenant.as_str()))
+                .filter(messages::deleted_at.is_null())
                 .select(MessageRow::as_select())
                 .order(messages::id.desc())
                 .limit(f.limit)
@@ -161,6 +163,9 @@ impl Messages for SqlStore {
             }
             if let Some(to) = &f.to {
                 q = q.filter(messages::to_hash.eq(self.vault.lookup(to)));
+            }
+            if let Some(from) = &f.from {
+                q = q.filter(messages::from_addr.eq(from.clone()));
             }
             if let Some(since) = f.since {
                 q = q.filter(messages::created_at.ge(since));
@@ -252,6 +257,7 @@ fn to_message(r: MessageRow) -> Message {
         fallback: r.fallback.and_then(|c| serde_json::from_str(&c).ok()),
         plan: r.plan.and_then(|c| serde_json::from_str(&c).ok()),
         traffic_type,
+        twilio: r.twilio.and_then(|t| serde_json::from_str(&t).ok()),
         priority: if r.priority > 0 {
             hermod_core::model::Priority::High
         } else {

@@ -36,6 +36,8 @@ pub struct MessageRow {
     pub callback_events: Option<String>,
     /// RBM's messageTrafficType, as `TrafficType::as_str`.
     pub traffic_type: Option<String>,
+    /// `MessageExtras` as JSON, for messages of the Twilio API.
+    pub twilio: Option<String>,
 }
 
 impl MessageRow {

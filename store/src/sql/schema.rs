@@ -67,6 +67,29 @@ diesel::table! {
         alert_status -> Nullable<Text>,
         callback_events -> Nullable<Text>,
         traffic_type -> Nullable<Text>,
+        twilio -> Nullable<Text>,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    twilio_accounts (tenant_id) {
+        tenant_id -> Text,
+        account_sid -> Text,
+        auth_token -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    twilio_numbers (tenant_id, phone_number) {
+        tenant_id -> Text,
+        phone_number -> Text,
+        sms_url -> Nullable<Text>,
+        sms_method -> Text,
+        friendly_name -> Nullable<Text>,
+        updated_at -> BigInt,
     }
 }
 
@@ -396,6 +419,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     console_sessions,
     messages,
+    twilio_accounts,
+    twilio_numbers,
     attempts,
     attempt_parts,
     events,

@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use hermod_core::twilio::FormPost;
 
 pub(super) async fn due_deliveries(
     store: &SqlStore,
@@ -75,6 +76,24 @@ pub(super) async fn due_deliveries(
             .await?
             .into_iter()
             .collect();
+        // Twilio's form POSTs (status callbacks, inbound messages) are signed with the
+        // account's auth token.
+        let twilio_tenants: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.endpoint_id.is_none() && FormPost::is_payload(&r.payload))
+            .map(|r| r.tenant_id.as_str())
+            .collect();
+        let tokens: HashMap<String, String> = if twilio_tenants.is_empty() {
+            HashMap::new()
+        } else {
+            twilio_accounts::table
+                .filter(twilio_accounts::tenant_id.eq_any(&twilio_tenants))
+                .select((twilio_accounts::tenant_id, twilio_accounts::auth_token))
+                .load::<(String, String)>(c)
+                .await?
+                .into_iter()
+                .collect()
+        };
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for r in rows {
@@ -87,6 +106,7 @@ pub(super) async fn due_deliveries(
                         continue;
                     }
                 },
+                None if FormPost::is_payload(&r.payload) => None,
                 None => callback.get(&r.tenant_id).cloned().flatten(),
             };
             let secret = match sealed {
@@ -96,7 +116,15 @@ pub(super) async fn due_deliveries(
                         .open_secret(SECRET, &s)
                         .map_err(|e| DieselError::QueryBuilderError(Box::new(e)))?,
                 ),
-                None => None,
+                None => match tokens.get(&r.tenant_id) {
+                    Some(t) if r.endpoint_id.is_none() && FormPost::is_payload(&r.payload) => Some(
+                        store
+                            .vault
+                            .open_secret(crate::twilio::TOKEN, t)
+                            .map_err(|e| DieselError::QueryBuilderError(Box::new(e)))?,
+                    ),
+                    _ => None,
+                },
             };
             out.push(DueDelivery {
                 id: r.id,

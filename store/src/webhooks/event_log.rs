@@ -38,6 +38,7 @@ type LogRow = (
     Option<String>, // callback_url
     Option<String>, // callback_events
     Option<String>, // metadata
+    Option<String>, // twilio
 );
 
 #[derive(QueryableByName)]
@@ -66,6 +67,8 @@ struct LogRowByName {
     callback_events: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     metadata: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    twilio: Option<String>,
 }
 
 impl From<LogRowByName> for LogRow {
@@ -85,6 +88,7 @@ impl From<LogRowByName> for LogRow {
             r.callback_url,
             r.callback_events,
             r.metadata,
+            r.twilio,
         )
     }
 }
@@ -111,7 +115,7 @@ fn parse_snapshot(s: &str) -> Option<(i64, Vec<i64>)> {
 }
 
 const PG_COLUMNS: &str = "e.seq, e.message_id, e.tenant_id, e.kind, e.status, e.attempt_no, \
-     e.channel, e.detail, e.at, m.callback_url, m.callback_events, m.metadata \
+     e.channel, e.detail, e.at, m.callback_url, m.callback_events, m.metadata, m.twilio \
      FROM events e LEFT JOIN messages m ON m.id = e.message_id";
 
 fn published_kinds() -> Vec<&'static str> {
@@ -140,6 +144,7 @@ async fn read(db: &Db, cursor: &EventCursor, max: usize) -> PortResult<(Vec<LogR
                     messages::callback_url.nullable(),
                     messages::callback_events.nullable(),
                     messages::metadata.nullable(),
+                    messages::twilio.nullable(),
                 ))
                 .load(&mut *c)
                 .await
@@ -281,8 +286,9 @@ pub(crate) async fn events_after(
             (t, s)
         })
         .collect();
+    let twilio = twilio_context(db, vault, &rows).await?;
     let mut events = Vec::with_capacity(rows.len());
-    for (ev, callback_url, callback_events, metadata) in rows {
+    for (ev, callback_url, callback_events, metadata, extras) in rows {
         let mut destinations = Vec::new();
         for (e, subscribed, secret) in &endpoints {
             if e.tenant_id == ev.tenant_id && wants(subscribed, &ev.kind) {
@@ -290,6 +296,7 @@ pub(crate) async fn events_after(
                     endpoint_id: Some(e.id.clone()),
                     url: e.url.clone(),
                     secret: secret.clone(),
+                    payload: None,
                 });
             }
         }
@@ -298,12 +305,28 @@ pub(crate) async fn events_after(
                 .as_deref()
                 .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
                 .is_none_or(|list| list.contains(&ev.kind));
-            if wanted {
-                destinations.push(Destination {
+            let extras = extras
+                .as_deref()
+                .and_then(|x| serde_json::from_str::<hermod_core::twilio::MessageExtras>(x).ok());
+            match extras {
+                // A Twilio status callback: its own form, signed with the auth token.
+                Some(x) => {
+                    if let Some((payload, token)) = twilio.status_callback(&ev, &x) {
+                        destinations.push(Destination {
+                            endpoint_id: None,
+                            url,
+                            secret: token,
+                            payload: Some(payload),
+                        });
+                    }
+                }
+                None if wanted => destinations.push(Destination {
                     endpoint_id: None,
                     url,
                     secret: callback.get(&ev.tenant_id).cloned().flatten(),
-                });
+                    payload: None,
+                }),
+                None => {}
             }
         }
         if destinations.is_empty() {
@@ -495,5 +518,126 @@ mod tests {
         };
         assert_eq!(decode(c.seq, &encode(&c)), c);
         assert_eq!(encode(&EventCursor::default()), "");
+    }
+}
+
+/// What Twilio status callbacks of a page need: the accounts of its tenants and the
+/// parties of its Twilio messages (their numbers opened).
+#[derive(Default)]
+struct TwilioContext {
+    /// Tenant → (account SID, auth token).
+    accounts: HashMap<String, (String, Option<String>)>,
+    /// Message → (to, from).
+    parties: HashMap<String, (String, Option<String>)>,
+}
+
+async fn twilio_context(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    rows: &[LogRow],
+) -> PortResult<TwilioContext> {
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.1.is_some() && r.4.is_some())
+        .map(|r| r.0.message_id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(TwilioContext::default());
+    }
+    let mut tenants: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.4.is_some())
+        .map(|r| r.0.tenant_id.as_str())
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let (accounts, msgs): (Vec<(String, String, String)>, Vec<MessageRow>) =
+        crate::with_conn!(db, |c| {
+            let a: Vec<(String, String, String)> = twilio_accounts::table
+                .filter(twilio_accounts::tenant_id.eq_any(&tenants))
+                .select((
+                    twilio_accounts::tenant_id,
+                    twilio_accounts::account_sid,
+                    twilio_accounts::auth_token,
+                ))
+                .load(c)
+                .await
+                .map_err(backend)?;
+            let mut m: Vec<MessageRow> = messages::table
+                .filter(messages::id.eq_any(&ids))
+                .select(MessageRow::as_select())
+                .load(c)
+                .await
+                .map_err(backend)?;
+            crate::sql::seal::open_messages!(c, vault, m.iter_mut(), backend);
+            (a, m)
+        });
+    Ok(TwilioContext {
+        accounts: accounts
+            .into_iter()
+            .map(|(t, sid, sealed)| {
+                let token = match vault.open_secret(crate::twilio::TOKEN, &sealed) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open a Twilio auth token; sent unsigned");
+                        None
+                    }
+                };
+                (t, (sid, token))
+            })
+            .collect(),
+        parties: msgs
+            .into_iter()
+            .map(|m| (m.id, (m.to_number, m.from_addr)))
+            .collect(),
+    })
+}
+
+impl TwilioContext {
+    /// The status callback of a Twilio message's event (form payload, auth token);
+    /// None for events Twilio has no status for (`message.fallback`).
+    fn status_callback(
+        &self,
+        ev: &EventRow,
+        extras: &hermod_core::twilio::MessageExtras,
+    ) -> Option<(String, Option<String>)> {
+        use hermod_core::twilio;
+        let status = hermod_core::Status::parse(&ev.status)?;
+        if ev.kind == "message.fallback" || ev.kind == "message.typing" {
+            return None;
+        }
+        let (sid, token) = self.accounts.get(&ev.tenant_id)?;
+        let (to, from) = self.parties.get(&ev.message_id)?;
+        let detail: Option<serde_json::Value> = ev
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok());
+        let field = |k: &str| {
+            detail
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(|v| v.as_str())
+        };
+        let raw = field("raw_status");
+        let id = hermod_core::MessageId::from_trusted(ev.message_id.clone());
+        let message_sid = twilio::message_sid(&id, extras.media);
+        let accepted_as = if extras.service_sid.is_some() {
+            "accepted"
+        } else {
+            "queued"
+        };
+        let form = twilio::StatusCallback {
+            account_sid: sid,
+            message_sid: &message_sid,
+            status: twilio::status_name(status, raw.is_some(), accepted_as),
+            from: from.as_deref(),
+            to,
+            error_code: twilio::error_code(status, field("reason"), field("error_code"), raw),
+            service_sid: extras.service_sid.as_deref(),
+            channel: ev.channel.as_deref(),
+            raw_status: raw,
+        }
+        .form();
+        Some((form.to_payload(), token.clone()))
     }
 }

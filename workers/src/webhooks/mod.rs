@@ -306,7 +306,7 @@ impl Stage {
                     url: d.url,
                     event_type: ev.event_type.clone(),
                     message_id: Some(ev.message_id.clone()),
-                    payload: ev.payload.clone(),
+                    payload: d.payload.unwrap_or_else(|| ev.payload.clone()),
                     secret: d.secret,
                     queued_at: now,
                 };
