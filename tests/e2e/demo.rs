@@ -37,6 +37,26 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         .position(|l| l.starts_with("API key: "))
         .unwrap();
     assert_eq!(printed[at + 1], format!("Console: http://{addr}/console"));
+    // Then the demo tenant's Twilio credentials and a sender it owns:
+    // `Twilio: account_sid=AC… auth_token=… from=+…`.
+    let twilio: Vec<&str> = printed[at + 2]
+        .strip_prefix("Twilio: ")
+        .expect("a Twilio line")
+        .split(' ')
+        .collect();
+    let field = |k: &str| {
+        twilio
+            .iter()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let (sid, token, from) = (field("account_sid"), field("auth_token"), field("from"));
+    assert!(
+        sid.starts_with("AC") && sid.len() == 34 && token.len() == 32,
+        "{twilio:?}"
+    );
+    assert!(from.starts_with('+'), "{twilio:?}");
     let key = key.unwrap();
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
@@ -46,6 +66,19 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         || async { client.get(format!("{base}/healthz")).send().await.is_ok() },
     )
     .await;
+    // The Twilio API on the same address takes them.
+    let r = client
+        .post(format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"))
+        .basic_auth(&sid, Some(&token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "To=%2B447911123456&From={}&Body=hi",
+            from.replace('+', "%2B")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
     // An SMS is delivered; a rich card through the built-in RBM simulator and an
     // end-to-end encrypted message to the simulated app device are read.
     for (body, want) in [

@@ -32,6 +32,7 @@ const PAGES: &[&str] = &[
     "docs/src/guides/webhooks.md",
     "docs/src/concepts/tenants.md",
     "docs/src/guides/console.md",
+    "docs/src/guides/twilio.md",
     // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];
