@@ -263,7 +263,7 @@ async fn the_twilio_api_speaks_twilio() {
                 ("SendAt", "2030-01-01T00:00:00Z"),
             ],
             400,
-            35111,
+            20001,
         ),
     ];
     for (form, status, code) in cases {
@@ -459,6 +459,106 @@ async fn the_twilio_api_speaks_twilio() {
     assert!(
         shown.get("auth_token").is_none(),
         "a token is shown only once: {shown}"
+    );
+
+    // A TwiML answer: a reply to another number is sent from the number written to; a
+    // `from` naming another sender is not used.
+    let port = free_port();
+    let got: Posts = Default::default();
+    let _twiml = twiml_receiver(
+        port,
+        got.clone(),
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message from="+15005550006">hijack</Message><Message to="+447911000111">Passed on to our team</Message></Response>"#,
+    );
+    let (s, nums) = tw(
+        Method::GET,
+        &format!("{base}/IncomingPhoneNumbers.json"),
+        &sid,
+        &new_token,
+        &[("PhoneNumber", SENDER)],
+    )
+    .await;
+    assert_eq!(s, 200, "{nums}");
+    let pn = nums["incoming_phone_numbers"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sms_url = format!("http://127.0.0.1:{port}/sms");
+    let (s, n) = tw(
+        Method::POST,
+        &format!("{base}/IncomingPhoneNumbers/{pn}.json"),
+        &sid,
+        &new_token,
+        &[("SmsUrl", &sms_url)],
+    )
+    .await;
+    assert_eq!(
+        (s, n["sms_url"].as_str()),
+        (200, Some(sms_url.as_str())),
+        "{n}"
+    );
+    let (s, v) = tw(
+        Method::POST,
+        &format!("{base}/IncomingPhoneNumbers/{pn}.json"),
+        &sid,
+        &new_token,
+        &[("SmsUrl", "http://10.0.0.1/sms")],
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_u64()),
+        (400, Some(20001)),
+        "an internal SmsUrl: {v}"
+    );
+    assert!(
+        smsc.inject_mo(
+            "hermod",
+            "447911000222",
+            "447700900123",
+            "where is my order?",
+            false
+        ) > 0
+    );
+    eventually("the TwiML reply", Duration::from_secs(20), || async {
+        let (_, v) = tw(
+            Method::GET,
+            &messages,
+            &sid,
+            &new_token,
+            &[("To", "+447911000111")],
+        )
+        .await;
+        v["messages"][0]["body"] == "Passed on to our team"
+    })
+    .await;
+    {
+        let posts = got.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        let (sig, form) = &posts[0];
+        assert!(hermod_crypto::twilio::verify(
+            &new_token, &sms_url, form, sig
+        ));
+    }
+    let (_, v) = tw(
+        Method::GET,
+        &messages,
+        &sid,
+        &new_token,
+        &[("PageSize", "50")],
+    )
+    .await;
+    let bodies: Vec<&str> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(!bodies.contains(&"hijack"), "{bodies:?}");
+    let reply = &v["messages"][0];
+    assert_eq!(
+        (reply["from"].as_str(), reply["direction"].as_str()),
+        (Some(SENDER), Some("outbound-reply")),
+        "{reply}"
     );
 
     // The routes are in the document, with Twilio's auth.
@@ -743,4 +843,41 @@ async fn the_readme_twilio_examples_run_as_printed() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A number's `SmsUrl` on `port`: records `(X-Twilio-Signature, form)` and answers
+/// `twiml`.
+fn twiml_receiver(port: u16, got: Posts, twiml: &'static str) -> actix_web::dev::ServerHandle {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    let server = HttpServer::new(move || {
+        let got = got.clone();
+        App::new().route(
+            "/sms",
+            web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let got = got.clone();
+                async move {
+                    let sig = req
+                        .headers()
+                        .get("x-twilio-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let form = url::form_urlencoded::parse(&body)
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    got.lock().unwrap().push((sig, form));
+                    HttpResponse::Ok().content_type("text/xml").body(twiml)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(("127.0.0.1", port))
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
 }

@@ -1,12 +1,13 @@
 //! The replies a number's TwiML answer asks for (`<Message>` verbs): stored as messages
-//! of the tenant like any other, from the number to the sender of the inbound message
-//! unless the verb says otherwise. A reply has an id derived from the inbound message
+//! of the tenant like any other, from the number (a `from` naming another sender is not
+//! used) to the sender of the inbound message unless the verb names another `to`. A reply has an id derived from the inbound message
 //! and its place in the answer, so an answer read twice (a retried POST) sends once.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use hermod_core::content::{Content, Media, RichMessage};
+use hermod_core::inbound::sender_key;
 use hermod_core::model::{NewMessage, Priority};
 use hermod_core::ports::Messages;
 use hermod_core::twilio::{FormPost, TwimlReplies, parse_twiml};
@@ -58,6 +59,14 @@ impl TwimlReplies for TwimlReplier {
         let mut msgs = Vec::new();
         for (n, v) in verbs.into_iter().enumerate() {
             let Some(id) = reply_id(sid, n) else { continue };
+            // Replies go out from the number that was written to: a `from` naming
+            // another sender could be one the tenant does not own.
+            if let Some(f) = &v.from
+                && sender_key(f) != sender_key(number)
+            {
+                tracing::warn!(tenant = %tenant, "TwiML <Message from> other than the number; skipped");
+                continue;
+            }
             let to = v.to.as_deref().unwrap_or(sender);
             let Ok(to) = Msisdn::parse(to) else {
                 tracing::warn!(tenant = %tenant, "TwiML <Message> to an invalid number; skipped");
@@ -83,7 +92,7 @@ impl TwimlReplies for TwimlReplier {
                 id,
                 tenant_id: tenant.clone(),
                 to,
-                from: Some(v.from.unwrap_or_else(|| number.to_owned())),
+                from: Some(number.to_owned()),
                 text,
                 channels: Vec::new(),
                 ttl_secs: None,

@@ -180,7 +180,7 @@ pub(crate) async fn create_message(
         && !(s.len() == 34 && s.starts_with("MG") && s[2..].bytes().all(|b| b.is_ascii_hexdigit()))
     {
         return Err(TwilioError::param(
-            21701,
+            20001,
             format!("The Messaging Service Sid {s} is invalid."),
         ));
     }
@@ -203,7 +203,7 @@ pub(crate) async fn create_message(
     }
     if media.len() > 1 {
         return Err(TwilioError::param(
-            21623,
+            20001,
             "Hermod sends one MediaUrl per message.",
         ));
     }
@@ -226,7 +226,7 @@ pub(crate) async fn create_message(
             .ok()
             .filter(|s| (1..=36_000).contains(s))
             .ok_or_else(|| {
-                TwilioError::param(21625, "ValidityPeriod must be 1 to 36000 seconds.")
+                TwilioError::param(20001, "ValidityPeriod must be 1 to 36000 seconds.")
             })?;
         v["ttl"] = secs.into();
     }
@@ -238,12 +238,12 @@ pub(crate) async fn create_message(
         }
         (Some(_), _) => {
             return Err(TwilioError::param(
-                35111,
+                20001,
                 "SendAt needs ScheduleType=fixed.",
             ));
         }
         (None, Some(_)) => {
-            return Err(TwilioError::param(35115, "ScheduleType needs SendAt."));
+            return Err(TwilioError::param(20001, "ScheduleType needs SendAt."));
         }
         (None, None) => {}
     }

@@ -178,7 +178,7 @@ pub struct UpdateNumberForm {
     params(("AccountSid" = String, Path, description = "the tenant's account SID"),
            ("Sid" = String, Path, description = "the number's SID")),
     request_body(content = UpdateNumberForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = TwilioNumber), (status = 400, description = "`21502` invalid SmsUrl; `21503` SmsMethod other than POST"),
+    responses((status = 200, body = TwilioNumber), (status = 400, description = "`20001`: an SmsUrl that is not an http(s) URL or points at an internal address, or an SmsMethod other than POST"),
               (status = 401), (status = 404)))]
 #[post("/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json")]
 pub(crate) async fn update_number(
@@ -197,7 +197,7 @@ pub(crate) async fn update_number(
         Some(u) => {
             if !hermod_core::content::is_http_url(u) || state.address_policy.refuses_url(u) {
                 return Err(TwilioError::param(
-                    21502,
+                    20001,
                     format!(
                         "SmsUrl is not a valid URL here: {}",
                         crate::json::INTERNAL_URL
@@ -212,7 +212,7 @@ pub(crate) async fn update_number(
         Some(m) if m.eq_ignore_ascii_case("POST") => "POST".to_owned(),
         Some(_) => {
             return Err(TwilioError::param(
-                21503,
+                20001,
                 "SmsMethod must be POST (a message body does not belong in a URL).",
             ));
         }
