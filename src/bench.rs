@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// POST runs into the timeout). Shows what webhooks cost message delivery.
     #[arg(long, default_value = "none")]
     webhook: String,
+    /// The API the messages go through: `v1` (`POST /v1/messages`, JSON) or `twilio`
+    /// (`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded, HTTP
+    /// Basic; one message per request, embedded mode).
+    #[arg(long, default_value = "v1")]
+    api: String,
 }
 
 /// A local webhook receiver: `ok` answers 204 and counts, `dead` never answers.
@@ -312,6 +317,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(a.concurrency)
         .build()?;
     let auth = format!("Bearer {key}");
+    // The Twilio API: the bench tenant's account, HTTP Basic, its Messages.json.
+    let twilio = match a.api.as_str() {
+        "v1" => None,
+        "twilio" => {
+            anyhow::ensure!(
+                a.queue.is_none() && a.per_request <= 1,
+                "--api twilio: embedded mode, one message per request"
+            );
+            let (sid, token) = app::twilio_account(&s, "bench").await?;
+            use base64::Engine as _;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"));
+            Some((
+                format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"),
+                format!("Basic {basic}"),
+            ))
+        }
+        other => anyhow::bail!("--api: v1 or twilio, not {other}"),
+    };
     let hook = match a.webhook.as_str() {
         "none" => None,
         kind @ ("ok" | "dead") => {
@@ -344,8 +367,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(requests)));
     futures::stream::iter(0..requests)
         .for_each_concurrent(a.concurrency, |i| {
-            let (client, auth, base, lat) =
-                (client.clone(), auth.clone(), base.clone(), lat.clone());
+            let (client, auth, base, lat, twilio) = (
+                client.clone(),
+                auth.clone(),
+                base.clone(),
+                lat.clone(),
+                twilio.clone(),
+            );
             let per = a.per_request;
             let channel = a.channel.clone();
             async move {
@@ -357,7 +385,20 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 let body = |j: usize, text: String| {
                     serde_json::json!({"to": to(j), "text": text, "channels": [channel.as_str()]})
                 };
-                let res = if per <= 1 {
+                let res = if let Some((url, basic)) = &twilio {
+                    let form = url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("To", &to(0))
+                        .append_pair("MessagingServiceSid", "MG00000000000000000000000000000000")
+                        .append_pair("Body", &format!("bench {i}"))
+                        .finish();
+                    client
+                        .post(url)
+                        .header("authorization", basic)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form)
+                        .send()
+                        .await
+                } else if per <= 1 {
                     client
                         .post(format!("{base}/v1/messages"))
                         .header("authorization", auth)
@@ -376,7 +417,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                         .await
                 };
                 match res {
-                    Ok(r) if r.status().as_u16() == 202 => {}
+                    Ok(r) if matches!(r.status().as_u16(), 201 | 202) => {}
                     Ok(r) => eprintln!("unexpected status {}", r.status()),
                     Err(e) => eprintln!("request failed: {e}"),
                 }
@@ -467,8 +508,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "embedded (SQLite)".to_owned()
     };
     println!(
-        "hermod bench, {mode}, channel {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
+        "hermod bench, {mode}, channel {}, API {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
         a.channel,
+        a.api,
         a.concurrency,
         a.per_request,
         if a.queue.is_some() {
