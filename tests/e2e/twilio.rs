@@ -760,7 +760,7 @@ async fn twilio_messages_take_rcs_and_their_callbacks_survive_a_receiver_down() 
     .await;
     assert_eq!(s, 201, "{m}");
     let msid = m["sid"].as_str().unwrap().to_owned();
-    eventually("read, by RCS", Duration::from_secs(30), || async {
+    eventually("read, by RCS", Duration::from_secs(60), || async {
         let (_, v) = tw(
             Method::GET,
             &format!("{base}/Messages/{msid}.json"),
