@@ -75,18 +75,26 @@ pub async fn create_key(settings: &Settings, tenant: &str) -> anyhow::Result<(St
     Ok((id.to_string(), k.full))
 }
 
+/// A tenant by its name (as in `keys create --tenant`) or its `ten_…` id.
+async fn tenant_by_name_or_id(
+    store: &hermod_store::SqlStore,
+    tenant: &str,
+) -> anyhow::Result<hermod_core::TenantId> {
+    match hermod_core::TenantId::parse(tenant) {
+        Some(id) => Ok(id),
+        None => store
+            .tenant_id_by_name(tenant)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no tenant named '{tenant}'")),
+    }
+}
+
 /// `hermod twilio-account`: the tenant's (by name or `ten_…` id) Twilio-compatible
 /// account, created or given a new auth token: `(account SID, auth token)`.
 pub async fn twilio_account(settings: &Settings, tenant: &str) -> anyhow::Result<(String, String)> {
     use hermod_core::twilio::TwilioStore;
     let (_, store) = open_store(settings).await?;
-    let id = match hermod_core::TenantId::parse(tenant) {
-        Some(id) => id,
-        None => store
-            .tenant_id_by_name(tenant)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no tenant named '{tenant}'"))?,
-    };
+    let id = tenant_by_name_or_id(&store, tenant).await?;
     let (sid, token) = hermod_api::twilio::new_credentials().map_err(|e| anyhow::anyhow!("{e}"))?;
     let a = store
         .put_account(&id, &sid, &token, hermod_core::now_ms())
@@ -104,13 +112,7 @@ pub async fn assign_sender(
 ) -> anyhow::Result<String> {
     use hermod_core::sender::{Sender, Senders};
     let (_, store) = open_store(settings).await?;
-    let id = match hermod_core::TenantId::parse(tenant) {
-        Some(id) => id,
-        None => store
-            .tenant_id_by_name(tenant)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no tenant named '{tenant}'"))?,
-    };
+    let id = tenant_by_name_or_id(&store, tenant).await?;
     let s = Sender {
         sender: sender.trim().to_owned(),
         tenant_id: id.clone(),

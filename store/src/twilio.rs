@@ -37,6 +37,34 @@ impl SqlStore {
         })
     }
 
+    /// The account of a tenant, or with a SID.
+    async fn find_account(
+        &self,
+        tenant: Option<&TenantId>,
+        sid: Option<&str>,
+    ) -> PortResult<Option<Account>> {
+        let (t, sid) = (tenant.map(|t| t.to_string()), sid.map(str::to_owned));
+        let row: Option<AccountRow> = with_conn!(&self.db, |c| {
+            let mut q = twilio_accounts::table
+                .select((
+                    twilio_accounts::tenant_id,
+                    twilio_accounts::account_sid,
+                    twilio_accounts::auth_token,
+                    twilio_accounts::created_at,
+                    twilio_accounts::updated_at,
+                ))
+                .into_boxed();
+            if let Some(t) = &t {
+                q = q.filter(twilio_accounts::tenant_id.eq(t.clone()));
+            }
+            if let Some(s) = &sid {
+                q = q.filter(twilio_accounts::account_sid.eq(s.clone()));
+            }
+            q.first(c).await.optional().map_err(backend)?
+        });
+        row.map(|r| self.account(r)).transpose()
+    }
+
     /// Blanks a finished message's body and content, sealed again under its key;
     /// `delete` also hides it.
     async fn remove(&self, tenant: &TenantId, id: &MessageId, delete: bool) -> PortResult<Removal> {
@@ -104,43 +132,11 @@ fn finished(s: Status) -> bool {
 #[async_trait]
 impl TwilioStore for SqlStore {
     async fn account_of(&self, tenant: &TenantId) -> PortResult<Option<Account>> {
-        let t = tenant.to_string();
-        let row: Option<AccountRow> = with_conn!(&self.db, |c| {
-            twilio_accounts::table
-                .find(&t)
-                .select((
-                    twilio_accounts::tenant_id,
-                    twilio_accounts::account_sid,
-                    twilio_accounts::auth_token,
-                    twilio_accounts::created_at,
-                    twilio_accounts::updated_at,
-                ))
-                .first(c)
-                .await
-                .optional()
-                .map_err(backend)?
-        });
-        row.map(|r| self.account(r)).transpose()
+        self.find_account(Some(tenant), None).await
     }
 
     async fn account_by_sid(&self, sid: &str) -> PortResult<Option<Account>> {
-        let sid = sid.to_owned();
-        let row: Option<AccountRow> = with_conn!(&self.db, |c| {
-            twilio_accounts::table
-                .filter(twilio_accounts::account_sid.eq(&sid))
-                .select((
-                    twilio_accounts::tenant_id,
-                    twilio_accounts::account_sid,
-                    twilio_accounts::auth_token,
-                    twilio_accounts::created_at,
-                    twilio_accounts::updated_at,
-                ))
-                .first(c)
-                .await
-                .optional()
-                .map_err(backend)?
-        });
-        row.map(|r| self.account(r)).transpose()
+        self.find_account(None, Some(sid)).await
     }
 
     async fn put_account(
