@@ -217,6 +217,80 @@ async fn connect_broker(
     Err(anyhow::anyhow!("RabbitMQ unreachable"))
 }
 
+/// The SMPP server's sockets (`[smpp_server]`), bound now so a taken port stops the
+/// start.
+async fn smpp_listeners(
+    c: &crate::settings::SmppServerConfig,
+) -> anyhow::Result<Vec<hermod_api::smpp::Listener>> {
+    let mut out = Vec::new();
+    if let Some(addr) = &c.listen {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("smpp_server.listen {addr}: {e}"))?;
+        tracing::info!(addr = %tcp.local_addr()?, "SMPP server listening");
+        out.push(hermod_api::smpp::Listener { tcp, tls: None });
+    }
+    if let Some(addr) = &c.listen_tls {
+        let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) else {
+            anyhow::bail!("smpp_server.listen_tls needs smpp_server.tls_cert and tls_key");
+        };
+        let tls = hermod_crypto::tls::server_config(cert, key, None)
+            .map_err(|e| anyhow::anyhow!("smpp_server TLS: {e}"))?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("smpp_server.listen_tls {addr}: {e}"))?;
+        tracing::info!(addr = %tcp.local_addr()?, "SMPP server listening (TLS)");
+        out.push(hermod_api::smpp::Listener {
+            tcp,
+            tls: Some(Arc::new(tls)),
+        });
+    }
+    Ok(out)
+}
+
+/// `hermod smpp-accounts create`: a tenant's (by name or `ten_…` id) SMPP account,
+/// created or changed: the account and the password set now.
+pub async fn smpp_account(
+    settings: &Settings,
+    tenant: &str,
+    req: hermod_api::smpp::accounts::AccountRequest,
+) -> anyhow::Result<(hermod_core::smpp::SmppAccount, Option<String>)> {
+    let (_, store) = open_store(settings).await?;
+    let id = tenant_by_name_or_id(&store, tenant).await?;
+    let (a, password, _) = hermod_api::smpp::accounts::put_account(store.as_ref(), &id, req)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((a, password))
+}
+
+/// `hermod smpp-accounts list` / `delete`.
+pub async fn smpp_accounts(
+    settings: &Settings,
+    tenant: Option<&str>,
+) -> anyhow::Result<Vec<hermod_core::smpp::SmppAccount>> {
+    use hermod_core::smpp::SmppStore;
+    let (_, store) = open_store(settings).await?;
+    let id = match tenant {
+        Some(t) => Some(tenant_by_name_or_id(&store, t).await?),
+        None => None,
+    };
+    Ok(store.accounts(id.as_ref()).await?)
+}
+
+pub async fn delete_smpp_account(
+    settings: &Settings,
+    tenant: &str,
+    system_id: &str,
+) -> anyhow::Result<()> {
+    use hermod_core::smpp::SmppStore;
+    let (_, store) = open_store(settings).await?;
+    let id = tenant_by_name_or_id(&store, tenant).await?;
+    if !store.delete_account(&id, system_id).await? {
+        anyhow::bail!("tenant {id} has no SMPP account '{system_id}'");
+    }
+    Ok(())
+}
+
 /// Runs the chosen roles until `cancel` fires.
 pub async fn run(
     settings: Settings,
@@ -422,6 +496,7 @@ pub async fn run(
                 senders: sender_book,
                 twilio: store.clone() as Arc<dyn hermod_core::twilio::TwilioStore>,
                 twilio_accounts: Default::default(),
+                smpp: store.clone() as Arc<dyn hermod_core::smpp::SmppStore>,
                 messages: store.clone(),
                 inbound: store.clone(),
                 admin: store.clone(),
@@ -437,6 +512,15 @@ pub async fn run(
                 admin_token: settings.admin_token.as_ref().map(|t| t.0.clone()),
                 queue: Some(queue),
             };
+            let smpp = smpp_listeners(&settings.smpp_server).await?;
+            if !smpp.is_empty() {
+                tasks.push(tokio::spawn(hermod_api::smpp::serve(
+                    state.clone(),
+                    state.smpp.clone(),
+                    smpp,
+                    cancel.clone(),
+                )));
+            }
             let server = HttpServer::new(move || {
                 App::new()
                     .wrap(actix_web::middleware::from_fn(hermod_api::request_span))

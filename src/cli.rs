@@ -68,6 +68,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: SendersCmd,
     },
+    /// SMPP server accounts (also `/v1/admin/tenants/{id}/smpp-accounts`).
+    SmppAccounts {
+        #[command(subcommand)]
+        cmd: SmppAccountsCmd,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -118,6 +123,55 @@ pub enum SendersCmd {
         /// The tenant's sender for messages without `from`.
         #[arg(long)]
         default: bool,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SmppAccountsCmd {
+    /// Creates an SMPP account for a tenant, or changes one (by --system-id); prints
+    /// the system_id and, when set now, the password (once).
+    Create {
+        /// The tenant's name (as in `keys create --tenant`) or its `ten_…` id.
+        #[arg(long)]
+        tenant: String,
+        /// 1–15 letters, digits, `_` or `-` (made up when left out).
+        #[arg(long)]
+        system_id: Option<String>,
+        /// 1–8 characters (random when left out for a new account).
+        #[arg(long)]
+        password: Option<String>,
+        /// A network (CIDR) the account may bind from; repeat for more.
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        /// Binds open at once, per process (default 4).
+        #[arg(long)]
+        max_binds: Option<u32>,
+        /// Submits in flight per bind before ESME_RMSGQFUL (default 50).
+        #[arg(long)]
+        window: Option<u32>,
+        /// Submits per second before ESME_RTHROTTLED (0: the tenant's rate limit only).
+        #[arg(long)]
+        throughput: Option<u32>,
+        /// Also report RCS and app reads (a second receipt, stat:ACCEPTD).
+        #[arg(long)]
+        read_receipts: bool,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Lists accounts (of one tenant, or all); never their passwords.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, env = "HERMOD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Deletes an account and the receipts waiting for it.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        system_id: String,
         #[arg(long, env = "HERMOD_CONFIG")]
         config: Option<PathBuf>,
     },

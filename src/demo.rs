@@ -39,6 +39,25 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
     }
     let (tenant, key) = app::create_key(&s, "demo").await?;
     let (twilio_sid, twilio_token) = app::twilio_account(&s, &tenant).await?;
+    // The SMPP server, on 2775 unless that is taken (another demo, an SMSC).
+    let smpp_addr = match TcpListener::bind(DEMO_SMPP) {
+        Ok(l) => l.local_addr()?,
+        Err(_) => TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+    };
+    s.smpp_server.listen = Some(smpp_addr.to_string());
+    let (smpp_account, smpp_password) = app::smpp_account(
+        &s,
+        &tenant,
+        hermod_api::smpp::accounts::AccountRequest {
+            system_id: Some("demo".into()),
+            password: Some(
+                hermod_crypto::password::generate(hermod_core::smpp::MAX_PASSWORD)
+                    .map_err(|_| anyhow::anyhow!("no randomness"))?,
+            ),
+            ..Default::default()
+        },
+    )
+    .await?;
     s.console.demo_key = Some(hermod_core::Secret(key.clone()));
     // The demo tenant owns the demo's sender (its replies and STOPs are its own).
     s.senders.assign.push(settings::SenderAssign {
@@ -90,6 +109,11 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
     println!("API key: {key}");
     println!("Console: http://{addr}/console");
     println!("Twilio: account_sid={twilio_sid} auth_token={twilio_token} from={DEMO_SENDER}");
+    println!(
+        "SMPP server: {smpp_addr} system_id={} password={}",
+        smpp_account.system_id,
+        smpp_password.unwrap_or_default()
+    );
     println!("Listening on http://{addr}");
     println!("In another shell: source {}", env_file.display());
     println!(
@@ -132,6 +156,9 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
     smsc.stop();
     Ok(())
 }
+
+/// Where the demo's SMPP server listens when it can.
+const DEMO_SMPP: &str = "127.0.0.1:2775";
 
 /// `<data>/demo.env`: what the walkthrough's shell needs of this demo, for `source`
 /// (mode 0600: it holds the API key).

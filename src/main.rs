@@ -172,6 +172,70 @@ async fn main() -> anyhow::Result<()> {
             println!("Account SID: {sid}");
             println!("Auth token: {token}");
         }
+        Cmd::SmppAccounts {
+            cmd:
+                SmppAccountsCmd::Create {
+                    tenant,
+                    system_id,
+                    password,
+                    networks,
+                    max_binds,
+                    window,
+                    throughput,
+                    read_receipts,
+                    config,
+                },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            let req = hermod_api::smpp::accounts::AccountRequest {
+                system_id,
+                password,
+                networks: (!networks.is_empty()).then_some(networks),
+                max_binds,
+                window,
+                throughput,
+                read_receipts: read_receipts.then_some(true),
+            };
+            let (a, password) = app::smpp_account(&s, &tenant, req).await?;
+            println!("Tenant: {}", a.tenant_id);
+            println!("System ID: {}", a.system_id);
+            if let Some(p) = password {
+                println!("Password: {p}");
+            }
+        }
+        Cmd::SmppAccounts {
+            cmd: SmppAccountsCmd::List { tenant, config },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            for a in app::smpp_accounts(&s, tenant.as_deref()).await? {
+                println!(
+                    "{}\t{}\tmax_binds={} window={} throughput={} read_receipts={} networks={}",
+                    a.system_id,
+                    a.tenant_id,
+                    a.max_binds,
+                    a.window,
+                    a.throughput,
+                    a.read_receipts,
+                    if a.networks.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        a.networks.join(",")
+                    }
+                );
+            }
+        }
+        Cmd::SmppAccounts {
+            cmd:
+                SmppAccountsCmd::Delete {
+                    tenant,
+                    system_id,
+                    config,
+                },
+        } => {
+            let s = Settings::load(config.as_deref())?;
+            app::delete_smpp_account(&s, &tenant, &system_id).await?;
+            println!("Deleted {system_id}");
+        }
         Cmd::Senders {
             cmd:
                 SendersCmd::Assign {

@@ -432,6 +432,7 @@ pub(crate) async fn ingest(
                 deferred: None,
                 traffic_type: template.as_ref().and_then(|t| t.traffic_type),
                 twilio: None,
+                smpp: None,
             };
             prep.defer(&mut m, zone.as_deref(), now);
             ids.push(m.id.to_string());

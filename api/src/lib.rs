@@ -21,6 +21,7 @@ mod messages;
 pub mod openapi;
 mod ops;
 mod senders;
+pub mod smpp;
 mod span;
 mod templates;
 pub mod twilio;
@@ -106,6 +107,8 @@ pub struct AppState {
     pub twilio: Arc<dyn hermod_core::twilio::TwilioStore>,
     /// Twilio accounts as last read, so a request costs no database read.
     pub twilio_accounts: Arc<twilio::AccountCache>,
+    /// SMPP server accounts, message parts and the deliver_sm outbox.
+    pub smpp: Arc<dyn hermod_core::smpp::SmppStore>,
 }
 
 /// Each tenant's quiet hours as last read, and when.
@@ -283,6 +286,9 @@ pub(crate) fn routes() -> Vec<Route> {
         route(twilio::put_own_account, Access::Tenant(Role::Admin)),
         route(twilio::get_own_account, Access::Tenant(Role::Read)),
         route(twilio::put_tenant_account, Access::Operator),
+        route(smpp::accounts::put_tenant_account, Access::Operator),
+        route(smpp::accounts::list_tenant_accounts, Access::Operator),
+        route(smpp::accounts::delete_tenant_account, Access::Operator),
         route(twilio::create_message, Access::Twilio(Role::Send)),
         route(twilio::list_messages, Access::Twilio(Role::Read)),
         route(twilio::fetch_message, Access::Twilio(Role::Read)),

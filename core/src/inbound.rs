@@ -91,6 +91,7 @@ impl InboundMessage {
             deferred: None,
             traffic_type: None,
             twilio: None,
+            smpp: None,
         })
     }
 }

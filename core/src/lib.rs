@@ -19,6 +19,7 @@ pub mod ports;
 pub mod quiet;
 pub mod secret;
 pub mod sender;
+pub mod smpp;
 pub mod status;
 pub mod template;
 pub mod tenant;

@@ -40,6 +40,8 @@ pub struct NewMessage {
     pub traffic_type: Option<TrafficType>,
     /// Set when it came through the Twilio API (its callbacks are Twilio's form POSTs).
     pub twilio: Option<crate::twilio::MessageExtras>,
+    /// Set when an SMPP client submitted it (its receipt goes back as a deliver_sm).
+    pub smpp: Option<crate::smpp::SmppOrigin>,
 }
 
 /// The alert a message was raised for: the hook and fingerprint (hashed together)

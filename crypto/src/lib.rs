@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod hpke;
+pub mod password;
 pub mod rbm;
 pub mod tls;
 pub mod twilio;

@@ -73,6 +73,8 @@ macro_rules! settings_struct {
             /// The web console under `/console`: `[console] enabled`, `secure_cookie`.
             #[serde(default)]
             pub console: ConsoleConfig,
+            #[serde(default)]
+            pub smpp_server: SmppServerConfig,
             /// The pipeline stages' tuning.
             pub workers: Workers,
         }
@@ -98,6 +100,7 @@ macro_rules! settings_struct {
                     encryption: EncryptionConfig::default(),
                     senders: SendersConfig::default(),
                     console: ConsoleConfig::default(),
+                    smpp_server: SmppServerConfig::default(),
                     audit: AuditConfig::default(),
                     workers: Workers {
                         batch: 128,
@@ -182,6 +185,21 @@ impl Default for AuditConfig {
             retention_sweep_secs: 600,
         }
     }
+}
+
+/// `[smpp_server]`: the SMPP server client applications (ESMEs) bind to, in `serve`
+/// and `api` processes. Accounts: `hermod smpp-accounts create --tenant T`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppServerConfig {
+    /// Plain SMPP on this address (`0.0.0.0:2775`); none: off.
+    pub listen: Option<String>,
+    /// SMPP over TLS on this address (`0.0.0.0:3550`), with `tls_cert` and `tls_key`.
+    pub listen_tls: Option<String>,
+    /// PEM certificate chain for `listen_tls`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `listen_tls`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[console]`: the web console (`/console`) served by the API.

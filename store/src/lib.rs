@@ -19,6 +19,7 @@ mod maintenance;
 mod messages;
 mod outbox;
 mod senders;
+mod smpp;
 mod stats;
 mod templates;
 mod tenants;

@@ -73,6 +73,7 @@ fn msg(tenant: &TenantId, to: &str, text: &str, created_at: i64) -> NewMessage {
         deferred: None,
         traffic_type: None,
         twilio: None,
+        smpp: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod fallback;
 mod isolation;
 mod queue;
 mod rcs;
+mod smpp_server;
 mod sms;
 mod store;
 mod support;

@@ -57,6 +57,7 @@ fn new_message(tenant: &hermod_core::TenantId, text: &str) -> NewMessage {
         deferred: None,
         traffic_type: None,
         twilio: None,
+        smpp: None,
     }
 }
 

@@ -161,17 +161,36 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
 impl Server {
     pub fn start(data: &Path, smpp_url: &str, port: u16) -> Server {
-        Self::spawn(data, Some(smpp_url), None, port)
+        Self::spawn(data, Some(smpp_url), None, port, &[])
+    }
+
+    /// `start` with more environment (settings as `HERMOD_…` variables).
+    pub fn start_with_env(
+        data: &Path,
+        smpp_url: &str,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Server {
+        Self::spawn(data, Some(smpp_url), None, port, env)
     }
 
     /// `hermod serve --config FILE` (connectors and routes from the file).
     pub fn start_with_config(data: &Path, config: &Path, port: u16) -> Server {
-        Self::spawn(data, None, Some(config), port)
+        Self::spawn(data, None, Some(config), port, &[])
     }
 
-    fn spawn(data: &Path, smpp_url: Option<&str>, config: Option<&Path>, port: u16) -> Server {
+    fn spawn(
+        data: &Path,
+        smpp_url: Option<&str>,
+        config: Option<&Path>,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermod"));
         cmd.arg("serve");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(u) = smpp_url {
             cmd.env("HERMOD_SMPP_URL", u);
         }

@@ -112,6 +112,7 @@ impl TwimlReplies for TwimlReplier {
                     media: !v.media.is_empty(),
                     service_sid: None,
                 }),
+                smpp: None,
             });
         }
         let mut fresh = Vec::new();

@@ -221,6 +221,7 @@ pub(crate) fn validate(
         content: rich,
         user_id: req.user_id,
         twilio: None,
+        smpp: None,
     })
 }
 

@@ -10,44 +10,7 @@ use rusmpp::tlvs::TlvValue;
 
 use super::gsm;
 
-/// Splits a user data header off `data`: the concatenation info (IEI 0x00 or 0x08)
-/// and the rest.
-pub fn split_udh(data: &[u8]) -> (Option<Concat>, &[u8]) {
-    let Some(&len) = data.first() else {
-        return (None, data);
-    };
-    let end = 1 + usize::from(len);
-    let Some(header) = data.get(1..end) else {
-        return (None, data);
-    };
-    let mut concat = None;
-    let mut i = 0;
-    while i + 1 < header.len() {
-        let (iei, l) = (header[i], usize::from(header[i + 1]));
-        let Some(v) = header.get(i + 2..i + 2 + l) else {
-            break;
-        };
-        match (iei, v) {
-            (0x00, [r, t, s]) => {
-                concat = Some(Concat {
-                    reference: u16::from(*r),
-                    total: *t,
-                    seq: *s,
-                })
-            }
-            (0x08, [r1, r2, t, s]) => {
-                concat = Some(Concat {
-                    reference: u16::from_be_bytes([*r1, *r2]),
-                    total: *t,
-                    seq: *s,
-                })
-            }
-            _ => {}
-        }
-        i += 2 + l;
-    }
-    (concat, &data[end..])
-}
+pub use hermod_core::gsm::split_udh;
 
 /// The inbound part a deliver_sm carries (call only when it is not a receipt).
 pub fn part_from(d: &DeliverSm, connector: &str) -> InboundPart {

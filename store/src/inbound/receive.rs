@@ -269,6 +269,29 @@ pub(super) async fn receive(
                 );
                 c.insert_deliveries(rows).await?;
             }
+            // The tenant's SMPP accounts get it as a deliver_sm.
+            let accounts: Vec<String> = smpp_accounts::table
+                .filter(smpp_accounts::tenant_id.eq(t))
+                .select(smpp_accounts::system_id)
+                .load(c)
+                .await?;
+            if !accounts.is_empty() {
+                let notice = hermod_core::smpp::Notice::Mo(hermod_core::smpp::MoNotice {
+                    inbound_id: row.id.clone(),
+                    from: row.from_number.trim_start_matches('+').to_owned(),
+                    to: row.to_addr.trim_start_matches('+').to_owned(),
+                    text: row.body.clone(),
+                    channel: row.channel.clone(),
+                });
+                let now = now_ms();
+                let rows: Vec<_> = accounts
+                    .iter()
+                    .filter_map(|a| {
+                        crate::smpp::outbox_row(a, format!("mo:{}:{a}", row.id), &notice, now)
+                    })
+                    .collect();
+                c.insert_outbox(rows).await?;
+            }
             // A number with a Twilio `SmsUrl`: Twilio's inbound form POST, signed with the
             // account's auth token when it goes out; its TwiML answer is sent back.
             let hooks: Vec<(String, Option<String>, String)> = twilio_numbers::table

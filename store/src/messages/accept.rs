@@ -164,6 +164,12 @@ async fn commit(db: &Db, vault: &Arc<Vault>, reqs: &[Request]) -> PortResult<Vec
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(backend)?,
+                smpp: m
+                    .smpp
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(backend)?,
                 callback_events: m
                     .callback_events
                     .as_ref()

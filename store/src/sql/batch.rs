@@ -36,6 +36,8 @@ pub(crate) trait BatchInsert {
     /// Fallback timers; one already set for the attempt is left alone.
     async fn insert_timers(&mut self, rows: Vec<TimerRow>) -> QueryResult<usize>;
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize>;
+    /// SMPP outbox rows; one written before (same dedupe key) is left alone.
+    async fn insert_outbox(&mut self, rows: Vec<NewOutboxRow>) -> QueryResult<usize>;
     /// Data keys; one already there (created concurrently) wins.
     async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize>;
     /// Facts for the audit chain: chained in this transaction on SQLite, through the
@@ -201,6 +203,9 @@ impl BatchInsert for AsyncPgConnection {
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
         pg_insert!(self, webhook_deliveries::table, rows)
     }
+    async fn insert_outbox(&mut self, rows: Vec<NewOutboxRow>) -> QueryResult<usize> {
+        pg_insert!(self, smpp_outbox::table, rows, ignore)
+    }
     async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize> {
         pg_insert!(self, subject_keys::table, rows, ignore)
     }
@@ -253,6 +258,9 @@ impl BatchInsert for Lite {
     }
     async fn insert_deliveries(&mut self, rows: Vec<NewDeliveryRow>) -> QueryResult<usize> {
         lite_insert!(self, webhook_deliveries::table, rows)
+    }
+    async fn insert_outbox(&mut self, rows: Vec<NewOutboxRow>) -> QueryResult<usize> {
+        lite_insert!(self, smpp_outbox::table, rows, ignore)
     }
     async fn insert_subject_keys(&mut self, rows: Vec<SubjectKeyRow>) -> QueryResult<usize> {
         lite_insert!(self, subject_keys::table, rows, ignore)

@@ -38,6 +38,8 @@ pub struct MessageRow {
     pub traffic_type: Option<String>,
     /// `MessageExtras` as JSON, for messages of the Twilio API.
     pub twilio: Option<String>,
+    /// `SmppOrigin` as JSON, for messages submitted over SMPP.
+    pub smpp: Option<String>,
 }
 
 impl MessageRow {
@@ -362,5 +364,16 @@ pub struct SubjectKeyRow {
     pub subject: String,
     pub key_id: String,
     pub wrapped: String,
+    pub created_at: i64,
+}
+
+/// A deliver_sm waiting for an SMPP account's receiver bind.
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = smpp_outbox)]
+pub struct NewOutboxRow {
+    pub system_id: String,
+    pub dedupe: String,
+    pub kind: String,
+    pub payload: String,
     pub created_at: i64,
 }

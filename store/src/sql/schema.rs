@@ -69,6 +69,50 @@ diesel::table! {
         traffic_type -> Nullable<Text>,
         twilio -> Nullable<Text>,
         deleted_at -> Nullable<BigInt>,
+        smpp -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    smpp_accounts (system_id) {
+        system_id -> Text,
+        tenant_id -> Text,
+        password_hash -> Text,
+        networks -> Text,
+        max_binds -> Integer,
+        submit_window -> Integer,
+        throughput -> Integer,
+        read_receipts -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    smpp_outbox (id) {
+        id -> BigInt,
+        system_id -> Text,
+        dedupe -> Text,
+        kind -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        locked_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    smpp_parts (system_id, source_addr, dest_addr, ref_num, total, seq) {
+        system_id -> Text,
+        source_addr -> Text,
+        dest_addr -> Text,
+        ref_num -> Integer,
+        total -> Integer,
+        seq -> Integer,
+        message_id -> Text,
+        data_coding -> Integer,
+        body -> Text,
+        registered_delivery -> Integer,
+        received_at -> BigInt,
     }
 }
 
@@ -421,6 +465,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     twilio_accounts,
     twilio_numbers,
+    smpp_accounts,
+    smpp_outbox,
+    smpp_parts,
     attempts,
     attempt_parts,
     events,

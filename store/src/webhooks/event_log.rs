@@ -18,9 +18,9 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel_async::RunQueryDsl;
-use hermod_core::now_ms;
 use hermod_core::ports::PortResult;
 use hermod_core::webhook::*;
+use hermod_core::{Status, now_ms};
 
 use crate::sql::batch::BatchInsert as _;
 use crate::sql::rows::*;
@@ -39,6 +39,7 @@ type LogRow = (
     Option<String>, // callback_events
     Option<String>, // metadata
     Option<String>, // twilio
+    Option<String>, // smpp
 );
 
 #[derive(QueryableByName)]
@@ -69,6 +70,8 @@ struct LogRowByName {
     metadata: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     twilio: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    smpp: Option<String>,
 }
 
 impl From<LogRowByName> for LogRow {
@@ -89,6 +92,7 @@ impl From<LogRowByName> for LogRow {
             r.callback_events,
             r.metadata,
             r.twilio,
+            r.smpp,
         )
     }
 }
@@ -115,7 +119,7 @@ fn parse_snapshot(s: &str) -> Option<(i64, Vec<i64>)> {
 }
 
 const PG_COLUMNS: &str = "e.seq, e.message_id, e.tenant_id, e.kind, e.status, e.attempt_no, \
-     e.channel, e.detail, e.at, m.callback_url, m.callback_events, m.metadata, m.twilio \
+     e.channel, e.detail, e.at, m.callback_url, m.callback_events, m.metadata, m.twilio, m.smpp \
      FROM events e LEFT JOIN messages m ON m.id = e.message_id";
 
 fn published_kinds() -> Vec<&'static str> {
@@ -145,6 +149,7 @@ async fn read(db: &Db, cursor: &EventCursor, max: usize) -> PortResult<(Vec<LogR
                     messages::callback_events.nullable(),
                     messages::metadata.nullable(),
                     messages::twilio.nullable(),
+                    messages::smpp.nullable(),
                 ))
                 .load(&mut *c)
                 .await
@@ -238,6 +243,7 @@ pub(crate) async fn events_after(
             next,
         });
     }
+    smpp_receipts(db, vault, &rows).await?;
     let mut tenants: Vec<&str> = rows.iter().map(|r| r.0.tenant_id.as_str()).collect();
     tenants.sort_unstable();
     tenants.dedup();
@@ -288,7 +294,7 @@ pub(crate) async fn events_after(
         .collect();
     let twilio = twilio_context(db, vault, &rows).await?;
     let mut events = Vec::with_capacity(rows.len());
-    for (ev, callback_url, callback_events, metadata, extras) in rows {
+    for (ev, callback_url, callback_events, metadata, extras, _) in rows {
         let mut destinations = Vec::new();
         for (e, subscribed, secret) in &endpoints {
             if e.tenant_id == ev.tenant_id && wants(subscribed, &ev.kind) {
@@ -640,4 +646,99 @@ impl TwilioContext {
         .form();
         Some((form.to_payload(), token.clone()))
     }
+}
+
+/// Receipts for SMPP clients: a final event (and a read, when the account wants reads)
+/// of a message submitted over SMPP with `registered_delivery` becomes an outbox row
+/// for the account's receiver binds. Written before the cursor moves past the events;
+/// a page read twice writes nothing twice (one row per message and `stat`).
+async fn smpp_receipts(
+    db: &Db,
+    vault: &hermod_crypto::vault::Vault,
+    rows: &[LogRow],
+) -> PortResult<()> {
+    use hermod_core::smpp::*;
+    let wanted: Vec<(&EventRow, SmppOrigin, Status)> = rows
+        .iter()
+        .filter_map(|r| {
+            let origin: SmppOrigin = serde_json::from_str(r.5.as_deref()?).ok()?;
+            let status = Status::parse(&r.0.status)?;
+            let message_level = matches!(
+                r.0.kind.as_str(),
+                "message.delivered"
+                    | "message.read"
+                    | "message.failed"
+                    | "message.expired"
+                    | "message.rejected"
+                    | "message.canceled"
+            );
+            let final_or_read =
+                message_level && (receipt_state(status).is_some() || status == Status::Read);
+            (origin.registered_delivery & 0x03 != 0 && final_or_read)
+                .then_some((&r.0, origin, status))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = wanted.iter().map(|w| w.0.message_id.as_str()).collect();
+    let accounts: Vec<&str> = wanted.iter().map(|w| w.1.system_id.as_str()).collect();
+    let (reads, mut msgs): (Vec<String>, Vec<MessageRow>) = crate::with_conn!(db, |c| {
+        let a: Vec<String> = smpp_accounts::table
+            .filter(smpp_accounts::system_id.eq_any(&accounts))
+            .filter(smpp_accounts::read_receipts.ne(0))
+            .select(smpp_accounts::system_id)
+            .load(c)
+            .await
+            .map_err(backend)?;
+        let m: Vec<MessageRow> = messages::table
+            .filter(messages::id.eq_any(&ids))
+            .select(MessageRow::as_select())
+            .load(c)
+            .await
+            .map_err(backend)?;
+        (a, m)
+    });
+    crate::with_conn!(db, |c| {
+        crate::sql::seal::open_messages!(c, vault, msgs.iter_mut(), backend);
+    });
+    let msgs: HashMap<String, MessageRow> = msgs.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let now = now_ms();
+    let mut out = Vec::new();
+    for (ev, origin, status) in wanted {
+        let Some(m) = msgs.get(&ev.message_id) else {
+            continue;
+        };
+        let (stat, state, err) = match receipt_state(status) {
+            Some(s) => s,
+            None if reads.contains(&origin.system_id) => read_receipt(),
+            None => continue,
+        };
+        // 0x02: failures only.
+        if origin.registered_delivery & 0x03 == 0x02 && matches!(state, 2 | 6) {
+            continue;
+        }
+        let notice = Notice::Receipt(ReceiptNotice {
+            message_id: ev.message_id.clone(),
+            recipient: m.to_number.trim_start_matches('+').to_owned(),
+            source: origin.source.clone(),
+            source_ton: origin.source_ton,
+            source_npi: origin.source_npi,
+            stat: stat.to_owned(),
+            state,
+            err: err.to_owned(),
+            submitted_at: m.created_at,
+            done_at: ev.at,
+            channel: ev.channel.clone(),
+        });
+        let dedupe = format!("r:{}:{stat}", ev.message_id);
+        if let Some(row) = crate::smpp::outbox_row(&origin.system_id, dedupe, &notice, now) {
+            out.push(row);
+        }
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    write_tx!(db, |c| c.insert_outbox(out.clone()).await).map_err(backend)?;
+    Ok(())
 }
