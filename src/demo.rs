@@ -105,6 +105,11 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         admin,
         &rbm.base_url(),
         (&twilio_sid, &twilio_token),
+        (
+            smpp_addr,
+            &smpp_account.system_id,
+            smpp_password.as_deref().unwrap_or_default(),
+        ),
     )?;
     println!("API key: {key}");
     println!("Console: http://{addr}/console");
@@ -112,7 +117,7 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
     println!(
         "SMPP server: {smpp_addr} system_id={} password={}",
         smpp_account.system_id,
-        smpp_password.unwrap_or_default()
+        smpp_password.as_deref().unwrap_or_default()
     );
     println!("Listening on http://{addr}");
     println!("In another shell: source {}", env_file.display());
@@ -170,6 +175,7 @@ fn write_demo_env(
     admin: SocketAddr,
     rbm_sim: &str,
     twilio: (&str, &str),
+    smpp: (SocketAddr, &str, &str),
 ) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -194,6 +200,15 @@ fn write_demo_env(
     writeln!(f, "export TWILIO_ACCOUNT_SID={}", twilio.0)?;
     writeln!(f, "export TWILIO_AUTH_TOKEN={}", twilio.1)?;
     writeln!(f, "export TWILIO_FROM={DEMO_SENDER}")?;
+    writeln!(f, "export SMPP_HOST={}", smpp.0.ip())?;
+    writeln!(f, "export SMPP_PORT={}", smpp.0.port())?;
+    writeln!(f, "export SMPP_SYSTEM_ID={}", smpp.1)?;
+    writeln!(f, "export SMPP_PASSWORD={}", smpp.2)?;
+    writeln!(
+        f,
+        "export SMPP_SOURCE={}",
+        DEMO_SENDER.trim_start_matches('+')
+    )?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

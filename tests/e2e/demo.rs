@@ -57,6 +57,24 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         "{twilio:?}"
     );
     assert!(from.starts_with('+'), "{twilio:?}");
+    // Then its SMPP server: `SMPP server: <host>:<port> system_id=<id> password=<pw>`.
+    let smpp: Vec<&str> = printed[at + 3]
+        .strip_prefix("SMPP server: ")
+        .expect("an SMPP server line")
+        .split(' ')
+        .collect();
+    let smpp_addr: std::net::SocketAddr = smpp[0].parse().unwrap();
+    let smpp_field = |k: &str| {
+        smpp.iter()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let (system_id, password) = (smpp_field("system_id"), smpp_field("password"));
+    assert!(
+        !system_id.is_empty() && (1..=8).contains(&password.len()),
+        "{smpp:?}"
+    );
     let key = key.unwrap();
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
@@ -64,6 +82,17 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         "the demo API to answer",
         Duration::from_secs(20),
         || async { client.get(format!("{base}/healthz")).send().await.is_ok() },
+    )
+    .await;
+    // An SMPP client binds with what it printed and submits from the demo's number.
+    let smpp_id = smpp_submit(smpp_addr, &system_id, &password, &from).await;
+    eventually(
+        "the SMPP message delivered",
+        Duration::from_secs(30),
+        || async {
+            let m = crate::support::get_message(&base, &key, &format!("msg_{smpp_id}")).await;
+            m["status"] == "delivered" || m["status"] == "read"
+        },
     )
     .await;
     // The Twilio API on the same address takes them.
@@ -136,4 +165,56 @@ async fn demo_prints_a_key_delivers_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "demo exited with {status}");
+}
+
+/// Binds as a transceiver and submits one message; its id.
+async fn smpp_submit(
+    addr: std::net::SocketAddr,
+    system_id: &str,
+    password: &str,
+    from: &str,
+) -> String {
+    use futures::{SinkExt, StreamExt};
+    use rusmpp::pdus::{BindTransceiver, SubmitSm};
+    use rusmpp::tokio_codec::CommandCodec;
+    use rusmpp::types::{COctetString, OctetString};
+    use rusmpp::values::Ton;
+    use rusmpp::{Command, CommandStatus, Pdu};
+    use std::str::FromStr;
+    let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut c = tokio_util::codec::Framed::new(sock, CommandCodec::new());
+    let bind = BindTransceiver::builder()
+        .system_id(COctetString::from_str(system_id).unwrap())
+        .password(COctetString::from_str(password).unwrap())
+        .build();
+    c.send(Command::new(
+        CommandStatus::EsmeRok,
+        1,
+        Pdu::BindTransceiver(bind),
+    ))
+    .await
+    .unwrap();
+    let r = c.next().await.unwrap().unwrap();
+    assert_eq!(
+        r.status(),
+        CommandStatus::EsmeRok,
+        "bound with the printed credentials"
+    );
+    let sm = SubmitSm::builder()
+        .source_addr_ton(Ton::International)
+        .source_addr(COctetString::from_str(from.trim_start_matches('+')).unwrap())
+        .dest_addr_ton(Ton::International)
+        .destination_addr(COctetString::from_str("447911123456").unwrap())
+        .short_message(OctetString::from_vec(b"Hello over SMPP".to_vec()).unwrap())
+        .build();
+    c.send(Command::new(CommandStatus::EsmeRok, 2, Pdu::SubmitSm(sm)))
+        .await
+        .unwrap();
+    loop {
+        let r = c.next().await.unwrap().unwrap();
+        if let Some(Pdu::SubmitSmResp(resp)) = r.pdu() {
+            assert_eq!(r.status(), CommandStatus::EsmeRok);
+            return resp.message_id().to_string();
+        }
+    }
 }

@@ -33,6 +33,7 @@ const PAGES: &[&str] = &[
     "docs/src/concepts/tenants.md",
     "docs/src/guides/console.md",
     "docs/src/guides/twilio.md",
+    "docs/src/guides/smpp-server.md",
     // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];

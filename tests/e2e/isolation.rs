@@ -260,7 +260,10 @@ async fn every_route_keeps_tenants_apart() {
             "PATCH /v1/admin/tenants/{id}" => {
                 assert_eq!(as_b(Some(json!({"suspended": true}))).await.0, 401, "{key}");
             }
-            "POST /v1/admin/tenants/{id}/twilio" => {
+            "POST /v1/admin/tenants/{id}/twilio"
+            | "POST /v1/admin/tenants/{id}/smpp-accounts"
+            | "GET /v1/admin/tenants/{id}/smpp-accounts"
+            | "DELETE /v1/admin/tenants/{id}/smpp-accounts/{system_id}" => {
                 assert_eq!(as_b(None).await.0, 401, "{key}");
             }
             // B's own Twilio account (A's SID and token are never shown to B).

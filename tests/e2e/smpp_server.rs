@@ -610,3 +610,38 @@ async fn binds_versions_and_unknown_commands() {
         .unwrap();
     assert_eq!(next(&mut c4).await.status(), CommandStatus::EsmeRbindfail);
 }
+
+/// examples/smpp/send.py (the README's and the guide's) as printed, with the pinned
+/// smpplib: it sends and prints its receipt's id and stat.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_smpplib_example_sends_and_gets_its_receipt() {
+    let Some((python, _)) = client("python") else {
+        return;
+    };
+    let s = setup(&[]).await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/smpp/send.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(python)
+            .arg(example)
+            .env("SMPP_HOST", "127.0.0.1")
+            .env("SMPP_PORT", s.smpp_port.to_string())
+            .env("SMPP_SYSTEM_ID", SYSTEM_ID)
+            .env("SMPP_PASSWORD", PASSWORD)
+            .env("SMPP_SOURCE", SENDER.trim_start_matches('+'))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the example finished")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (id, stat) = stdout.trim().split_once(' ').expect("id and stat");
+    assert_eq!(stat, "DELIVRD");
+    assert_eq!(message(&s, id).await["text"], "Your order 1001 has shipped");
+}

@@ -111,9 +111,9 @@ fn smpp_status(e: &ApiError) -> u32 {
 
 pub(crate) async fn submit(shared: &Shared, b: &Bound, s: &Submission) -> Result<String, u32> {
     let now = now_ms();
-    // Message type bits (2–5) other than "default": receipts and acknowledgements are
-    // not for submitting.
-    if s.esm_class & 0x3C != 0 {
+    // Message types only an SMSC sends (a delivery receipt, an intermediate
+    // notification) are not for submitting; ESME acknowledgements are sent as messages.
+    if matches!(s.esm_class & 0x3C, 0x04 | 0x20) {
         return Err(status::INVESMCLASS);
     }
     let ud = user_data(s.esm_class, s.data_coding, &s.short, &s.tlvs)?;
@@ -410,8 +410,7 @@ pub(crate) async fn query(shared: &Shared, b: &Bound, q: &QuerySm) -> (u32, Pdu)
     let resp = QuerySmResp::builder()
         .message_id(cstr(&id))
         .final_date(
-            rusmpp::types::EmptyOrFullCOctetString::from_slice(final_date.as_bytes())
-                .unwrap_or_default(),
+            rusmpp::types::EmptyOrFullCOctetString::from_string(final_date).unwrap_or_default(),
         )
         .message_state(MessageState::from(state))
         .error_code(u8::from(m.status == Status::Failed))
