@@ -167,6 +167,7 @@ const DEMO_SMPP: &str = "127.0.0.1:2775";
 
 /// `<data>/demo.env`: what the walkthrough's shell needs of this demo, for `source`
 /// (mode 0600: it holds the API key).
+#[allow(clippy::too_many_arguments)]
 fn write_demo_env(
     data: &std::path::Path,
     url: &str,
