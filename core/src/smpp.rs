@@ -234,8 +234,10 @@ pub trait SmppStore: Send + Sync {
         max: usize,
         lease_ms: i64,
     ) -> PortResult<Vec<OutboxItem>>;
-    /// Acknowledged by the client: gone.
+    /// Acknowledged by the client: never sent again.
     async fn ack_outbox(&self, ids: &[i64]) -> PortResult<()>;
+    /// Forgets acknowledged rows written before `before` (Unix ms); how many.
+    async fn purge_outbox(&self, before: i64) -> PortResult<usize>;
     /// Not delivered: due again after `delay_ms`.
     async fn release_outbox(&self, ids: &[i64], delay_ms: i64) -> PortResult<()>;
     /// Replaces the text (and times) of a message still scheduled; false when it is

@@ -17,6 +17,9 @@ use crate::sql::schema::*;
 use crate::sql::seal::{SubjectKeys as _, message_subject, open_message, seal_message};
 use crate::{SqlStore, backend, with_conn, write_tx};
 
+/// `locked_until` of a row the client acknowledged.
+pub(crate) const OUTBOX_DONE: i64 = i64::MAX;
+
 type AccountRow = (String, String, String, String, i32, i32, i32, i32, i64, i64);
 
 fn to_account(r: AccountRow) -> SmppAccount {
@@ -397,13 +400,29 @@ impl SmppStore for SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
+        // Kept a while as done: the event log read again after a crash writes a
+        // receipt's row again, and its dedupe key must still be there to stop it.
         write_tx!(&self.db, |c| {
-            diesel::delete(smpp_outbox::table.filter(smpp_outbox::id.eq_any(ids)))
+            diesel::update(smpp_outbox::table.filter(smpp_outbox::id.eq_any(ids)))
+                .set(smpp_outbox::locked_until.eq(OUTBOX_DONE))
                 .execute(c)
                 .await
         })
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn purge_outbox(&self, before: i64) -> PortResult<usize> {
+        write_tx!(&self.db, |c| {
+            diesel::delete(
+                smpp_outbox::table
+                    .filter(smpp_outbox::locked_until.eq(OUTBOX_DONE))
+                    .filter(smpp_outbox::created_at.lt(before)),
+            )
+            .execute(c)
+            .await
+        })
+        .map_err(backend)
     }
 
     async fn release_outbox(&self, ids: &[i64], delay_ms: i64) -> PortResult<()> {

@@ -645,3 +645,41 @@ async fn the_documented_smpplib_example_sends_and_gets_its_receipt() {
     assert_eq!(stat, "DELIVRD");
     assert_eq!(message(&s, id).await["text"], "Your order 1001 has shipped");
 }
+
+/// `listen_tls`: node-smpp over TLS (ssmpp://) trusting the test CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_submits_over_tls() {
+    if client("node").is_none() {
+        return;
+    }
+    let smsc = start_smsc(SmscConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = create_key_with_tenant(dir.path(), "smppco");
+    assign_sender(dir.path(), "smppco", SENDER, true);
+    smpp_account(
+        dir.path(),
+        "smppco",
+        &["--system-id", SYSTEM_ID, "--password", PASSWORD],
+    );
+    let fixture = |n: &str| format!("{}/tests/fixtures/tls/{n}", env!("CARGO_MANIFEST_DIR"));
+    let tls_port = free_port();
+    let server = Server::start_with_env(
+        dir.path(),
+        &smsc.url("hermod", "pw"),
+        free_port(),
+        &[
+            (
+                "HERMOD_SMPP_SERVER__LISTEN_TLS",
+                format!("127.0.0.1:{tls_port}"),
+            ),
+            ("HERMOD_SMPP_SERVER__TLS_CERT", fixture("server.pem")),
+            ("HERMOD_SMPP_SERVER__TLS_KEY", fixture("server.key")),
+        ],
+    );
+    server.wait_healthy().await;
+    let ca = fixture("ca.pem");
+    let r = node_on(tls_port, &["submit", "1"], &[("SMPP_CA", ca.as_str())]).await;
+    let id = r["ids"][0].as_str().unwrap();
+    let m = get_message(&server.base, &key, &format!("msg_{id}")).await;
+    assert_eq!(m["text"], "Held receipt 0");
+}

@@ -21,6 +21,10 @@ const POLL: Duration = Duration::from_millis(20);
 const LEASE_MS: i64 = 60_000;
 /// Rows leased per read at most.
 const MAX_LEASE: usize = 1000;
+/// Acknowledged rows are kept this long (see `SmppStore::ack_outbox`), and purged this
+/// often.
+const KEEP_DONE_MS: i64 = 3_600_000;
+const PURGE_EVERY: Duration = Duration::from_secs(300);
 
 /// A bind's answer to one row.
 pub(crate) enum Done {
@@ -130,6 +134,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     };
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purged = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => break,
@@ -137,6 +142,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = hub.wake.notified() => {}
         }
         settle(hub, &mut done).await;
+        if purged.elapsed() >= PURGE_EVERY {
+            purged = tokio::time::Instant::now();
+            if let Err(e) = hub
+                .store
+                .purge_outbox(hermod_core::now_ms() - KEEP_DONE_MS)
+                .await
+            {
+                tracing::warn!(error = %e, "SMPP outbox purge failed");
+            }
+        }
         let (ids, room) = hub.room();
         if room == 0 {
             continue;

@@ -85,10 +85,14 @@ impl SqlStore {
                 .execute(c)
                 .await?;
             // deliver_sm sent by the crashed run and not acknowledged: due again.
-            diesel::update(smpp_outbox::table.filter(smpp_outbox::locked_until.gt(now)))
-                .set(smpp_outbox::locked_until.eq(0))
-                .execute(c)
-                .await?;
+            diesel::update(
+                smpp_outbox::table
+                    .filter(smpp_outbox::locked_until.gt(now))
+                    .filter(smpp_outbox::locked_until.lt(crate::smpp::OUTBOX_DONE)),
+            )
+            .set(smpp_outbox::locked_until.eq(0))
+            .execute(c)
+            .await?;
             Ok::<_, DieselError>((rows, timers))
         })
         .map_err(backend)

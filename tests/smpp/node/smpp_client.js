@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm `smpp` (node-smpp) as an SMPP client (ESME) of Hermod's SMPP server, for
 // tests/e2e/smpp_server.rs. usage: smpp_client.js MODE [N]
-// env: SMPP_PORT, SMPP_SYSTEM_ID, SMPP_PASSWORD, SMPP_FROM, SMPP_TO
+// env: SMPP_PORT, SMPP_SYSTEM_ID, SMPP_PASSWORD, SMPP_FROM, SMPP_TO, SMPP_CA (TLS)
 // Modes print their result as one JSON line (`burst` also prints `ACK <id> <dest>` lines
 // as submit_sm_resp come):
 //   separate      transmitter and receiver binds: 3 submits, receipts on the receiver
@@ -11,6 +11,7 @@
 //   throttle N    N submits at once on a transceiver: the statuses
 //   ops           scheduled submit, query_sm, replace_sm, cancel_sm, submit_multi
 //   burst N       N submits (window 20) to distinct numbers until the server goes away
+const fs = require('fs');
 const smpp = require('smpp');
 
 const port = +process.env.SMPP_PORT;
@@ -21,7 +22,10 @@ const [mode, nArg] = process.argv.slice(2);
 const N = +(nArg || 0);
 
 function connect() {
-  const s = smpp.connect({ host: '127.0.0.1', port });
+  // SMPP_CA: over TLS (ssmpp://), trusting that CA.
+  const s = process.env.SMPP_CA
+    ? smpp.connect({ url: 'ssmpp://127.0.0.1:' + port, ca: [fs.readFileSync(process.env.SMPP_CA)] })
+    : smpp.connect({ host: '127.0.0.1', port });
   s.on('error', (e) => {
     if (mode === 'burst') {
       console.log(JSON.stringify({ closed: e.message }));
