@@ -50,6 +50,8 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         &tenant,
         hermod_api::smpp::accounts::AccountRequest {
             system_id: Some("demo".into()),
+            // RCS reads come too: the demo's phones read what they get.
+            read_receipts: Some(true),
             password: Some(
                 hermod_crypto::password::generate(hermod_core::smpp::MAX_PASSWORD)
                     .map_err(|_| anyhow::anyhow!("no randomness"))?,
