@@ -190,6 +190,9 @@ pub struct Outgoing {
     /// What the message is for; none = the channel's default (an RBM agent's
     /// `traffic_type`, else its use case's).
     pub traffic_type: Option<TrafficType>,
+    /// Binary SMS (from the SMPP server): `text` is the bytes in hex, sent with this
+    /// data_coding.
+    pub binary: Option<u8>,
 }
 
 /// What `claim_attempts` found for an attempt.

@@ -89,6 +89,9 @@ pub struct SmppOrigin {
     pub source_ton: u8,
     #[serde(rename = "npi")]
     pub source_npi: u8,
+    /// A binary message's data_coding: its body is the bytes in hex, sent over SMS only.
+    #[serde(rename = "bin", default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<u8>,
 }
 
 /// What an account's receiver bind gets: a receipt or an inbound message.

@@ -201,16 +201,25 @@ async fn smpplib_submits_in_every_encoding_and_concatenation_and_gets_receipts()
     let r: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let st = &r["statuses"];
     for case in [
-        "gsm", "latin1", "ucs2", "udh_gsm", "udh_ucs2", "sar", "payload", "data_sm",
+        "gsm",
+        "latin1",
+        "ucs2",
+        "udh_gsm",
+        "udh_ucs2",
+        "sar",
+        "payload",
+        "data_sm",
+        "binary",
+        "binary_udh",
     ] {
         assert_eq!(st[case], 0, "{case}: {st}");
     }
-    // ESME_RINVDSTADR, ESME_RINVSRCADR (not the tenant's sender), ESME_RINVDCS (binary),
+    // ESME_RINVDSTADR, ESME_RINVSRCADR (not the tenant's sender), ESME_RINVDCS (JIS),
     // ESME_RINVEXPIRY; a PDU that does not decode gets generic_nack ESME_RINVCMDLEN and
     // the bind goes on.
     assert_eq!(st["bad_destination"], 0x0B);
     assert_eq!(st["foreign_sender"], 0x0A);
-    assert_eq!(st["binary"], 0x104);
+    assert_eq!(st["unknown_coding"], 0x104);
     assert_eq!(st["bad_validity"], 0x62);
     assert_eq!(st["malformed"], 0x02);
     assert_eq!(st["after_malformed"], 0);
@@ -231,6 +240,32 @@ async fn smpplib_submits_in_every_encoding_and_concatenation_and_gets_receipts()
                 && text.contains(" stat:DELIVRD err:000 text:"),
             "{text}"
         );
+    }
+    // Binary messages went over SMS only, with their data_coding and bytes (the long
+    // one in two parts with a concatenation header).
+    let binary: Vec<(u8, Vec<u8>)> = s
+        .smsc
+        .submitted()
+        .into_iter()
+        .filter(|x| x.data_coding == 4)
+        .map(|x| (x.esm_class, x.short_message))
+        .collect();
+    assert!(binary.contains(&(0, vec![1, 2, 0xFF])), "{binary:?}");
+    let long: Vec<u8> = binary
+        .iter()
+        .filter(|(esm, _)| esm & 0x40 != 0)
+        .flat_map(|(_, b)| b[6..].to_vec())
+        .collect();
+    assert_eq!(long, (0..200u8).collect::<Vec<u8>>());
+    for case in ["binary", "binary_udh"] {
+        let m = r["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["case"] == case)
+            .unwrap();
+        let got = message(&s, m["id"].as_str().unwrap()).await;
+        assert_eq!(got["channels"], serde_json::json!(["sms"]), "{got}");
     }
     // The concatenated submits went to the SMSC as one message each, split again.
     let sar = r["sent"]

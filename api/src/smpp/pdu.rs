@@ -122,10 +122,23 @@ pub(crate) fn user_data(
     })
 }
 
+/// 8-bit data codings (0x02, 0x04, 0xF4–0xF7): carried as bytes, over SMS only.
+pub(crate) fn is_binary(data_coding: u8) -> bool {
+    matches!(data_coding, 0x02 | 0x04 | 0xF4..=0xF7)
+}
+
+/// A submit's body as Hermod stores it: decoded text, or a binary message's bytes in hex
+/// with its data_coding.
+pub(crate) fn body(data_coding: u8, bytes: &[u8]) -> Result<(String, Option<u8>), u32> {
+    if is_binary(data_coding) {
+        return Ok((hex::encode(bytes), Some(data_coding)));
+    }
+    decode_text(data_coding, bytes).map(|t| (t, None))
+}
+
 /// Decodes text by data_coding: GSM 03.38 (0x00, and the 0xF0–0xF3 class codings),
-/// IA5 (0x01), Latin-1 (0x03), UCS-2 (0x08). Binary codings (8-bit data, 0x02/0x04,
-/// 0xF4–0xF7) are refused: Hermod carries text, and RCS and the app cannot show
-/// binary SMS.
+/// IA5 (0x01), Latin-1 (0x03), UCS-2 (0x08); anything else (binary: see [`body`]) is
+/// `ESME_RINVDCS`.
 pub(crate) fn decode_text(data_coding: u8, bytes: &[u8]) -> Result<String, u32> {
     let dcs = match data_coding {
         0x00 | 0x01 | 0x03 | 0x08 => data_coding,
@@ -288,6 +301,10 @@ mod tests {
         assert_eq!(decode_text(8, &[0x04, 0x1F]).unwrap(), "П");
         assert_eq!(decode_text(0xF1, b"A").unwrap(), "A");
         assert_eq!(decode_text(4, b"A"), Err(status::INVDCS));
+        assert_eq!(decode_text(0x05, b"A"), Err(status::INVDCS));
+        assert_eq!(body(4, &[1, 0xFF]).unwrap(), ("01ff".to_owned(), Some(4)));
+        assert_eq!(body(0xF5, &[7]).unwrap(), ("07".to_owned(), Some(0xF5)));
+        assert_eq!(body(3, &[0x47]).unwrap(), ("G".to_owned(), None));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rusmpp::tlvs::{Tlv, TlvValue};
 use rusmpp::values::{DestAddress, MessageState, Npi, Ton, UnsuccessSme};
 
 use super::Shared;
-use super::pdu::{cstr, decode_text, msisdn, sender, st, status, user_data};
+use super::pdu::{body, cstr, decode_text, is_binary, msisdn, sender, st, status, user_data};
 use super::session::Bound;
 use crate::ApiError;
 use crate::messages::{Prep, SendMessage, rate_limit};
@@ -131,16 +131,18 @@ pub(crate) async fn submit(shared: &Shared, b: &Bound, s: &Submission) -> Result
         None => None,
     };
     let account = &b.target.account;
-    let (text, id, rd, key) = match ud.concat {
+    let ((text, binary), id, rd, key) = match ud.concat {
         None => (
-            decode_text(ud.data_coding, &ud.bytes)?,
+            body(ud.data_coding, &ud.bytes)?,
             None,
             s.registered_delivery,
             None,
         ),
         Some(c) => {
             // Checked now, decoded whole (a character may span two parts).
-            decode_text(ud.data_coding, &[])?;
+            if !is_binary(ud.data_coding) {
+                decode_text(ud.data_coding, &[])?;
+            }
             let key = PartKey {
                 system_id: account.system_id.clone(),
                 source: s.source.clone(),
@@ -169,7 +171,7 @@ pub(crate) async fn submit(shared: &Shared, b: &Bound, s: &Submission) -> Result
                     let dcs = parts.first().map_or(ud.data_coding, |p| p.0);
                     let bytes: Vec<u8> = parts.into_iter().flat_map(|p| p.1).collect();
                     (
-                        decode_text(dcs, &bytes)?,
+                        body(dcs, &bytes)?,
                         Some(message_id),
                         registered_delivery,
                         Some(key),
@@ -188,6 +190,7 @@ pub(crate) async fn submit(shared: &Shared, b: &Bound, s: &Submission) -> Result
         source: s.source.clone(),
         source_ton: s.source_ton,
         source_npi: s.source_npi,
+        binary,
     };
     let from = sender(&s.source, s.source_ton);
     let made = create(
@@ -242,6 +245,10 @@ async fn create(
     }
     if priority_flag >= 2 {
         v["priority"] = "high".into();
+    }
+    // Binary SMS: RCS and the app cannot carry it.
+    if origin.binary.is_some() {
+        v["channels"] = serde_json::json!(["sms"]);
     }
     let req: SendMessage = serde_json::from_value(v).map_err(|_| status::SUBMITFAIL)?;
     let mut prep = Prep::load(state, tenant)

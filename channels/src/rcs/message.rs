@@ -202,6 +202,7 @@ mod tests {
             content: None,
             user_id: None,
             traffic_type: None,
+            binary: None,
         };
         assert_eq!(
             agent_message(&o, 10_000),

@@ -89,6 +89,7 @@ fn outgoing(to: &str, content: Option<serde_json::Value>) -> Outgoing {
         content: content.map(|c| serde_json::from_value::<RichMessage>(c).unwrap()),
         user_id: None,
         traffic_type: None,
+        binary: None,
     }
 }
 

@@ -187,11 +187,9 @@ impl Connector {
 
     /// Each part's text key ([`dlr::text_key`]) as this connector would submit it.
     pub fn part_keys(&self, msg: &Outgoing) -> Vec<String> {
-        gsm::segment_as(&msg.text, self.cfg.data_coding)
-            .parts
-            .iter()
-            .map(|p| dlr::text_key(p))
-            .collect()
+        segments(msg, self.cfg.data_coding)
+            .map(|(_, parts)| parts.iter().map(|p| dlr::text_key(p)).collect())
+            .unwrap_or_default()
     }
 
     /// Since when receipts can arrive here (the latest (re)bind of a receiving bind
@@ -329,13 +327,13 @@ pub(crate) fn build_submits(
         }
         None => EmptyOrFullCOctetString::empty(),
     };
-    let seg = gsm::segment_as(&msg.text, cfg.data_coding);
-    let total = seg.parts.len();
+    let (coding, parts) = segments(msg, cfg.data_coding).map_err(|_| bad("binary"))?;
+    let total = parts.len();
     if total > 255 {
         return Err(bad("text_length"));
     }
     let mut out = Vec::with_capacity(total);
-    for (i, part) in seg.parts.iter().enumerate() {
+    for (i, part) in parts.iter().enumerate() {
         let (esm, payload) = if total == 1 {
             (0u8, part.clone())
         } else {
@@ -355,7 +353,7 @@ pub(crate) fn build_submits(
             // Final receipt only (success or failure).
             .registered_delivery(RegisteredDelivery::from(0x01u8))
             .validity_period(validity.clone())
-            .data_coding(DataCoding::from(seg.coding.data_coding()))
+            .data_coding(DataCoding::from(coding))
             .short_message(OctetString::from_vec(payload).map_err(|_| bad("text_length"))?)
             .push_tlv(MessageSubmissionRequestTlvValue::UserMessageReference(
                 UserMessageReference::new(msg.user_ref),
@@ -364,6 +362,27 @@ pub(crate) fn build_submits(
         out.push(sm);
     }
     Ok(out)
+}
+
+/// The parts a message goes out in (without UDH) and their data_coding: its text in
+/// the connector's alphabet, or a binary message's bytes (140 octets in one part, 134
+/// per concatenated part).
+fn segments(msg: &Outgoing, pref: gsm::Preferred) -> Result<(u8, Vec<Vec<u8>>), hex::FromHexError> {
+    match msg.binary {
+        None => {
+            let s = gsm::segment_as(&msg.text, pref);
+            Ok((s.coding.data_coding(), s.parts))
+        }
+        Some(dcs) => {
+            let bytes = hex::decode(&msg.text)?;
+            let parts = if bytes.len() <= 140 {
+                vec![bytes]
+            } else {
+                bytes.chunks(134).map(<[u8]>::to_vec).collect()
+            };
+            Ok((dcs, parts))
+        }
+    }
 }
 
 /// Provider ids are unique per SMSC only: the connector name scopes them
@@ -443,6 +462,7 @@ mod tests {
             content: None,
             user_id: None,
             traffic_type: None,
+            binary: None,
         }
     }
 

@@ -60,6 +60,7 @@ fn our_submit_sm_is_the_vector_plus_our_reference_tlv() {
         content: None,
         user_id: None,
         traffic_type: None,
+        binary: None,
     };
     let pdus = build_submits(&cfg, 1, &msg).unwrap();
     assert_eq!(pdus.len(), 1);

@@ -209,6 +209,11 @@ pub(super) fn outgoing(a: &AttemptRow, m: &MessageRow) -> Option<Outgoing> {
             .and_then(|c| serde_json::from_str(c).ok()),
         user_id: m.user_id.clone(),
         traffic_type: m.traffic_type(),
+        binary: m
+            .smpp
+            .as_deref()
+            .and_then(|o| serde_json::from_str::<hermod_core::smpp::SmppOrigin>(o).ok())
+            .and_then(|o| o.binary),
     })
 }
 

@@ -135,6 +135,19 @@ keep(
     [submit(short_message=b"", data_coding=0, message_payload=smpplib.gsm.gsm_encode(payload_text))],
 )
 
+# Binary (8-bit data): the bytes in hex on the API, sent over SMS only; a long one
+# concatenated by UDH.
+keep("binary", "0102ff", [submit(short_message=b"\x01\x02\xff", data_coding=4)])
+big = bytes(range(200))
+keep(
+    "binary_udh",
+    big.hex(),
+    [
+        submit(short_message=b"\x05\x00\x03\x07\x02" + bytes([n]) + chunk, data_coding=4, esm_class=0x40)
+        for n, chunk in ((1, big[:134]), (2, big[134:]))
+    ],
+)
+
 # data_sm carries its text in message_payload too.
 r = roundtrip(
     "data_sm",
@@ -157,7 +170,7 @@ statuses["bad_destination"] = submit(destination_addr="not-a-number", short_mess
 statuses["foreign_sender"] = submit(
     source_addr_ton=5, source_addr="NotOurs", short_message=b"x"
 ).status
-statuses["binary"] = submit(short_message=b"\x01\x02", data_coding=4).status
+statuses["unknown_coding"] = submit(short_message=b"\x01\x02", data_coding=5).status
 statuses["bad_validity"] = submit(short_message=b"x", validity_period="261307103000004+").status
 # A field of the wrong size: the PDU does not decode (generic_nack), the bind stays.
 statuses["malformed"] = submit(short_message=b"x", validity_period="2612071030").status
