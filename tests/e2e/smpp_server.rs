@@ -718,3 +718,59 @@ async fn a_client_submits_over_tls() {
     let m = get_message(&server.base, &key, &format!("msg_{id}")).await;
     assert_eq!(m["text"], "Held receipt 0");
 }
+
+/// Deleting an account (`hermod smpp-accounts delete`) unbinds its open binds; a new bind
+/// is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_an_account_unbinds_it() {
+    use rusmpp::pdus::BindTransceiver;
+    use rusmpp::tokio_codec::CommandCodec;
+    use rusmpp::types::COctetString;
+    use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+    use std::str::FromStr;
+    let s = setup(&[]).await;
+    let bind = || {
+        Command::new(
+            CommandStatus::EsmeRok,
+            1,
+            Pdu::BindTransceiver(
+                BindTransceiver::builder()
+                    .system_id(COctetString::from_str(SYSTEM_ID).unwrap())
+                    .password(COctetString::from_str(PASSWORD).unwrap())
+                    .build(),
+            ),
+        )
+    };
+    let open = || async {
+        let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.smpp_port))
+            .await
+            .unwrap();
+        tokio_util::codec::Framed::new(sock, CommandCodec::new())
+    };
+    let mut c = open().await;
+    c.send(bind()).await.unwrap();
+    let r = c.next().await.unwrap().unwrap();
+    assert_eq!(r.status(), CommandStatus::EsmeRok);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermod"))
+        .args(["smpp-accounts", "delete", "--tenant", "smppco", SYSTEM_ID])
+        .envs(backend_env(s.dir.path()))
+        .env("HERMOD_DATA_DIR", s.dir.path())
+        .env("HERMOD_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = tokio::time::timeout(Duration::from_secs(20), c.next())
+        .await
+        .expect("an unbind within the recheck")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.id(), CommandId::Unbind);
+    let mut c2 = open().await;
+    c2.send(bind()).await.unwrap();
+    let r = c2.next().await.unwrap().unwrap();
+    assert_eq!(r.status(), CommandStatus::EsmeRbindfail);
+}

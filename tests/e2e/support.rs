@@ -74,7 +74,7 @@ pub fn backend_env(data: &Path) -> Vec<(String, String)> {
         ("HERMOD_QUEUE".to_owned(), url),
         ("HERMOD_QUEUE_PREFIX".to_owned(), prefix),
         ("HERMOD_WORKERS__BIND_LEASE_SECS".to_owned(), "3".to_owned()),
-        ("HERMOD_QUEUE_EXPIRES_SECS".to_owned(), "600".to_owned()),
+        ("HERMOD_QUEUE_EXPIRES_SECS".to_owned(), "180".to_owned()),
     ];
     BACKENDS
         .lock()

@@ -227,7 +227,7 @@ pub(crate) async fn list_tenant_accounts(
 #[utoipa::path(tag = "smpp",
     params(("id" = String, Path, description = "tenant id"),
            ("system_id" = String, Path, description = "the account's system_id")),
-    responses((status = 204, description = "deleted, with the receipts waiting for it; binds open now stay until they close"),
+    responses((status = 204, description = "deleted, with the receipts waiting for it; its open binds are asked to unbind within 5 s"),
               (status = 401), (status = 404)))]
 #[delete("/v1/admin/tenants/{id}/smpp-accounts/{system_id}")]
 pub(crate) async fn delete_tenant_account(

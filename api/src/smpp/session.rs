@@ -56,6 +56,8 @@ struct Session {
     seq: Arc<AtomicU32>,
     waiting: Waiting,
     end: CancellationToken,
+    /// Fired when the account is deleted or its tenant suspended while bound.
+    revoked: CancellationToken,
     inflight: Arc<Semaphore>,
     failed_binds: u32,
 }
@@ -116,14 +118,21 @@ where
         seq: Arc::new(AtomicU32::new(1)),
         waiting: Arc::default(),
         end: CancellationToken::new(),
+        revoked: CancellationToken::new(),
         inflight: Arc::new(Semaphore::new(1)),
         failed_binds: 0,
     };
     loop {
         let wait = if s.bound.is_some() { IDLE } else { BIND_WAIT };
         let frame = tokio::select! {
+            // Shutting down, or the account deleted or its tenant suspended: ask the
+            // client to unbind, as an SMSC does.
             _ = shared.cancel.cancelled() => {
-                // Shutting down: ask the client to unbind, as an SMSC does.
+                let n = s.next_seq();
+                s.send(Command::new(CommandStatus::EsmeRok, n, Pdu::Unbind));
+                break;
+            }
+            _ = s.revoked.cancelled() => {
                 let n = s.next_seq();
                 s.send(Command::new(CommandStatus::EsmeRok, n, Pdu::Unbind));
                 break;
@@ -328,6 +337,12 @@ impl Session {
                         ));
                         id
                     });
+                    tokio::spawn(watch(
+                        self.shared.clone(),
+                        account.system_id.clone(),
+                        self.end.clone(),
+                        self.revoked.clone(),
+                    ));
                     tracing::info!(system_id = %account.system_id, peer = %self.peer, transmit, receive, "SMPP bind");
                     metrics::counter!("hermod_smpp_server_binds_total", "result" => "ok")
                         .increment(1);
@@ -427,6 +442,38 @@ impl Session {
             let answer = answer(&shared, &bound, pdu).await;
             let _ = out.send(Command::new(st(answer.0), seq, answer.1));
         });
+    }
+}
+
+/// How often a bind checks that its account still exists and its tenant is not
+/// suspended (another process may have changed them).
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Ends a bind (`revoked`) once its account is deleted or its tenant suspended.
+async fn watch(
+    shared: Arc<Shared>,
+    system_id: String,
+    end: CancellationToken,
+    revoked: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = end.cancelled() => return,
+            _ = tokio::time::sleep(RECHECK) => {}
+        }
+        match shared.store.bind_target(&system_id).await {
+            Ok(Some(t)) if !t.suspended => {}
+            Ok(_) => {
+                tracing::info!(
+                    system_id,
+                    "SMPP bind ended: account deleted or tenant suspended"
+                );
+                revoked.cancel();
+                return;
+            }
+            // The store unavailable: the bind stays, checked again later.
+            Err(_) => {}
+        }
     }
 }
 
