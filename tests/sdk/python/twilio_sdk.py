@@ -100,7 +100,8 @@ assert m.uri == f"/2010-04-01/Accounts/{SID}/Messages/{m.sid}.json", m.uri
 # Status callbacks, each validated with the SDK's RequestValidator.
 wait("a delivered callback", lambda: (m.sid, "delivered") in callbacks)
 statuses = [s for sid, s in callbacks if sid == m.sid]
-assert statuses.index("queued") < statuses.index("sent") < statuses.index("delivered"), statuses
+# Like Twilio's, callbacks may arrive out of order (each is its own POST).
+assert {"queued", "sent", "delivered"} <= set(statuses), statuses
 
 f = client.messages(m.sid).fetch()
 assert f.status == "delivered" and f.body == "Your order shipped", (f.status, f.body)
