@@ -774,3 +774,35 @@ async fn deleting_an_account_unbinds_it() {
     let r = c2.next().await.unwrap().unwrap();
     assert_eq!(r.status(), CommandStatus::EsmeRbindfail);
 }
+
+/// A recipient who sent STOP: the submit is refused with the vendor status 0x400.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_submit_to_an_opted_out_recipient_is_refused() {
+    if client("node").is_none() {
+        return;
+    }
+    let s = setup(&[]).await;
+    assert_eq!(
+        node(&s, &["throttle", "1"]).await["statuses"],
+        serde_json::json!([0])
+    );
+    assert!(
+        s.smsc.inject_mo(
+            "hermod",
+            CUSTOMER.trim_start_matches('+'),
+            SENDER.trim_start_matches('+'),
+            "STOP",
+            false,
+        ) > 0
+    );
+    let url = format!("{}/v1/opt-outs", s.server.base);
+    eventually("the STOP recorded", Duration::from_secs(30), || async {
+        let (_, v, _) = call(reqwest::Method::GET, &url, &s.key, None).await;
+        v["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    assert_eq!(
+        node(&s, &["throttle", "1"]).await["statuses"],
+        serde_json::json!([0x400])
+    );
+}

@@ -167,6 +167,19 @@ pub(crate) fn sender_for(
         })
 }
 
+/// Whether the message's recipient opted out (STOP) of its sender or of the whole tenant:
+/// the Twilio API and the SMPP server refuse such a message when it is created.
+pub(crate) async fn opted_out(state: &AppState, m: &NewMessage) -> Result<bool, ApiError> {
+    let opted = state
+        .inbound
+        .list_opt_outs(&m.tenant_id, Some(m.to.as_str()))
+        .await?;
+    let key = |s: &str| hermod_core::inbound::sender_key(s);
+    Ok(opted
+        .iter()
+        .any(|o| o.sender == "*" || m.from.as_deref().is_some_and(|f| key(f) == key(&o.sender))))
+}
+
 pub(crate) fn accepted_view(m: &NewMessage) -> Message {
     Message {
         id: m.id.clone(),

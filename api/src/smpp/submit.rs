@@ -262,19 +262,10 @@ async fn create(
         msg.id = MessageId::from_trusted(id.clone());
     }
     // Refused now, as SMSCs refuse a barred number, rather than failed later.
-    let opted = state
-        .inbound
-        .list_opt_outs(tenant, Some(msg.to.as_str()))
+    if crate::messages::opted_out(state, &msg)
         .await
-        .map_err(|_| status::MSGQFUL)?;
-    let key = |s: &str| hermod_core::inbound::sender_key(s);
-    if opted.iter().any(|o| {
-        o.sender == "*"
-            || msg
-                .from
-                .as_deref()
-                .is_some_and(|f| key(f) == key(&o.sender))
-    }) {
+        .map_err(|_| status::MSGQFUL)?
+    {
         return Err(status::OPTED_OUT);
     }
     msg.smpp = Some(origin);

@@ -272,19 +272,10 @@ pub(crate) async fn create_message(
         .await
         .map_err(TwilioError::from_api)?;
     // Twilio refuses a recipient who opted out (STOP) when the message is created.
-    let opted = state
-        .inbound
-        .list_opt_outs(&tenant, Some(msg.to.as_str()))
+    if crate::messages::opted_out(&state, &msg)
         .await
-        .map_err(|e| TwilioError::from_api(e.into()))?;
-    let key = |s: &str| hermod_core::inbound::sender_key(s);
-    if opted.iter().any(|o| {
-        o.sender == "*"
-            || msg
-                .from
-                .as_deref()
-                .is_some_and(|f| key(f) == key(&o.sender))
-    }) {
+        .map_err(TwilioError::from_api)?
+    {
         return Err(TwilioError::param(
             21610,
             "Attempt to send to unsubscribed recipient",

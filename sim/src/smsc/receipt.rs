@@ -5,15 +5,7 @@
 use super::*;
 
 pub(super) fn yymmddhhmm() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        t.year() % 100,
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
+    hermod_core::smpp::receipt_date(hermod_core::now_ms())
 }
 
 pub(super) fn receipt(
