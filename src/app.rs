@@ -472,7 +472,7 @@ pub async fn run(
                 ingress: Arc::new(
                     parts
                         .iter()
-                        .filter_map(|p| p.ingress.clone())
+                        .flat_map(|p| p.ingress.clone())
                         .map(|(provider, i)| (provider.to_owned(), i))
                         .collect(),
                 ),

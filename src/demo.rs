@@ -6,8 +6,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hermod_channels::providers::{ProviderConfig, ProviderKind};
 use hermod_channels::rcs::AgentConfig;
 use hermod_sim::device::DeviceSim;
+use hermod_sim::providers::{ProviderSim, ProviderSimConfig};
 use hermod_sim::rbm::{RbmSim, RbmSimConfig};
 use hermod_sim::smsc::{Smsc, SmscConfig};
 
@@ -88,11 +90,38 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
     agent.client_token = Some(hermod_core::Secret(rbm_cfg.client_token.clone()));
     agent.tenant = Some(tenant);
     s.rcs.agents = vec![agent];
+    // The HTTP providers' simulator: US numbers (+1 555 01xx, fictional) go out
+    // through a Twilio account on it; everything else through the SMSC.
+    let providers = ProviderSim::start(
+        ProviderSimConfig {
+            receipt_delay: Duration::from_millis(500),
+            ..ProviderSimConfig::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )?;
+    s.sms.providers.push(ProviderConfig {
+        name: "demo-twilio".into(),
+        kind: ProviderKind::Twilio,
+        base_url: Some(providers.url()),
+        account: providers.config().twilio_sid.clone(),
+        token: hermod_core::Secret(providers.config().twilio_token.clone()),
+        public_url: Some(format!("http://{addr}")),
+        ..ProviderConfig::default()
+    });
+    s.smpp.providers = s.sms.providers.clone();
+    // The demo's routes live in <data>/demo.toml, so a reload (SIGHUP,
+    // `POST /v1/admin/reload`) re-reads them.
+    let routes_file = s.data_dir.join("demo.toml");
+    std::fs::create_dir_all(&s.data_dir)?;
+    std::fs::write(&routes_file, DEMO_ROUTES)?;
+    let file: Settings = Settings::load(Some(&routes_file))?;
+    s.smpp.routes = file.smpp.routes;
     let admin = sim_admin::start(smsc.clone(), "127.0.0.1:0".parse()?)?;
     println!(
-        "Hermod demo: API on http://{addr}, SMSC simulator on {} (admin http://{admin}), RBM simulator on {}",
+        "Hermod demo: API on http://{addr}, SMSC simulator on {} (admin http://{admin}), RBM simulator on {}, HTTP SMS providers' simulator on {}",
         smsc.addr(),
-        rbm.base_url()
+        rbm.base_url(),
+        providers.url()
     );
     let admin_token = s
         .admin_token
@@ -106,6 +135,7 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         admin_token,
         admin,
         &rbm.base_url(),
+        &providers.url(),
         (&twilio_sid, &twilio_token),
         (
             smpp_addr,
@@ -158,11 +188,25 @@ pub async fn run(listen: String, data: PathBuf) -> anyhow::Result<()> {
         }
         tracing::warn!("demo device could not register");
     });
-    app::serve(s, None, listener, cancel).await?;
+    app::serve(s, Some(routes_file), listener, cancel).await?;
     rbm.stop().await;
+    providers.stop().await;
     smsc.stop();
     Ok(())
 }
+
+/// The demo's routes: the fictional `+1 555` numbers through its Twilio account on
+/// the providers' simulator, everything else through its SMSC.
+const DEMO_ROUTES: &str = r#"# Written by `hermod demo`: its SMS routes (re-read on a reload).
+[[smpp.routes]]
+prefix = "1555"
+connector = "demo-twilio"
+
+[[smpp.routes]]
+prefix = ""
+connector = "default"
+priority = 1
+"#;
 
 /// Where the demo's SMPP server listens when it can.
 const DEMO_SMPP: &str = "127.0.0.1:2775";
@@ -177,6 +221,7 @@ fn write_demo_env(
     admin_token: &str,
     admin: SocketAddr,
     rbm_sim: &str,
+    providers_sim: &str,
     twilio: (&str, &str),
     smpp: (SocketAddr, &str, &str),
 ) -> anyhow::Result<PathBuf> {
@@ -200,6 +245,7 @@ fn write_demo_env(
     writeln!(f, "export HERMOD_ADMIN_TOKEN={admin_token}")?;
     writeln!(f, "export HERMOD_SMSC_ADMIN=http://{admin}")?;
     writeln!(f, "export HERMOD_RBM_SIM={rbm_sim}")?;
+    writeln!(f, "export HERMOD_PROVIDERS_SIM={providers_sim}")?;
     writeln!(f, "export TWILIO_ACCOUNT_SID={}", twilio.0)?;
     writeln!(f, "export TWILIO_AUTH_TOKEN={}", twilio.1)?;
     writeln!(f, "export TWILIO_FROM={DEMO_SENDER}")?;

@@ -56,6 +56,24 @@ fn connectors_table(v: &serde_json::Value) -> String {
                 "-",
             ));
         }
+        // An HTTP provider: one row, its kind where a bind would be.
+        if c["base_url"].is_string() {
+            out.push_str(&format!(
+                "{:<14} {:<8} {:<20} {:<11} {:<20} {:>9} {:>8}  {}\n",
+                c["name"].as_str().unwrap_or(""),
+                if c["healthy"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                format!("{} (http)", c["kind"].as_str().unwrap_or("")),
+                "ready",
+                "-",
+                c["in_flight"].as_u64().unwrap_or(0),
+                "-",
+                c["last_error"].as_str().unwrap_or("-"),
+            ));
+        }
         for b in c["binds"].as_array().unwrap_or(&empty) {
             let since = b["since"]
                 .as_i64()

@@ -15,7 +15,7 @@ macro_rules! channels {
         $then! {
             App, app, "The encrypted app channel: `[app] push_relay_url`, `[app.push_relays]`.";
             Rcs, rcs, "RCS through Google RBM: `[[rcs.agents]]`.";
-            Sms, smpp, "SMS over SMPP: the SMSC connectors, routes, our numbers, replies.";
+            Sms, smpp, "SMS over SMPP: the SMSC connectors, routes, our numbers, replies (HTTP providers: `[[sms.providers]]`).";
         }
     };
 }

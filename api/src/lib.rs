@@ -406,16 +406,19 @@ fn unrouted(known: &[(actix_web::dev::ResourceDef, String)], path: &str) -> Http
     actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(allowed.join(", ")))
 }
 
-/// `POST /v1/webhooks/{provider}/{name}`: a provider's webhook (RBM: the setup
-/// handshake and signed events of agent `name`). No API key: the provider's signature
-/// authenticates the caller.
+/// `POST /v1/webhooks/{provider}/{name}`: a provider's webhook — RBM's (the setup
+/// handshake and signed events of agent `name`), or an HTTP SMS provider's (receipts
+/// and inbound messages of connector `name`). No API key: the provider's signature or
+/// secret authenticates the caller.
 #[utoipa::path(tag = "channels", security(()),
-    params(("provider" = String, Path, description = "the channel's provider: `rbm` (RCS)"),
-           ("name" = String, Path, description = "the connector's `name` in the configuration (an RBM agent's)"),
-           ("X-Goog-Signature" = Option<String>, Header, description = "RBM: base64(HMAC-SHA512(clientToken, message.data))")),
-    request_body(content = Object, description = "the provider's event; RBM: a Pub/Sub push envelope, or the `{clientToken, secret}` handshake"),
-    responses((status = 200, description = "recorded (`ok`), a `duplicate`, `ignored` with a `reason` (an unknown agent, an agent without client_token, a signed event Hermod cannot use), or the handshake's secret"),
-              (status = 400, description = "not an event of this provider"), (status = 401, description = "bad or missing signature"), (status = 404, description = "no such provider configured here"), (status = 503)))]
+    params(("provider" = String, Path, description = "`rbm` (RCS), or an HTTP SMS provider's kind: `twilio`, `vonage`, `infobip`, `sinch`, `http`"),
+           ("name" = String, Path, description = "the connector's `name` in the configuration (an RBM agent's, a `[[sms.providers]]` entry's)"),
+           ("X-Goog-Signature" = Option<String>, Header, description = "RBM: base64(HMAC-SHA512(clientToken, message.data))"),
+           ("X-Twilio-Signature" = Option<String>, Header, description = "Twilio: base64(HMAC-SHA1(auth token, URL + sorted form parameters))")),
+    request_body(content = Object, description = "the provider's event; RBM: a Pub/Sub push envelope, or the `{clientToken, secret}` handshake; SMS providers: their delivery report or inbound message (form or JSON)"),
+    responses((status = 200, description = "recorded (`ok`), a `duplicate`, `ignored` with a `reason` (an unknown agent, an agent without client_token, a signed event Hermod cannot use), the handshake's secret, or (Twilio inbound) empty TwiML"),
+              (status = 204, description = "Twilio status callback recorded"),
+              (status = 400, description = "not an event of this provider"), (status = 401, description = "bad or missing signature or secret"), (status = 404, description = "no such provider or connector configured here"), (status = 503, description = "not recorded: the provider should send it again")))]
 #[post("/v1/webhooks/{provider}/{name}")]
 pub(crate) async fn provider_webhook(
     state: web::Data<AppState>,
@@ -429,11 +432,17 @@ pub(crate) async fn provider_webhook(
             "no {provider} webhook is configured here"
         )));
     };
-    let sig = req
-        .headers()
-        .get(hook.signature_header())
-        .and_then(|v| v.to_str().ok());
-    let r = hook.handle(&name, sig, &body).await;
+    let request = hermod_core::ports::WebhookRequest {
+        name,
+        query: req.query_string().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let r = hook.handle_request(&request).await;
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(r.status)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),

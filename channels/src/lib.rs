@@ -6,6 +6,7 @@ pub mod app;
 pub mod hooks;
 pub mod net;
 mod parts;
+pub mod providers;
 pub mod rcs;
 pub mod smpp;
 

@@ -68,8 +68,8 @@ pub struct ChannelParts {
     /// Sends, assesses recipients, withdraws; None when this process does none of
     /// it for this channel.
     pub channel: Option<Arc<dyn Channel>>,
-    /// The provider's webhook, served at `/v1/webhooks/{provider}/{name}`.
-    pub ingress: Option<(&'static str, Arc<dyn WebhookIngress>)>,
+    /// The providers' webhooks, each served at `/v1/webhooks/{provider}/{name}`.
+    pub ingress: Vec<(&'static str, Arc<dyn WebhookIngress>)>,
     /// Agent events (READ, typing) for inbound messages of this channel.
     pub agent_events: Option<Arc<dyn AgentEvents>>,
     /// Its entries in `GET /v1/connectors`, and what a reload changes.
@@ -85,7 +85,7 @@ impl ChannelParts {
             kind,
             offered: false,
             channel: None,
-            ingress: None,
+            ingress: Vec::new(),
             agent_events: None,
             connectors: None,
             inbound_part_timeout: None,

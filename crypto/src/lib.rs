@@ -8,6 +8,7 @@ pub mod rbm;
 pub mod tls;
 pub mod twilio;
 pub mod vault;
+pub mod vonage;
 pub mod webhook;
 
 use base64::Engine;

@@ -5,5 +5,6 @@
 //! The channels do not depend on this crate; only the binary and tests do.
 
 pub mod device;
+pub mod providers;
 pub mod rbm;
 pub mod smsc;

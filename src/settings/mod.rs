@@ -75,6 +75,10 @@ macro_rules! settings_struct {
             pub console: ConsoleConfig,
             #[serde(default)]
             pub smpp_server: SmppServerConfig,
+            /// SMS through HTTP providers: `[[sms.providers]]` (Twilio, Vonage, Infobip,
+            /// Sinch, a generic HTTP upstream), routed with the SMPP connectors.
+            #[serde(default)]
+            pub sms: hermod_channels::providers::SmsSettings,
             /// The pipeline stages' tuning.
             pub workers: Workers,
         }
@@ -101,6 +105,7 @@ macro_rules! settings_struct {
                     senders: SendersConfig::default(),
                     console: ConsoleConfig::default(),
                     smpp_server: SmppServerConfig::default(),
+                    sms: Default::default(),
                     audit: AuditConfig::default(),
                     workers: Workers {
                         batch: 128,
@@ -364,13 +369,16 @@ impl Settings {
         let by_var = keys.clone();
         let env =
             Env::raw().filter_map(move |k| by_var.get(k.as_str()).map(|key| key.clone().into()));
-        fig.merge(env).extract().map_err(|e| {
+        let mut s: Settings = fig.merge(env).extract().map_err(|e| {
             let var_of: HashMap<&str, &str> = keys
                 .iter()
                 .map(|(var, key)| (key.as_str(), var.as_str()))
                 .collect();
             anyhow::anyhow!(explain(e, config, &var_of))
-        })
+        })?;
+        // The SMS channel routes over both sections.
+        s.smpp.providers = s.sms.providers.clone();
+        Ok(s)
     }
 
     pub fn database_url(&self) -> String {

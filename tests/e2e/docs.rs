@@ -34,6 +34,7 @@ const PAGES: &[&str] = &[
     "docs/src/guides/console.md",
     "docs/src/guides/twilio.md",
     "docs/src/guides/smpp-server.md",
+    "docs/src/guides/sms-providers.md",
     // Last: it erases the walkthrough's recipient.
     "docs/src/guides/compliance.md",
 ];

@@ -18,6 +18,7 @@ mod distributed;
 mod docs;
 mod fallback;
 mod isolation;
+mod providers;
 mod queue;
 mod rcs;
 mod smpp_server;

@@ -586,7 +586,7 @@ async fn the_twilio_api_speaks_twilio() {
 }
 
 /// Where the pinned SDKs are (scripts/test installs them): None, loudly, outside CI.
-fn sdk_tool(kind: &str) -> Option<(PathBuf, Vec<String>)> {
+pub(crate) fn sdk_tool(kind: &str) -> Option<(PathBuf, Vec<String>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found = match kind {
         "python" => std::env::var("HERMOD_TWILIO_PYTHON")

@@ -64,7 +64,7 @@ pub fn build(cfg: &Settings, env: &ChannelEnv) -> Result<ChannelParts, BuildErro
     }
     if r.api {
         let events: Arc<dyn AgentEvents> = rcs.clone();
-        parts.ingress = Some((
+        parts.ingress.push((
             "rbm",
             RbmWebhook::new(
                 cfg,

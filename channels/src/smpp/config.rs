@@ -46,6 +46,10 @@ pub struct SmppConfig {
     /// `POST /v1/admin/reload`.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[sms.providers]]` (its own section; the composition root copies it here).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub providers: Vec<crate::providers::ProviderConfig>,
 }
 
 impl Default for SmppConfig {
@@ -64,13 +68,18 @@ impl Default for SmppConfig {
             inbound_part_timeout_secs: 3600,
             connectors: Vec::new(),
             routes: Vec::new(),
+            providers: Vec::new(),
         }
     }
 }
 
 impl SmppConfig {
-    /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`.
+    /// The connectors: `smpp.connectors`, or one named `default` from `smpp.url`
+    /// (none when `smpp.url` is empty: HTTP providers only).
     pub fn connectors(&self) -> Vec<ConnectorConfig> {
+        if self.connectors.is_empty() && self.url.0.is_empty() {
+            return Vec::new();
+        }
         if self.connectors.is_empty() {
             return vec![ConnectorConfig {
                 name: "default".into(),

@@ -27,6 +27,8 @@ use super::{dlr, gsm, status, tls};
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectorStatus {
     pub name: String,
+    /// `smpp`.
+    pub kind: &'static str,
     pub host: String,
     pub port: u16,
     pub tls: bool,
@@ -156,6 +158,7 @@ impl Connector {
     pub fn status(&self) -> ConnectorStatus {
         ConnectorStatus {
             name: self.cfg.name.clone(),
+            kind: "smpp",
             host: self.cfg.host.clone(),
             port: self.cfg.port,
             tls: self.cfg.tls,
@@ -382,6 +385,31 @@ fn segments(msg: &Outgoing, pref: gsm::Preferred) -> Result<(u8, Vec<Vec<u8>>), 
             };
             Ok((dcs, parts))
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::router::Upstream for Connector {
+    fn name(&self) -> &str {
+        Connector::name(self)
+    }
+    fn is_bound(&self) -> bool {
+        Connector::is_bound(self)
+    }
+    fn is_healthy(&self) -> bool {
+        Connector::is_healthy(self)
+    }
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(Connector::status(self)).unwrap_or_default()
+    }
+    fn receipt_timing(&self) -> Option<ReceiptTiming> {
+        Connector::receipt_timing(self)
+    }
+    fn part_keys(&self, msg: &Outgoing) -> Vec<String> {
+        Connector::part_keys(self, msg)
+    }
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
+        Connector::send(self, msg).await
     }
 }
 

@@ -21,6 +21,6 @@ mod vectors;
 pub use bind::{BindLeases, BindStatus, Mode, Sinks};
 pub use bucket::TokenBucket;
 pub use config::{BindMode, ConnectorConfig, RouteConfig, SmppConfig};
-pub use connector::{ConnectorStatus, relative_validity, source_addr};
+pub use connector::{ConnectorStatus, relative_validity, scoped_id, source_addr};
 pub use parts::{Settings, build, fixed_senders, key_files};
-pub use router::SmsRouter;
+pub use router::{SmsRouter, Upstream};

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::bind::{BindLeases, Sinks};
 use super::config::SmppConfig;
-use super::router::SmsRouter;
+use super::connector::Connector;
+use super::router::{SmsRouter, Upstream};
+use crate::providers::{HttpConnector, ProviderIngress};
 use crate::{BuildError, ChannelEnv, ChannelParts};
 
 /// The `[smpp]` section.
@@ -48,10 +50,24 @@ pub fn fixed_senders(cfg: &Settings) -> Result<Vec<Sender>, ConfigError> {
         .collect()
 }
 
-/// The SMS channel of this process.
+/// The SMS channel of this process: its SMPP connectors and HTTP providers behind one
+/// router (where it sends), and the providers' webhooks (where it serves the API).
 pub fn build(cfg: &Settings, env: &ChannelEnv) -> Result<ChannelParts, BuildError> {
     let mut parts = ChannelParts::none(ChannelKind::Sms);
     parts.offered = true;
+    // HTTP providers are cheap to build; every role that needs them gets its own.
+    let providers = if env.roles.send || env.roles.api {
+        cfg.providers
+            .iter()
+            .map(|p| HttpConnector::new(p, cfg.default_source.clone()))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    if env.roles.api {
+        parts.ingress =
+            ProviderIngress::for_kinds(&providers, env.receipts.clone(), env.inbound_sink.clone());
+    }
     if env.roles.send {
         let leases = env.distributed.then(|| BindLeases {
             store: env.leases.clone(),
@@ -63,12 +79,12 @@ pub fn build(cfg: &Settings, env: &ChannelEnv) -> Result<ChannelParts, BuildErro
             inbound: env.inbound_sink.clone(),
             leases,
         };
-        let router = SmsRouter::start(
-            &cfg.connectors(),
-            cfg.routes.clone(),
-            sinks,
-            env.cancel.clone(),
-        )?;
+        let mut upstreams: Vec<Arc<dyn Upstream>> = Vec::new();
+        for c in &cfg.connectors() {
+            upstreams.push(Connector::start(c, sinks.clone(), env.cancel.clone())?);
+        }
+        upstreams.extend(providers.into_iter().map(|p| p as Arc<dyn Upstream>));
+        let router = SmsRouter::new(upstreams, cfg.routes.clone())?;
         parts.channel = Some(router.clone());
         parts.connectors = Some(Arc::new(LocalView(router)));
         parts.inbound_part_timeout = Some(Duration::from_secs(cfg.inbound_part_timeout_secs));
@@ -76,7 +92,10 @@ pub fn build(cfg: &Settings, env: &ChannelEnv) -> Result<ChannelParts, BuildErro
         // Planning needs no bind: every number can take SMS.
         parts.channel = Some(Arc::new(Elsewhere));
         if env.distributed {
-            parts.connectors = Some(Arc::new(ClusterView(env.leases.clone())));
+            parts.connectors = Some(Arc::new(ClusterView {
+                leases: env.leases.clone(),
+                providers: providers.clone(),
+            }));
         }
     }
     Ok(parts)
@@ -108,12 +127,7 @@ struct LocalView(Arc<SmsRouter>);
 #[async_trait]
 impl Connectors for LocalView {
     async fn list(&self) -> PortResult<Vec<Value>> {
-        Ok(self
-            .0
-            .status()
-            .into_iter()
-            .map(|c| serde_json::to_value(c).unwrap_or_default())
-            .collect())
+        Ok(self.0.status())
     }
 
     /// Applies `[[smpp.routes]]` (binds and messages in flight are untouched).
@@ -140,13 +154,24 @@ impl Connectors for LocalView {
 }
 
 /// Every worker's binds, from their lease rows (an API process of the distributed
-/// mode, which holds none).
-struct ClusterView(Arc<dyn Leases>);
+/// mode, which holds none), and the HTTP providers every worker has.
+struct ClusterView {
+    leases: Arc<dyn Leases>,
+    providers: Vec<Arc<HttpConnector>>,
+}
 
 #[async_trait]
 impl Connectors for ClusterView {
     async fn list(&self) -> PortResult<Vec<Value>> {
-        Ok(cluster_view(self.0.live_leases().await?))
+        let mut v = cluster_view(self.leases.live_leases().await?);
+        // Configured here as in the workers; the counters are this process's (none).
+        v.extend(self.providers.iter().map(|p| {
+            let mut s = p.status();
+            s["sent_total"] = Value::Null;
+            s["in_flight"] = Value::Null;
+            s
+        }));
+        Ok(v)
     }
 }
 

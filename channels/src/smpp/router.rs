@@ -1,4 +1,5 @@
-//! The SMS channel: connectors chosen per destination by prefix routes.
+//! The SMS channel: upstreams (SMPP connectors and HTTP providers) chosen per
+//! destination by prefix routes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -7,12 +8,31 @@ use async_trait::async_trait;
 use hermod_core::model::{ChannelKind, InDoubtLook, Outgoing};
 use hermod_core::ports::ConfigError;
 use hermod_core::ports::{Channel, ChannelError};
-use tokio_util::sync::CancellationToken;
 
-use super::bind::Sinks;
-use super::config::{ConnectorConfig, RouteConfig};
-use super::connector::{Connector, ConnectorStatus};
+use super::config::RouteConfig;
 use super::status;
+
+/// Where the SMS channel can hand a message: an SMPP connector or an HTTP provider.
+/// Routes name them alike.
+#[async_trait]
+pub trait Upstream: Send + Sync {
+    fn name(&self) -> &str;
+    /// This process can send through it now (an SMPP bind is up here).
+    fn is_bound(&self) -> bool;
+    /// Can send and is not taken out of routing by repeated failures.
+    fn is_healthy(&self) -> bool;
+    /// Its entry in `GET /v1/connectors` (at least `name` and `healthy`).
+    fn status(&self) -> serde_json::Value;
+    /// Since when its receipts can arrive, and how slow they are (see
+    /// [`InDoubtLook::timing`]); `None`: unknown.
+    fn receipt_timing(&self) -> Option<hermod_core::model::ReceiptTiming>;
+    /// Each part's text key as a receipt would repeat it; empty when its receipts
+    /// repeat no text (they echo the message's `user_ref` instead).
+    fn part_keys(&self, msg: &Outgoing) -> Vec<String>;
+    /// Sends; a [`status::NOT_BOUND`] error means nothing was sent (the next upstream
+    /// is tried at once).
+    async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError>;
+}
 
 /// Routes checked against the connectors, in preference order per lookup.
 #[derive(Clone, Debug, Default)]
@@ -74,37 +94,36 @@ impl Table {
 
 /// Every connector, and the routes between them (hot-reloadable).
 pub struct SmsRouter {
-    connectors: Vec<Arc<Connector>>,
-    by_name: HashMap<String, Arc<Connector>>,
+    connectors: Vec<Arc<dyn Upstream>>,
+    by_name: HashMap<String, Arc<dyn Upstream>>,
     table: RwLock<Arc<Table>>,
 }
 
 impl SmsRouter {
-    /// Starts every connector's binds. With no routes, every connector serves every
-    /// destination in the order configured.
-    pub fn start(
-        connectors: &[ConnectorConfig],
+    /// Routes over started upstreams. With no routes, every upstream serves every
+    /// destination in the order given.
+    pub fn new(
+        list: Vec<Arc<dyn Upstream>>,
         routes: Vec<RouteConfig>,
-        sinks: Sinks,
-        cancel: CancellationToken,
     ) -> Result<Arc<SmsRouter>, crate::BuildError> {
-        if connectors.is_empty() {
-            return Err(ConfigError::new("no SMPP connector configured").into());
+        if list.is_empty() {
+            return Err(ConfigError::new(
+                "no SMS upstream configured: set smpp.url, [[smpp.connectors]] or [[sms.providers]]",
+            )
+            .into());
         }
         let mut names: Vec<String> = Vec::new();
-        for c in connectors {
-            if names.contains(&c.name) {
-                return Err(
-                    ConfigError::new(format!("connector {:?} configured twice", c.name)).into(),
-                );
+        for c in &list {
+            if names.iter().any(|n| n == c.name()) {
+                return Err(ConfigError::new(format!(
+                    "connector {:?} configured twice (names are shared by [[smpp.connectors]] and [[sms.providers]])",
+                    c.name()
+                ))
+                .into());
             }
-            names.push(c.name.clone());
+            names.push(c.name().to_owned());
         }
         let table = Table::new(Self::default_routes(routes, &names), &names)?;
-        let mut list = Vec::new();
-        for c in connectors {
-            list.push(Connector::start(c, sinks.clone(), cancel.clone())?);
-        }
         let by_name = list
             .iter()
             .map(|c| (c.name().to_owned(), c.clone()))
@@ -157,7 +176,7 @@ impl SmsRouter {
             .unwrap_or_default()
     }
 
-    pub fn status(&self) -> Vec<ConnectorStatus> {
+    pub fn status(&self) -> Vec<serde_json::Value> {
         self.connectors.iter().map(|c| c.status()).collect()
     }
 
@@ -172,9 +191,9 @@ impl SmsRouter {
     }
 
     /// Connectors for a destination: healthy ones first, in route order.
-    fn candidates(&self, digits: &str) -> Vec<Arc<Connector>> {
+    fn candidates(&self, digits: &str) -> Vec<Arc<dyn Upstream>> {
         let table = self.table.read().map(|t| t.clone()).unwrap_or_default();
-        let all: Vec<Arc<Connector>> = table
+        let all: Vec<Arc<dyn Upstream>> = table
             .lookup(digits)
             .into_iter()
             .filter_map(|n| self.by_name.get(n).cloned())

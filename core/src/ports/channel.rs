@@ -111,6 +111,35 @@ pub trait WebhookIngress: Send + Sync {
     /// Handles one POST to `/v1/webhooks/<kind>/{name}`; `signature` is the provider's
     /// signature header. Returns the HTTP status and the body to answer with.
     async fn handle(&self, name: &str, signature: Option<&str>, body: &[u8]) -> WebhookReply;
+    /// Handles one POST with everything the HTTP layer has of it (providers that sign
+    /// the URL, send forms or several headers). By default: [`Self::handle`] with the
+    /// signature header.
+    async fn handle_request(&self, req: &WebhookRequest) -> WebhookReply {
+        self.handle(&req.name, req.header(self.signature_header()), &req.body)
+            .await
+    }
+}
+
+/// A provider's call to `/v1/webhooks/<kind>/{name}`, as the HTTP layer received it.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookRequest {
+    /// The `{name}` of the path (the connector's name).
+    pub name: String,
+    /// The query string (without `?`), as sent.
+    pub query: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl WebhookRequest {
+    /// The first header of that name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The answer to a webhook call.
