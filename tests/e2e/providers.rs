@@ -690,3 +690,60 @@ async fn every_provider_passes_the_channel_conformance_checks() {
     }
     sim.stop().await;
 }
+
+/// The provider takes a message but its answer comes after Hermod's timeout: the send
+/// is in doubt. The receipt, which echoes the message's reference, settles it — the
+/// message is delivered and not sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_is_settled_by_the_receipt_not_sent_again() {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let toml = providers_toml(&sim, &public).replacen(
+        "failure_threshold = 3",
+        "failure_threshold = 100\ntimeout_secs = 1",
+        1,
+    );
+    let config = write_config(
+        dir.path(),
+        &format!("[smpp]\nurl = \"\"\n{ROUTES}\n[workers]\nin_doubt_grace_secs = 20\n{toml}"),
+    );
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start_with_config(dir.path(), &config, port);
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    sim.set_mode("twilio", Mode::SlowAnswer);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (s, v) = send(
+            &base,
+            &key,
+            json!({"to": format!("+1555765432{i}"), "text": format!("in doubt {i}"), "channels": ["sms"]}),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let m = wait_status(&base, &key, id, "delivered", 40).await;
+        assert!(
+            m["attempts"][0]["provider_ids"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("tw:"),
+            "{m}"
+        );
+    }
+    // Given time to (wrongly) send again, nothing more reaches the provider.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..3 {
+        let n = sim
+            .accepted()
+            .iter()
+            .filter(|a| a.text == format!("in doubt {i}"))
+            .count();
+        assert_eq!(n, 1, "in doubt {i} sent {n} times");
+    }
+    sim.stop().await;
+}

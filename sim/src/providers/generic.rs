@@ -53,6 +53,7 @@ pub(super) async fn send(
             post(&inner, &url, body).await;
         });
     }
+    inner.before_answer("generic").await;
     HttpResponse::Accepted().json(json!({"id": id}))
 }
 

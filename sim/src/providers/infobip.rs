@@ -94,6 +94,7 @@ pub(super) async fn send(
             out.push(json!({"to": to, "status": {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "PENDING_ACCEPTED", "description": "Message sent to next instance"}, "messageId": id}));
         }
     }
+    inner.before_answer("infobip").await;
     HttpResponse::Ok().json(json!({"bulkId": bulk, "messages": out}))
 }
 

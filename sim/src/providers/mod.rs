@@ -78,6 +78,9 @@ pub enum Mode {
     Throttle,
     /// Holds the request without answering (the client's timeout decides).
     Hang,
+    /// Takes the message (and sends its receipts), but answers only after 3 s: a
+    /// client with a shorter timeout does not know it was sent.
+    SlowAnswer,
 }
 
 /// A message a provider accepted.
@@ -130,7 +133,7 @@ impl Inner {
             s.modes.get(provider).copied().unwrap_or_default()
         };
         match mode {
-            Mode::Ok => None,
+            Mode::Ok | Mode::SlowAnswer => None,
             Mode::Unavailable => Some(
                 HttpResponse::ServiceUnavailable()
                     .content_type("application/json")
@@ -146,6 +149,18 @@ impl Inner {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Some(HttpResponse::GatewayTimeout().finish())
             }
+        }
+    }
+
+    /// Before a served request is answered: [`Mode::SlowAnswer`] waits here.
+    async fn before_answer(&self, provider: &str) {
+        let slow = self
+            .state
+            .lock()
+            .map(|s| s.modes.get(provider) == Some(&Mode::SlowAnswer))
+            .unwrap_or(false);
+        if slow {
+            tokio::time::sleep(Duration::from_secs(3)).await;
         }
     }
 

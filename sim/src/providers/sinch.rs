@@ -114,6 +114,7 @@ pub(super) async fn batch(
             }
         });
     }
+    inner.before_answer("sinch").await;
     let now = "2026-01-01T14:00:00.000Z";
     HttpResponse::Created().json(json!({
         "id": id,

@@ -94,6 +94,7 @@ pub(super) async fn create(
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc2822)
         .unwrap_or_default();
+    inner.before_answer("twilio").await;
     HttpResponse::Created().json(json!({
         "account_sid": cfg.twilio_sid,
         "api_version": "2010-04-01",

@@ -120,6 +120,7 @@ pub(super) async fn send(
             }
         });
     }
+    inner.before_answer("vonage").await;
     HttpResponse::Ok().json(json!({
         "message-count": parts.to_string(),
         "messages": ids.iter().map(|id| json!({
