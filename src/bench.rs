@@ -58,6 +58,65 @@ pub struct BenchArgs {
     /// Basic; one message per request, embedded mode).
     #[arg(long, default_value = "v1")]
     api: String,
+    /// SMS through an HTTP provider on the providers' simulator instead of the SMSC:
+    /// `twilio`, `vonage`, `infobip`, `sinch` or `http` (embedded mode; `--window`
+    /// requests in flight).
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+/// A connector of `kind` to the providers' simulator, its receipts to `public`.
+fn provider_connector(
+    kind: &str,
+    sim: &hermod_sim::providers::ProviderSim,
+    public: &str,
+    window: usize,
+) -> anyhow::Result<hermod_channels::providers::ProviderConfig> {
+    use hermod_channels::providers::{GenericHttp, ProviderConfig, ProviderKind};
+    let c = sim.config();
+    let secret = |s: &str| hermod_core::Secret(s.to_owned());
+    let mut p = ProviderConfig {
+        name: "bench".into(),
+        base_url: Some(sim.url()),
+        public_url: Some(public.to_owned()),
+        window,
+        webhook_secret: secret("bench-callback-secret"),
+        ..ProviderConfig::default()
+    };
+    match kind {
+        "twilio" => {
+            p.kind = ProviderKind::Twilio;
+            p.account = c.twilio_sid.clone();
+            p.token = secret(&c.twilio_token);
+        }
+        "vonage" => {
+            p.kind = ProviderKind::Vonage;
+            p.account = c.vonage_key.clone();
+            p.token = secret(&c.vonage_secret);
+            p.webhook_secret = secret(&c.vonage_signature_secret);
+        }
+        "infobip" => {
+            p.kind = ProviderKind::Infobip;
+            p.token = secret(&c.infobip_key);
+        }
+        "sinch" => {
+            p.kind = ProviderKind::Sinch;
+            p.account = c.sinch_plan.clone();
+            p.token = secret(&c.sinch_token);
+        }
+        "http" => {
+            p.kind = ProviderKind::Http;
+            p.token = secret(&c.generic_token);
+            p.http = Some(GenericHttp {
+                url: "{{base_url}}/generic/messages".into(),
+                body: r#"{"to":"{{to}}","from":"{{from}}","text":"{{text}}","callback":"{{callback_url}}","reference":"{{reference}}"}"#.into(),
+                headers: [("Authorization".to_owned(), "Bearer {{token}}".to_owned())].into(),
+                ..GenericHttp::default()
+            });
+        }
+        k => anyhow::bail!("--provider {k}: twilio, vonage, infobip, sinch or http"),
+    }
+    Ok(p)
 }
 
 /// A local webhook receiver: `ok` answers 204 and counts, `dead` never answers.
@@ -187,6 +246,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     if a.channel != "sms" && a.queue.is_some() {
         anyhow::bail!("--channel rcs and app run in the embedded mode");
     }
+    if a.provider.is_some() && (a.channel != "sms" || a.queue.is_some()) {
+        anyhow::bail!("--provider: SMS in the embedded mode");
+    }
     let dir = std::env::temp_dir().join(format!("hermod-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -214,6 +276,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let mut children = Children(Vec::new());
     let mut rbm: Option<RbmSim> = None;
+    let mut providers: Option<hermod_sim::providers::ProviderSim> = None;
     let mut server = None;
     let (base, key) = match (&a.database_url, &a.queue) {
         (Some(pg), Some(amqp)) => {
@@ -287,6 +350,19 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 agent.client_token = Some(hermod_core::Secret(cfg.client_token));
                 s.rcs.agents = vec![agent];
                 rbm = Some(sim);
+            }
+            if let Some(kind) = &a.provider {
+                let sim = hermod_sim::providers::ProviderSim::start(
+                    hermod_sim::providers::ProviderSimConfig {
+                        receipt_delay: Duration::from_millis(a.dlr_delay_ms),
+                        ..Default::default()
+                    },
+                    "127.0.0.1:0".parse()?,
+                )?;
+                s.smpp.connectors = Vec::new();
+                s.smpp.url = hermod_core::Secret(String::new());
+                s.smpp.providers = vec![provider_connector(kind, &sim, &base, a.window)?];
+                providers = Some(sim);
             }
             server = Some(tokio::spawn(app::serve(
                 s.clone(),
@@ -439,7 +515,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             .filter(|(st, _)| *st == hermod_core::Status::Delivered)
             .map(|(_, n)| n)
             .sum();
-        if submits_done.is_none() && smsc.submit_count() >= total {
+        let submitted = match &providers {
+            Some(p) => p.accepted_count(),
+            None => smsc.submit_count(),
+        };
+        if submits_done.is_none() && submitted >= total {
             submits_done = Some(started.elapsed().as_secs_f64());
         }
         if delivered as usize >= total || Instant::now() > deadline {
@@ -508,8 +588,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "embedded (SQLite)".to_owned()
     };
     println!(
-        "hermod bench, {mode}, channel {}, API {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
+        "hermod bench, {mode}, channel {}{}, API {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
         a.channel,
+        a.provider
+            .as_deref()
+            .map(|p| format!(" through HTTP provider {p} (simulated)"))
+            .unwrap_or_default(),
         a.api,
         a.concurrency,
         a.per_request,
@@ -527,7 +611,12 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     );
     if let Some(sd) = submits_done.filter(|_| a.channel == "sms") {
         println!(
-            "  SMSC submits:        {:>9.0} msg/s  ({sd:.2} s)",
+            "  {:<20} {:>9.0} msg/s  ({sd:.2} s)",
+            if providers.is_some() {
+                "provider accepted:"
+            } else {
+                "SMSC submits:"
+            },
             total as f64 / sd
         );
     }

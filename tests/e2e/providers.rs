@@ -256,6 +256,21 @@ async fn each_provider_delivers_takes_inbound_and_refuses_forged_callbacks() {
     assert!(conns.iter().all(|c| c["healthy"] == true), "{v}");
     let tw = conns.iter().find(|c| c["name"] == "tw").unwrap();
     assert!(tw["sent_total"].as_u64().unwrap() >= 1);
+    // The operator's console lists them too.
+    let op = crate::console::Session::sign_in(&base, "token", ADMIN_TOKEN).await;
+    let (s, page) = op.get("/console/channels").await;
+    assert_eq!(s, 200);
+    for (name, kind) in [
+        ("tw", "twilio"),
+        ("vg", "vonage"),
+        ("ib", "infobip"),
+        ("sc", "sinch"),
+        ("gx", "http"),
+    ] {
+        assert!(page.contains(&format!("<td>{name}")), "{name}: {page}");
+        assert!(page.contains(&format!("sms · {kind}")), "{kind}: {page}");
+    }
+    assert!(page.contains("HTTP API"), "{page}");
 
     // Inbound on each provider reaches the tenant that owns the number; STOP opts out.
     for (provider, ours, phone) in NUMBERS {
@@ -746,4 +761,97 @@ async fn a_lost_answer_is_settled_by_the_receipt_not_sent_again() {
         assert_eq!(n, 1, "in doubt {i} sent {n} times");
     }
     sim.stop().await;
+}
+
+/// Routes name providers and SMPP connectors alike: a provider nobody answers at is
+/// passed over at once (nothing was sent), and a reload moves the traffic to another
+/// provider without a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_provider_is_passed_over_and_routes_reload() {
+    let sim = sim();
+    let smsc = start_smsc(SmscConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let config_with = |first: &str| {
+        format!(
+            r#"
+[smpp]
+[[smpp.connectors]]
+name = "smsc"
+url = "{}"
+[[smpp.routes]]
+prefix = "44"
+connector = "{first}"
+cost = 0.001
+[[smpp.routes]]
+prefix = "44"
+connector = "smsc"
+cost = 0.05
+[[sms.providers]]
+name = "nowhere"
+kind = "twilio"
+base_url = "{dead}"
+account = "AC1"
+token = "t"
+{}
+"#,
+            smsc.url("esme", "pw"),
+            providers_toml(&sim, &public)
+        )
+    };
+    let config = write_config(dir.path(), &config_with("nowhere"));
+    let key = create_key(dir.path(), "acme");
+    let server = Server::start_with_config(dir.path(), &config, port);
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let (_, v) = send(
+        &base,
+        &key,
+        json!({"to": "+447911123456", "text": "via the smsc", "channels": ["sms"]}),
+    )
+    .await;
+    let m = wait_status(&base, &key, v["id"].as_str().unwrap(), "delivered", 30).await;
+    assert!(
+        m["attempts"][0]["provider_ids"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("smsc:"),
+        "{m}"
+    );
+    assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "{m}");
+
+    // Reload: the cheap route is now Vonage's.
+    write_config(dir.path(), &config_with("vg"));
+    let (s, v, _) = call(
+        Method::POST,
+        &format!("{base}/v1/admin/reload"),
+        ADMIN_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["applied"][0]["connector"], "vg", "{v}");
+    let (_, v) = send(
+        &base,
+        &key,
+        json!({"to": "+447911123456", "text": "via vonage", "channels": ["sms"]}),
+    )
+    .await;
+    let m = wait_status(&base, &key, v["id"].as_str().unwrap(), "delivered", 30).await;
+    assert!(
+        m["attempts"][0]["provider_ids"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("vg:"),
+        "{m}"
+    );
+    assert!(
+        sim.accepted()
+            .iter()
+            .any(|a| a.provider == "vonage" && a.text == "via vonage")
+    );
+    sim.stop().await;
+    smsc.stop();
 }

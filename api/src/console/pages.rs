@@ -41,15 +41,21 @@ pub(crate) async fn channels(signed: Signed, q: Query) -> Result<HttpResponse, C
                 @for c in &list {
                     @let str_of = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
                     tr {
-                        td { (str_of("name")) @if c.get("host").is_some() { div.hint { (str_of("host")) ":" (c.get("port").map(|p| p.to_string()).unwrap_or_default()) } } }
-                        td { @if c.get("kind").is_some() { (str_of("kind")) } @else { "sms" } }
+                        td { (str_of("name")) @if c.get("host").is_some() { div.hint { (str_of("host")) ":" (c.get("port").map(|p| p.to_string()).unwrap_or_default()) } } @if c.get("base_url").is_some() { div.hint { (str_of("base_url")) } } }
+                        td { @if c.get("base_url").is_some() || str_of("kind") == "smpp" { "sms · " (str_of("kind")) } @else if c.get("kind").is_some() { (str_of("kind")) } @else { "sms" } }
                         td { @match c.get("healthy").and_then(|h| h.as_bool()) {
                             Some(true) => span.badge.s-delivered { "healthy" },
                             Some(false) => span.badge.s-failed { "failing" },
                             None => span.muted { "–" },
                         } @if let Some(t) = c.get("tps_limit").filter(|t| !t.is_null()) { div.hint { "limit " (t) "/s" } } }
                         td {
-                            @if let Some(binds) = c.get("binds").and_then(|b| b.as_array()) {
+                            @if c.get("base_url").is_some() {
+                                @let field = |k: &str| c.get(k).map(|v| match v { serde_json::Value::String(s) => s.clone(), serde_json::Value::Null => String::new(), v => v.to_string() }).unwrap_or_default();
+                                table.binds {
+                                    tr { td { code { "HTTP API" } } td { (badge("ready")) } td { "window " (field("window")) }
+                                         td { (field("sent_total")) " sent" } td { (field("in_flight")) } td { code { (field("last_error")) } } }
+                                }
+                            } @else if let Some(binds) = c.get("binds").and_then(|b| b.as_array()) {
                                 table.binds {
                                     @for b in binds {
                                         @let field = |k: &str| b.get(k).map(|v| match v { serde_json::Value::String(s) => s.clone(), serde_json::Value::Null => String::new(), v => v.to_string() }).unwrap_or_default();

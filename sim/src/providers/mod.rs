@@ -326,6 +326,15 @@ impl ProviderSim {
             .unwrap_or_default()
     }
 
+    /// How many messages were accepted so far.
+    pub fn accepted_count(&self) -> usize {
+        self.inner
+            .state
+            .lock()
+            .map(|s| s.accepted.len())
+            .unwrap_or_default()
+    }
+
     /// Submit requests `provider` has seen (served or not).
     pub fn requests(&self, provider: &str) -> u64 {
         self.inner
