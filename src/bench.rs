@@ -434,6 +434,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--webhook: none, ok or dead, not {other}"),
     };
     while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        // A server that could not start says why, rather than being waited for.
+        if let Some(h) = server.take_if(|h| h.is_finished()) {
+            h.await??;
+            anyhow::bail!("the server stopped");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, store) = app::open_store(&s).await?;

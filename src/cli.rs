@@ -271,6 +271,16 @@ fn cli_section(cmd: &mut clap::Command, depth: usize, out: &mut String) {
 
 #[derive(Subcommand)]
 pub enum SimCmd {
+    /// The HTTP SMS providers' APIs (Twilio, Vonage, Infobip, Sinch, a generic JSON
+    /// one) with their default test credentials, sending receipts to the callback each
+    /// request names. `POST /sim/inbound` plays a phone; `POST /sim/mode` makes a
+    /// provider answer 503 or 429.
+    Providers {
+        #[arg(long, default_value = "127.0.0.1:8092")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 200)]
+        receipt_delay_ms: u64,
+    },
     /// An app device: registers an X25519 key for a number, receives sealed messages
     /// over the WebSocket stream, opens them and acknowledges delivered, then read.
     Device {

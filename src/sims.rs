@@ -14,6 +14,36 @@ use crate::{shutdown_token, sim_admin};
 
 pub async fn run(cmd: SimCmd) -> anyhow::Result<()> {
     match cmd {
+        SimCmd::Providers {
+            listen,
+            receipt_delay_ms,
+        } => {
+            let cfg = hermod_sim::providers::ProviderSimConfig {
+                receipt_delay: Duration::from_millis(receipt_delay_ms),
+                ..Default::default()
+            };
+            let sim = hermod_sim::providers::ProviderSim::start(cfg.clone(), listen)?;
+            println!("HTTP SMS providers' simulator on {}", sim.url());
+            println!(
+                "  twilio: account={} token={}",
+                cfg.twilio_sid, cfg.twilio_token
+            );
+            println!(
+                "  vonage: account={} token={} webhook_secret={} (sha256)",
+                cfg.vonage_key, cfg.vonage_secret, cfg.vonage_signature_secret
+            );
+            println!("  infobip: token={}", cfg.infobip_key);
+            println!(
+                "  sinch: account={} token={}",
+                cfg.sinch_plan, cfg.sinch_token
+            );
+            println!(
+                "  http: POST /generic/messages, Authorization: Bearer {}",
+                cfg.generic_token
+            );
+            shutdown_token().cancelled().await;
+            sim.stop().await;
+        }
         SimCmd::Rbm {
             listen,
             agent_id,

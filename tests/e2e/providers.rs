@@ -122,6 +122,7 @@ fn sim() -> ProviderSim {
     ProviderSim::start(
         ProviderSimConfig {
             receipt_delay: Duration::from_millis(100),
+            undeliverable_suffix: Some("0000".into()),
             ..ProviderSimConfig::default()
         },
         "127.0.0.1:0".parse().unwrap(),

@@ -224,7 +224,9 @@ impl HttpConnector {
             .record(started.elapsed().as_secs_f64());
         let resp = match res {
             Ok(r) => r,
+            // Without the URL: a template may put a secret in it.
             Err(e) if e.is_connect() => {
+                let e = e.without_url();
                 // Nothing reached the provider: the next upstream may take it at once.
                 self.note_error(&format!("connect: {e}"));
                 return Err(ChannelError::Transient {
@@ -233,6 +235,7 @@ impl HttpConnector {
                 });
             }
             Err(e) => {
+                let e = e.without_url();
                 // Sent, but no answer: the provider may have taken it.
                 self.note_error(&format!("no answer: {e}"));
                 tracing::warn!(connector = %self.cfg.name, attempt = %msg.attempt_id, "provider request unanswered");
@@ -251,7 +254,7 @@ impl HttpConnector {
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                self.note_error(&format!("answer cut: {e}"));
+                self.note_error(&format!("answer cut: {}", e.without_url()));
                 return Err(ChannelError::InDoubt {
                     code: format!("{kind}:no_response"),
                 });
@@ -360,6 +363,9 @@ impl crate::smpp::Upstream for HttpConnector {
     }
     fn part_keys(&self, _msg: &Outgoing) -> Vec<String> {
         Vec::new()
+    }
+    fn takes(&self, msg: &Outgoing) -> bool {
+        msg.binary.is_none()
     }
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
         let r = self.send_inner(msg).await;

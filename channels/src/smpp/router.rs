@@ -29,6 +29,11 @@ pub trait Upstream: Send + Sync {
     /// Each part's text key as a receipt would repeat it; empty when its receipts
     /// repeat no text (they echo the message's `user_ref` instead).
     fn part_keys(&self, msg: &Outgoing) -> Vec<String>;
+    /// Whether it can carry this message at all (HTTP providers take no binary
+    /// messages): routing passes over those that cannot.
+    fn takes(&self, _msg: &Outgoing) -> bool {
+        true
+    }
     /// Sends; a [`status::NOT_BOUND`] error means nothing was sent (the next upstream
     /// is tried at once).
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError>;
@@ -242,7 +247,8 @@ impl Channel for SmsRouter {
     }
 
     async fn send(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
-        let candidates = self.candidates(msg.to.digits());
+        let mut candidates = self.candidates(msg.to.digits());
+        candidates.retain(|c| c.takes(msg));
         if candidates.is_empty() {
             return Err(ChannelError::Permanent {
                 code: "no_route".into(),
@@ -318,5 +324,155 @@ mod tests {
         assert!(Table::new(vec![r("44", "zzz", 0, 0.0)], &names()).is_err());
         assert!(Table::new(vec![r("4x", "a", 0, 0.0)], &names()).is_err());
         assert!(Table::new(vec![r("44", "a", 0, -1.0)], &names()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An upstream that answers as told and counts its sends.
+    struct Fake {
+        name: &'static str,
+        text_only: bool,
+        answer: Result<(Vec<String>, String), ChannelError>,
+        sends: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Upstream for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn is_bound(&self) -> bool {
+            true
+        }
+        fn is_healthy(&self) -> bool {
+            true
+        }
+        fn status(&self) -> serde_json::Value {
+            serde_json::json!({"name": self.name})
+        }
+        fn receipt_timing(&self) -> Option<hermod_core::model::ReceiptTiming> {
+            None
+        }
+        fn part_keys(&self, _: &Outgoing) -> Vec<String> {
+            Vec::new()
+        }
+        fn takes(&self, msg: &Outgoing) -> bool {
+            !self.text_only || msg.binary.is_none()
+        }
+        async fn send(&self, _: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
+            self.sends.fetch_add(1, Ordering::Relaxed);
+            self.answer.clone()
+        }
+    }
+
+    fn fake(
+        name: &'static str,
+        text_only: bool,
+        answer: Result<(Vec<String>, String), ChannelError>,
+    ) -> Arc<Fake> {
+        Arc::new(Fake {
+            name,
+            text_only,
+            answer,
+            sends: AtomicUsize::new(0),
+        })
+    }
+
+    fn msg(binary: Option<u8>) -> Outgoing {
+        Outgoing {
+            attempt_id: hermod_core::AttemptId::generate(),
+            tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
+            message_id: hermod_core::MessageId::generate(),
+            to: hermod_core::Msisdn::parse("+447911123456").unwrap(),
+            from: None,
+            text: "0102".into(),
+            user_ref: 1,
+            expires_at: None,
+            content: None,
+            user_id: None,
+            traffic_type: None,
+            binary,
+        }
+    }
+
+    fn route(connector: &str, cost: f64) -> RouteConfig {
+        RouteConfig {
+            prefix: "44".into(),
+            connector: connector.into(),
+            priority: 0,
+            cost,
+        }
+    }
+
+    #[tokio::test]
+    async fn binary_passes_over_http_providers_and_nothing_sent_moves_on_at_once() {
+        let ok = || Ok((vec!["x".to_owned()], "ok".to_owned()));
+        let http = fake("http", true, ok());
+        let smpp = fake("smpp", false, ok());
+        let router = SmsRouter::new(
+            vec![http.clone() as Arc<dyn Upstream>, smpp.clone()],
+            vec![route("http", 0.0), route("smpp", 1.0)],
+        )
+        .unwrap();
+        router.send(&msg(None)).await.unwrap();
+        assert_eq!(
+            http.sends.load(Ordering::Relaxed),
+            1,
+            "text: the cheap route"
+        );
+        router.send(&msg(Some(4))).await.unwrap();
+        assert_eq!(http.sends.load(Ordering::Relaxed), 1, "binary: not to HTTP");
+        assert_eq!(smpp.sends.load(Ordering::Relaxed), 1);
+
+        // An upstream that could not be reached hands over at once; a refusal does not.
+        let down = fake(
+            "down",
+            true,
+            Err(ChannelError::Transient {
+                code: status::NOT_BOUND.into(),
+                retry_after: None,
+            }),
+        );
+        let other = fake("other", false, ok());
+        let router = SmsRouter::new(
+            vec![down.clone() as Arc<dyn Upstream>, other.clone()],
+            vec![route("down", 0.0), route("other", 1.0)],
+        )
+        .unwrap();
+        router.send(&msg(None)).await.unwrap();
+        assert_eq!(other.sends.load(Ordering::Relaxed), 1);
+        let refusing = fake(
+            "refusing",
+            true,
+            Err(ChannelError::Permanent {
+                code: "x:21211".into(),
+            }),
+        );
+        let router = SmsRouter::new(
+            vec![refusing as Arc<dyn Upstream>, other.clone()],
+            vec![route("refusing", 0.0), route("other", 1.0)],
+        )
+        .unwrap();
+        assert!(router.send(&msg(None)).await.is_err());
+        assert_eq!(
+            other.sends.load(Ordering::Relaxed),
+            1,
+            "a refusal is not sent elsewhere"
+        );
+        // Names are shared by both kinds.
+        assert!(
+            SmsRouter::new(
+                vec![
+                    fake("a", true, ok()) as Arc<dyn Upstream>,
+                    fake("a", false, ok())
+                ],
+                vec![]
+            )
+            .is_err()
+        );
     }
 }

@@ -45,7 +45,7 @@ pub(super) async fn send(
         let (id, to, reference) = (id.clone(), to.clone(), v["reference"].clone());
         tokio::spawn(async move {
             tokio::time::sleep(inner.cfg.receipt_delay).await;
-            let body = if to.ends_with("0000") {
+            let body = if inner.cfg.undeliverable(&to) {
                 json!({"id": id, "status": "failed", "error": "absent_subscriber", "to": to, "reference": reference})
             } else {
                 json!({"id": id, "status": "delivered", "to": to, "reference": reference})

@@ -68,7 +68,7 @@ pub(super) async fn send(
                 );
                 tokio::spawn(async move {
                     tokio::time::sleep(inner.cfg.receipt_delay).await;
-                    let (status, error) = if to.ends_with("0000") {
+                    let (status, error) = if inner.cfg.undeliverable(&to) {
                         (
                             json!({"groupId": 2, "groupName": "UNDELIVERABLE", "id": 9, "name": "UNDELIVERABLE_NOT_DELIVERED", "description": "Message sent not delivered"}),
                             json!({"groupId": 1, "groupName": "HANDSET_ERRORS", "id": 1, "name": "EC_UNKNOWN_SUBSCRIBER", "description": "Unknown subscriber", "permanent": true}),

@@ -8,7 +8,8 @@
 //! generic provider a token in the URL) the way the provider does. Inbound messages
 //! are injected with [`ProviderSim::inbound`] (or `POST /sim/inbound`).
 //!
-//! A destination ending in `0000` gets a failure receipt from every provider.
+//! A destination ending in `undeliverable_suffix` gets a failure receipt from every
+//! provider.
 //!
 //! Failure modes per provider ([`Mode`]): answering 503, answering 429 with
 //! `Retry-After`, or holding requests unanswered.
@@ -47,6 +48,18 @@ pub struct ProviderSimConfig {
     pub generic_token: String,
     /// From accept to the delivery receipt.
     pub receipt_delay: Duration,
+    /// Destinations ending in this get a failure receipt from every provider (none:
+    /// every destination is delivered).
+    pub undeliverable_suffix: Option<String>,
+}
+
+impl ProviderSimConfig {
+    /// Whether a destination gets a failure receipt.
+    pub fn undeliverable(&self, to: &str) -> bool {
+        self.undeliverable_suffix
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && to.ends_with(s))
+    }
 }
 
 impl Default for ProviderSimConfig {
@@ -62,6 +75,7 @@ impl Default for ProviderSimConfig {
             sinch_token: "sinch-api-token".into(),
             generic_token: "generic-token".into(),
             receipt_delay: Duration::from_millis(50),
+            undeliverable_suffix: None,
         }
     }
 }

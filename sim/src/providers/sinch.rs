@@ -99,7 +99,7 @@ pub(super) async fn batch(
         tokio::spawn(async move {
             tokio::time::sleep(inner.cfg.receipt_delay).await;
             for t in to {
-                let failed = t.ends_with("0000");
+                let failed = inner.cfg.undeliverable(&t);
                 let body = json!({
                     "type": "recipient_delivery_report_sms",
                     "batch_id": id,

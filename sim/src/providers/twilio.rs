@@ -2,7 +2,7 @@
 //! with `To`, `From` (or `MessagingServiceSid`), `Body`, `StatusCallback`; HTTP Basic
 //! auth with the Account SID and auth token. Answers `201` with the Message resource,
 //! or `{code, message, more_info, status}`. Status callbacks (`sent`, then `delivered`;
-//! `undelivered` with `ErrorCode` 30003 for numbers ending in `0000`) are form POSTs
+//! `undelivered` with `ErrorCode` 30003 for numbers ending in `undeliverable_suffix`) are form POSTs
 //! signed with `X-Twilio-Signature`; inbound messages likewise.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -84,7 +84,7 @@ pub(super) async fn create(
             tokio::time::sleep(inner.cfg.receipt_delay / 2).await;
             status_callback(&inner, &cb, &msid, &to, &from, "sent", None).await;
             tokio::time::sleep(inner.cfg.receipt_delay / 2).await;
-            if to.ends_with("0000") {
+            if inner.cfg.undeliverable(&to) {
                 status_callback(&inner, &cb, &msid, &to, &from, "undelivered", Some("30003")).await;
             } else {
                 status_callback(&inner, &cb, &msid, &to, &from, "delivered", None).await;

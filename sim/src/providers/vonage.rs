@@ -98,7 +98,7 @@ pub(super) async fn send(
         let (ids, to, from, cref) = (ids.clone(), to.clone(), from.clone(), get("client-ref"));
         tokio::spawn(async move {
             tokio::time::sleep(inner.cfg.receipt_delay).await;
-            let failed = to.ends_with("0000");
+            let failed = inner.cfg.undeliverable(&to);
             for id in ids {
                 let mut p = vec![
                     ("msisdn", to.clone()),
