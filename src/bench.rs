@@ -593,7 +593,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "embedded (SQLite)".to_owned()
     };
     println!(
-        "hermod bench, {mode}, channel {}{}, API {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) with a window of {}, receipt delay {} ms",
+        "hermod bench, {mode}, channel {}{}, API {}: {total} messages, {} concurrent clients, {} per request, {} bind(s) (or provider connector) with a window of {}, receipt delay {} ms",
         a.channel,
         a.provider
             .as_deref()
