@@ -130,6 +130,45 @@ fn sim() -> ProviderSim {
     .unwrap()
 }
 
+/// A `hermod serve` of tenant acme (owner of `senders`: number, default) on the
+/// configuration `config(simulator, the server's public URL)`.
+struct Rig {
+    sim: ProviderSim,
+    server: Server,
+    key: String,
+    dir: tempfile::TempDir,
+}
+
+async fn rig(config: impl FnOnce(&ProviderSim, &str) -> String, senders: &[(&str, bool)]) -> Rig {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = write_config(
+        dir.path(),
+        &config(&sim, &format!("http://127.0.0.1:{port}")),
+    );
+    let key = create_key(dir.path(), "acme");
+    for (sender, default) in senders {
+        assign_sender(dir.path(), "acme", sender, *default);
+    }
+    let server = Server::start_with_config(dir.path(), &path, port);
+    server.wait_healthy().await;
+    Rig {
+        sim,
+        server,
+        key,
+        dir,
+    }
+}
+
+/// The providers alone (no SMPP connector), each routed by its prefix, after `extra`.
+fn providers_only(sim: &ProviderSim, public: &str, extra: &str) -> String {
+    format!(
+        "[smpp]\nurl = \"\"\n{ROUTES}\n{extra}\n{}",
+        providers_toml(sim, public)
+    )
+}
+
 async fn inbound(base: &str, key: &str) -> Vec<Value> {
     let (_, v, _) = call(Method::GET, &format!("{base}/v1/inbound"), key, None).await;
     v["data"].as_array().cloned().unwrap_or_default()
@@ -170,24 +209,9 @@ fn inbound_url(base: &str, provider: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_provider_delivers_takes_inbound_and_refuses_forged_callbacks() {
-    let sim = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[smpp]\nurl = \"\"\n{ROUTES}\n{}",
-            providers_toml(&sim, &public)
-        ),
-    );
-    let key = create_key(dir.path(), "acme");
-    for (_, ours, _) in NUMBERS {
-        assign_sender(dir.path(), "acme", ours, false);
-    }
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
-    let base = server.base.clone();
+    let owned: Vec<(&str, bool)> = NUMBERS.iter().map(|(_, ours, _)| (*ours, false)).collect();
+    let r = rig(|sim, public| providers_only(sim, public, ""), &owned).await;
+    let (sim, base, key) = (&r.sim, r.server.base.clone(), r.key.clone());
 
     // 429 first on Vonage: retried after its Retry-After, then delivered.
     sim.set_mode("vonage", Mode::Throttle);
@@ -403,23 +427,14 @@ async fn the_twilio_sdk_validates_the_simulators_callbacks() {
     let Some((python, _)) = crate::twilio::sdk_tool("python") else {
         return;
     };
-    let sim = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[smpp]\nurl = \"\"\n{ROUTES}\n{}",
-            providers_toml(&sim, &public)
-        ),
-    );
-    let key = create_key(dir.path(), "acme");
-    assign_sender(dir.path(), "acme", "+15550001111", true);
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
+    let r = rig(
+        |sim, public| providers_only(sim, public, ""),
+        &[("+15550001111", true)],
+    )
+    .await;
+    let (sim, server, key) = (&r.sim, &r.server, r.key.clone());
     let (_, v) = send(
-        &base_of(&server),
+        &server.base,
         &key,
         json!({"to": "+15557654321", "from": "+15550001111", "text": "sdk check"}),
     )
@@ -478,27 +493,19 @@ async fn the_twilio_sdk_validates_the_simulators_callbacks() {
     sim.stop().await;
 }
 
-fn base_of(s: &Server) -> String {
-    s.base.clone()
-}
-
 /// A cheap HTTP provider fails mid-run (503s); the SMPP connector takes over: every
 /// message is delivered, each reached exactly one upstream exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_between_an_http_provider_and_smpp_loses_nothing_and_sends_nothing_twice() {
-    let sim = sim();
     let smsc = start_smsc(SmscConfig {
         dlr_delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            r#"
+    let r = rig(
+        |sim, public| {
+            format!(
+                r#"
 [smpp]
 [[smpp.connectors]]
 name = "smsc"
@@ -515,14 +522,14 @@ cost = 0.02
 in_doubt_grace_secs = 2
 {}
 "#,
-            smsc.url("esme", "pw"),
-            providers_toml(&sim, &public)
-        ),
-    );
-    let key = create_key(dir.path(), "acme");
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
-    let base = server.base.clone();
+                smsc.url("esme", "pw"),
+                providers_toml(sim, public)
+            )
+        },
+        &[],
+    )
+    .await;
+    let (sim, base, key) = (&r.sim, r.server.base.clone(), r.key.clone());
     let total = 200;
     let sender = {
         let (base, key) = (base.clone(), key.clone());
@@ -566,16 +573,7 @@ in_doubt_grace_secs = 2
     eventually(
         "every message delivered",
         Duration::from_secs(90),
-        || async {
-            let (_, v, _) = call(
-                Method::GET,
-                &format!("{base}/v1/messages?status=delivered&limit=1000"),
-                &key,
-                None,
-            )
-            .await;
-            v["data"].as_array().map_or(0, Vec::len) >= total
-        },
+        || async { crate::sms::delivered_count(&base, &key).await >= total },
     )
     .await;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -605,21 +603,8 @@ in_doubt_grace_secs = 2
 /// `failed` with the receipt's error code; an idempotent retry is one message, sent once.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_provider_passes_the_channel_conformance_checks() {
-    let sim = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[smpp]\nurl = \"\"\n{ROUTES}\n{}",
-            providers_toml(&sim, &public)
-        ),
-    );
-    let key = create_key(dir.path(), "acme");
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
-    let base = server.base.clone();
+    let r = rig(|sim, public| providers_only(sim, public, ""), &[]).await;
+    let (sim, base, key) = (&r.sim, r.server.base.clone(), r.key.clone());
     let sends_to = |provider: &str, to: &str| {
         sim.accepted()
             .iter()
@@ -712,23 +697,19 @@ async fn every_provider_passes_the_channel_conformance_checks() {
 /// message is delivered and not sent again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_is_settled_by_the_receipt_not_sent_again() {
-    let sim = sim();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
-    let toml = providers_toml(&sim, &public).replacen(
-        "failure_threshold = 3",
-        "failure_threshold = 100\ntimeout_secs = 1",
-        1,
-    );
-    let config = write_config(
-        dir.path(),
-        &format!("[smpp]\nurl = \"\"\n{ROUTES}\n[workers]\nin_doubt_grace_secs = 20\n{toml}"),
-    );
-    let key = create_key(dir.path(), "acme");
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
-    let base = server.base.clone();
+    // Twilio answers after 3 s; Hermod waits 1 s, and 20 s for receipts.
+    let r = rig(
+        |sim, public| {
+            providers_only(sim, public, "[workers]\nin_doubt_grace_secs = 20").replacen(
+                "failure_threshold = 3",
+                "failure_threshold = 100\ntimeout_secs = 1",
+                1,
+            )
+        },
+        &[],
+    )
+    .await;
+    let (sim, base, key) = (&r.sim, r.server.base.clone(), r.key.clone());
     sim.set_mode("twilio", Mode::SlowAnswer);
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -769,13 +750,9 @@ async fn a_lost_answer_is_settled_by_the_receipt_not_sent_again() {
 /// provider without a restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_provider_is_passed_over_and_routes_reload() {
-    let sim = sim();
     let smsc = start_smsc(SmscConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}");
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let config_with = |first: &str| {
+    let config_with = |sim: &ProviderSim, public: &str, first: &str| {
         format!(
             r#"
 [smpp]
@@ -799,14 +776,11 @@ token = "t"
 {}
 "#,
             smsc.url("esme", "pw"),
-            providers_toml(&sim, &public)
+            providers_toml(sim, public)
         )
     };
-    let config = write_config(dir.path(), &config_with("nowhere"));
-    let key = create_key(dir.path(), "acme");
-    let server = Server::start_with_config(dir.path(), &config, port);
-    server.wait_healthy().await;
-    let base = server.base.clone();
+    let r = rig(|sim, public| config_with(sim, public, "nowhere"), &[]).await;
+    let (sim, base, key) = (&r.sim, r.server.base.clone(), r.key.clone());
     let (_, v) = send(
         &base,
         &key,
@@ -824,7 +798,7 @@ token = "t"
     assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "{m}");
 
     // Reload: the cheap route is now Vonage's.
-    write_config(dir.path(), &config_with("vg"));
+    write_config(r.dir.path(), &config_with(sim, &base, "vg"));
     let (s, v, _) = call(
         Method::POST,
         &format!("{base}/v1/admin/reload"),

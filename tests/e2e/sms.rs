@@ -48,7 +48,7 @@ fn texts(smscs: &[&Smsc]) -> HashMap<String, usize> {
     m
 }
 
-async fn delivered_count(base: &str, key: &str) -> usize {
+pub(crate) async fn delivered_count(base: &str, key: &str) -> usize {
     let (_, v, _) = call(
         Method::GET,
         &format!("{base}/v1/messages?status=delivered&limit=1000"),

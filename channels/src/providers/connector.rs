@@ -2,7 +2,7 @@
 //! flight, errors sorted into permanent, transient (429 and 5xx retried later, with the
 //! provider's `Retry-After`) and in doubt, and health for failover.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +12,10 @@ use hermod_core::now_ms;
 use hermod_core::ports::{ChannelError, ConfigError};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use super::{Body, Provider, ProviderConfig, Submit, is_throttled};
-use crate::smpp::TokenBucket;
 use crate::smpp::status::NOT_BOUND;
+use crate::smpp::{Health, TokenBucket};
 
 /// Longest `Retry-After` honoured (a longer one is cut to this: the message is tried
 /// again, elsewhere if routing has moved on).
@@ -30,8 +29,7 @@ pub struct HttpConnector {
     window: Arc<Semaphore>,
     in_flight: AtomicUsize,
     sent: AtomicU64,
-    failures: AtomicU32,
-    failing_until: Mutex<Option<(Instant, i64)>>,
+    health: Health,
     last_error: Mutex<Option<String>>,
 }
 
@@ -90,6 +88,15 @@ impl HttpConnector {
             .build()
             .map_err(|e| ConfigError::new(format!("{what}: HTTP client: {e}")))?;
         let provider = cfg.kind.build(&cfg)?;
+        if cfg.public_url.is_some()
+            && cfg.webhook_secret.0.is_empty()
+            && provider.needs_webhook_secret()
+        {
+            return Err(ConfigError::new(format!(
+                "{what}: webhook_secret is required to authenticate {}'s callbacks",
+                cfg.kind.as_str()
+            )));
+        }
         Ok(Arc::new(Self {
             bucket: TokenBucket::new(cfg.tps, None),
             window: Arc::new(Semaphore::new(cfg.window.max(1))),
@@ -98,8 +105,7 @@ impl HttpConnector {
             http,
             in_flight: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
-            failures: AtomicU32::new(0),
-            failing_until: Mutex::new(None),
+            health: Health::default(),
             last_error: Mutex::new(None),
         }))
     }
@@ -137,15 +143,7 @@ impl HttpConnector {
     }
 
     fn failing(&self) -> Option<i64> {
-        let mut f = self.failing_until.lock().ok()?;
-        match *f {
-            Some((until, ms)) if Instant::now() < until => Some(ms),
-            Some(_) => {
-                *f = None;
-                None
-            }
-            None => None,
-        }
+        self.health.failing()
     }
 
     fn note_error(&self, e: &str) {
@@ -155,26 +153,13 @@ impl HttpConnector {
     }
 
     fn record(&self, r: &Result<(Vec<String>, String), ChannelError>) {
-        match r {
-            Ok(_) | Err(ChannelError::Permanent { .. }) => {
-                self.failures.store(0, Ordering::Relaxed);
-            }
-            Err(ChannelError::Transient { code, .. }) if is_throttled(code) => {}
-            Err(ChannelError::Transient { .. } | ChannelError::InDoubt { .. }) => {
-                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= self.cfg.failure_threshold.max(1) {
-                    let cool = Duration::from_secs(self.cfg.failure_cooldown_secs);
-                    if let Ok(mut f) = self.failing_until.lock()
-                        && f.is_none()
-                    {
-                        tracing::warn!(connector = %self.cfg.name, failures = n, "provider keeps failing; routing around it");
-                        let ms = now_ms() + i64::try_from(cool.as_millis()).unwrap_or(0);
-                        *f = Some((Instant::now() + cool, ms));
-                    }
-                    self.failures.store(0, Ordering::Relaxed);
-                }
-            }
-        }
+        self.health.record(
+            &self.cfg.name,
+            r,
+            is_throttled,
+            self.cfg.failure_threshold,
+            Duration::from_secs(self.cfg.failure_cooldown_secs),
+        );
     }
 
     async fn send_inner(&self, msg: &Outgoing) -> Result<(Vec<String>, String), ChannelError> {
@@ -375,5 +360,101 @@ impl crate::smpp::Upstream for HttpConnector {
                 .increment(1);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ProviderKind;
+
+    #[test]
+    fn callbacks_that_cannot_be_authenticated_are_refused_at_start() {
+        let cfg = |kind| ProviderConfig {
+            name: "p".into(),
+            kind,
+            base_url: Some("http://127.0.0.1:9".into()),
+            account: "a".into(),
+            token: hermod_core::Secret("t".into()),
+            public_url: Some("https://hermod.example".into()),
+            ..ProviderConfig::default()
+        };
+        for kind in [
+            ProviderKind::Vonage,
+            ProviderKind::Infobip,
+            ProviderKind::Sinch,
+        ] {
+            let e = HttpConnector::new(&cfg(kind), None).err().expect("refused");
+            assert!(e.to_string().contains("webhook_secret"), "{kind:?}: {e}");
+        }
+        // Twilio signs with the auth token.
+        assert!(HttpConnector::new(&cfg(ProviderKind::Twilio), None).is_ok());
+        let bad = ProviderConfig {
+            name: "no spaces".into(),
+            ..cfg(ProviderKind::Twilio)
+        };
+        assert!(HttpConnector::new(&bad, None).is_err());
+    }
+
+    fn outgoing() -> Outgoing {
+        Outgoing {
+            attempt_id: hermod_core::AttemptId::generate(),
+            tenant_id: hermod_core::TenantId::from_trusted("ten_test".into()),
+            message_id: hermod_core::MessageId::generate(),
+            to: hermod_core::Msisdn::parse("+447911123456").unwrap(),
+            from: Some("+15550001111".into()),
+            text: "hi".into(),
+            user_ref: 1,
+            expires_at: None,
+            content: None,
+            user_id: None,
+            traffic_type: None,
+            binary: None,
+        }
+    }
+
+    /// 429 carries the provider's Retry-After to the queue; 5xx is transient; a
+    /// provider nobody answers at is "nothing was sent".
+    #[tokio::test(flavor = "multi_thread")]
+    async fn throttling_outages_and_unreachable_providers_are_told_apart() {
+        use crate::smpp::Upstream as _;
+        use hermod_sim::providers::{Mode, ProviderSim, ProviderSimConfig};
+        let sim = ProviderSim::start(ProviderSimConfig::default(), "127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let cfg = ProviderConfig {
+            name: "tw".into(),
+            kind: ProviderKind::Twilio,
+            base_url: Some(sim.url()),
+            account: sim.config().twilio_sid.clone(),
+            token: hermod_core::Secret(sim.config().twilio_token.clone()),
+            ..ProviderConfig::default()
+        };
+        let c = HttpConnector::new(&cfg, None).unwrap();
+        sim.set_mode("twilio", Mode::Throttle);
+        assert_eq!(
+            c.send(&outgoing()).await,
+            Err(ChannelError::Transient {
+                code: "twilio:throttled".into(),
+                retry_after: Some(Duration::from_secs(1)),
+            })
+        );
+        sim.set_mode("twilio", Mode::Unavailable);
+        assert_eq!(
+            c.send(&outgoing()).await,
+            Err(ChannelError::Transient {
+                code: "twilio:http_503".into(),
+                retry_after: None,
+            })
+        );
+        sim.set_mode("twilio", Mode::Ok);
+        let (ids, raw) = c.send(&outgoing()).await.unwrap();
+        assert!(ids[0].starts_with("tw:SM"), "{ids:?}");
+        assert_eq!(raw, "queued");
+        sim.stop().await;
+        let gone = c.send(&outgoing()).await.unwrap_err();
+        assert!(
+            matches!(&gone, ChannelError::Transient { code, .. } if code == NOT_BOUND),
+            "{gone:?}"
+        );
     }
 }

@@ -234,6 +234,11 @@ pub trait Provider: Send + Sync {
     fn token_in_callback(&self) -> bool {
         false
     }
+    /// Whether its callbacks cannot be authenticated without `webhook_secret` (then a
+    /// connector asking for callbacks must have one).
+    fn needs_webhook_secret(&self) -> bool {
+        self.token_in_callback()
+    }
 }
 
 /// A permanent error named after the provider and its code.

@@ -1,8 +1,8 @@
 //! A connector: one SMSC account with its binds, window, token bucket and health.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::BuildError;
@@ -14,13 +14,13 @@ use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, Npi, RegisteredDelivery, Ton, UserMessageReference};
 use serde::Serialize;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bind::{Bind, BindStatus, Mode, Sinks};
 use super::bucket::TokenBucket;
 use super::clock::ReceiptClock;
 use super::config::{BindMode, ConnectorConfig};
+use super::health::Health;
 use super::{dlr, gsm, status, tls};
 
 /// A connector as `GET /v1/connectors` shows it.
@@ -48,8 +48,7 @@ pub struct Connector {
     bucket: TokenBucket,
     next_bind: AtomicUsize,
     reference: AtomicU8,
-    failures: AtomicU32,
-    failing_until: Mutex<Option<(Instant, i64)>>,
+    health: Health,
     clock: Arc<ReceiptClock>,
 }
 
@@ -96,8 +95,7 @@ impl Connector {
             binds,
             next_bind: AtomicUsize::new(0),
             reference: AtomicU8::new(1),
-            failures: AtomicU32::new(0),
-            failing_until: Mutex::new(None),
+            health: Health::default(),
             clock,
         });
         tokio::spawn(sample_rates(c.clone(), cancel));
@@ -116,15 +114,7 @@ impl Connector {
     }
 
     fn failing(&self) -> Option<i64> {
-        let mut f = self.failing_until.lock().ok()?;
-        match *f {
-            Some((until, ms)) if Instant::now() < until => Some(ms),
-            Some(_) => {
-                *f = None;
-                None
-            }
-            None => None,
-        }
+        self.health.failing()
     }
 
     /// Bound and not taken out of routing by repeated failures.
@@ -133,26 +123,13 @@ impl Connector {
     }
 
     fn record(&self, r: &Result<(Vec<String>, String), ChannelError>) {
-        match r {
-            Ok(_) | Err(ChannelError::Permanent { .. }) => {
-                self.failures.store(0, Ordering::Relaxed);
-            }
-            Err(ChannelError::Transient { code, .. }) if status::is_throttle(code) => {}
-            Err(ChannelError::Transient { .. } | ChannelError::InDoubt { .. }) => {
-                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= self.cfg.failure_threshold.max(1) {
-                    let cool = Duration::from_secs(self.cfg.failure_cooldown_secs);
-                    if let Ok(mut f) = self.failing_until.lock()
-                        && f.is_none()
-                    {
-                        tracing::warn!(connector = %self.cfg.name, failures = n, "connector keeps failing; routing around it");
-                        let ms = now_ms() + i64::try_from(cool.as_millis()).unwrap_or(0);
-                        *f = Some((Instant::now() + cool, ms));
-                    }
-                    self.failures.store(0, Ordering::Relaxed);
-                }
-            }
-        }
+        self.health.record(
+            &self.cfg.name,
+            r,
+            status::is_throttle,
+            self.cfg.failure_threshold,
+            Duration::from_secs(self.cfg.failure_cooldown_secs),
+        );
     }
 
     pub fn status(&self) -> ConnectorStatus {

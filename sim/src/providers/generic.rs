@@ -6,7 +6,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::{Accepted, Inner, SentCallback, authorization, e164, hex_id};
+use super::{Accepted, Inner, authorization, e164, hex_id};
 
 pub(super) async fn send(
     inner: web::Data<Inner>,
@@ -58,16 +58,7 @@ pub(super) async fn send(
 }
 
 async fn post(inner: &Inner, url: &str, body: Value) -> u16 {
-    let answered = inner.post_json(url, &body).await;
-    inner.log(SentCallback {
-        provider: "generic",
-        url: url.to_owned(),
-        params: Vec::new(),
-        body: Some(body),
-        signature: None,
-        answered,
-    });
-    answered
+    inner.callback_json("generic", url, body, None).await
 }
 
 pub(super) async fn inbound(inner: &Inner, url: &str, from: &str, to: &str, text: &str) -> u16 {

@@ -8,7 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::{Accepted, Inner, SentCallback, authorization, hex_id};
+use super::{Accepted, Inner, authorization, hex_id};
 
 fn request_error(status: u16, id: &str, text: &str) -> HttpResponse {
     HttpResponse::build(
@@ -99,16 +99,7 @@ pub(super) async fn send(
 }
 
 async fn post(inner: &Inner, url: &str, body: Value) -> u16 {
-    let answered = inner.post_json(url, &body).await;
-    inner.log(SentCallback {
-        provider: "infobip",
-        url: url.to_owned(),
-        params: Vec::new(),
-        body: Some(body),
-        signature: None,
-        answered,
-    });
-    answered
+    inner.callback_json("infobip", url, body, None).await
 }
 
 pub(super) async fn inbound(inner: &Inner, url: &str, from: &str, to: &str, text: &str) -> u16 {

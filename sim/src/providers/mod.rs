@@ -211,6 +211,26 @@ impl Inner {
         send(rb).await
     }
 
+    /// POSTs a JSON callback and logs it; returns Hermod's status.
+    async fn callback_json(
+        &self,
+        provider: &'static str,
+        url: &str,
+        body: serde_json::Value,
+        signature: Option<String>,
+    ) -> u16 {
+        let answered = self.post_json(url, &body).await;
+        self.log(SentCallback {
+            provider,
+            url: url.to_owned(),
+            params: Vec::new(),
+            body: Some(body),
+            signature,
+            answered,
+        });
+        answered
+    }
+
     /// POSTs a JSON callback (Basic credentials in the URL become the header).
     async fn post_json(&self, url: &str, body: &serde_json::Value) -> u16 {
         let Ok(mut u) = url::Url::parse(url) else {

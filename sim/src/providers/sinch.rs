@@ -8,7 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::{Accepted, Inner, SentCallback, authorization, e164};
+use super::{Accepted, Inner, authorization, e164};
 
 fn error(status: u16, code: &str, text: &str) -> HttpResponse {
     HttpResponse::build(
@@ -133,16 +133,7 @@ pub(super) async fn batch(
 }
 
 async fn post(inner: &Inner, url: &str, body: Value) -> u16 {
-    let answered = inner.post_json(url, &body).await;
-    inner.log(SentCallback {
-        provider: "sinch",
-        url: url.to_owned(),
-        params: Vec::new(),
-        body: Some(body),
-        signature: None,
-        answered,
-    });
-    answered
+    inner.callback_json("sinch", url, body, None).await
 }
 
 pub(super) async fn inbound(inner: &Inner, url: &str, from: &str, to: &str, text: &str) -> u16 {

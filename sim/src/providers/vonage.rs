@@ -9,7 +9,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::{Accepted, Inner, SentCallback, hex_id};
+use super::{Accepted, Inner, hex_id};
 
 fn fields(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
     let json = req
@@ -152,16 +152,7 @@ async fn signed_json(inner: &Inner, url: &str, p: Vec<(&str, String)>) -> u16 {
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect::<serde_json::Map<_, _>>()
         .into();
-    let answered = inner.post_json(url, &body).await;
-    inner.log(SentCallback {
-        provider: "vonage",
-        url: url.to_owned(),
-        params: Vec::new(),
-        body: Some(body),
-        signature: Some(sig),
-        answered,
-    });
-    answered
+    inner.callback_json("vonage", url, body, Some(sig)).await
 }
 
 pub(super) async fn inbound(inner: &Inner, url: &str, from: &str, to: &str, text: &str) -> u16 {

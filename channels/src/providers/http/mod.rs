@@ -56,11 +56,6 @@ impl Api {
                 )));
             }
         };
-        if cfg.public_url.is_some() && cfg.webhook_secret.0.is_empty() {
-            return Err(ConfigError::new(format!(
-                "{what}: webhook_secret is required to authenticate callbacks"
-            )));
-        }
         Ok(Self {
             spec,
             method,

@@ -33,12 +33,6 @@ impl Api {
                 cfg.name
             )));
         }
-        if cfg.public_url.is_some() && cfg.webhook_secret.0.is_empty() {
-            return Err(ConfigError::new(format!(
-                "sms.providers {:?}: infobip needs webhook_secret to authenticate its reports",
-                cfg.name
-            )));
-        }
         Ok(Self {
             base: cfg.base().unwrap_or_default(),
             key: cfg.token.0.clone(),

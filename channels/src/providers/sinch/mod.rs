@@ -38,12 +38,6 @@ impl Api {
                 cfg.name
             )));
         }
-        if cfg.public_url.is_some() && cfg.webhook_secret.0.is_empty() {
-            return Err(ConfigError::new(format!(
-                "sms.providers {:?}: sinch needs webhook_secret to authenticate its callbacks",
-                cfg.name
-            )));
-        }
         Ok(Self {
             base: cfg.base().unwrap_or_default(),
             plan: cfg.account.clone(),
@@ -65,6 +59,10 @@ pub fn status_of(s: &str) -> Status {
 }
 
 impl Provider for Api {
+    fn needs_webhook_secret(&self) -> bool {
+        true
+    }
+
     fn request(&self, m: &Submit<'_>) -> Result<Call, ChannelError> {
         let mut batch = serde_json::json!({
             "to": [m.to],

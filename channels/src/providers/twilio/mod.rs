@@ -10,7 +10,7 @@ use hermod_core::ports::{ChannelError, ConfigError, WebhookReply};
 
 use super::{
     Body, Call, Callback, Event, InboundEvent, Provider, ProviderConfig, ReceiptEvent, Refusal,
-    Submit, json_answer, param, permanent, throttled, transient,
+    Submit, param, permanent, throttled, transient,
 };
 
 pub const DEFAULT_BASE_URL: Option<&str> = Some("https://api.twilio.com");
@@ -81,13 +81,8 @@ impl Provider for Api {
     }
 
     fn answer(&self, status: u16, body: &[u8]) -> Result<(Vec<String>, String), ChannelError> {
-        let v = json_answer(NAME, body).or_else(|e| {
-            if (200..300).contains(&status) {
-                Err(e)
-            } else {
-                Ok(serde_json::Value::Null)
-            }
-        })?;
+        // An error without a JSON body is named by its HTTP status.
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         if (200..300).contains(&status) {
             let sid = v["sid"]
                 .as_str()

@@ -68,6 +68,10 @@ pub fn status_of(s: &str) -> Status {
 }
 
 impl Provider for Api {
+    fn needs_webhook_secret(&self) -> bool {
+        true
+    }
+
     fn request(&self, m: &Submit<'_>) -> Result<Call, ChannelError> {
         let mut form = vec![
             ("api_key".to_owned(), self.key.clone()),
